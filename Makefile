@@ -1,0 +1,35 @@
+# dmlbench: two commands do all the set-up.
+#   make demo   create .venv, run the pipeline on config/demo.yaml, render the report (where quarto is)
+#   make test   create .venv, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv demo test lint clean
+
+$(STAMP): envs/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -r envs/requirements.txt
+	$(BIN)/pip install --no-deps -e .
+	@# Quarto is optional: its pip package downloads the binary while it builds, which fails offline.
+	@$(BIN)/pip install quarto-cli >/dev/null 2>&1 \
+	  && echo "quarto: installed from PyPI (quarto-cli)" \
+	  || echo "quarto: 'pip install quarto-cli' failed (offline?); going on without it - figures and tables are still made. Install Quarto from https://quarto.org to render the report."
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/snakemake --lint --configfile config/test.yaml
+
+clean:
+	rm -rf results logs benchmarks report/_output .snakemake

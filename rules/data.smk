@@ -1,0 +1,12 @@
+rule prepare:
+    output:
+        f"{RESULTS}/data/{{dataset}}.npz",
+    log:
+        "logs/prepare/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare/{dataset}.tsv"
+    params:
+        spec=prepare_spec,
+    threads: 1
+    shell:
+        "dmlbench prepare --spec {params.spec} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

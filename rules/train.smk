@@ -1,0 +1,19 @@
+rule train:
+    input:
+        f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        embeddings=f"{RESULTS}/runs/{JOB_PATH}/embeddings.npz",
+        train_log=f"{RESULTS}/runs/{JOB_PATH}/train_log.csv",
+        run=f"{RESULTS}/runs/{JOB_PATH}/run.json",
+    log:
+        f"logs/train/{JOB_PATH}.log",
+    benchmark:
+        f"benchmarks/train/{JOB_PATH}.tsv"
+    params:
+        spec=job_train_spec,
+        out=f"{RESULTS}/runs/{JOB_PATH}",
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"

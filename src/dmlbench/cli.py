@@ -1,0 +1,221 @@
+"""`dmlbench <stage>`: what the Snakemake rules call, usable alone.
+
+Stages: prepare, train, score, aggregate, figures; plus `validate` (check a config and print
+it with defaults) and `render` (the Quarto report, where quarto is installed).
+Errors the user can act on are printed as one line (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import DmlbenchError
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config YAML file (validated, defaults filled)")
+    p.add_argument("--spec", help="inline JSON job spec, as the Snakemake rules pass it (instead of --config + keys)")
+
+
+def _run_keys(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset")
+    p.add_argument("--n-anomaly", type=int)
+    p.add_argument("--method")
+    p.add_argument("--n-per-class", default="all")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_dir(results: str, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> Path:
+    return Path(results) / "runs" / dataset / f"a{n_anomaly}" / method / f"n{n_per_class}" / f"s{seed}"
+
+
+def cmd_validate(args) -> None:
+    from .config import load_config
+    import yaml
+
+    config = load_config(args.config)
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+
+
+def cmd_prepare(args) -> None:
+    from .config import load_config
+    from .datasets import load_source, save_npz
+
+    if args.spec:
+        from .config import spec_from_arg
+        entry = spec_from_arg(args.spec)
+    else:
+        config = load_config(_need(args, "config"))
+        name = _need(args, "dataset")
+        if name not in config["datasets"]:
+            raise DmlbenchError(f"dataset '{name}' is not defined in {args.config} (defined: {', '.join(config['datasets'])})")
+        entry = config["datasets"][name]
+    out = Path(args.out or Path(args.results) / "data" / f"{args.dataset or entry.get('name', 'dataset')}.npz")
+    ds = load_source(entry)
+    save_npz(ds, out)
+    print(f"{out}: {len(ds.y_train)} train + {len(ds.y_test)} test images, {ds.x_train.shape[1:]} each, "
+          f"{len(ds.classes)} classes")
+
+
+def _need(args, name):
+    value = getattr(args, name.replace("-", "_"))
+    if value is None:
+        raise DmlbenchError(f"--{name} is required (or give --spec)")
+    return value
+
+
+def cmd_train(args) -> None:
+    from .config import load_config, spec_from_arg, train_spec
+    from .datasets import load_npz
+    from .training import train_job
+
+    if args.spec:
+        spec = spec_from_arg(args.spec)
+    else:
+        config = load_config(_need(args, "config"))
+        spec = train_spec(config, _need(args, "dataset"), _need(args, "n_anomaly"), _need(args, "method"),
+                          args.n_per_class, args.seed)
+    data = Path(args.data or Path(args.results) / "data" / f"{spec['dataset']}.npz")
+    out = Path(args.out or run_dir(args.results, spec["dataset"], spec["n_anomaly"], spec["method"],
+                                   spec["n_per_class"], spec["seed"]))
+    train_job(load_npz(data), spec, out, device=args.device, threads=args.threads)
+    print(f"{out}: embeddings.npz, train_log.csv, run.json")
+
+
+def cmd_score(args) -> None:
+    import torch
+
+    from .config import load_config, score_spec, spec_from_arg
+    from .io import write_parquet
+    from .runs import score_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = spec_from_arg(args.spec) if args.spec else score_spec(load_config(_need(args, "config")))
+    scores = score_run(args.run, spec)
+    write_parquet(args.out, scores)
+    print(f"{args.out}: {len(scores)} rows")
+
+
+def cmd_aggregate(args) -> None:
+    from .aggregate import metrics_tables, runtime_table
+    from .io import write_parquet
+
+    scores = args.scores or sorted(str(p) for p in Path(args.results, "scores").rglob("*.parquet"))
+    out = Path(args.out or Path(args.results) / "tables")
+    metrics, distances = metrics_tables(scores)
+    write_parquet(out / "metrics.parquet", metrics)
+    write_parquet(out / "class_distances.parquet", distances)
+    benchmarks = args.benchmarks
+    if benchmarks is None:
+        benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")) if Path(args.benchmark_root).exists() else []
+    write_parquet(out / "runtime.parquet", runtime_table(benchmarks, args.benchmark_root))
+    print(f"{out}: metrics.parquet ({len(metrics)} rows), class_distances.parquet ({len(distances)} rows), runtime.parquet")
+
+
+def cmd_figures(args) -> None:
+    from .figures import write_figures
+
+    tables = Path(args.tables or Path(args.results) / "tables")
+    figures = Path(args.out or Path(args.results) / "figures")
+    paths = write_figures(tables, figures, scorer=args.scorer)
+    for p in paths:
+        print(p)
+
+
+def cmd_render(args) -> None:
+    """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
+    quarto = shutil.which("quarto")
+    results = Path(args.results).resolve()
+    if quarto is None:
+        print("quarto is not on PATH: the figures and tables are under "
+              f"{results}/figures and {results}/tables. To render the report, install Quarto "
+              "(https://quarto.org/docs/get-started/) and run: dmlbench render", file=sys.stderr)
+        raise SystemExit(3)
+    qmd = Path(args.qmd).resolve()
+    local = Path("report").resolve()
+    if qmd.parent != local:  # running in another --directory: render a copy there
+        local.mkdir(parents=True, exist_ok=True)
+        for name in ("report.qmd", "_quarto.yml"):
+            if (qmd.parent / name).exists():
+                shutil.copy2(qmd.parent / name, local / name)
+        qmd = local / qmd.name
+    for fmt in ("html", "typst"):
+        cmd = [quarto, "render", str(qmd), "--to", fmt, "-P", f"results:{results}", "-P", f"scorer:{args.scorer}"]
+        subprocess.run(cmd, check=True)
+    print(f"{local / '_output'}: report.html, report.pdf")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmlbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a config against the schema and print it with defaults")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("prepare", help="read a dataset source into results/data/{dataset}.npz")
+    _config_args(p)
+    p.add_argument("--dataset")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train all cases of one (dataset, n_anomaly, method, n_per_class, seed)")
+    _config_args(p)
+    _run_keys(p)
+    p.add_argument("--data", help="dataset npz (default results/data/{dataset}.npz)")
+    p.add_argument("--out", help="run folder (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})")
+    p.add_argument("--device", default=os.environ.get("DMLBENCH_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("score", help="score every test image of a run against its reference set")
+    _config_args(p)
+    p.add_argument("--run", required=True, help="run folder written by `dmlbench train`")
+    p.add_argument("--out", required=True, help="scores parquet to write")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("aggregate", help="scores -> results/tables/*.parquet")
+    p.add_argument("--scores", nargs="*", help="score parquets (default: all under results/scores)")
+    p.add_argument("--benchmarks", nargs="*", help="Snakemake benchmark TSVs (default: all under --benchmark-root)")
+    p.add_argument("--benchmark-root", default="benchmarks")
+    p.add_argument("--out", help="tables folder (default results/tables)")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("figures", help="tables -> results/figures/*.{svg,png,vl.json} and table CSVs")
+    p.add_argument("--tables")
+    p.add_argument("--out")
+    p.add_argument("--scorer", default="cosine_k1")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("render", help="render the Quarto report (needs the quarto binary)")
+    p.add_argument("--qmd", default="report/report.qmd")
+    p.add_argument("--scorer", default="cosine_k1")
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except DmlbenchError as exc:
+        print(f"dmlbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

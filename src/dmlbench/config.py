@@ -1,0 +1,224 @@
+"""Config loading: JSON-Schema validation with defaults, semantic checks, per-stage specs.
+
+The schema (schemas/config.schema.yaml) is the single description of every key. Snakemake's
+`rules/common.smk` and the `dmlbench` command both go through `load_config`, so a config is
+refused the same way before any job runs and when a stage is called alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+#: Classes of the built-in sources, so impossible conditions are refused before any job.
+KNOWN_CLASS_COUNTS = {"cifar10": 10, "mnist": 10, "fashion_mnist": 10, "digits": 10}
+#: Horizontal flips are label-preserving for natural images, not for digits.
+FLIP_DEFAULT = {"cifar10": True, "folder": True, "mnist": False, "fashion_mnist": False, "digits": False}
+
+
+def schema_path() -> Path:
+    """The config schema: in the repository (schemas/) or, installed, inside the package."""
+    repo = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+    if repo.exists():
+        return repo
+    return Path(str(resources.files("dmlbench") / "config.schema.yaml"))
+
+
+def load_schema() -> dict:
+    with open(schema_path()) as fh:
+        return yaml.safe_load(fh)
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return _resolve(node, root)
+
+
+def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
+    """Insert the schema's `default` of every absent key, recursively (in place, returned)."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            sub = _resolve(sub, root)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                fill_defaults(instance[key], sub, root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, value in instance.items():
+                if key not in schema.get("properties", {}):
+                    fill_defaults(value, extra, root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            fill_defaults(item, schema["items"], root)
+    return instance
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "enum":
+        allowed = f"allowed values: {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        allowed = f"allowed keys here: {', '.join(known)}" if known else "no other keys are allowed here"
+    elif error.validator == "anyOf":
+        kinds = []
+        for sub in error.validator_value:
+            if "enum" in sub:
+                kinds.append(" or ".join(repr(v) for v in sub["enum"]))
+            else:
+                bound = f" >= {sub['minimum']}" if "minimum" in sub else ""
+                kinds.append(f"{sub.get('type', 'value')}{bound}")
+        allowed = f"allowed: {' or '.join(kinds)}"
+    elif error.validator == "type":
+        allowed = f"expected type: {error.validator_value}"
+    elif error.validator == "required":
+        allowed = f"required keys: {', '.join(error.validator_value)}"
+    else:
+        allowed = f"schema rule: {error.validator} {error.validator_value!r}"
+    description = schema.get("description")
+    hint = f" ({description.strip()})" if description and error.validator != "additionalProperties" else ""
+    return f"config key '{key}': {error.message}; {allowed}{hint}"
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Fill defaults and validate against the schema; raise ConfigError naming every bad key."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
+    schema = load_schema()
+    config = fill_defaults(copy.deepcopy(config), schema)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = "\n  ".join(_describe(e) for e in errors)
+        raise ConfigError(f"{source} does not match schemas/config.schema.yaml:\n  {lines}")
+    check_semantics(config, source)
+    return config
+
+
+def check_semantics(config: dict, source: str = "config") -> None:
+    """Checks a JSON Schema cannot express: references between keys, class counts, methods."""
+    from .heads import HEADS
+
+    datasets = config["datasets"]
+    for i, cond in enumerate(config["conditions"]):
+        name = cond["dataset"]
+        if name not in datasets:
+            raise ConfigError(
+                f"{source}: conditions.{i}.dataset '{name}' is not defined under `datasets` "
+                f"(defined: {', '.join(sorted(datasets))}); add it there or fix the name"
+            )
+        n_classes = KNOWN_CLASS_COUNTS.get(datasets[name]["source"])
+        if n_classes is not None:
+            for n in cond["n_anomaly"]:
+                if n >= n_classes:
+                    raise ConfigError(
+                        f"{source}: conditions.{i}.n_anomaly {n} leaves no normal class: dataset "
+                        f"'{name}' has {n_classes} classes, so n_anomaly must be 1..{n_classes - 1}"
+                    )
+            if config["cases"] > n_classes:
+                raise ConfigError(
+                    f"{source}: cases {config['cases']} exceeds the {n_classes} classes of dataset "
+                    f"'{name}': the rotation would repeat cases; use cases <= {n_classes}"
+                )
+        if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
+            raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
+    known = list(HEADS)
+    for method in config["methods"]:
+        if method not in known:
+            raise ConfigError(
+                f"{source}: method '{method}' is not available in this version of dmlbench "
+                f"(available: {', '.join(known)}); remove it from `methods`"
+            )
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)  # safe_load: a config never executes code
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return data
+
+
+def load_config(path_or_config: str | Path | dict) -> dict:
+    """A validated config with defaults, from a YAML file, an inline JSON string or a dict."""
+    if isinstance(path_or_config, dict):
+        return validate(path_or_config)
+    text = str(path_or_config)
+    if text.lstrip().startswith("{"):
+        return validate(json.loads(text), "inline config")
+    return validate(read_config_file(text), str(text))
+
+
+def parse_n_per_class(value: str | int) -> int | str:
+    """`all` or a positive integer (wildcards arrive as strings)."""
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"n_per_class '{value}' must be 'all' or a positive integer") from None
+    if n < 1:
+        raise ConfigError(f"n_per_class {n} must be >= 1")
+    return n
+
+
+def parse_k(value: str | int) -> int | str:
+    return "all" if value == "all" else int(value)
+
+
+def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
+    """Everything one train job needs, and nothing else (so unrelated config edits don't retrain)."""
+    if dataset not in config["datasets"]:
+        raise ConfigError(f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})")
+    if method not in config["methods"]:
+        raise ConfigError(f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})")
+    ds = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "source": ds["source"],
+        "class_order": ds.get("class_order", "canonical"),
+        "flip": ds.get("flip", FLIP_DEFAULT[ds["source"]]),
+        "n_anomaly": int(n_anomaly),
+        "method": method,
+        "method_params": dict(config["methods"][method]),
+        "n_per_class": parse_n_per_class(n_per_class),
+        "seed": int(seed),
+        "cases": int(config["cases"]),
+        "model": dict(config["model"]),
+        "training": dict(config["training"]),
+    }
+
+
+def score_spec(config: dict) -> dict:
+    return {"distances": list(config["scoring"]["distances"]), "k": list(config["scoring"]["k"])}
+
+
+def spec_from_arg(value: str) -> dict:
+    """A spec given on the command line: inline JSON or a path to a JSON file."""
+    try:
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        return json.loads(Path(value).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--spec {value[:80]!r} is neither inline JSON nor a readable JSON file: {exc}") from None

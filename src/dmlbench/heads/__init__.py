@@ -1,0 +1,52 @@
+"""Classification / deep-metric-learning heads and their registry.
+
+``build_head(name, in_features, n_classes, **params)`` returns a :class:`Head`;
+``HEADS`` maps method names to classes and ``PARAMS`` maps method names to their
+parameters' defaults (the config schema is checked against it).  See
+docs/methods.md for the definitions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from .arcface import ArcFaceHead
+from .base import CosineMarginHead, Head, LinearSoftmaxHead
+from .centerloss import CenterLossHead
+from .conventional import ConventionalHead
+from .cosface import CosFaceHead
+from .l2softmax import L2SoftmaxHead
+from .sphereface import SphereFaceHead
+
+HEADS: dict[str, type[Head]] = {
+    cls.NAME: cls
+    for cls in (ConventionalHead, L2SoftmaxHead, ArcFaceHead, CosFaceHead,
+                SphereFaceHead, CenterLossHead)
+}
+
+PARAMS: dict[str, dict[str, Any]] = {name: dict(cls.PARAMS) for name, cls in HEADS.items()}
+
+
+def head_class(name: str) -> type[Head]:
+    try:
+        return HEADS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown head method {name!r}; known methods: {', '.join(sorted(HEADS))}"
+        ) from None
+
+
+def build_head(name: str, in_features: int, n_classes: int, **params: Any) -> Head:
+    """The head ``name`` for ``in_features``-dim embeddings and ``n_classes`` classes.
+
+    Raises ConfigError for an unknown method, an unknown parameter or a bad value.
+    """
+    return head_class(name)(in_features, n_classes, **params)
+
+
+__all__ = [
+    "HEADS", "PARAMS", "build_head", "head_class", "Head", "LinearSoftmaxHead",
+    "CosineMarginHead", "ConventionalHead", "L2SoftmaxHead", "ArcFaceHead",
+    "CosFaceHead", "SphereFaceHead", "CenterLossHead",
+]

@@ -1,0 +1,263 @@
+"""Base classes shared by every classification / metric-learning head.
+
+A *head* sits on top of the embedding network.  It owns everything the method
+optimises (class weights, margins, centres, schedules) and exposes:
+
+``loss(embeddings, labels, reduction="mean", *, update=True)``
+    the training objective.  ``reduction="none"`` gives one loss per sample, so
+    MixUp can combine two label terms of the method's *own* loss
+    (``lam * loss(e, y1, "none") + (1 - lam) * loss(e, y2, "none")``); see also
+    :meth:`Head.mixup_loss`, which does this while advancing the training state
+    (SphereFace's iteration counter, CenterLoss's centres) only once.
+``logits(embeddings)``
+    inference logits without any margin, for accuracy and softmax-based
+    anomaly scores.
+``margin_logits(embeddings, labels)``
+    the logits the loss is computed from (margin applied to the target class);
+    never changes the training state.  Useful for tests and diagnostics.
+
+All maths is done in float32 with autocast disabled, so bf16 embeddings (or a
+bf16 autocast region around the call) give float32 losses and logits.
+
+Training state (SphereFace's iteration counter, CenterLoss's centres) advances
+inside ``loss()`` only when ``self.training`` is True and ``update`` is True, so
+validation passes run under ``model.eval()`` never touch it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+_AUTOCAST_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def fp32(tensor: torch.Tensor):
+    """Context in which autocast is off for ``tensor``'s device (float32 maths)."""
+    if tensor.device.type in _AUTOCAST_DEVICES:
+        return torch.autocast(device_type=tensor.device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def reduce_loss(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample softmax cross-entropy, [B]."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+# --------------------------------------------------------------------------- params
+def number(method: str, key: str, value: Any, *, low: float | None = None,
+           high: float | None = None, low_open: bool = False,
+           high_open: bool = False, integer: bool = False) -> float | int:
+    """Check one numeric head parameter; raise ConfigError naming it otherwise."""
+    where = f"head {method!r} parameter {key!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    if integer:
+        if float(value) != int(value):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+class Head(nn.Module):
+    """Base class: subclasses set ``NAME``, ``PARAMS`` (name -> default) and
+    implement ``_validate``, ``_per_sample_loss`` and ``margin_logits``.
+
+    Hooks for training state: ``_pre_step()`` runs before the loss is computed
+    and ``_post_step(x, labels)`` after it (with detached float32 embeddings),
+    both only in training mode.
+    """
+
+    NAME: ClassVar[str] = "head"
+    PARAMS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
+        super().__init__()
+        self.in_features = number(self.NAME, "in_features", in_features, low=1, integer=True)
+        self.n_classes = number(self.NAME, "n_classes", n_classes, low=1, integer=True)
+        self.hparams: dict[str, Any] = self.resolve_params(params)
+
+    # ---- parameters
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults merged with ``params``, validated; ConfigError on unknown keys
+        or bad values."""
+        unknown = sorted(set(params) - set(cls.PARAMS))
+        if unknown:
+            allowed = ", ".join(sorted(cls.PARAMS)) or "(none)"
+            raise ConfigError(
+                f"unknown parameter {unknown[0]!r} for head {cls.NAME!r}; "
+                f"allowed parameters: {allowed}")
+        merged = {**cls.PARAMS, **params}
+        return cls._validate(merged)
+
+    @classmethod
+    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
+        return p
+
+    # ---- the API
+    def _per_sample_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def margin_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.logits(embeddings)
+
+    def _pre_step(self) -> None:
+        pass
+
+    def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
+        pass
+
+    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
+             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
+        """The method's loss (float32).  ``update=False`` computes it without
+        advancing training state even in training mode."""
+        step = self.training and update
+        labels = labels.long()
+        if step:
+            self._pre_step()
+        with fp32(embeddings):
+            x = embeddings.float()
+            per_sample = self._per_sample_loss(x, labels)
+            if step:
+                with torch.no_grad():
+                    self._post_step(x.detach(), labels)
+        return reduce_loss(per_sample, reduction)
+
+    def mixup_loss(self, embeddings: torch.Tensor, labels_a: torch.Tensor,
+                   labels_b: torch.Tensor, lam: float | torch.Tensor,
+                   reduction: str = "mean") -> torch.Tensor:
+        """``lam * loss(e, a) + (1 - lam) * loss(e, b)`` per sample, then reduced.
+
+        ``lam`` is a float or a [B] tensor.  Training state advances once per
+        call (not twice); CenterLoss updates its centres with ``labels_a``, so
+        pass the dominant label first (fastai's MixUp does: lam >= 0.5).
+        """
+        step = self.training
+        labels_a, labels_b = labels_a.long(), labels_b.long()
+        if step:
+            self._pre_step()
+        with fp32(embeddings):
+            x = embeddings.float()
+            if isinstance(lam, torch.Tensor):
+                lam = lam.float().to(x.device)
+            per_sample = (lam * self._per_sample_loss(x, labels_a)
+                          + (1 - lam) * self._per_sample_loss(x, labels_b))
+            if step:
+                with torch.no_grad():
+                    self._post_step(x.detach(), labels_a)
+        return reduce_loss(per_sample, reduction)
+
+    def extra_repr(self) -> str:
+        ps = ", ".join(f"{k}={v}" for k, v in self.hparams.items())
+        return f"in_features={self.in_features}, n_classes={self.n_classes}" + (f", {ps}" if ps else "")
+
+
+class LinearSoftmaxHead(Head):
+    """Linear(in, C) with bias on ``features(x)``, then cross-entropy.
+
+    Subclasses override ``features`` (L2-softmax) or ``_extra_loss`` (CenterLoss).
+    Weight: xavier-uniform; bias: zeros.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
+        super().__init__(in_features, n_classes, **params)
+        self.weight = nn.Parameter(torch.empty(self.n_classes, self.in_features))
+        self.bias = nn.Parameter(torch.zeros(self.n_classes))
+        nn.init.xavier_uniform_(self.weight)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _extra_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def _linear(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.features(x), self.weight.float(), self.bias.float())
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        with fp32(embeddings):
+            return self._linear(embeddings.float())
+
+    def margin_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.logits(embeddings)
+
+    def _per_sample_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        per_sample = cross_entropy(self._linear(x), labels)
+        extra = self._extra_loss(x, labels)
+        return per_sample if extra is None else per_sample + extra
+
+
+class CosineMarginHead(Head):
+    """Cosine-margin family (pytorch-metric-learning style).
+
+    cos θ_j = <x/‖x‖, W_j/‖W_j‖>  (W: [C, D], no bias, xavier-uniform init);
+    the target class's cosine is replaced by ``target_cosine(cos θ_y, x)``, every
+    logit is multiplied by ``scale(x)`` and softmax cross-entropy is applied.
+    Inference logits are ``scale(x) * cos θ`` (no margin).
+    """
+
+    def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
+        super().__init__(in_features, n_classes, **params)
+        self.weight = nn.Parameter(torch.empty(self.n_classes, self.in_features))
+        nn.init.xavier_uniform_(self.weight)
+
+    def cosine(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(x.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+
+    def target_cosine(self, cos_target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scale(self, x: torch.Tensor) -> float | torch.Tensor:
+        raise NotImplementedError
+
+    def _margin_logits(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = self.cosine(x)
+        index = labels.view(-1, 1)
+        target = self.target_cosine(cos.gather(1, index), x)
+        is_target = F.one_hot(labels, self.n_classes).bool()
+        return torch.where(is_target, target, cos) * self.scale(x)
+
+    def margin_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with fp32(embeddings):
+            return self._margin_logits(embeddings.float(), labels.long())
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        with fp32(embeddings):
+            x = embeddings.float()
+            return self.cosine(x) * self.scale(x)
+
+    def _per_sample_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(self._margin_logits(x, labels), labels)

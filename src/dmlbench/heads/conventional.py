@@ -1,0 +1,16 @@
+"""Conventional softmax classifier: Linear(in, C) with bias + cross-entropy."""
+
+from __future__ import annotations
+
+from .base import LinearSoftmaxHead
+
+
+class ConventionalHead(LinearSoftmaxHead):
+    r"""Plain softmax head.
+
+    logits = W x + b  (W: [C, D] xavier-uniform, b: zeros);  loss = CE(logits, y).
+    No parameters.
+    """
+
+    NAME = "conventional"
+    PARAMS = {}

@@ -1,0 +1,67 @@
+"""SphereFace / A-Softmax (Liu et al. 2017, arXiv:1704.08063)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .base import CosineMarginHead, number
+
+
+class SphereFaceHead(CosineMarginHead):
+    r"""A-Softmax with the reference implementation's λ annealing (docs/methods.md).
+
+    W normalised (no bias), x not.  ψ(θ) = (−1)^k cos(mθ) − 2k on [kπ/m, (k+1)π/m],
+    cos(mθ) = T_m(cos θ) (Chebyshev), k = floor(m·acos(cos θ)/π) clamped to m−1.
+    Target logit ‖x‖(λ cos θ_y + ψ(θ_y))/(1 + λ); others and ``logits()``: ‖x‖ cos θ.
+    λ = max(lambda_min, base·(1 + gamma·iteration)^(−power)); the ``iteration``
+    buffer (int64, in the state dict) is incremented at the start of each
+    training-mode ``loss()`` call (first step: iteration = 1, as the reference
+    code); eval-mode calls never count.
+
+    Parameters: ``margin`` (int >= 1, default 4), ``base`` (1000), ``gamma``
+    (0.12), ``power`` (1), ``lambda_min`` (5); all >= 0.
+    """
+
+    NAME = "sphereface"
+    PARAMS = {"margin": 4, "base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0}
+
+    @classmethod
+    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
+        out = {"margin": number(cls.NAME, "margin", p["margin"], low=1, integer=True)}
+        for key in ("base", "gamma", "power", "lambda_min"):
+            out[key] = number(cls.NAME, key, p[key], low=0)
+        return out
+
+    def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
+        super().__init__(in_features, n_classes, **params)
+        self.m = self.hparams["margin"]
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
+
+    def current_lambda(self) -> float:
+        p = self.hparams
+        annealed = p["base"] * (1.0 + p["gamma"] * int(self.iteration)) ** (-p["power"])
+        return max(p["lambda_min"], annealed)
+
+    def _pre_step(self) -> None:
+        self.iteration += 1
+
+    def psi(self, cos: torch.Tensor) -> torch.Tensor:
+        """ψ(θ) as a function of cos θ (differentiable, finite gradients at ±1)."""
+        t_prev, t = torch.ones_like(cos), cos  # Chebyshev: T_{n+1} = 2c T_n − T_{n−1}
+        for _ in range(self.m - 1):
+            t_prev, t = t, 2 * cos * t - t_prev
+        with torch.no_grad():
+            theta = torch.acos(cos.clamp(-1.0, 1.0))
+            k = torch.floor(self.m * theta / math.pi).clamp(0, self.m - 1)
+            sign = 1.0 - 2.0 * torch.remainder(k, 2)
+        return sign * t - 2.0 * k
+
+    def target_cosine(self, cos_target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        lam = self.current_lambda()
+        return (lam * cos_target + self.psi(cos_target)) / (1.0 + lam)
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x.norm(dim=1, keepdim=True)

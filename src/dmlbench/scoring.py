@@ -1,0 +1,314 @@
+"""Anomaly scores from embedding distances: mean distance to the k nearest reference rows.
+
+A test embedding far from every embedding of the (normal) reference set is anomalous. For
+every test row and every requested ``k`` this module gives the mean of its ``k`` smallest
+distances to the reference set (``k=1``: the nearest-neighbour distance; ``"all"``: the mean
+distance to the whole reference set), and the index of the nearest reference row.
+
+Distances (unitless: embeddings have no physical unit, so distances are in embedding units)
+
+* ``cosine``: ``1 - cos(a, b)`` with ``cos(a, b) = a.b / (max(|a|, eps) * max(|b|, eps))``,
+  ``eps = 1e-8``; in ``[0, 2]``. A zero vector has ``cos = 0`` with everything, i.e. distance
+  1, never NaN.
+* ``euclidean``: ``sqrt(max(|a|^2 + |b|^2 - 2 a.b, 0))``. This expansion is what makes the
+  matrix-product formulation possible; its price is float32 cancellation for near-identical
+  points (a distance that should be 0 can come out around ``1e-3 * |a|``), which does not
+  matter for ranking anomalies.
+
+How it is computed: the test set is cut into chunks of ``chunk_size`` rows and the reference
+set into chunks of ``ref_chunk_size`` rows. For each pair of chunks ONE float32 matrix product
+``G = A @ B.T`` (a "block" of ``chunk_size x ref_chunk_size``) serves both distances: the
+cosine ranking key is ``-G / max(|b|, eps)`` and the Euclidean one ``|b|^2 - 2G`` (both are the
+distance up to a per-test-row monotone transform, which is applied only to the ``k_max``
+survivors). A running top-``k_max`` of each key (smallest, ``torch.topk``) is merged across
+reference chunks, so memory is bounded by two blocks plus ``n_test x k_max`` whatever the
+input size; the full ``n_test x n_ref`` matrix never exists. ``"all"`` needs no top-k: for
+cosine it is exact in closed form, ``1 - a_hat . mean(b_hat)``; for Euclidean the block's
+distances are summed row-wise.
+
+Ties: the nearest index is the LOWEST reference index among the reference rows whose
+computed key equals the minimum (``torch.min(dim=1)`` returns the first minimum within a
+block - documented torch behaviour, checked by the tests - and a later reference chunk
+replaces the running nearest only when strictly closer). Ties among the k nearest do not
+need resolving: equal distances give the same mean whichever rows are taken.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from dmlbench.errors import ConfigError
+
+DISTANCES = ("cosine", "euclidean")
+DEFAULT_KS = (1, 5, 10, 20, 30, "all")
+EPS = 1e-8
+
+# Default block: DEFAULT_BLOCK_ELEMENTS float32 = 64 MiB per block (two blocks are live).
+DEFAULT_BLOCK_ELEMENTS = 16 * 1024 * 1024
+DEFAULT_REF_CHUNK = 16384
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _normalise_distances(distances) -> list[str]:
+    if isinstance(distances, str):
+        distances = (distances,)
+    out: list[str] = []
+    for d in distances:
+        if d not in DISTANCES:
+            raise ConfigError(f"unknown distance {d!r}: choose from {', '.join(DISTANCES)}")
+        if d not in out:
+            out.append(d)
+    if not out:
+        raise ConfigError(f"no distance requested: choose from {', '.join(DISTANCES)}")
+    # fixed order whatever the order asked for
+    return [d for d in DISTANCES if d in out]
+
+
+def _normalise_ks(ks) -> list[int | str]:
+    if isinstance(ks, (str, numbers.Integral)):
+        ks = (ks,)
+    ints: set[int] = set()
+    want_all = False
+    for k in ks:
+        if isinstance(k, str):
+            if k != "all":
+                raise ConfigError(f"k must be a positive integer or 'all', got {k!r}")
+            want_all = True
+        elif isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+            if int(k) < 1:
+                raise ConfigError(f"k must be a positive integer or 'all', got k={int(k)}")
+            ints.add(int(k))
+        else:
+            raise ConfigError(f"k must be a positive integer or 'all', got {k!r}")
+    return sorted(ints) + (["all"] if want_all else [])
+
+
+def score_columns(distances: Iterable[str] = DISTANCES,
+                  ks: Iterable[int | str] = DEFAULT_KS,
+                  include_nn: bool = True) -> list[str]:
+    """Column names of :func:`knn_scores`'s result, in a fixed order.
+
+    Distances in the order ``cosine, euclidean``; per distance the integer ks ascending, then
+    ``"all"``, then (``include_nn``) the nearest-index column. Duplicates are dropped, e.g.
+    ``score_columns(["euclidean", "cosine"], [5, "all", 1])`` ->
+    ``["cosine_k1", "cosine_k5", "cosine_kall", "cosine_nn",
+    "euclidean_k1", "euclidean_k5", "euclidean_kall", "euclidean_nn"]``.
+    """
+    cols = []
+    for d in _normalise_distances(distances):
+        cols += [f"{d}_k{k}" for k in _normalise_ks(ks)]
+        if include_nn:
+            cols.append(f"{d}_nn")
+    return cols
+
+
+def _positive_int_or_none(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _as_tensor(x, name: str, device: torch.device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ConfigError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+        with warnings.catch_warnings():  # read-only arrays (memmaps) are fine: never written
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.as_tensor(arr)
+    if t.is_complex():
+        raise ConfigError(f"{name} must be real-valued, got dtype {t.dtype}")
+    if t.ndim != 2:
+        raise ConfigError(f"{name} must be 2-D [rows, dim], got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ConfigError(f"{name} is empty (shape {tuple(t.shape)}): nothing to score")
+    t = t.to(device)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).any(dim=1).sum())
+        raise ConfigError(f"{name} has non-finite values (NaN or inf) in {bad} row(s)")
+    return t
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def knn_scores(test: np.ndarray | torch.Tensor,
+               reference: np.ndarray | torch.Tensor,
+               distances: Sequence[str] = DISTANCES,
+               ks: Sequence[int | str] = DEFAULT_KS,
+               chunk_size: int | None = None,
+               ref_chunk_size: int | None = None,
+               device: str | torch.device = "cpu",
+               _block_shapes: list | None = None) -> dict[str, np.ndarray]:
+    """k-nearest-neighbour distance scores of ``test`` rows against ``reference`` rows.
+
+    Parameters
+    ----------
+    test : array or tensor, shape ``[n_test, D]``
+        Embeddings to score; any real dtype (float16 as stored by the pipeline is fine),
+        the computation is float32.
+    reference : array or tensor, shape ``[n_ref, D]``
+        Embeddings of the reference (normal) set. Converted to float32 once (``n_ref * D * 4``
+        bytes).
+    distances : ``"cosine"`` and/or ``"euclidean"``.
+    ks : positive integers (``<= n_ref``) and/or ``"all"``.
+    chunk_size : test rows per block (default: ``DEFAULT_BLOCK_ELEMENTS // ref_chunk_size``,
+        i.e. a 64 MiB float32 block).
+    ref_chunk_size : reference rows per block (default ``min(n_ref, 16384)``).
+    device : torch device to compute on (default CPU, using torch's intra-op threads).
+    _block_shapes : for tests: when a list, ``(rows, cols)`` of every distance block is
+        appended to it.
+
+    Returns
+    -------
+    dict, keys in :func:`score_columns` order:
+        ``f"{distance}_k{k}"`` (``"..._kall"`` for ``"all"``): float32 ``[n_test]``, mean of
+        the k smallest distances of each test row (same unit as the distance);
+        ``f"{distance}_nn"``: int64 ``[n_test]``, row index in ``reference`` of the nearest
+        reference row (lowest index among ties).
+
+    Memory: two float32 blocks of ``chunk_size * ref_chunk_size`` plus ``O(n_test * k_max)``
+    and the float32 copy of ``reference``; never ``n_test * n_ref``.
+
+    Raises
+    ------
+    ConfigError
+        unknown distance, bad k (``k > n_ref`` names both), empty inputs, 1-D or mismatched
+        dimensions, non-finite values, bad chunk sizes.
+    """
+    dists = _normalise_distances(distances)
+    kls = _normalise_ks(ks)
+    chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
+    ref_chunk_size = _positive_int_or_none(ref_chunk_size, "ref_chunk_size")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {device!r}: {exc}") from None
+
+    test_t = _as_tensor(test, "test", device)
+    ref_t = _as_tensor(reference, "reference", device)
+    n_test, dim = test_t.shape
+    n_ref = ref_t.shape[0]
+    if ref_t.shape[1] != dim:
+        raise ConfigError(
+            f"dimension mismatch: test has {dim} columns, reference has {ref_t.shape[1]}")
+    int_ks = [k for k in kls if k != "all"]
+    too_big = [k for k in int_ks if k > n_ref]
+    if too_big:
+        raise ConfigError(
+            f"k={too_big[0]} is larger than the reference set ({n_ref} rows): "
+            f"use k <= {n_ref} or 'all'")
+    want_all = "all" in kls
+    k_max = max(int_ks) if int_ks else 1  # top-1 is always kept: it gives the nearest index
+
+    rcs = min(n_ref, ref_chunk_size or DEFAULT_REF_CHUNK)
+    cs = min(n_test, chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // rcs))
+
+    ref = ref_t.to(torch.float32).contiguous()
+    nb2 = (ref * ref).sum(dim=1)                                    # [n_ref]  |b|^2
+    neg_inv_nb = -1.0 / nb2.sqrt().clamp_min(EPS)                   # [n_ref]  -1/max(|b|,eps)
+    mean_b_hat = None
+    if want_all and "cosine" in dists:
+        # float64: the mean of n_ref unit vectors, the exact shortcut for cosine "all"
+        mean_b_hat = (ref.double() * (-neg_inv_nb.double())[:, None]).mean(dim=0)
+
+    # two preallocated flat buffers; every block is a contiguous view of their front
+    g_buf = torch.empty(cs * rcs, dtype=torch.float32, device=device)
+    w_buf = torch.empty(cs * rcs, dtype=torch.float32, device=device)
+
+    out_top = {d: torch.empty(n_test, k_max, dtype=torch.float32, device=device) for d in dists}
+    out_nn = {d: torch.empty(n_test, dtype=torch.int64, device=device) for d in dists}
+    test_norm2 = torch.empty(n_test, dtype=torch.float32, device=device)   # |a|^2
+    out_all = {}
+    if want_all:
+        out_all = {d: torch.empty(n_test, dtype=torch.float64, device=device) for d in dists}
+
+    for i0 in range(0, n_test, cs):
+        i1 = min(i0 + cs, n_test)
+        n = i1 - i0
+        a = test_t[i0:i1].to(torch.float32)
+        na2 = (a * a).sum(dim=1)                                     # [n] |a|^2
+        test_norm2[i0:i1] = na2
+        top = {d: None for d in dists}                               # running k smallest keys
+        best_v = {d: None for d in dists}                            # running min key
+        best_i = {d: None for d in dists}                            # and its reference index
+        eu_sum = torch.zeros(n, dtype=torch.float64, device=device) if (
+            want_all and "euclidean" in dists) else None
+
+        for j0 in range(0, n_ref, rcs):
+            j1 = min(j0 + rcs, n_ref)
+            m = j1 - j0
+            if _block_shapes is not None:
+                _block_shapes.append((n, m))
+            g = g_buf[: n * m].view(n, m)
+            w = w_buf[: n * m].view(n, m)
+            torch.mm(a, ref[j0:j1].T, out=g)                         # G = a.b, the one matmul
+            kk = min(k_max, m)
+            for d in dists:
+                if d == "cosine":
+                    torch.mul(g, neg_inv_nb[j0:j1], out=w)           # -|a| cos(a, b)
+                else:
+                    torch.add(nb2[j0:j1], g, alpha=-2.0, out=w)      # |b|^2 - 2 a.b
+                v, ix = torch.min(w, dim=1)                          # first minimum: lowest index
+                ix += j0
+                if best_v[d] is None:
+                    best_v[d], best_i[d] = v, ix
+                else:
+                    closer = v < best_v[d]                           # strict: earlier chunk wins ties
+                    best_v[d] = torch.where(closer, v, best_v[d])
+                    best_i[d] = torch.where(closer, ix, best_i[d])
+                if int_ks:
+                    tv = torch.topk(w, kk, dim=1, largest=False, sorted=False).values
+                    if top[d] is not None:
+                        tv = torch.topk(torch.cat([top[d], tv], dim=1), min(k_max, top[d].shape[1] + kk),
+                                        dim=1, largest=False, sorted=False).values
+                    top[d] = tv
+                if d == "euclidean" and eu_sum is not None:
+                    w.add_(na2[:, None]).clamp_min_(0.0).sqrt_()     # distances of the block
+                    eu_sum += w.sum(dim=1, dtype=torch.float64)
+
+        for d in dists:
+            out_nn[d][i0:i1] = best_i[d]
+            if int_ks:
+                out_top[d][i0:i1] = top[d]
+            if want_all:
+                if d == "cosine":
+                    a64 = a.double()
+                    a_hat = a64 / torch.linalg.vector_norm(a64, dim=1).clamp_min(EPS)[:, None]
+                    out_all[d][i0:i1] = 1.0 - a_hat @ mean_b_hat
+                else:
+                    out_all[d][i0:i1] = eu_sum / n_ref
+
+    # keys -> distances on the n_test x k_max survivors; then means of the k smallest
+    result: dict[str, np.ndarray] = {}
+    for d in dists:
+        if int_ks:
+            keys = out_top[d]
+            if d == "cosine":
+                inv_na = 1.0 / test_norm2.sqrt().clamp_min(EPS)
+                dist = (1.0 + keys * inv_na[:, None]).clamp_(0.0, 2.0)
+            else:
+                dist = (keys + test_norm2[:, None]).clamp_min_(0.0).sqrt_()
+            dist = torch.sort(dist.double(), dim=1).values
+            csum = dist.cumsum(dim=1)
+        for k in kls:
+            if k == "all":
+                col = out_all[d]
+                if d == "cosine":
+                    col = col.clamp(0.0, 2.0)
+            else:
+                col = csum[:, k - 1] / k
+            result[f"{d}_k{k}"] = col.to(torch.float32).cpu().numpy()
+        result[f"{d}_nn"] = out_nn[d].cpu().numpy()
+    return result

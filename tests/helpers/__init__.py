@@ -1,0 +1,1 @@
+"""Reusable test helpers: synthetic aggregate tables, a Quarto-cell executor."""
