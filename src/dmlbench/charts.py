@@ -75,7 +75,8 @@ def method_colour_scale(methods: Iterable[str]) -> alt.Scale:
 def _n_per_class_order(values: Iterable[str]) -> list[str]:
     """Images per class as numbers ascending, then "all"."""
     values = {str(v) for v in values}
-    numbers = sorted((v for v in values if v != "all"), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    # Integers numerically; anything else (not in the contract) after them, alphabetically.
+    numbers = sorted((v for v in values if v != "all"), key=lambda v: (0, int(v), "") if v.isdigit() else (1, 0, v))
     return numbers + (["all"] if "all" in values else [])
 
 

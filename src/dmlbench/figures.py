@@ -48,7 +48,10 @@ def save_chart(chart: alt.TopLevelMixin, figures_dir: str | os.PathLike, label: 
         else:
             # vl-convert picks the format from the suffix, which atomic_path keeps on the temp name.
             with atomic_path(path) as tmp:
-                chart.save(tmp, ppi=ppi) if suffix == ".png" else chart.save(tmp)
+                if suffix == ".png":
+                    chart.save(tmp, ppi=ppi)
+                else:
+                    chart.save(tmp)
         written.append(path)
     return written
 

@@ -16,21 +16,24 @@ Distances (unitless: embeddings have no physical unit, so distances are in embed
   matter for ranking anomalies.
 
 How it is computed: the test set is cut into chunks of ``chunk_size`` rows and the reference
-set into chunks of ``ref_chunk_size`` rows. For each pair of chunks ONE float32 matrix product
-``G = A @ B.T`` (a "block" of ``chunk_size x ref_chunk_size``) serves both distances: the
-cosine ranking key is ``-G / max(|b|, eps)`` and the Euclidean one ``|b|^2 - 2G`` (both are the
-distance up to a per-test-row monotone transform, which is applied only to the ``k_max``
-survivors). A running top-``k_max`` of each key (smallest, ``torch.topk``) is merged across
-reference chunks, so memory is bounded by two blocks plus ``n_test x k_max`` whatever the
-input size; the full ``n_test x n_ref`` matrix never exists. ``"all"`` needs no top-k: for
-cosine it is exact in closed form, ``1 - a_hat . mean(b_hat)``; for Euclidean the block's
-distances are summed row-wise.
+set into chunks of ``ref_chunk_size`` rows. Each pair of chunks costs ONE float32 matrix
+product, a "block" ``G`` of ``chunk_size x ref_chunk_size``, that serves both distances: the
+reference side of the product is ``-b_hat = -b / max(|b|, eps)``, so ``G = -|a| cos(a, b)``
+is the cosine ranking key as it comes out, and one fused in-place pass turns it into the
+Euclidean key ``|b|^2 - 2 a.b = |b|^2 + 2 max(|b|, eps) G``. Both keys are their distance up
+to a monotone per-test-row transform, which is applied only to the survivors. A running
+top-``k_max`` (smallest; ``torch.topk``) of each key is merged across reference chunks, so
+memory is one block plus ``n_test x k_max`` plus the float32 reference, whatever the sizes;
+the full ``n_test x n_ref`` matrix never exists. ``"all"`` needs no top-k: for cosine it is
+exact in closed form, ``1 - a_hat . mean(b_hat)``; for Euclidean the block's distances are
+summed row-wise (float32 within a block, float64 across blocks).
 
 Ties: the nearest index is the LOWEST reference index among the reference rows whose
-computed key equals the minimum (``torch.min(dim=1)`` returns the first minimum within a
-block - documented torch behaviour, checked by the tests - and a later reference chunk
-replaces the running nearest only when strictly closer). Ties among the k nearest do not
-need resolving: equal distances give the same mean whichever rows are taken.
+computed key equals the minimum. Within a block it is read off the top-k survivors when they
+provably hold every minimal entry, else from ``torch.min(dim=1)``, which returns the first
+minimum (documented torch behaviour, checked by the tests); a later reference chunk replaces
+the running nearest only when strictly closer. Ties among the k nearest need no rule: equal
+distances give the same mean whichever rows are taken.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ DISTANCES = ("cosine", "euclidean")
 DEFAULT_KS = (1, 5, 10, 20, 30, "all")
 EPS = 1e-8
 
-# Default block: DEFAULT_BLOCK_ELEMENTS float32 = 64 MiB per block (two blocks are live).
+# Default block: DEFAULT_BLOCK_ELEMENTS float32 = 64 MiB (the only block-sized buffer).
 DEFAULT_BLOCK_ELEMENTS = 16 * 1024 * 1024
 DEFAULT_REF_CHUNK = 16384
 
@@ -143,6 +146,32 @@ def _as_tensor(x, name: str, device: torch.device) -> torch.Tensor:
 # --------------------------------------------------------------------------- scoring
 
 
+def _smallest(w: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row-wise ``kk`` smallest values of a block ``w [n, m]`` (unordered, ``[n, kk]``), the
+    row minimum ``[n]`` and the LOWEST column index holding it ``[n]``.
+
+    The index comes from the top-k result when that provably contains every minimal entry
+    (fewer than ``kk`` of the survivors equal the minimum, or ``kk == m``); rows where all
+    ``kk`` survivors tie (more equal entries may lie outside) fall back to ``torch.min(dim)``,
+    which returns the first minimum - so the answer never depends on topk's tie order.
+    """
+    m = w.shape[1]
+    if kk == 1:
+        v, ix = torch.min(w, dim=1)
+        return v[:, None], v, ix
+    tv, ti = torch.topk(w, kk, dim=1, largest=False, sorted=False)
+    vmin = tv.amin(dim=1)
+    is_min = tv == vmin[:, None]
+    ix = torch.where(is_min, ti, m).amin(dim=1)
+    if kk < m:
+        saturated = is_min.all(dim=1)
+        if bool(saturated.any()):
+            rows = saturated.nonzero().squeeze(1)
+            ix[rows] = torch.min(w[rows], dim=1).indices
+    return tv, vmin, ix
+
+
+
 def knn_scores(test: np.ndarray | torch.Tensor,
                reference: np.ndarray | torch.Tensor,
                distances: Sequence[str] = DISTANCES,
@@ -178,8 +207,9 @@ def knn_scores(test: np.ndarray | torch.Tensor,
         ``f"{distance}_nn"``: int64 ``[n_test]``, row index in ``reference`` of the nearest
         reference row (lowest index among ties).
 
-    Memory: two float32 blocks of ``chunk_size * ref_chunk_size`` plus ``O(n_test * k_max)``
-    and the float32 copy of ``reference``; never ``n_test * n_ref``.
+    Memory: one float32 block of ``chunk_size * ref_chunk_size`` plus ``O(n_test * k_max)``
+    and a float32 copy of ``reference`` (``-b_hat`` when cosine is asked for); never
+    ``n_test * n_ref``.
 
     Raises
     ------
@@ -215,17 +245,25 @@ def knn_scores(test: np.ndarray | torch.Tensor,
     rcs = min(n_ref, ref_chunk_size or DEFAULT_REF_CHUNK)
     cs = min(n_test, chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // rcs))
 
-    ref = ref_t.to(torch.float32).contiguous()
+    ref = ref_t.to(torch.float32)
     nb2 = (ref * ref).sum(dim=1)                                    # [n_ref]  |b|^2
-    neg_inv_nb = -1.0 / nb2.sqrt().clamp_min(EPS)                   # [n_ref]  -1/max(|b|,eps)
     mean_b_hat = None
-    if want_all and "cosine" in dists:
-        # float64: the mean of n_ref unit vectors, the exact shortcut for cosine "all"
-        mean_b_hat = (ref.double() * (-neg_inv_nb.double())[:, None]).mean(dim=0)
+    if "cosine" in dists:
+        # The matrix multiplied is -b_hat = -b / max(|b|, eps): its product with a is the
+        # cosine key -|a| cos(a, b) as it comes out of the matmul, and a.b = -G * max(|b|, eps)
+        # gives the Euclidean key with one fused pass (addcmul).
+        scale_b = nb2.sqrt().clamp_min(EPS)                         # [n_ref] max(|b|, eps)
+        mat = (ref / (-scale_b)[:, None]).contiguous()              # [n_ref, D] -b_hat
+        two_scale_b = 2.0 * scale_b
+        if want_all:
+            # mean of the unit vectors: exact shortcut mean_b(1 - a_hat.b_hat) = 1 - a_hat.mean(b_hat)
+            mean_b_hat = -mat.sum(dim=0, dtype=torch.float64) / n_ref
+    else:
+        mat = ref.contiguous()
+    del ref
 
-    # two preallocated flat buffers; every block is a contiguous view of their front
+    # one preallocated flat buffer; every block is a contiguous view of its front
     g_buf = torch.empty(cs * rcs, dtype=torch.float32, device=device)
-    w_buf = torch.empty(cs * rcs, dtype=torch.float32, device=device)
 
     out_top = {d: torch.empty(n_test, k_max, dtype=torch.float32, device=device) for d in dists}
     out_nn = {d: torch.empty(n_test, dtype=torch.int64, device=device) for d in dists}
@@ -252,15 +290,15 @@ def knn_scores(test: np.ndarray | torch.Tensor,
             if _block_shapes is not None:
                 _block_shapes.append((n, m))
             g = g_buf[: n * m].view(n, m)
-            w = w_buf[: n * m].view(n, m)
-            torch.mm(a, ref[j0:j1].T, out=g)                         # G = a.b, the one matmul
+            torch.mm(a, mat[j0:j1].T, out=g)                         # the one matmul per block
             kk = min(k_max, m)
-            for d in dists:
-                if d == "cosine":
-                    torch.mul(g, neg_inv_nb[j0:j1], out=w)           # -|a| cos(a, b)
-                else:
-                    torch.add(nb2[j0:j1], g, alpha=-2.0, out=w)      # |b|^2 - 2 a.b
-                v, ix = torch.min(w, dim=1)                          # first minimum: lowest index
+            for d in dists:                                          # cosine first: g is its key
+                if d == "euclidean":                                 # key |b|^2 - 2 a.b, in place
+                    if "cosine" in dists:
+                        torch.addcmul(nb2[j0:j1], g, two_scale_b[j0:j1], out=g)
+                    else:
+                        torch.add(nb2[j0:j1], g, alpha=-2.0, out=g)
+                tv, v, ix = _smallest(g, kk)
                 ix += j0
                 if best_v[d] is None:
                     best_v[d], best_i[d] = v, ix
@@ -269,14 +307,14 @@ def knn_scores(test: np.ndarray | torch.Tensor,
                     best_v[d] = torch.where(closer, v, best_v[d])
                     best_i[d] = torch.where(closer, ix, best_i[d])
                 if int_ks:
-                    tv = torch.topk(w, kk, dim=1, largest=False, sorted=False).values
-                    if top[d] is not None:
-                        tv = torch.topk(torch.cat([top[d], tv], dim=1), min(k_max, top[d].shape[1] + kk),
-                                        dim=1, largest=False, sorted=False).values
+                    if top[d] is not None:                           # merge with the running top-k
+                        both = torch.cat([top[d], tv], dim=1)
+                        tv = torch.topk(both, min(k_max, both.shape[1]), dim=1,
+                                        largest=False, sorted=False).values
                     top[d] = tv
                 if d == "euclidean" and eu_sum is not None:
-                    w.add_(na2[:, None]).clamp_min_(0.0).sqrt_()     # distances of the block
-                    eu_sum += w.sum(dim=1, dtype=torch.float64)
+                    g.add_(na2[:, None]).clamp_min_(0.0).sqrt_()     # distances of the block
+                    eu_sum += g.sum(dim=1)                           # float32 pairwise within a block
 
         for d in dists:
             out_nn[d][i0:i1] = best_i[d]

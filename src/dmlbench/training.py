@@ -130,20 +130,34 @@ def head_accuracy(head: nn.Module):
     return accuracy
 
 
+def _head_mixup():
+    from fastai.callback.mixup import MixUp
+
+    class HeadMixUp(MixUp):
+        """fastai's MixUp (inputs mixed, lam >= 0.5 on the batch's own labels), with the two
+        label terms combined by the head's own `mixup_loss`: one call per step, so stateful
+        heads (SphereFace's annealing counter, CenterLoss's centres) advance once, not twice."""
+
+        def lf(self, pred, *yb):
+            if not self.training:
+                return self.old_lf(pred, *yb)
+            return self.old_lf.head.mixup_loss(pred, yb[0], self.yb1[0], self.lam)
+
+    return HeadMixUp
+
+
 def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: DeviceBatches, training: dict,
                   method_params: dict):
     """The fastai Learner the pipeline trains with (tests take optimiser steps through it)."""
     import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
-    from fastai.callback.mixup import MixUp
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
     dls = DataLoaders(train_dl, valid_dl, device=train_dl.device)
-    cbs = [MixUp(method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
-    learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[head_accuracy(model.head)],
-                    wd=training["weight_decay"], cbs=cbs)
-    return learn
+    cbs = [_head_mixup()(method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
+    return Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[head_accuracy(model.head)],
+                   wd=training["weight_decay"], cbs=cbs)
 
 
 @torch.no_grad()

@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dmlbench.config import load_config, load_schema, train_spec, validate
+from dmlbench.errors import ConfigError
+from dmlbench.heads import PARAMS
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [3]}]}
+
+
+def test_defaults_are_filled():
+    cfg = validate(MINIMAL)
+    assert cfg["cases"] == 10 and cfg["seeds"] == [0] and cfg["n_per_class"] == ["all"]
+    assert cfg["methods"] == {"conventional": {"mixup": False, "mixup_alpha": 0.4}}
+    assert cfg["scoring"]["k"] == [1, 5, 10, 20, 30, "all"]
+    assert cfg["datasets"]["digits"]["class_order"] == "canonical"
+    assert cfg["training"]["val_fraction"] == 0.1
+
+
+def test_every_schema_key_has_a_description():
+    schema = load_schema()
+
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            if "$ref" not in sub:
+                assert "description" in sub, f"{path}.{key} has no description"
+                walk(sub, f"{path}.{key}")
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, f"{path}.*")
+
+    walk(schema, "")
+
+
+def test_method_defaults_in_schema_match_the_heads():
+    schema = load_schema()
+    for method, params in PARAMS.items():
+        props = schema["properties"]["methods"]["properties"][method]["properties"]
+        assert set(props) - {"mixup", "mixup_alpha"} == set(params), method
+        for name, default in params.items():
+            assert props[name]["default"] == default, (method, name)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml", "test.yaml"])
+def test_shipped_configs_are_valid(name):
+    validate(yaml.safe_load((ROOT / "config" / name).read_text()))
+
+
+def test_full_study_grid():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    grid = {(c["dataset"], n) for c in cfg["conditions"] for n in c["n_anomaly"]}
+    assert grid == {("cifar10", 1), ("cifar10", 5), ("cifar10", 8), ("mnist", 7), ("mnist", 5)}
+    assert cfg["cases"] == 10
+    assert list(cfg["methods"]) == ["conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"]
+    assert cfg["scoring"]["distances"] == ["cosine", "euclidean"]
+    assert len(cfg["seeds"]) >= 2
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["datasets"]["digits"].update(source="imagenet"),
+     "datasets.digits.source.*allowed values: cifar10, mnist, fashion_mnist, digits, folder"),
+    (lambda c: c.update(methods={"triplet": {}}),
+     "'methods'.*allowed keys here: arcface, centerloss, conventional, cosface, l2softmax, sphereface"),
+    (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
+    (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
+    (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
+    (lambda c: c.update(methods={"arcface": {"s": 64}}), "methods.arcface.*allowed keys here: margin, mixup, mixup_alpha, scale"),
+    (lambda c: c.update(threads=8), "allowed keys here: cases, conditions"),
+    (lambda c: c.pop("conditions"), "'conditions' is a required property"),
+])
+def test_schema_errors_name_the_key_and_allowed_values(mutate, expected):
+    cfg = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    mutate(cfg)
+    with pytest.raises(ConfigError, match=expected):
+        validate(cfg)
+
+
+def test_semantic_errors():
+    cfg = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    cfg["conditions"][0]["dataset"] = "cifar"
+    with pytest.raises(ConfigError, match="'cifar' is not defined under `datasets` \\(defined: digits\\)"):
+        validate(cfg)
+    cfg = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    cfg["conditions"][0]["n_anomaly"] = [10]
+    with pytest.raises(ConfigError, match="n_anomaly 10 leaves no normal class.*1..9"):
+        validate(cfg)
+    cfg = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    cfg["cases"] = 11
+    with pytest.raises(ConfigError, match="cases 11 exceeds the 10 classes"):
+        validate(cfg)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("!!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(evil)
+    assert not Path("pwned").exists()
+
+
+def test_train_spec_takes_only_what_training_needs():
+    cfg = validate({**MINIMAL, "methods": {"arcface": {"margin": 0.3}}})
+    spec = train_spec(cfg, "digits", 3, "arcface", "all", 2)
+    assert spec["method_params"]["margin"] == 0.3 and spec["method_params"]["scale"] == 30
+    assert spec["n_per_class"] == "all" and spec["seed"] == 2 and spec["flip"] is False
+    assert "scoring" not in spec and "report" not in spec
+    assert train_spec(cfg, "digits", 3, "arcface", "50", 0)["n_per_class"] == 50
+    with pytest.raises(ConfigError, match="method 'cosface' is not in the config"):
+        train_spec(cfg, "digits", 3, "cosface", "all", 0)

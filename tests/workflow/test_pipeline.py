@@ -1,0 +1,154 @@
+"""config/test.yaml through snakemake: every output file and its contents; dry runs; bad configs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers.qmd import run_cells
+from tests.workflow.conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.slow
+
+JOB = "digits/a3/conventional/nall/s0"
+SCORERS = ["cosine_k1", "cosine_k5", "cosine_kall", "euclidean_k1", "euclidean_k5", "euclidean_kall"]
+
+
+def test_every_output_exists(test_run):
+    expected = [
+        "results/data/digits.npz",
+        f"results/runs/{JOB}/embeddings.npz", f"results/runs/{JOB}/train_log.csv", f"results/runs/{JOB}/run.json",
+        f"results/scores/{JOB}.parquet",
+        "results/tables/metrics.parquet", "results/tables/class_distances.parquet", "results/tables/runtime.parquet",
+        "results/tables/tab-conditions.csv", "results/tables/tab-auroc-summary.csv",
+        f"logs/train/{JOB}.log", f"benchmarks/train/{JOB}.tsv", f"benchmarks/score/{JOB}.tsv",
+    ] + [f"results/figures/{label}.{ext}" for label in ("fig-auroc-box", "fig-normalised-distance")
+         for ext in ("svg", "png", "vl.json")]
+    missing = [p for p in expected if not (test_run / p).is_file()]
+    assert not missing, missing
+    leftovers = [p for p in test_run.rglob("*.tmp*")]
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_dataset_file(test_run):
+    with np.load(test_run / "results/data/digits.npz") as npz:
+        assert npz["x_train"].dtype == np.uint8 and npz["x_train"].shape[1:] == (12, 12, 1)
+        assert npz["classes"].tolist() == [str(i) for i in range(10)]
+        assert len(npz["y_train"]) + len(npz["y_test"]) == 1797
+
+
+def test_run_contracts(test_run):
+    run = json.loads((test_run / f"results/runs/{JOB}/run.json").read_text())
+    assert [c["anomaly_classes"] for c in run["cases"]] == [[0, 1, 2], [1, 2, 3]]
+    assert run["spec"]["training"]["epochs"] == 1 and run["device"].startswith("cpu")
+    log = pd.read_csv(test_run / f"results/runs/{JOB}/train_log.csv")
+    assert log[["case", "epoch"]].values.tolist() == [[0, 0], [1, 0]]
+    assert np.isfinite(log["train_loss"]).all()
+
+
+def test_scores_table(test_run):
+    scores = pd.read_parquet(test_run / f"results/scores/{JOB}.parquet")
+    with np.load(test_run / "results/data/digits.npz") as npz:
+        y_test = npz["y_test"]
+    assert list(scores.columns) == ["case", "test_index", "label", "class_name", "is_anomaly", "head_pred",
+                                    *SCORERS, "cosine_nn", "euclidean_nn"]
+    assert len(scores) == 2 * len(y_test)
+    case1 = scores[scores.case == 1]
+    np.testing.assert_array_equal(case1["label"], y_test)
+    np.testing.assert_array_equal(case1["is_anomaly"], np.isin(y_test, [1, 2, 3]))
+    # k-min means are ordered: nearest <= mean of 5 nearest <= mean of all
+    assert (scores["cosine_k1"] <= scores["cosine_k5"] + 1e-6).all()
+    assert (scores["euclidean_k5"] <= scores["euclidean_kall"] + 1e-6).all()
+    # the nearest reference image is a training image of a normal class of the case
+    with np.load(test_run / "results/data/digits.npz") as npz:
+        nn_labels = npz["y_train"][case1["cosine_nn"].to_numpy()]
+    assert not np.isin(nn_labels, [1, 2, 3]).any()
+
+
+def test_metrics_table(test_run):
+    metrics = pd.read_parquet(test_run / "results/tables/metrics.parquet")
+    assert list(metrics.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
+                                     "metric", "value"]
+    assert len(metrics) == 2 * (len(SCORERS) + 1)
+    auroc = metrics[metrics.metric == "auroc"]
+    assert sorted(auroc.scorer.unique()) == sorted(SCORERS)
+    assert auroc["value"].between(0, 1).all()
+    # recompute one AUROC from the scores table with scikit-learn
+    from sklearn.metrics import roc_auc_score
+    scores = pd.read_parquet(test_run / f"results/scores/{JOB}.parquet")
+    c0 = scores[scores.case == 0]
+    value = auroc[(auroc.case == 0) & (auroc.scorer == "euclidean_k5")]["value"].item()
+    assert value == pytest.approx(roc_auc_score(c0["is_anomaly"], c0["euclidean_k5"]))
+    acc = metrics[metrics.metric == "accuracy"]
+    assert (acc.scorer == "head").all() and len(acc) == 2
+
+
+def test_class_distances_table(test_run):
+    dist = pd.read_parquet(test_run / "results/tables/class_distances.parquet")
+    assert list(dist.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
+                                  "class_index", "class_name", "role", "mean_score", "normalised"]
+    one = dist[(dist.case == 0) & (dist.scorer == "cosine_k1")]
+    assert one["class_index"].tolist() == list(range(10))
+    assert one[one.role == "anomaly"]["class_index"].tolist() == [0, 1, 2]
+    # the normal classes' normalised distances average to 1 weighted by their test counts
+    scores = pd.read_parquet(test_run / f"results/scores/{JOB}.parquet")
+    counts = scores[scores.case == 0].groupby("label").size()
+    normal = one[one.role == "normal"].set_index("class_index")
+    assert np.average(normal["normalised"], weights=counts[normal.index]) == pytest.approx(1.0)
+
+
+def test_runtime_table(test_run):
+    runtime = pd.read_parquet(test_run / "results/tables/runtime.parquet")
+    assert set(runtime["rule"]) == {"train", "score"}
+    assert (runtime["seconds"] > 0).all()
+    assert runtime[runtime.rule == "train"]["method"].tolist() == ["conventional"]
+
+
+def test_report_cells_run_against_the_test_results(test_run):
+    ns = run_cells(ROOT / "report" / "report.qmd", {"results": str(test_run / "results")}, cwd=ROOT / "report")
+    assert len(ns["metrics"]) == len(pd.read_parquet(test_run / "results/tables/metrics.parquet"))
+
+
+def test_rerun_does_nothing(test_run):
+    proc = snakemake(test_run, "--configfile", str(ROOT / "config" / "test.yaml"), "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--quiet", "rules")
+    out = proc.stdout + proc.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # 5 conditions x 6 methods x 1 n_per_class x 3 seeds
+    assert counts["train"] == 90 and counts["score"] == 90 and counts["prepare"] == 2
+    assert not (tmp_path / "results").exists()
+
+
+def test_schema_error_stops_before_any_job(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["datasets"]["digits"]["class_order"] = "random"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "--configfile", str(bad), "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "datasets.digits.class_order" in out and "allowed values: canonical, alphabetical" in out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
+                           "--dataset", "digits", "--n-anomaly", "3", "--method", "arcface"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "method 'arcface' is not in the config's `methods`" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
+                           "--dataset", "digits", "--n-anomaly", "3", "--method", "conventional"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "rerun `dmlbench prepare`" in proc.stderr and "Traceback" not in proc.stderr
