@@ -12,7 +12,9 @@ rule train:
     params:
         spec=job_train_spec,
         out=f"{RESULTS}/runs/{JOB_PATH}",
-    threads: 2
+    # One thread: on a GPU the device does the work; on a CPU two small jobs in parallel beat
+    # one job on two threads. Raise it with --set-threads train=N for big models on CPUs.
+    threads: 1
     resources:
         gpu=1,
     shell:

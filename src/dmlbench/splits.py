@@ -36,8 +36,10 @@ def class_order(classes: list[str], order: str) -> list[int]:
 
 
 def anomaly_classes(n_classes: int, case: int, n_anomaly: int, order: list[int] | None = None) -> tuple[int, ...]:
-    """Dataset class indices that are anomalies in `case`: positions (case + j) mod C, j < n_anomaly."""
-    if not 1 <= n_anomaly < n_classes:
+    """Dataset class indices that are anomalies in `case`: positions (case + j) mod C, j < n_anomaly.
+
+    n_anomaly = 0 is the closed-set model trained on all classes (t-SNE, accuracy checks)."""
+    if not 0 <= n_anomaly < n_classes:
         raise ConfigError(
             f"n_anomaly {n_anomaly} is impossible with {n_classes} classes: use 1..{n_classes - 1}"
         )

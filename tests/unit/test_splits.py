@@ -27,10 +27,14 @@ def test_alphabetical_order_changes_which_classes_rotate():
         class_order(classes, "random")
 
 
-@pytest.mark.parametrize("n", [0, 10, 11])
+@pytest.mark.parametrize("n", [-1, 10, 11])
 def test_impossible_n_anomaly_is_refused(n):
     with pytest.raises(ConfigError, match=f"n_anomaly {n}"):
         anomaly_classes(10, 0, n)
+
+
+def test_zero_anomaly_classes_is_the_closed_set():
+    assert anomaly_classes(10, 3, 0) == ()
 
 
 def test_case_out_of_range_is_refused():

@@ -141,3 +141,18 @@ def test_nan_loss_is_refused_naming_method_case_epoch_and_writes_nothing(tmp_pat
     with pytest.raises(TrainingError, match=r"method 'conventional', case 0, epoch 0: the loss became (NaN|infinite)"):
         train_job(_tiny_digits(), _spec(lr=1e12), tmp_path / "run", device="cpu", threads=1)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+@pytest.mark.parametrize("method", list(HEADS))
+def test_every_method_learns_the_digits_well_above_chance(tmp_path, method):
+    ds = load_source({"source": "digits", "image_size": 12})
+    spec = {**_spec(epochs=4, batch_size=64, lr=0.005), "method": method, "cases": 1,
+            "method_params": {"mixup": False, "mixup_alpha": 0.4}}
+    spec["model"]["embedding_dim"] = 16
+    train_job(ds, spec, tmp_path, device="cpu", threads=2)
+    with np.load(tmp_path / "embeddings.npz") as npz:
+        normals = npz["case0_normal_classes"]
+        pred = normals[npz["case0_test_logits"].argmax(1)]
+    normal = np.isin(ds.y_test, normals)
+    accuracy = (pred[normal] == ds.y_test[normal]).mean()
+    assert accuracy > 0.6, f"{method}: closed-set accuracy {accuracy:.3f} (chance {1 / len(normals):.3f})"
