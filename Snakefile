@@ -10,7 +10,7 @@ min_version("8.0")
 # would add the full study's datasets and methods to a small config).
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "rules/common.smk"

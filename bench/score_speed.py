@@ -14,6 +14,7 @@ Target: the full-size run under 15 s on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import socket
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rng = np.random.default_rng(args.seed)
     test = rng.standard_normal((args.n_test, args.dim), dtype=np.float32).astype(np.float16)
     ref = rng.standard_normal((args.n_ref, args.dim), dtype=np.float32).astype(np.float16)
@@ -78,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     best = min(times) if times else first
     rows_per_s = args.n_test / best
 
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     device = cpu_model()
     print(f"{'size (test x ref x dim)':<26}{'threads':>8}{'first s':>10}{'best s':>10}{'test rows/s':>13}")
     print(f"{f'{args.n_test} x {args.n_ref} x {args.dim}':<26}{args.threads:>8}"
           f"{first:>10.2f}{best:>10.2f}{rows_per_s:>13.0f}")
-    print(f"device: {device}; runs: first {first:.2f} s, then {', '.join(f'{t:.2f}' for t in times)} s")
+    print(f"device: {device} ({os.cpu_count()} CPUs); runs: first {first:.2f} s, then "
+          f"{', '.join(f'{t:.2f}' for t in times)} s; 1-min load average before/after: "
+          f"{load_before}/{load_after} (other work on the machine slows the run)")
     meets = best < TARGET_SECONDS
     print(f"target {TARGET_SECONDS:g} s: {'met' if meets else 'NOT met'}"
           + ("" if (args.n_test, args.n_ref, args.dim) == (10_000, 50_000, 512)
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows_per_second": round(rows_per_s, 1),
         "target_seconds": TARGET_SECONDS,
         "meets_target": bool(meets),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": load_after,
         "torch": torch.__version__,
         "python": platform.python_version(),
     })

@@ -63,7 +63,8 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
             "is_anomaly": ~np.isin(labels, normals),
             "head_pred": normals[arrays[f"case{k}_test_logits"].argmax(axis=1)].astype(np.int64),
         }
-        for name, values in scores.items():
+        # score columns first, then the nearest-reference indices
+        for name, values in sorted(scores.items(), key=lambda kv: kv[0].endswith("_nn")):
             frame[name] = ref_index[values] if name.endswith("_nn") else values.astype(np.float32)
         frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True)
