@@ -12,6 +12,8 @@ rule aggregate:
         benchmarks=benchmark_files(),
         out=f"{RESULTS}/tables",
     threads: 1
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench aggregate --scores {input.scores} --benchmarks {params.benchmarks} "
         "--benchmark-root benchmarks --out {params.out} > {log} 2>&1"

@@ -8,5 +8,7 @@ rule prepare:
     params:
         spec=prepare_spec,
     threads: 1
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench prepare --spec {params.spec} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

@@ -10,6 +10,8 @@ rule figures:
         figures=f"{RESULTS}/figures",
         scorer=config["report"]["scorer"],
     threads: 1
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench figures --tables {params.tables} --out {params.figures} --scorer {params.scorer} > {log} 2>&1"
 
@@ -26,5 +28,7 @@ rule report:
         qmd=REPORT_QMD,
         results=RESULTS,
         scorer=config["report"]["scorer"],
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} > {log} 2>&1"

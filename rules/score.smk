@@ -12,5 +12,7 @@ rule score:
         spec=job_score_spec,
         run=f"{RESULTS}/runs/{JOB_PATH}",
     threads: 2
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

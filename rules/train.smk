@@ -17,5 +17,7 @@ rule train:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        "../envs/environment.yaml"
     shell:
         "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"

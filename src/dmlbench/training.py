@@ -261,6 +261,7 @@ def train_case(ds: Dataset, images: torch.Tensor, labels_all: torch.Tensor, case
     arrays = {
         f"case{k}_reference": ref_emb.astype(np.float16),
         f"case{k}_reference_index": case.train_idx.astype(np.int64),
+        f"case{k}_reference_labels": ds.y_train[case.train_idx].astype(np.int64),
         f"case{k}_test": test_emb.astype(np.float16),
         f"case{k}_test_logits": test_logits.astype(np.float32),
         f"case{k}_normal_classes": np.asarray(normals, dtype=np.int64),

@@ -122,13 +122,15 @@ def test_train_job_writes_the_contracts_and_repeats_on_the_cpu(tmp_path):
     train_job(ds, _spec(), tmp_path / "b", device="cpu", threads=1)
     with np.load(tmp_path / "a" / "embeddings.npz") as a, np.load(tmp_path / "b" / "embeddings.npz") as b:
         assert set(a.files) == {"test_labels", "classes"} | {
-            f"case{k}_{n}" for k in (0, 1) for n in ("reference", "reference_index", "test", "test_logits", "normal_classes")}
+            f"case{k}_{n}" for k in (0, 1) for n in ("reference", "reference_index", "reference_labels", "test", "test_logits",
+                                     "normal_classes")}
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
         assert a["case0_test"].dtype == np.float16 and a["case0_test"].shape == (len(ds.y_test), 8)
         assert a["case1_test_logits"].shape == (len(ds.y_test), 7)
         assert a["case1_normal_classes"].tolist() == [0, 4, 5, 6, 7, 8, 9]
         ref_labels = ds.y_train[a["case0_reference_index"]]
+        np.testing.assert_array_equal(a["case0_reference_labels"], ref_labels)
         assert set(ref_labels) == set(range(3, 10))
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["cases"][1]["anomaly_classes"] == [1, 2, 3] and run["spec"]["method"] == "conventional"
