@@ -6,6 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from dmlbench.aggregate import TABLE_NAMES
 from dmlbench.config import score_spec, train_spec, validate
 from dmlbench.errors import DmlbenchError
 
@@ -53,7 +54,7 @@ def benchmark_files():
     return [f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()]
 
 
-TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in ("metrics", "class_distances", "runtime")]
+TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
 FIGURE_LABELS = ["fig-auroc-box", "fig-normalised-distance"]
 FIGURES = [f"{RESULTS}/figures/{label}.{ext}" for label in FIGURE_LABELS for ext in ("svg", "png", "vl.json")]
 REPORT = ["report/_output/report.html", "report/_output/report.pdf"]
@@ -82,7 +83,7 @@ def job_score_spec(wildcards):
 
 onsuccess:
     print("\ndmlbench outputs:")
-    print(f"  tables:  {RESULTS}/tables/ (metrics.parquet, class_distances.parquet, runtime.parquet, *.csv)")
+    print(f"  tables:  {RESULTS}/tables/ ({', '.join(n + '.parquet' for n in TABLE_NAMES)}, *.csv)")
     print(f"  figures: {RESULTS}/figures/ (*.svg, *.png, *.vl.json)")
     if HAVE_QUARTO:
         print("  report:  report/_output/report.html and report/_output/report.pdf")

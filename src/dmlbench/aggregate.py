@@ -8,11 +8,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import DmlbenchError
-from .metrics import auroc, class_mean_scores
+from .io import write_parquet
+from .metrics import class_mean_scores, detection_metrics
 from .runs import keys_from_path, scorer_columns
+from .stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]
 METHOD_ORDER = ["conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"]
+#: Scorers whose worst misses are listed (the report's nearest-neighbour scorers).
+MISS_SCORERS = ("cosine_k1", "euclidean_k1")
+N_MISSES = 10
+WORST_MISS_COLUMNS = KEYS + ["case", "scorer", "rank", "test_index", "label", "class_name", "score", "nearest_index"]
 
 
 def _read_scores(path: Path) -> pd.DataFrame:
@@ -35,7 +41,8 @@ def tables_for_run(keys: dict, scores: pd.DataFrame) -> tuple[list[dict], list[d
         names = df.groupby("label", sort=True)["class_name"].first()
         for scorer in scorer_columns(df):
             values = df[scorer].to_numpy()
-            metrics.append({**base, "scorer": scorer, "metric": "auroc", "value": auroc(values, ~normal)})
+            for name, value in detection_metrics(values, ~normal).items():
+                metrics.append({**base, "scorer": scorer, "metric": name, "value": value})
             classes, means, normal_mean = class_mean_scores(values, labels, normal_classes)
             for c, mean in zip(classes, means):
                 distances.append({**base, "scorer": scorer, "class_index": int(c), "class_name": str(names[c]),
@@ -51,18 +58,73 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, class_distances) from the score parquets of many runs."""
+def worst_misses_for_run(keys: dict, scores: pd.DataFrame, scorers=MISS_SCORERS, n: int = N_MISSES) -> list[dict]:
+    """Per case and scorer of ``scorers`` present in ``scores``: the ``n`` anomalies with the lowest
+    scores (ties broken by test_index), with the train-split index of their nearest reference
+    image from the ``{distance}_nn`` column."""
+    rows = []
+    for case, df in scores.groupby("case", sort=True):
+        anomalies = df[df["is_anomaly"].to_numpy(dtype=bool)]
+        for scorer in scorers:
+            nn_col = f"{scorer.split('_k')[0]}_nn"
+            if scorer not in df.columns or nn_col not in df.columns:
+                continue
+            worst = anomalies.sort_values([scorer, "test_index"], kind="mergesort").head(n)
+            for rank, r in enumerate(worst.itertuples(index=False), start=1):
+                rows.append({**keys, "case": int(case), "scorer": scorer, "rank": rank,
+                             "test_index": int(getattr(r, "test_index")), "label": int(getattr(r, "label")),
+                             "class_name": str(getattr(r, "class_name")), "score": float(getattr(r, scorer)),
+                             "nearest_index": int(getattr(r, nn_col))})
+    return rows
+
+
+def _run_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(metrics, class_distances, worst_misses), reading every score file once."""
     if not score_paths:
         raise DmlbenchError("no score files to aggregate; run `dmlbench score` first")
-    metric_rows, distance_rows = [], []
+    metric_rows, distance_rows, miss_rows = [], [], []
     for path in sorted(map(Path, score_paths)):
-        m, d = tables_for_run(keys_from_path(path), _read_scores(path))
+        keys, scores = keys_from_path(path), _read_scores(path)
+        m, d = tables_for_run(keys, scores)
         metric_rows += m
         distance_rows += d
+        miss_rows += worst_misses_for_run(keys, scores)
     metrics = _sorted(pd.DataFrame(metric_rows), KEYS + ["case", "scorer", "metric"])
     distances = _sorted(pd.DataFrame(distance_rows), KEYS + ["case", "scorer", "class_index"])
+    misses = pd.DataFrame(miss_rows, columns=WORST_MISS_COLUMNS).astype(
+        {"n_anomaly": "int64", "seed": "int64", "case": "int64", "rank": "int64", "test_index": "int64",
+         "label": "int64", "score": "float64", "nearest_index": "int64"})
+    misses = _sorted(misses, KEYS + ["case", "scorer", "rank"])
+    return metrics, distances, misses
+
+
+def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, class_distances) from the score parquets of many runs."""
+    metrics, distances, _ = _run_tables(score_paths)
     return metrics, distances
+
+
+#: Files written by :func:`write_tables`, in results/tables/.
+TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime")
+
+
+def build_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
+                 benchmark_root: str | Path = "benchmarks") -> dict[str, pd.DataFrame]:
+    """Every table of :data:`TABLE_NAMES` (columns in docs/tables.md), built in memory."""
+    metrics, distances, misses = _run_tables(score_paths)
+    return {"metrics": metrics, "class_distances": distances, "summary": summary_table(metrics),
+            "ranking": ranking_table(metrics, metric="auroc"), "worst_misses": misses,
+            "runtime": runtime_table(benchmark_paths, benchmark_root)}
+
+
+def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
+                 benchmark_root: str | Path, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Build every table, then write each as ``out_dir/<name>.parquet`` (atomically, one by one,
+    after all were built, so an error leaves the previous files untouched). Returns the tables."""
+    tables = build_tables(score_paths, benchmark_paths, benchmark_root)
+    for name, df in tables.items():
+        write_parquet(Path(out_dir) / f"{name}.parquet", df)
+    return tables
 
 
 def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchmarks") -> pd.DataFrame:

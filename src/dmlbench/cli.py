@@ -99,25 +99,30 @@ def cmd_score(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = spec_from_arg(args.spec) if args.spec else score_spec(load_config(_need(args, "config")))
-    scores = score_run(args.run, spec)
+    try:
+        scores = score_run(args.run, spec)
+    except DmlbenchError as exc:
+        message = str(exc)
+        if args.run not in message:  # name the run whose embeddings could not be scored
+            message = f"scoring run {args.run}: {message}"
+        raise type(exc)(message) from None
     write_parquet(args.out, scores)
     print(f"{args.out}: {len(scores)} rows")
 
 
 def cmd_aggregate(args) -> None:
-    from .aggregate import metrics_tables, runtime_table
-    from .io import write_parquet
+    from .aggregate import write_tables
 
-    scores = args.scores or sorted(str(p) for p in Path(args.results, "scores").rglob("*.parquet"))
+    # Hidden files are temporary outputs of score jobs that were killed before their rename.
+    scores = args.scores or sorted(str(p) for p in Path(args.results, "scores").rglob("*.parquet")
+                                   if not p.name.startswith("."))
     out = Path(args.out or Path(args.results) / "tables")
-    metrics, distances = metrics_tables(scores)
-    write_parquet(out / "metrics.parquet", metrics)
-    write_parquet(out / "class_distances.parquet", distances)
     benchmarks = args.benchmarks
     if benchmarks is None:
-        benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")) if Path(args.benchmark_root).exists() else []
-    write_parquet(out / "runtime.parquet", runtime_table(benchmarks, args.benchmark_root))
-    print(f"{out}: metrics.parquet ({len(metrics)} rows), class_distances.parquet ({len(distances)} rows), runtime.parquet")
+        benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")
+                            if not p.name.startswith(".")) if Path(args.benchmark_root).exists() else []
+    tables = write_tables(scores, benchmarks, args.benchmark_root, out)
+    print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
 
 
 def cmd_figures(args) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,34 @@ def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
     return instance
 
 
+def _key_path(error: jsonschema.ValidationError) -> str:
+    """Dotted path of the key an error is about, down to the offending key itself: a missing
+    required key, an unknown key or a bad key name is named in full (``training.foo``), not
+    only by the mapping that holds it."""
+    parts = [str(p) for p in error.absolute_path]
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        missing = [k for k in error.validator_value if k not in instance]
+        parts += missing[:1]
+    elif error.validator == "additionalProperties" and isinstance(instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        known = schema.get("properties", {})
+        extra = [str(k) for k in instance if k not in known]
+        if len(extra) == 1:
+            parts.append(extra[0])
+        elif extra:
+            prefix = ".".join(parts)
+            return ", ".join(f"{prefix}.{k}" if prefix else k for k in extra)
+    elif "propertyNames" in error.relative_schema_path:
+        parts.append(str(instance))
+    return ".".join(parts) or "(top level)"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    full = _key_path(error)
+    what = {"required": "missing key", "additionalProperties": "unknown key"}.get(error.validator, "bad key name")
+    named = f"{what} {full}: " if full != key else ""
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "enum":
         allowed = f"allowed values: {', '.join(map(str, error.validator_value))}"
@@ -94,7 +121,31 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = f"schema rule: {error.validator} {error.validator_value!r}"
     description = schema.get("description")
     hint = f" ({description.strip()})" if description and error.validator != "additionalProperties" else ""
-    return f"config key '{key}': {error.message}; {allowed}{hint}"
+    return f"config key '{key}': {named}{error.message}; {allowed}{hint}"
+
+
+def _strict_integer(checker, instance) -> bool:
+    # Draft 7 counts 2.0 as an integer; a YAML `epochs: 2.0` would then reach range() and the
+    # job paths (s0.0) as a float. An integer key takes an integer literal only (bool is no int).
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+
+def _non_finite(instance: Any, path: tuple = ()) -> list[str]:
+    """One line per NaN or infinite number (YAML .nan/.inf pass every JSON Schema bound)."""
+    if isinstance(instance, float) and not math.isfinite(instance):
+        key = ".".join(map(str, path)) or "(top level)"
+        return [f"config key '{key}': {instance} is not a finite number; give a finite value"]
+    if isinstance(instance, dict):
+        return [line for k, v in instance.items() for line in _non_finite(v, path + (k,))]
+    if isinstance(instance, list):
+        return [line for i, v in enumerate(instance) for line in _non_finite(v, path + (i,))]
+    return []
 
 
 def validate(config: dict, source: str = "config") -> dict:
@@ -103,10 +154,11 @@ def validate(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
     config = fill_defaults(copy.deepcopy(config), schema)
-    validator = jsonschema.Draft7Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        lines = "\n  ".join(_describe(e) for e in errors)
+    lines = [_describe(e) for e in errors] + _non_finite(config)
+    if lines:
+        lines = "\n  ".join(lines)
         raise ConfigError(f"{source} does not match schemas/config.schema.yaml:\n  {lines}")
     check_semantics(config, source)
     return config
@@ -137,6 +189,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
                     f"{source}: cases {config['cases']} exceeds the {n_classes} classes of dataset "
                     f"'{name}': the rotation would repeat cases; use cases <= {n_classes}"
                 )
+            _check_k_against_reference(config, i, name, n_classes, source)
         if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
             raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
     known = list(HEADS)
@@ -146,6 +199,33 @@ def check_semantics(config: dict, source: str = "config") -> None:
                 f"{source}: method '{method}' is not available in this version of dmlbench "
                 f"(available: {', '.join(known)}); remove it from `methods`"
             )
+
+
+def reference_size(n_normal_classes: int, n_per_class: int, val_fraction: float) -> int:
+    """Rows of a case's reference set when every normal class is subsampled to n_per_class
+    images: what remains after the validation carve-out (as splits.carve_validation does it)."""
+    n_val = 0 if val_fraction <= 0 else min(int(round(val_fraction * n_per_class)), n_per_class - 1)
+    return n_normal_classes * (n_per_class - n_val)
+
+
+def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, source: str) -> None:
+    """A k above the reference set fails only at scoring, after training; where the set's size
+    is known from the config (built-in dataset, integer n_per_class), refuse it now."""
+    ks = [k for k in config["scoring"]["k"] if k != "all"]
+    if not ks:
+        return
+    for n in config["conditions"][i]["n_anomaly"]:
+        for n_per_class in config["n_per_class"]:
+            if n_per_class == "all":
+                continue
+            size = reference_size(n_classes - n, n_per_class, config["training"]["val_fraction"])
+            if max(ks) > size:
+                raise ConfigError(
+                    f"{source}: scoring.k {max(ks)} is larger than the reference set of conditions.{i} "
+                    f"(dataset '{name}', n_anomaly {n}, n_per_class {n_per_class}): {n_classes - n} normal "
+                    f"classes x {n_per_class} images less the validation share (training.val_fraction) "
+                    f"leave {size} reference images; use scoring.k <= {size} or 'all', or a larger n_per_class"
+                )
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -211,7 +291,9 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
 
 
 def score_spec(config: dict) -> dict:
-    return {"distances": list(config["scoring"]["distances"]), "k": list(config["scoring"]["k"])}
+    sc = config["scoring"]
+    return {"distances": list(sc["distances"]), "k": list(sc["k"]), "scorers": list(sc["scorers"]),
+            "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"], "lof_neighbors": sc["lof_neighbors"]}
 
 
 def spec_from_arg(value: str) -> dict:

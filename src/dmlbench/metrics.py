@@ -8,21 +8,90 @@ from scipy.stats import rankdata
 from .errors import DmlbenchError
 
 
+def _checked(scores, is_anomaly, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(is_anomaly, dtype=bool)
+    if scores.shape != pos.shape or scores.ndim != 1:
+        raise DmlbenchError(f"{metric}: scores and labels must be 1-D of the same length, got {scores.shape} and {pos.shape}")
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise DmlbenchError(f"{metric} needs both normal and anomalous test images (got {n_pos} anomalies, {n_neg} normal)")
+    if not np.isfinite(scores).all():
+        raise DmlbenchError(f"{metric} got NaN or infinite scores; the embeddings are broken (retrain the run)")
+    return scores, pos
+
+
 def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
     """Area under the ROC curve with anomalies as positives.
 
     Computed as the Mann-Whitney statistic with average ranks, so tied scores count one half:
     AUROC = (sum of anomaly ranks - n_a (n_a + 1) / 2) / (n_a * n_n).
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    pos = np.asarray(is_anomaly, dtype=bool)
+    scores, pos = _checked(scores, is_anomaly, "AUROC")
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise DmlbenchError(f"AUROC needs both normal and anomalous test images (got {n_pos} anomalies, {n_neg} normal)")
-    if not np.isfinite(scores).all():
-        raise DmlbenchError("AUROC got NaN or infinite scores; the embeddings are broken (retrain the run)")
     ranks = rankdata(scores)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Average precision of ``scores`` ranking ``positive`` rows first (higher = more positive).
+
+    AP = sum over distinct thresholds t (descending) of (R(t) - R(t_prev)) * P(t), where
+    P(t), R(t) are precision and recall of "score >= t". Tied scores enter together (one
+    step), so the value does not depend on the order of tied rows. This is the step-wise
+    definition of :func:`sklearn.metrics.average_precision_score`, not the trapezoidal area
+    (which interpolates linearly and is optimistic).
+    """
+    scores, pos = _checked(scores, positive, "average precision")
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], pos[order]
+    tp = np.cumsum(y)
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]   # last row of each tie group
+    tp = tp[last].astype(np.float64)
+    precision = tp / (last + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def aupr_in(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """AUPR-In: average precision with the NORMAL images as positives, ranked by -score."""
+    return average_precision(-np.asarray(scores, dtype=np.float64), ~np.asarray(is_anomaly, dtype=bool))
+
+
+def aupr_out(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """AUPR-Out: average precision with the anomalies as positives, ranked by score."""
+    return average_precision(scores, is_anomaly)
+
+
+def fpr_at_tpr(scores: np.ndarray, is_anomaly: np.ndarray, tpr_percent: int = 95) -> float:
+    """Share of anomalies accepted when ``tpr_percent`` % of the normal test images are accepted.
+
+    Threshold t = the smallest normal score such that at least ``tpr_percent`` % of normal
+    scores are <= t: the ``ceil(tpr_percent / 100 * n_normal)``-th smallest normal score
+    (integer arithmetic, no rounding error). An image is accepted (called normal) when its
+    score <= t. Ties at t: every image scoring exactly t is accepted, normal or anomaly, so the
+    accepted share of normals can exceed ``tpr_percent`` % and anomalies tied with t count as
+    accepted (false positives). Returns (anomalies with score <= t) / n_anomalies.
+    """
+    scores, pos = _checked(scores, is_anomaly, "FPR@95")
+    normal = np.sort(scores[~pos])
+    rank = (tpr_percent * len(normal) + 99) // 100       # ceil(tpr_percent / 100 * n)
+    threshold = normal[max(rank, 1) - 1]
+    return float(np.mean(scores[pos] <= threshold))
+
+
+def fpr95(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """FPR at 95 % TPR (normal = positive for the TPR); see :func:`fpr_at_tpr`."""
+    return fpr_at_tpr(scores, is_anomaly, 95)
+
+
+#: Detection metrics per (case, scorer), by name in the metrics table.
+DETECTION_METRICS = {"aupr_in": aupr_in, "aupr_out": aupr_out, "auroc": auroc, "fpr95": fpr95}
+
+
+def detection_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`DETECTION_METRICS` for one score column of one case."""
+    return {name: fn(scores, is_anomaly) for name, fn in DETECTION_METRICS.items()}
 
 
 def class_mean_scores(scores: np.ndarray, labels: np.ndarray, normal_classes) -> tuple[np.ndarray, np.ndarray, float]:

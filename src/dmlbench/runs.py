@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -11,7 +12,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import DmlbenchError
+from .scorers import (DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, SCORERS, ScorerUnavailable, lof_scores,
+                      mahalanobis_scores, maxlogit_scores, msp_scores)
 from .scoring import knn_scores
+
+log = logging.getLogger(__name__)
 
 #: results/scores/{dataset}/a{n}/{method}/n{N}/s{seed}.parquet, also runs/ and benchmarks/ paths.
 KEY_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/(?P<method>[^/]+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)")
@@ -42,12 +47,66 @@ def load_run(run_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) -> list[str]:
+    """The scorers of ``spec["scorers"]`` (default: all of :data:`SCORERS`) that every case of the
+    run can compute; each one left out is logged as a warning. Decided per run, so that every
+    case has the same score columns."""
+    wanted = spec.get("scorers", list(SCORERS))
+    unknown = [s for s in wanted if s not in SCORERS]
+    if unknown:
+        raise DmlbenchError(f"unknown scorer(s) {unknown}: choose from {', '.join(SCORERS)}")
+    cases = [info["case"] for info in meta["cases"]]
+    out = []
+    for name in SCORERS:
+        if name not in wanted:
+            continue
+        if name == "mahalanobis":
+            missing = [k for k in cases if f"case{k}_reference_labels" not in arrays]
+            if missing:
+                log.warning("mahalanobis scorer skipped: embeddings.npz has no case{k}_reference_labels "
+                            "(written by newer versions of `dmlbench train`; retrain to get it)")
+                continue
+        if name == "lof":
+            n_neighbors = spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS)
+            smallest = min(len(arrays[f"case{k}_reference"]) for k in cases)
+            if smallest <= n_neighbors:
+                log.warning("lof scorer skipped: a case has only %d reference images, LOF needs more than "
+                            "n_neighbors=%d", smallest, n_neighbors)
+                continue
+        out.append(name)
+    return out
+
+
+def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -> np.ndarray:
+    """Scores of the scorer ``name`` (one of :data:`SCORERS`) for case ``k`` of a run's arrays."""
+    if name == "mahalanobis":
+        return mahalanobis_scores(arrays[f"case{k}_test"], arrays[f"case{k}_reference"],
+                                  arrays[f"case{k}_reference_labels"],
+                                  shrinkage=spec.get("mahalanobis_shrinkage", DEFAULT_SHRINKAGE))
+    if name == "msp":
+        return msp_scores(arrays[f"case{k}_test_logits"])
+    if name == "maxlogit":
+        return maxlogit_scores(arrays[f"case{k}_test_logits"])
+    if name == "lof":
+        return lof_scores(arrays[f"case{k}_test"], arrays[f"case{k}_reference"],
+                          n_neighbors=spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS))
+    raise DmlbenchError(f"unknown scorer {name!r}")
+
+
 def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
     """One row per (case, test image): label, is_anomaly, head prediction, one column per scorer,
-    and per distance the train-split index of the nearest reference image."""
+    and per distance the train-split index of the nearest reference image.
+
+    Score columns: the kNN distances of ``spec["distances"]`` x ``spec["k"]``, then the scorers of
+    ``spec.get("scorers")`` (default all of :data:`dmlbench.scorers.SCORERS`, in that order) that
+    the run can compute: ``mahalanobis`` needs ``case{k}_reference_labels`` in embeddings.npz,
+    ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images; others are skipped with a
+    warning. Then the ``{distance}_nn`` columns.
+    """
     meta, arrays = load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]
+    extra = _available_scorers(meta, arrays, spec)
     frames = []
     for info in meta["cases"]:
         k = info["case"]
@@ -63,9 +122,18 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
             "is_anomaly": ~np.isin(labels, normals),
             "head_pred": normals[arrays[f"case{k}_test_logits"].argmax(axis=1)].astype(np.int64),
         }
-        # score columns first, then the nearest-reference indices
-        for name, values in sorted(scores.items(), key=lambda kv: kv[0].endswith("_nn")):
-            frame[name] = ref_index[values] if name.endswith("_nn") else values.astype(np.float32)
+        # score columns first (kNN, then the other scorers), then the nearest-reference indices
+        for name, values in scores.items():
+            if not name.endswith("_nn"):
+                frame[name] = values.astype(np.float32)
+        for name in extra:
+            try:
+                frame[name] = extra_scores(name, arrays, k, spec).astype(np.float32)
+            except ScorerUnavailable as exc:  # checked per run above; kept as a clear message
+                raise DmlbenchError(f"case {k}: {exc}") from None
+        for name, values in scores.items():
+            if name.endswith("_nn"):
+                frame[name] = ref_index[values]
         frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True)
 

@@ -1,0 +1,100 @@
+"""Score parquets -> every table of results/tables (aggregate.write_tables)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dmlbench.aggregate import TABLE_NAMES, WORST_MISS_COLUMNS, metrics_tables, write_tables
+from dmlbench.errors import DmlbenchError
+from dmlbench.metrics import fpr95
+from dmlbench.stats import RANKING_COLUMNS, SUMMARY_COLUMNS
+
+METHODS = ("arcface", "conventional", "cosface")
+
+
+def _scores(seed: int, shift: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    labels = np.arange(40) % 4
+    for case in range(2):
+        anomaly = labels == case
+        base = rng.random(40) + shift * anomaly
+        frames.append(pd.DataFrame({
+            "case": np.full(40, case, np.int64), "test_index": np.arange(40, dtype=np.int64),
+            "label": labels.astype(np.int64), "class_name": np.array(list("abcd"))[labels],
+            "is_anomaly": anomaly, "head_pred": np.where(anomaly, (case + 1) % 4, labels).astype(np.int64),
+            "cosine_k1": base.astype(np.float32), "euclidean_k1": (2 * base).astype(np.float32),
+            "msp": np.round(-base, 1).astype(np.float32),
+            "cosine_nn": rng.integers(0, 1000, 40), "euclidean_nn": rng.integers(0, 1000, 40)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def score_files(tmp_path):
+    paths = []
+    for i, method in enumerate(METHODS):
+        for seed in (0, 1):
+            p = tmp_path / "scores" / "d" / "a1" / method / "nall" / f"s{seed}.parquet"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            _scores(10 * i + seed, 0.2 * i).to_parquet(p, index=False)
+            paths.append(p)
+    return paths
+
+
+def test_write_tables_writes_every_table_byte_identically(tmp_path, score_files):
+    tables = write_tables(score_files, [], tmp_path / "benchmarks", tmp_path / "t1")
+    assert tuple(tables) == TABLE_NAMES
+    write_tables(list(reversed(score_files)), [], tmp_path / "benchmarks", tmp_path / "t2")
+    for name in TABLE_NAMES:
+        a, b = (tmp_path / t / f"{name}.parquet" for t in ("t1", "t2"))
+        assert a.read_bytes() == b.read_bytes(), name
+        pd.testing.assert_frame_equal(pd.read_parquet(a), tables[name], check_dtype=False)
+    assert not list((tmp_path / "t1").glob(".*"))  # no temporary files left
+
+
+def test_metrics_table_has_every_metric(score_files):
+    metrics, distances = metrics_tables(score_files)
+    # per run: 2 cases x (3 scorers x 4 metrics + head accuracy)
+    assert len(metrics) == 6 * 2 * (3 * 4 + 1)
+    assert sorted(metrics.metric.unique()) == ["accuracy", "aupr_in", "aupr_out", "auroc", "fpr95"]
+    s = pd.read_parquet(score_files[0])
+    c1 = s[s.case == 1]
+    row = metrics[(metrics.method == "arcface") & (metrics.seed == 0) & (metrics.case == 1)
+                  & (metrics.scorer == "msp") & (metrics.metric == "fpr95")]
+    assert row["value"].item() == fpr95(c1["msp"], c1["is_anomaly"])
+    assert len(distances) == 6 * 2 * 3 * 4
+    assert metrics.equals(metrics.sort_values(["dataset", "n_anomaly", "method", "n_per_class", "seed", "case",
+                                               "scorer", "metric"]).reset_index(drop=True))
+
+
+def test_worst_misses(score_files):
+    tables = write_tables(score_files, [], "benchmarks", score_files[0].parents[5] / "tables")
+    misses = tables["worst_misses"]
+    assert list(misses.columns) == WORST_MISS_COLUMNS
+    assert len(misses) == 6 * 2 * 2 * 10  # runs x cases x {cosine_k1, euclidean_k1} x 10
+    one = misses[(misses.method == "cosface") & (misses.seed == 1) & (misses.case == 0) & (misses.scorer == "euclidean_k1")]
+    s = pd.read_parquet(score_files[5])
+    anomalies = s[(s.case == 0) & s.is_anomaly].sort_values(["euclidean_k1", "test_index"], kind="mergesort")
+    assert one["rank"].tolist() == list(range(1, 11))
+    assert one["test_index"].tolist() == anomalies["test_index"].head(10).tolist()
+    assert one["nearest_index"].tolist() == anomalies["euclidean_nn"].head(10).tolist()
+    assert one["score"].tolist() == anomalies["euclidean_k1"].head(10).astype(float).tolist()
+    assert (one["class_name"] == "a").all() and (one["label"] == 0).all()
+
+
+def test_summary_and_ranking_tables(tmp_path, score_files):
+    tables = write_tables(score_files, [], "benchmarks", tmp_path / "tables")
+    summary, ranking = tables["summary"], tables["ranking"]
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == 3 * (3 * 4 + 1) and (summary["n"] == 4).all()  # cases x seeds = 4
+    assert list(ranking.columns) == RANKING_COLUMNS
+    assert len(ranking) == 3 * 3 and (ranking["n_blocks"] == 4).all()
+    # the anomalies are shifted most for cosface: it ranks best on cosine_k1
+    cos = ranking[ranking.scorer == "cosine_k1"].set_index("method")
+    assert cos["avg_rank"].idxmin() == "cosface"
+    assert cos["cd"].nunique() == 1 and cos.loc["conventional", ["wilcoxon_p", "wilcoxon_p_holm"]].isna().all()
+
+
+def test_no_score_files():
+    with pytest.raises(DmlbenchError, match="no score files"):
+        write_tables([], [], "benchmarks", "nowhere")

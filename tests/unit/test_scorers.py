@@ -1,0 +1,156 @@
+"""Scorers beyond kNN: Mahalanobis, MSP, max logit, LOF; and their columns in score_run."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from sklearn.covariance import ledoit_wolf
+from sklearn.neighbors import LocalOutlierFactor
+
+from dmlbench.errors import ConfigError
+from dmlbench.runs import score_run
+from dmlbench.scorers import (ScorerUnavailable, lof_scores, mahalanobis_scores, maxlogit_scores, msp_scores,
+                              tied_covariance)
+
+
+def _gaussian_classes(seed=0, n=300, d=8, c=3):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    centres = rng.normal(scale=3, size=(c, d))
+    a = rng.normal(size=(d, d))
+    ref = centres[labels] + rng.normal(size=(n, d)) @ a
+    test = rng.normal(scale=4, size=(57, d))
+    return test, ref, labels
+
+
+def _numpy_mahalanobis(test, ref, labels, shrinkage):
+    classes = np.unique(labels)
+    means = np.stack([ref[labels == c].mean(axis=0) for c in classes])
+    centred = ref - means[np.searchsorted(classes, labels)]
+    s = centred.T @ centred / len(ref)
+    mu = np.trace(s) / s.shape[0]
+    cov = (1 - shrinkage) * s + shrinkage * mu * np.eye(s.shape[0])
+    p = np.linalg.inv(cov)
+    d2 = np.array([[(x - m) @ p @ (x - m) for m in means] for x in test])
+    return np.sqrt(d2.min(axis=1))
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 0.3])
+def test_mahalanobis_matches_numpy_reference_fixed_shrinkage(shrinkage):
+    test, ref, labels = _gaussian_classes()
+    got = mahalanobis_scores(test, ref, labels, shrinkage=shrinkage, chunk_size=10)  # several chunks
+    assert got.dtype == np.float32 and got.shape == (57,)
+    np.testing.assert_allclose(got, _numpy_mahalanobis(test, ref, labels, shrinkage), rtol=1e-5)
+
+
+def test_mahalanobis_ledoit_wolf_uses_the_ledoit_wolf_shrinkage():
+    test, ref, labels = _gaussian_classes(seed=1)
+    classes = np.unique(labels)
+    means = np.stack([ref[labels == c].mean(axis=0) for c in classes])
+    _, a = ledoit_wolf(ref - means[labels], assume_centered=True)
+    got = mahalanobis_scores(test, ref.astype(np.float16), labels)  # float16 as stored
+    want = _numpy_mahalanobis(test, ref.astype(np.float16).astype(np.float64), labels, a)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_mahalanobis_is_zero_at_a_class_mean_and_handles_more_dims_than_rows():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=(6, 20))          # D > n: the plain covariance is singular
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    means = np.stack([ref[:3].mean(0), ref[3:].mean(0)])
+    got = mahalanobis_scores(means, ref, labels)
+    assert np.all(np.isfinite(got)) and np.allclose(got, 0, atol=1e-3)
+    classes, m, cov = tied_covariance(ref, labels, 0.5)
+    assert classes.tolist() == [0, 1] and np.allclose(m, means) and cov.shape == (20, 20)
+
+
+def test_mahalanobis_rejects_bad_arguments():
+    test, ref, labels = _gaussian_classes()
+    with pytest.raises(ConfigError, match="shrinkage"):
+        mahalanobis_scores(test, ref, labels, shrinkage="oas")
+    with pytest.raises(ConfigError, match="shrinkage"):
+        mahalanobis_scores(test, ref, labels, shrinkage=1.5)
+    with pytest.raises(ConfigError, match="one label per reference row"):
+        mahalanobis_scores(test, ref, labels[:-1])
+    with pytest.raises(ConfigError, match="dimension mismatch"):
+        mahalanobis_scores(test[:, :3], ref, labels)
+
+
+def test_msp_and_maxlogit_by_hand():
+    logits = np.array([[0.0, 0.0], [np.log(3.0), 0.0], [1000.0, -5.0], [-1.0, 2.0]])
+    # softmax max: 1/2, 3/4, 1 (no overflow), e^2/(e^-1+e^2)
+    np.testing.assert_allclose(msp_scores(logits), [-0.5, -0.75, -1.0, -np.exp(2) / (np.exp(-1) + np.exp(2))],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(maxlogit_scores(logits), np.float32([-0.0, -np.log(3.0), -1000.0, -2.0]))
+    assert msp_scores(logits).dtype == np.float32 and maxlogit_scores(logits).dtype == np.float32
+
+
+def test_lof_matches_sklearn_and_is_higher_for_outliers():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(200, 5)).astype(np.float32)
+    test = np.vstack([rng.normal(size=(20, 5)), rng.normal(size=(5, 5)) + 8]).astype(np.float32)
+    want = -LocalOutlierFactor(n_neighbors=20, novelty=True).fit(ref).score_samples(test)
+    got = lof_scores(test, ref)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got[20:].min() > got[:20].max()
+    np.testing.assert_allclose(lof_scores(test, ref, n_neighbors=5),
+                               -LocalOutlierFactor(n_neighbors=5, novelty=True).fit(ref).score_samples(test), rtol=1e-6)
+
+
+def test_lof_too_small_reference_set():
+    rng = np.random.default_rng(4)
+    with pytest.raises(ScorerUnavailable, match="more than n_neighbors=20 reference rows, got 20"):
+        lof_scores(rng.normal(size=(3, 4)), rng.normal(size=(20, 4)))
+    with pytest.raises(ConfigError, match="positive integer"):
+        lof_scores(rng.normal(size=(3, 4)), rng.normal(size=(30, 4)), n_neighbors=0)
+
+
+def _fake_run(tmp_path, with_labels: bool, n_ref=40):
+    rng = np.random.default_rng(5)
+    y_test = np.arange(30) % 4
+    arrays = {"test_labels": y_test}
+    cases = []
+    for k in range(2):
+        normals = np.array([c for c in range(4) if c != k])
+        ref_index = np.sort(rng.choice(500, n_ref, replace=False))
+        arrays |= {f"case{k}_reference": rng.normal(size=(n_ref, 6)).astype(np.float16),
+                   f"case{k}_reference_index": ref_index,
+                   f"case{k}_test": rng.normal(size=(30, 6)).astype(np.float16),
+                   f"case{k}_test_logits": rng.normal(size=(30, 3)).astype(np.float32),
+                   f"case{k}_normal_classes": normals}
+        if with_labels:
+            arrays[f"case{k}_reference_labels"] = normals[np.arange(n_ref) % 3]
+        cases.append({"case": k, "anomaly_classes": [k]})
+    np.savez(tmp_path / "embeddings.npz", **arrays)
+    (tmp_path / "run.json").write_text(json.dumps({"classes": list("abcd"), "cases": cases}))
+    return arrays
+
+
+SPEC = {"distances": ["cosine", "euclidean"], "k": [1, "all"]}
+FIXED = ["case", "test_index", "label", "class_name", "is_anomaly", "head_pred"]
+KNN = ["cosine_k1", "cosine_kall", "euclidean_k1", "euclidean_kall"]
+
+
+def test_score_run_adds_every_scorer_column(tmp_path):
+    arrays = _fake_run(tmp_path, with_labels=True)
+    df = score_run(tmp_path, SPEC)
+    assert list(df.columns) == FIXED + KNN + ["mahalanobis", "msp", "maxlogit", "lof", "cosine_nn", "euclidean_nn"]
+    c1 = df[df.case == 1]
+    np.testing.assert_array_equal(c1["msp"], msp_scores(arrays["case1_test_logits"]))
+    np.testing.assert_array_equal(c1["lof"], lof_scores(arrays["case1_test"], arrays["case1_reference"]))
+    np.testing.assert_array_equal(c1["mahalanobis"], mahalanobis_scores(
+        arrays["case1_test"], arrays["case1_reference"], arrays["case1_reference_labels"]))
+    assert all(df[c].dtype == np.float32 for c in ["mahalanobis", "msp", "maxlogit", "lof"])
+
+
+def test_score_run_skips_what_it_cannot_compute_with_a_warning(tmp_path, caplog):
+    _fake_run(tmp_path, with_labels=False, n_ref=15)
+    with caplog.at_level(logging.WARNING):
+        df = score_run(tmp_path, SPEC)
+    assert list(df.columns) == FIXED + KNN + ["msp", "maxlogit", "cosine_nn", "euclidean_nn"]
+    assert "mahalanobis scorer skipped" in caplog.text and "lof scorer skipped" in caplog.text
+    df = score_run(tmp_path, SPEC | {"scorers": ["maxlogit"], "lof_neighbors": 5})
+    assert list(df.columns) == FIXED + KNN + ["maxlogit", "cosine_nn", "euclidean_nn"]
+    df = score_run(tmp_path, SPEC | {"lof_neighbors": 5})
+    assert "lof" in df.columns
