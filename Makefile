@@ -26,7 +26,9 @@ demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: venv
-	$(BIN)/python -m pytest
+	@# pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
+	$(BIN)/python -m pytest; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: venv
 	$(BIN)/snakemake --lint --configfile config/test.yaml

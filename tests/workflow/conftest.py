@@ -1,4 +1,4 @@
-"""The end-to-end run of config/test.yaml through snakemake, shared by the workflow tests."""
+"""Running the repository's Snakefile in a temp folder (helpers for the workflow and reliability tests)."""
 
 import os
 import shutil
@@ -20,13 +20,3 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
-
-
-@pytest.fixture(scope="session")
-def test_run(tmp_path_factory) -> Path:
-    """A finished run of config/test.yaml (2 cases, small CNN, one epoch) in a temp folder."""
-    if shutil.which("snakemake", path=str(BIN)) is None:
-        pytest.fail("snakemake is not installed next to this Python: run `make test` (it installs envs/requirements.txt)")
-    workdir = tmp_path_factory.mktemp("e2e")
-    snakemake(workdir, "--configfile", str(ROOT / "config" / "test.yaml"), "--cores", "2")
-    return workdir
