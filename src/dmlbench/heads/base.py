@@ -26,6 +26,7 @@ validation passes run under ``model.eval()`` never touch it.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 from typing import Any, ClassVar
@@ -85,7 +86,7 @@ def number(method: str, key: str, value: Any, *, low: float | None = None,
     return value
 
 
-class Head(nn.Module):
+class Head(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses set ``NAME``, ``PARAMS`` (name -> default) and
     implement ``_validate``, ``_per_sample_loss`` and ``margin_logits``.
 
@@ -122,14 +123,17 @@ class Head(nn.Module):
         return p
 
     # ---- the API
+    @abc.abstractmethod
     def _per_sample_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Per-sample loss [B] of float32 embeddings x [B, D]."""
 
+    @abc.abstractmethod
     def margin_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Logits [B, C] with the margin applied to each sample's target class."""
 
+    @abc.abstractmethod
     def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Inference logits [B, C], no margin."""
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.logits(embeddings)
@@ -237,11 +241,13 @@ class CosineMarginHead(Head):
     def cosine(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(x.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
+    @abc.abstractmethod
     def target_cosine(self, cos_target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The method's modified target cosine (margin applied), same shape as cos_target."""
 
+    @abc.abstractmethod
     def scale(self, x: torch.Tensor) -> float | torch.Tensor:
-        raise NotImplementedError
+        """Scale of the logits: a constant s, or the embedding norm [B, 1]."""
 
     def _margin_logits(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos = self.cosine(x)
