@@ -10,7 +10,6 @@ test split. Prints a table and writes bench/results/closed_set_accuracy-<dataset
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -69,7 +68,7 @@ def main() -> None:
               "results": rows}
     out = Path(__file__).parent / "results" / f"closed_set_accuracy-{args.source}-{label.replace(' ', '_')}.json"
     write_json(out, result)
-    print(f"\n| method | closed-set accuracy | seconds |\n|---|---|---|")
+    print("\n| method | closed-set accuracy | seconds |\n|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['accuracy']:.4f} | {r['seconds']:.0f} |")
     print(f"\nwritten: {out}")

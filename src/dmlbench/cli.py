@@ -8,7 +8,6 @@ Errors the user can act on are printed as one line (no traceback) with exit stat
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -57,7 +56,7 @@ def cmd_prepare(args) -> None:
         if name not in config["datasets"]:
             raise DmlbenchError(f"dataset '{name}' is not defined in {args.config} (defined: {', '.join(config['datasets'])})")
         entry = config["datasets"][name]
-    out = Path(args.out or Path(args.results) / "data" / f"{args.dataset or entry.get('name', 'dataset')}.npz")
+    out = Path(args.out or Path(args.results) / "data" / f"{_need(args, 'dataset')}.npz")
     ds = load_source(entry)
     save_npz(ds, out)
     print(f"{out}: {len(ds.y_train)} train + {len(ds.y_test)} test images, {ds.x_train.shape[1:]} each, "

@@ -14,14 +14,10 @@ Per job it writes (DESIGN section 4), each file atomically:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
-import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -202,9 +198,7 @@ def train_case(ds: Dataset, images: torch.Tensor, labels_all: torch.Tensor, case
     local = remap[labels_all]
 
     x_train = images["train"]
-    mean = x_train.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
-    std = x_train.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
-    common = dict(mean=mean, std=std)
+    common = dict(mean=images["mean"], std=images["std"])
     bs = training["batch_size"]
     seed = case_seed(spec["seed"], case.case)
     train_dl = DeviceBatches(x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
@@ -285,6 +279,11 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
                        val_fraction=spec["training"]["val_fraction"]) for k in range(spec["cases"])]
     images = {"train": torch.from_numpy(ds.x_train).to(dev), "test": torch.from_numpy(ds.x_test).to(dev),
               "y_test": torch.from_numpy(ds.y_test).to(dev)}
+    # Per-channel normalisation from the whole train split: the same for every case, computed once.
+    pixels = images["train"].float()
+    images["mean"] = pixels.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
+    images["std"] = pixels.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
+    del pixels
     labels_all = torch.from_numpy(ds.y_train.astype(np.int64)).to(dev)
 
     arrays: dict[str, np.ndarray] = {"test_labels": ds.y_test.astype(np.int64),
