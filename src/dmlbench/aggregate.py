@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,23 +106,23 @@ def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
 
 
 #: Files written by :func:`write_tables`, in results/tables/.
-TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime")
+TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 
 
 def build_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path = "benchmarks") -> dict[str, pd.DataFrame]:
+                 benchmark_root: str | Path = "benchmarks", run_paths: list[str | Path] = ()) -> dict[str, pd.DataFrame]:
     """Every table of :data:`TABLE_NAMES` (columns in docs/tables.md), built in memory."""
     metrics, distances, misses = _run_tables(score_paths)
     return {"metrics": metrics, "class_distances": distances, "summary": summary_table(metrics),
             "ranking": ranking_table(metrics, metric="auroc"), "worst_misses": misses,
-            "runtime": runtime_table(benchmark_paths, benchmark_root)}
+            "runtime": runtime_table(benchmark_paths, benchmark_root), "runs": runs_table(run_paths)}
 
 
 def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+                 benchmark_root: str | Path, out_dir: str | Path, run_paths: list[str | Path] = ()) -> dict[str, pd.DataFrame]:
     """Build every table, then write each as ``out_dir/<name>.parquet`` (atomically, one by one,
     after all were built, so an error leaves the previous files untouched). Returns the tables."""
-    tables = build_tables(score_paths, benchmark_paths, benchmark_root)
+    tables = build_tables(score_paths, benchmark_paths, benchmark_root, run_paths)
     for name, df in tables.items():
         write_parquet(Path(out_dir) / f"{name}.parquet", df)
     return tables
@@ -149,3 +150,30 @@ def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchma
     df = pd.DataFrame(rows, columns=cols)
     df = df.astype({"n_anomaly": "Int64", "seed": "Int64", "seconds": "float64", "max_rss_mb": "float64"})
     return df.sort_values(["rule", "job"], kind="mergesort").reset_index(drop=True)
+
+
+RUNS_COLUMNS = KEYS + ["device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench",
+                       "git_commit", "epochs", "batch_size", "lr", "wall_seconds"]
+
+
+def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
+    """Provenance per train job from its run.json (results/runs/.../run.json): device, threads,
+    precision, package versions, git commit, recipe and wall time."""
+    rows = []
+    for path in sorted(map(Path, run_paths)):
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DmlbenchError(f"{path} is not a readable run.json ({exc}); delete its run folder and rerun "
+                                "`dmlbench train`") from None
+        versions, training = run.get("versions", {}), run.get("spec", {}).get("training", {})
+        rows.append({**keys_from_path(path), "device": str(run.get("device", "")), "threads": run.get("threads"),
+                     "precision": str(run.get("precision", "fp32")), "compiled": bool(run.get("compiled", False)),
+                     **{k: str(versions.get(k, "")) for k in ("python", "torch", "fastai", "dmlbench")},
+                     "git_commit": str(run.get("git_commit") or ""), "epochs": training.get("epochs"),
+                     "batch_size": training.get("batch_size"), "lr": training.get("lr"),
+                     "wall_seconds": float(run.get("wall_seconds", np.nan))})
+    df = pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(
+        {"n_anomaly": "int64", "seed": "int64", "threads": "Int64", "epochs": "Int64", "batch_size": "Int64",
+         "lr": "float64", "wall_seconds": "float64"})
+    return _sorted(df, KEYS) if len(df) else df

@@ -1,6 +1,6 @@
 """`dmlbench <stage>`: what the Snakemake rules call, usable alone.
 
-Stages: prepare, train, score, aggregate, figures; plus `validate` (check a config and print
+Stages: prepare, train, score, aggregate, closed-set, snapshot, figures; plus `validate` (check a config and print
 it with defaults) and `render` (the Quarto report, where quarto is installed).
 Errors the user can act on are printed as one line (no traceback) with exit status 2.
 """
@@ -120,8 +120,36 @@ def cmd_aggregate(args) -> None:
     if benchmarks is None:
         benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")
                             if not p.name.startswith(".")) if Path(args.benchmark_root).exists() else []
-    tables = write_tables(scores, benchmarks, args.benchmark_root, out)
+    runs = args.runs
+    if runs is None:
+        runs = [str(Path(args.results) / "runs" / p.relative_to(Path(args.results) / "scores").with_suffix("") / "run.json")
+                for p in map(Path, scores) if p.is_relative_to(Path(args.results) / "scores")]
+    tables = write_tables(scores, benchmarks, args.benchmark_root, out, run_paths=runs)
     print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
+
+
+def cmd_closed_set(args) -> None:
+    from .closed_set import closed_set_tables
+    from .io import write_parquet
+
+    out = Path(args.out or Path(args.results) / "tables")
+    tsne, closed = closed_set_tables(args.runs, points=args.points, perplexity=args.perplexity)
+    write_parquet(out / "tsne.parquet", tsne)
+    write_parquet(out / "closed_set.parquet", closed)
+    print(f"{out}: tsne.parquet ({len(tsne)} rows), closed_set.parquet ({len(closed)} rows)")
+
+
+def cmd_snapshot(args) -> None:
+    import yaml
+
+    from .config import load_config, spec_from_arg, validate
+    from .io import write_text
+
+    config = validate(spec_from_arg(args.spec), "--spec") if args.spec else load_config(_need(args, "config"))
+    out = Path(args.out or Path(args.results) / "config.yaml")
+    write_text(out, "# The effective config of this run (defaults filled), written by `dmlbench snapshot`.\n"
+               + yaml.safe_dump(config, sort_keys=False))
+    print(out)
 
 
 def cmd_figures(args) -> None:
@@ -129,7 +157,9 @@ def cmd_figures(args) -> None:
 
     tables = Path(args.tables or Path(args.results) / "tables")
     figures = Path(args.out or Path(args.results) / "figures")
-    paths = write_figures(tables, figures, scorer=args.scorer)
+    config = Path(args.config or Path(args.results) / "config.yaml")
+    data = Path(args.data or Path(args.results) / "data")
+    paths = write_figures(tables, figures, scorer=args.scorer, config=config, data_dir=data)
     for p in paths:
         print(p)
 
@@ -193,13 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", nargs="*", help="score parquets (default: all under results/scores)")
     p.add_argument("--benchmarks", nargs="*", help="Snakemake benchmark TSVs (default: all under --benchmark-root)")
     p.add_argument("--benchmark-root", default="benchmarks")
+    p.add_argument("--runs", nargs="*", help="run.json files for runs.parquet (default: those of the score files)")
     p.add_argument("--out", help="tables folder (default results/tables)")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("closed-set", help="closed-set runs (a0) -> tables/tsne.parquet and tables/closed_set.parquet")
+    p.add_argument("--runs", nargs="+", required=True, help="run folders of n_anomaly 0")
+    p.add_argument("--points", type=int, default=2000, help="test images per t-SNE map")
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--out", help="tables folder (default results/tables)")
+    p.set_defaults(func=cmd_closed_set)
+
+    p = sub.add_parser("snapshot", help="write the effective config (defaults filled) to results/config.yaml")
+    _config_args(p)
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser("figures", help="tables -> results/figures/*.{svg,png,vl.json} and table CSVs")
     p.add_argument("--tables")
     p.add_argument("--out")
     p.add_argument("--scorer", default="cosine_k1")
+    p.add_argument("--config", help="effective config (default results/config.yaml, from `dmlbench snapshot`)")
+    p.add_argument("--data", help="folder of the dataset npz files, for the worst-misses images (default results/data)")
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("render", help="render the Quarto report (needs the quarto binary)")

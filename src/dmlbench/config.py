@@ -192,6 +192,12 @@ def check_semantics(config: dict, source: str = "config") -> None:
             _check_k_against_reference(config, i, name, n_classes, source)
         if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
             raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
+    schema = load_schema()
+    for name, entry in datasets.items():
+        _check_training_override(entry.get("training", {}), ["datasets", name, "training"], schema, source)
+    _check_training_override(config["annex"]["training"], ["annex", "training"], schema, source)
+    _check_annex(config, source)
+    _check_worst_misses(config, source)
     known = list(HEADS)
     for method in config["methods"]:
         if method not in known:
@@ -199,6 +205,106 @@ def check_semantics(config: dict, source: str = "config") -> None:
                 f"{source}: method '{method}' is not available in this version of dmlbench "
                 f"(available: {', '.join(known)}); remove it from `methods`"
             )
+
+
+def _check_training_override(override: dict, where: list[str], schema: dict, source: str) -> None:
+    """A recipe override holds keys of the top-level `training` with that key's type and bounds
+    (checked without filling defaults, so an override never resets a key it does not name)."""
+    nested_schema, nested = schema["properties"]["training"], override
+    for part in reversed(where):
+        nested_schema = {"type": "object", "properties": {part: nested_schema}}
+        nested = {part: nested}
+    errors = sorted(_Validator(nested_schema).iter_errors(nested), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = [_describe(e) for e in errors] + _non_finite(nested)
+    if lines:
+        lines = "\n  ".join(lines)
+        raise ConfigError(f"{source} does not match schemas/config.schema.yaml (the keys of `training`):\n  {lines}")
+
+
+def annex_conditions(config: dict) -> list[tuple[str, int]]:
+    """(dataset, n_anomaly) pairs that get annex A.2 runs; none when annex.sample_size is empty."""
+    annex = config["annex"]
+    if not annex["sample_size"]:
+        return []
+    conditions = annex.get("conditions") or config["conditions"]
+    return [(c["dataset"], int(n)) for c in conditions for n in c["n_anomaly"]]
+
+
+def _check_annex(config: dict, source: str) -> None:
+    main = {(c["dataset"], int(n)) for c in config["conditions"] for n in c["n_anomaly"]}
+    for dataset, n in annex_conditions(config):
+        if (dataset, n) not in main:
+            raise ConfigError(
+                f"{source}: annex.conditions has dataset '{dataset}' with n_anomaly {n}, which is not one of "
+                f"the `conditions`; annex A.2 compares against the main runs, so add it to `conditions` or "
+                f"remove it from annex.conditions"
+            )
+    ks = [k for k in config["scoring"]["k"] if k != "all"]
+    for dataset, n in annex_conditions(config):
+        n_classes = KNOWN_CLASS_COUNTS.get(config["datasets"][dataset]["source"])
+        if n_classes is None or not ks:
+            continue
+        for size in config["annex"]["sample_size"]:
+            val_fraction = training_recipe(config, dataset, size)["val_fraction"]
+            ref = reference_size(n_classes - n, size, val_fraction)
+            if max(ks) > ref:
+                raise ConfigError(
+                    f"{source}: scoring.k {max(ks)} is larger than the reference set of the annex runs with "
+                    f"annex.sample_size {size} (dataset '{dataset}', n_anomaly {n}): {ref} reference images; "
+                    f"use annex.sample_size entries of at least {max(ks)} per class or a smaller scoring.k"
+                )
+
+
+def _check_worst_misses(config: dict, source: str) -> None:
+    wm = worst_miss_selection(config)
+    main = {(c["dataset"], int(n)) for c in config["conditions"] for n in c["n_anomaly"]}
+    if (wm["dataset"], wm["n_anomaly"]) not in main:
+        raise ConfigError(
+            f"{source}: report.worst_misses selects dataset '{wm['dataset']}' with n_anomaly {wm['n_anomaly']}, "
+            f"which is not one of the `conditions`; choose one of {sorted(main)}"
+        )
+    if wm["case"] >= config["cases"]:
+        raise ConfigError(f"{source}: report.worst_misses.case {wm['case']} is not run: cases are 0..{config['cases'] - 1}")
+    if wm["seed"] not in config["seeds"]:
+        raise ConfigError(f"{source}: report.worst_misses.seed {wm['seed']} is not one of `seeds` {config['seeds']}")
+
+
+def worst_miss_selection(config: dict) -> dict:
+    """The run the worst-misses figure shows, with the defaults filled in."""
+    wm = config["report"]["worst_misses"]
+    first = config["conditions"][0]
+    dataset = wm.get("dataset", first["dataset"])
+    if "n_anomaly" in wm:
+        n_anomaly = wm["n_anomaly"]
+    else:
+        n_anomaly = next((c["n_anomaly"][0] for c in config["conditions"] if c["dataset"] == dataset), 0)
+    return {"dataset": dataset, "n_anomaly": int(n_anomaly), "case": int(wm["case"]),
+            "seed": int(wm.get("seed", config["seeds"][0])), "count": int(wm["count"])}
+
+
+def tsne_datasets(config: dict) -> list[str]:
+    """Datasets that get closed-set models (t-SNE and accuracy): those of the conditions, in order."""
+    if not config["tsne"]["enabled"]:
+        return []
+    return list(dict.fromkeys(c["dataset"] for c in config["conditions"]))
+
+
+def training_recipe(config: dict, dataset: str, n_per_class) -> dict:
+    """The training recipe of a run: `training`, then `datasets.<name>.training`, then, for an
+    annex A.2 size, `annex.training`."""
+    recipe = dict(config["training"])
+    recipe.update(config["datasets"][dataset].get("training", {}))
+    if is_annex(config, n_per_class):
+        recipe.update(config["annex"]["training"])
+    return recipe
+
+
+def is_annex(config: dict, n_per_class) -> bool:
+    """Is this images-per-class value an annex A.2 size (and not also a main-grid size)?"""
+    if n_per_class == "all" or str(n_per_class) == "all":
+        return False
+    n = int(n_per_class)
+    return n in config["annex"]["sample_size"] and n not in config["n_per_class"]
 
 
 def reference_size(n_normal_classes: int, n_per_class: int, val_fraction: float) -> int:
@@ -218,7 +324,7 @@ def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, 
         for n_per_class in config["n_per_class"]:
             if n_per_class == "all":
                 continue
-            size = reference_size(n_classes - n, n_per_class, config["training"]["val_fraction"])
+            size = reference_size(n_classes - n, n_per_class, training_recipe(config, name, n_per_class)["val_fraction"])
             if max(ks) > size:
                 raise ConfigError(
                     f"{source}: scoring.k {max(ks)} is larger than the reference set of conditions.{i} "
@@ -274,6 +380,9 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
     if method not in config["methods"]:
         raise ConfigError(f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})")
     ds = config["datasets"][dataset]
+    method_params = dict(config["methods"][method])
+    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None:
+        method_params["mixup"] = bool(config["annex"]["mixup"])
     return {
         "dataset": dataset,
         "source": ds["source"],
@@ -281,12 +390,13 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
         "flip": ds.get("flip", FLIP_DEFAULT[ds["source"]]),
         "n_anomaly": int(n_anomaly),
         "method": method,
-        "method_params": dict(config["methods"][method]),
+        "method_params": method_params,
         "n_per_class": parse_n_per_class(n_per_class),
         "seed": int(seed),
-        "cases": int(config["cases"]),
+        # n_anomaly 0 is the closed-set model (all classes normal): every case would be the same.
+        "cases": int(config["cases"]) if int(n_anomaly) > 0 else 1,
         "model": dict(config["model"]),
-        "training": dict(config["training"]),
+        "training": training_recipe(config, dataset, n_per_class),
     }
 
 

@@ -68,7 +68,7 @@ def test_full_study_grid():
     (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
     (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
     (lambda c: c.update(methods={"arcface": {"s": 64}}), "methods.arcface.*allowed keys here: margin, mixup, mixup_alpha, scale"),
-    (lambda c: c.update(threads=8), "allowed keys here: cases, conditions"),
+    (lambda c: c.update(threads=8), "allowed keys here: annex, cases, conditions"),
     (lambda c: c.pop("conditions"), "'conditions' is a required property"),
 ])
 def test_schema_errors_name_the_key_and_allowed_values(mutate, expected):
@@ -116,3 +116,78 @@ def test_train_spec_takes_only_what_training_needs():
     assert train_spec(cfg, "digits", 3, "arcface", "50", 0)["n_per_class"] == 50
     with pytest.raises(ConfigError, match="method 'cosface' is not in the config"):
         train_spec(cfg, "digits", 3, "cosface", "all", 0)
+
+
+# --------------------------------------------------------------------------- recipes, annex, report
+
+
+def _digits(**extra):
+    return {"datasets": {"d": {"source": "digits"}}, "conditions": [{"dataset": "d", "n_anomaly": [1, 5]}],
+            "cases": 5, "seeds": [3, 4], **extra}
+
+
+def test_recipe_layers_training_then_dataset_then_annex():
+    cfg = validate(_digits(training={"epochs": 4, "lr": 0.01},
+                           annex={"sample_size": [30], "training": {"epochs": 40}}))
+    cfg["datasets"]["d"]["training"] = {"lr": 0.02, "batch_size": 32}
+    cfg = validate(cfg)
+    main = train_spec(cfg, "d", 1, "conventional", "all", 3)["training"]
+    assert (main["epochs"], main["lr"], main["batch_size"]) == (4, 0.02, 32)
+    annex = train_spec(cfg, "d", 1, "conventional", "30", 3)["training"]
+    assert (annex["epochs"], annex["lr"], annex["batch_size"]) == (40, 0.02, 32)
+    assert annex["weight_decay"] == cfg["training"]["weight_decay"]  # an override resets nothing else
+
+
+def test_annex_mixup_overrides_every_method_only_in_annex_runs():
+    cfg = validate(_digits(methods={"conventional": {}, "arcface": {"mixup": True}},
+                           annex={"sample_size": [30], "mixup": False}))
+    assert train_spec(cfg, "d", 1, "arcface", "all", 3)["method_params"]["mixup"] is True
+    assert train_spec(cfg, "d", 1, "arcface", 30, 3)["method_params"]["mixup"] is False
+    cfg = validate(_digits(methods={"conventional": {}, "arcface": {"mixup": True}}, annex={"sample_size": [30]}))
+    assert train_spec(cfg, "d", 1, "arcface", 30, 3)["method_params"]["mixup"] is True  # null keeps the method's
+
+
+def test_annex_conditions_default_to_every_condition():
+    from dmlbench.config import annex_conditions
+
+    assert annex_conditions(validate(_digits())) == []
+    assert annex_conditions(validate(_digits(annex={"sample_size": [30]}))) == [("d", 1), ("d", 5)]
+    chosen = validate(_digits(annex={"sample_size": [30], "conditions": [{"dataset": "d", "n_anomaly": [5]}]}))
+    assert annex_conditions(chosen) == [("d", 5)]
+
+
+def test_closed_set_spec_has_one_case():
+    cfg = validate(_digits())
+    assert train_spec(cfg, "d", 0, "conventional", "all", 3)["cases"] == 1
+    assert train_spec(cfg, "d", 1, "conventional", "all", 3)["cases"] == 5
+
+
+def test_worst_miss_selection_defaults_and_checks():
+    from dmlbench.config import worst_miss_selection
+
+    assert worst_miss_selection(validate(_digits())) == {"dataset": "d", "n_anomaly": 1, "case": 0, "seed": 3,
+                                                         "count": 5}
+    picked = validate(_digits(report={"worst_misses": {"n_anomaly": 5, "case": 2, "seed": 4, "count": 3}}))
+    assert worst_miss_selection(picked) == {"dataset": "d", "n_anomaly": 5, "case": 2, "seed": 4, "count": 3}
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"annex": {"sample_size": [30], "conditions": [{"dataset": "d", "n_anomaly": [2]}]}},
+     r"annex.conditions has dataset 'd' with n_anomaly 2, which is not one of the `conditions`"),
+    ({"annex": {"sample_size": [2]}}, r"reference set of the annex runs with annex.sample_size 2"),
+    ({"annex": {"training": {"epochs": 0}}}, r"'annex.training.epochs': 0 is less than the minimum of 1"),
+    ({"report": {"worst_misses": {"case": 5}}}, r"report.worst_misses.case 5 is not run: cases are 0..4"),
+    ({"report": {"worst_misses": {"seed": 9}}}, r"report.worst_misses.seed 9 is not one of `seeds`"),
+    ({"report": {"worst_misses": {"n_anomaly": 3}}}, r"n_anomaly 3, which is not one of the `conditions`"),
+    ({"tsne": {"points": 5}}, r"tsne.points"),
+])
+def test_annex_tsne_and_report_errors(extra, expected):
+    with pytest.raises(ConfigError, match=expected):
+        validate(_digits(**extra))
+
+
+def test_dataset_training_override_is_checked_against_training():
+    cfg = _digits()
+    cfg["datasets"]["d"]["training"] = {"epochz": 3}
+    with pytest.raises(ConfigError, match=r"unknown key datasets.d.training.epochz.*allowed keys here: batch_size"):
+        validate(cfg)

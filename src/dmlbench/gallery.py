@@ -1,0 +1,231 @@
+"""Pure builders for the report's image figures: worst misses and t-SNE of embeddings.
+
+Nothing here reads or writes files: the caller passes the tables (``worst_misses``, a t-SNE
+frame) and the image arrays of ``results/data/{dataset}.npz``. Images travel inside the
+Vega-Lite spec as PNG ``data:`` URLs, which browsers and vl-convert (SVG, PNG) both draw.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from dmlbench.charts import _require_columns, condition_label, method_order
+from dmlbench.errors import DmlbenchError
+
+WORST_MISSES_COLUMNS = [
+    "dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
+    "rank", "test_index", "label", "class_name", "score", "nearest_index",
+]
+TSNE_COLUMNS = ["dataset", "method", "seed", "test_index", "label", "class_name", "x", "y"]
+KIND_ORDER = ("anomaly", "nearest normal")
+
+# Images are encoded at least this many pixels on their short side (nearest neighbour), so
+# small ones (8×8 digits) stay sharp; the chart draws them IMAGE_SIZE CSS pixels wide.
+MIN_IMAGE_PIXELS = 64
+IMAGE_SIZE = 48
+TSNE_PANEL = 180
+
+
+def image_data_url(image: np.ndarray) -> str:
+    """A uint8 image (H×W, H×W×1 or H×W×3) as a ``data:image/png;base64,...`` URL.
+
+    Images whose short side is under 64 px are enlarged by an integer factor with nearest
+    neighbour sampling, so every pixel stays a sharp square.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise DmlbenchError(
+            f"image_data_url needs a uint8 H×W, H×W×1 or H×W×3 array; got {image.dtype} of shape {image.shape}."
+        )
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    picture = Image.fromarray(image)
+    factor = -(-MIN_IMAGE_PIXELS // min(image.shape[:2]))  # ceiling division
+    if factor > 1:
+        picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def worst_miss_frame(
+    worst_misses: pd.DataFrame,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    classes: Sequence[str],
+    *,
+    dataset: str,
+    n_anomaly: int,
+    case: int,
+    seed: int,
+    scorer: str = "cosine_k1",
+    n_per_class: str = "all",
+    n: int = 5,
+) -> pd.DataFrame:
+    """The ``n`` worst misses of every method for one condition, case, seed and scorer, with images.
+
+    One row per (method, rank, kind), kind "anomaly" (the test image) then "nearest normal"
+    (its nearest reference image, from the official train split). Columns: method, rank,
+    kind, class_name, score (the anomaly's score on both rows), index (``test_index`` or
+    ``nearest_index``), image (PNG data URL). Methods in the study's order.
+    """
+    _require_columns(worst_misses, WORST_MISSES_COLUMNS, "worst_misses.parquet")
+    condition = worst_misses[
+        (worst_misses["dataset"] == dataset)
+        & (worst_misses["n_anomaly"] == int(n_anomaly))
+        & (worst_misses["n_per_class"].astype(str) == str(n_per_class))
+    ]
+    if condition.empty:
+        keys = zip(worst_misses["dataset"], worst_misses["n_anomaly"], worst_misses["n_per_class"])
+        present = sorted({(d, int(a), str(p)) for d, a, p in keys})
+        raise DmlbenchError(
+            f"worst_misses.parquet has no rows for dataset={dataset!r}, n_anomaly={int(n_anomaly)}, "
+            f"n_per_class={str(n_per_class)!r}; it has (dataset, n_anomaly, n_per_class) {present}."
+        )
+    selected = condition[
+        (condition["case"] == int(case)) & (condition["seed"] == int(seed)) & (condition["scorer"] == scorer)
+        & (condition["rank"] <= n)
+    ]
+    if selected.empty:
+        raise DmlbenchError(
+            f"worst_misses.parquet has no rows for case={int(case)}, seed={int(seed)}, scorer={scorer!r} "
+            f"of {dataset} with {int(n_anomaly)} anomaly classes (n_per_class {n_per_class}); it has cases "
+            f"{sorted(condition['case'].unique().tolist())}, seeds {sorted(condition['seed'].unique().tolist())} "
+            f"and scorers {sorted(condition['scorer'].unique().tolist())}."
+        )
+    if selected["test_index"].max() >= len(x_test) or selected["nearest_index"].max() >= len(x_train):
+        raise DmlbenchError(
+            f"worst_misses.parquet indexes images past the dataset's arrays ({len(x_test)} test, "
+            f"{len(x_train)} train images): the tables and results/data/{dataset}.npz are from different runs."
+        )
+    methods = method_order(selected["method"].unique())
+    selected = selected.assign(_m=selected["method"].map(methods.index)).sort_values(["_m", "rank"])
+    rows = []
+    for r in selected.itertuples(index=False):
+        common = {"method": r.method, "rank": int(r.rank), "score": float(r.score)}
+        rows.append({**common, "kind": KIND_ORDER[0], "class_name": str(r.class_name),
+                     "index": int(r.test_index), "image": image_data_url(x_test[r.test_index])})
+        rows.append({**common, "kind": KIND_ORDER[1], "class_name": str(classes[int(y_train[r.nearest_index])]),
+                     "index": int(r.nearest_index), "image": image_data_url(x_train[r.nearest_index])})
+    return pd.DataFrame(rows, columns=["method", "rank", "kind", "class_name", "score", "index", "image"])
+
+
+def worst_misses_chart(
+    frame: pd.DataFrame,
+    *,
+    dataset: str,
+    n_anomaly: int,
+    case: int,
+    seed: int,
+    scorer: str = "cosine_k1",
+    n_per_class: str = "all",
+) -> alt.FacetChart:
+    """Image grid of ``worst_miss_frame``: one row per method, one column per rank.
+
+    In each cell the anomaly (top) sits above its nearest normal training image, each with
+    its class name underneath; the keyword arguments name the selection in the title.
+    """
+    _require_columns(frame, ["method", "rank", "kind", "class_name", "score", "index", "image"], "worst-miss frame")
+    if frame.empty:
+        raise DmlbenchError("The worst-miss frame is empty; build it with gallery.worst_miss_frame.")
+    methods = method_order(frame["method"].unique())
+    row_height = IMAGE_SIZE + 18  # image, one line of caption, a gap
+    centres = [row_height / 2 - 6, 3 * row_height / 2 - 6]  # of the two images in a cell
+    base = alt.Chart().encode(
+        x=alt.value((IMAGE_SIZE + 16) / 2),
+        y=alt.Y(
+            "kind:N", title=None,
+            scale=alt.Scale(type="point", domain=list(KIND_ORDER), range=centres, padding=0),
+            axis=alt.Axis(ticks=False, domain=False, labelAngle=-90, labelAlign="center", labelBaseline="bottom"),
+        ),
+        tooltip=["method:N", "rank:O", "kind:N", "class_name:N", alt.Tooltip("score:Q", format=".4f"), "index:Q"],
+    )
+    # aria=False: an image's accessible label would otherwise repeat its whole data URL.
+    images = base.mark_image(
+        width=IMAGE_SIZE, height=IMAGE_SIZE, align="center", baseline="middle", aria=False
+    ).encode(url="image:N")
+    captions = base.mark_text(baseline="top", dy=IMAGE_SIZE / 2 + 2, fontSize=9, limit=IMAGE_SIZE + 14).encode(
+        text="class_name:N"
+    )
+    return (
+        alt.layer(images, captions, data=frame)
+        .properties(width=IMAGE_SIZE + 16, height=2 * row_height, view=alt.ViewBackground(stroke=None))
+        .facet(
+            row=alt.Row("method:N", sort=methods, title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            column=alt.Column("rank:O", title="rank (1 = lowest anomaly score)"),
+            spacing={"row": 6, "column": 4},
+        )
+        .properties(
+            title=alt.TitleParams(
+                "Worst misses",
+                subtitle=[
+                    f"{condition_label(dataset, n_anomaly)}, case {int(case)}, seed {int(seed)}, "
+                    f"scorer {scorer}, n_per_class {n_per_class}",
+                    "lowest-scored anomalies, each above its nearest normal training image",
+                ],
+            ),
+            usermeta={
+                "dmlbench": {
+                    "figure": "fig-worst-misses", "scorer": scorer, "n_per_class": str(n_per_class),
+                    "dataset": dataset, "n_anomaly": int(n_anomaly), "case": int(case), "seed": int(seed),
+                }
+            },
+        )
+    )
+
+
+def tsne_chart(tsne: pd.DataFrame) -> alt.VConcatChart:
+    """t-SNE of test embeddings: one panel per method, one row per dataset, colour = test class.
+
+    Only the first (lowest) seed of each dataset is drawn. Axes are hidden: t-SNE
+    coordinates have no units, and each panel has its own scales. Each dataset has its
+    own class legend, in class-index order.
+    """
+    _require_columns(tsne, TSNE_COLUMNS, "t-SNE table")
+    if tsne.empty:
+        raise DmlbenchError("The t-SNE table is empty: no model trained on all classes was embedded.")
+    rows = []
+    for dataset, grp in tsne.groupby("dataset", sort=True):
+        data = grp[grp["seed"] == grp["seed"].min()][TSNE_COLUMNS].reset_index(drop=True)
+        classes = data[["label", "class_name"]].drop_duplicates().sort_values("label")["class_name"].tolist()
+        seed = int(data["seed"].iloc[0])
+        rows.append(
+            alt.Chart(data)
+            .mark_circle(size=6, opacity=0.7)
+            .encode(
+                x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
+                y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
+                color=alt.Color(
+                    "class_name:N", sort=classes, title=f"{dataset} class",
+                    scale=alt.Scale(scheme="tableau10" if len(classes) <= 10 else "category20"),
+                    legend=alt.Legend(symbolOpacity=1),
+                ),
+                tooltip=["method:N", "class_name:N", "test_index:Q"],
+            )
+            .properties(width=TSNE_PANEL, height=TSNE_PANEL)
+            .facet(
+                column=alt.Column("method:N", sort=method_order(data["method"].unique()), title=None),
+                spacing=8,
+            )
+            .resolve_scale(x="independent", y="independent")
+            .properties(title=alt.TitleParams(f"{dataset}, seed {seed}", anchor="start", fontSize=12))
+        )
+    return (
+        alt.vconcat(*rows, spacing=16)
+        .resolve_scale(color="independent")
+        .properties(
+            title=alt.TitleParams(
+                "t-SNE of test embeddings",
+                subtitle="models trained on all classes; one panel per method, colour = test class",
+            ),
+            usermeta={"dmlbench": {"figure": "fig-tsne"}},
+        )
+    )
