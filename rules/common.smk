@@ -110,7 +110,8 @@ def job_score_spec(wildcards):
 
 
 def config_spec():
-    return quoted(config)
+    # Key order kept (not sorted): the snapshot lists the config as written, defaults after.
+    return shlex.quote(json.dumps(config))
 
 
 onsuccess:

@@ -56,12 +56,34 @@ def build_backbone(name: str, in_channels: int, embedding_dim: int = 64) -> nn.M
 
 class EmbeddingNet(nn.Module):
     """Backbone + method head. forward() returns the embedding; the loss and the logits are
-    the head's (`head.loss`, `head.logits`), so fastai trains backbone and head together."""
+    the head's (`head.loss`, `head.logits`), so fastai trains backbone and head together.
+
+    Two switches set by the training code (dmlbench.training), neither part of the state dict:
+
+    ``autocast_dtype``
+        ``torch.bfloat16`` runs the backbone under autocast (bf16 matmuls and convolutions);
+        ``None`` (default) runs it in float32. The heads always compute in float32.
+    ``train_forward``
+        a callable used instead of the backbone in training mode: the torch.compile'd
+        backbone. Evaluation (validation, embeddings) always runs the eager backbone, so
+        eval-mode batch norm and the uneven last evaluation batch never trigger a recompile.
+    """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.autocast_dtype: torch.dtype | None = None
+        self.set_train_forward(None)
+
+    def set_train_forward(self, fn) -> None:
+        # object.__setattr__: a compiled module assigned normally would become a submodule and
+        # add its (shared) parameters to the state dict a second time under _orig_mod.
+        object.__setattr__(self, "train_forward", fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        run = self.train_forward if self.training and self.train_forward is not None else self.backbone
+        if self.autocast_dtype is None:
+            return run(x)
+        with torch.autocast(device_type=x.device.type, dtype=self.autocast_dtype):
+            return run(x)

@@ -1,19 +1,37 @@
 """Training: one job trains every case of a (dataset, n_anomaly, method, n_per_class, seed).
 
-The dataset is moved to the device once, as uint8; batches are cut from it by index,
-augmented (random crop with zero padding, horizontal flip) and normalised per batch on the
-device, so there is no per-image Python in the loop. fastai's Learner runs the one-cycle
-schedule; the model's forward returns the embedding and the method's head supplies the loss,
-so every head parameter is in the optimiser.
+The GPU is kept busy the way the fast CIFAR trainers do it (airbench, hlb-CIFAR10):
+
+- the dataset is moved to the device once, as uint8; batches are cut from it by index, and
+  random crop (zero = black padding) and horizontal flip are one gather on the uint8 batch,
+  followed by a fused normalisation — no per-image Python, no host-to-device copies per step;
+- the backbone runs under bf16 autocast (``training.precision``) in channels_last; the heads
+  compute their margins and losses in float32;
+- no host synchronisation per step: fastai's loss and metric averages call ``.cpu()`` on every
+  batch (``to_detach``), and its MixUp draws its weights on the CPU and copies them over;
+  both are replaced by versions that stay on the device, so the host only waits at the end
+  of an epoch;
+- the optimiser is PyTorch's fused AdamW (or SGD) wrapped for fastai: fastai's own Adam runs
+  a Python loop of ~8 small kernels per parameter tensor, which for ResNet18's 62 tensors
+  costs more host time per step than the GPU needs for the step;
+- the model (backbone + head) and its torch.compile'd training forward are built once per job;
+  each case re-initialises the weights from a freshly seeded CPU build (exactly what building
+  afresh would give), so compilation is paid once per job, not per case.
+
+fastai's Learner stays the training loop: one-cycle schedule, callbacks, MixUp; the model's
+forward returns the embedding and the method's head supplies the loss, so every head
+parameter is in the optimiser.
 
 Per job it writes (DESIGN section 4), each file atomically:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, git commit, wall time, per-case classes
+  run.json        the spec, versions, device, precision, compilation, git commit, wall time,
+                  per-case classes
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import platform
@@ -36,6 +54,13 @@ from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
 
+PRECISIONS = ("auto", "bf16", "fp32")
+OPTIMIZERS = ("adam", "sgd")
+#: fastai's Adam defaults (fastai.optimizer.Adam), kept for the fused AdamW that replaces it so
+#: a recipe's lr and weight_decay mean what they meant with fastai's own optimiser.
+ADAM_BETAS, ADAM_EPS = (0.9, 0.99), 1e-5
+SGD_MOMENTUM = 0.9
+
 
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
@@ -45,15 +70,48 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """'bf16' or 'fp32' for `training.precision` on `device`.
+
+    auto: bf16 autocast on a CUDA device that supports it, float32 otherwise — on the CPU so
+    CPU runs stay bit-repeatable and fast (CPU bf16 convolutions are slower than float32)."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise ConfigError(f"training.precision '{precision}' is unknown; allowed values: {', '.join(PRECISIONS)}")
+    bf16_ok = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and bf16_ok else "fp32"
+    if precision == "bf16" and not bf16_ok:
+        raise ConfigError(f"training.precision 'bf16' was asked for but device {device} has no bf16 support; "
+                          f"use precision 'fp32' or 'auto'")
+    return precision
+
+
+def resolve_compile(value, device: torch.device) -> bool:
+    """`training.compile`: auto compiles on CUDA only; true/false force it on or off."""
+    if value in (None, "auto"):
+        return device.type == "cuda"
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"training.compile {value!r} is unknown; allowed values: auto, true, false")
+
+
 def case_seed(seed: int, case: int) -> int:
     return seed * 1000 + case
 
 
 class DeviceBatches:
-    """Batches (x float [B,C,H,W], y int64 [B]) cut from a uint8 NHWC tensor on the device.
+    """Batches (x float [B,C,H,W] channels_last, y int64 [B]) cut from a uint8 NHWC tensor on the
+    device.
 
     `labels` are already mapped to 0..n_normal-1. The order is drawn from a torch Generator
     seeded per epoch, so runs repeat; augmentation draws from the same generator on the device.
+    Training batches (shuffle=True) are augmented on the uint8 pixels — random crop of the image
+    padded with `crop_padding` black pixels (as torchvision's RandomCrop(padding=p) does) and a
+    horizontal flip with probability 1/2 — then normalised with the per-channel `mean` and `std`
+    (fractions of 255, shape [1,C,1,1]). Evaluation batches are never augmented.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, idx: np.ndarray, batch_size: int, *,
@@ -64,6 +122,9 @@ class DeviceBatches:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.flip, self.crop_padding = flip, crop_padding
         self.mean, self.std = mean, std
+        # x / 255 then (x - mean) / std as one multiply-subtract on the device.
+        self.scale = (1.0 / (255.0 * std)).to(images.device, torch.float32)
+        self.shift = (mean / std).to(images.device, torch.float32)
         self.seed, self.epoch = seed, 0
         self.device = images.device
 
@@ -74,22 +135,29 @@ class DeviceBatches:
     def to(self, device):  # fastai moves loaders; ours already live where the data is
         return self
 
-    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        b, _, h, w = x.shape
-        if self.crop_padding:
-            p = self.crop_padding
-            padded = nn.functional.pad(x, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=x.device)
-            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=x.device)
-            rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
-            bi = torch.arange(b, device=x.device)[:, None, None, None]
-            ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-            x = padded[bi, ci, rows, cols]
+    def _augment_nhwc(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Random crop (zero padding) and flip of an NHWC batch, as one gather."""
+        b, h, w, _ = x.shape
+        p = self.crop_padding
+        if not p and not self.flip:
+            return x
+        dev = x.device
+        rows = torch.arange(h, device=dev).expand(b, h)
+        cols = torch.arange(w, device=dev).expand(b, w)
+        if p:
+            x = nn.functional.pad(x, (0, 0, p, p, p, p))
+            rows = rows + torch.randint(0, 2 * p + 1, (b, 1), generator=gen, device=dev)
+            cols = cols + torch.randint(0, 2 * p + 1, (b, 1), generator=gen, device=dev)
         if self.flip:
-            mask = torch.rand(b, generator=gen, device=x.device) < 0.5
-            x = torch.where(mask[:, None, None, None], x.flip(3), x)
-        return x
+            # A flipped crop reads its window's columns right to left.
+            mirror = torch.rand(b, 1, generator=gen, device=dev) < 0.5
+            cols = torch.where(mirror, cols.flip(1), cols)
+        bi = torch.arange(b, device=dev)[:, None, None]
+        return x[bi, rows[:, :, None], cols[:, None, :]]
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The training augmentation of an NCHW batch (any dtype), NCHW out."""
+        return self._augment_nhwc(x.permute(0, 2, 3, 1), gen).permute(0, 3, 1, 2)
 
     def __iter__(self):
         gen = torch.Generator(device=self.device)
@@ -100,16 +168,19 @@ class DeviceBatches:
             order = self.idx[torch.randperm(len(self.idx), generator=gen, device=self.device)]
         for i in range(len(self)):
             ix = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.images[ix].permute(0, 3, 1, 2).float().div_(255)
-            x = (x - self.mean) / self.std
+            x = self.images[ix]
             if self.shuffle:  # training batches are augmented, evaluation ones never
-                x = self._augment(x, gen)
+                x = self._augment_nhwc(x, gen)
+            # NHWC memory seen as NCHW is channels_last already: the float copy keeps the strides.
+            x = x.permute(0, 3, 1, 2).float().mul_(self.scale).sub_(self.shift)
             yield x.contiguous(memory_format=torch.channels_last), self.labels[ix]
 
 
 class HeadLoss:
     """fastai loss function around the head: `reduction` and `y_int` let MixUp combine the two
-    label terms of the method's own loss (fastai's NoneReduce sets reduction='none')."""
+    label terms of the method's own loss (fastai's NoneReduce sets reduction='none').
+    The embeddings are cast to float32 here (bf16 under autocast): margins and losses are
+    computed in float32, whatever the backbone's precision."""
 
     y_int = True
 
@@ -117,43 +188,161 @@ class HeadLoss:
         self.head, self.reduction = head, "mean"
 
     def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.head.loss(embeddings, labels, reduction=self.reduction)
+        return self.head.loss(embeddings.float(), labels, reduction=self.reduction)
 
 
 def head_accuracy(head: nn.Module):
     def accuracy(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (head.logits(embeddings).argmax(dim=1) == labels).float().mean()
+        return (head.logits(embeddings.float()).argmax(dim=1) == labels).float().mean()
     return accuracy
 
 
-def _head_mixup():
+@functools.lru_cache(maxsize=None)
+def _fastai_parts():
+    """fastai-dependent classes, built on first use (importing fastai takes seconds)."""
     from fastai.callback.mixup import MixUp
+    from fastai.learner import Metric
+    from fastai.torch_core import find_bs
+
+    class DeviceAvgMetric(Metric):
+        """fastai's AvgMetric/AvgLoss (batch-size-weighted mean over an epoch) accumulated on
+        the device: fastai's versions move every batch's value to the CPU (a host sync per
+        step); the value is read once, by the Recorder at the end of the epoch."""
+
+        def __init__(self, func=None, name: str = "loss"):
+            self.func, self._name = func, name
+
+        def reset(self):
+            self.total, self.count = 0.0, 0
+
+        def accumulate(self, learn):
+            bs = find_bs(learn.yb)
+            value = learn.loss.mean() if self.func is None else self.func(learn.pred, *learn.yb)
+            self.total = self.total + value.detach().float() * bs
+            self.count += bs
+
+        @property
+        def value(self):
+            return self.total / self.count if self.count else None
+
+        @property
+        def name(self):
+            return self._name
+
+    class DeviceSmoothLoss(Metric):
+        """fastai's AvgSmoothLoss (exponential moving average, debiased) kept on the device."""
+
+        def __init__(self, beta: float = 0.98):
+            self.beta = beta
+            self.reset()
+
+        def reset(self):
+            self.count, self.val = 0, None
+
+        def accumulate(self, learn):
+            loss = learn.loss.detach().float().mean()
+            self.count += 1
+            self.val = torch.lerp(loss, torch.zeros_like(loss) if self.val is None else self.val, self.beta)
+
+        @property
+        def value(self):
+            return None if self.val is None else self.val / (1 - self.beta ** self.count)
 
     class HeadMixUp(MixUp):
         """fastai's MixUp (inputs mixed, lam >= 0.5 on the batch's own labels), with the two
         label terms combined by the head's own `mixup_loss`: one call per step, so stateful
-        heads (SphereFace's annealing counter, CenterLoss's centres) advance once, not twice."""
+        heads (SphereFace's annealing counter, CenterLoss's centres) advance once, not twice.
+        The mixing weights and the partner permutation are drawn on the device (fastai draws
+        them on the CPU and copies them over: a host sync per step)."""
+
+        def __init__(self, alpha: float = 0.4):
+            super().__init__(alpha)
+            self.alpha, self._beta = float(alpha), None
+
+        def before_batch(self):
+            x, y = self.x, self.y
+            if self._beta is None or self._beta[0] != x.device:
+                a = torch.tensor(self.alpha, device=x.device)
+                self._beta = (x.device, torch.distributions.Beta(a, a, validate_args=False))  # checks sync
+            lam = self._beta[1].sample((y.size(0),))
+            self.lam = torch.maximum(lam, 1 - lam)
+            shuffle = torch.randperm(y.size(0), device=x.device)
+            self.yb1 = tuple(t[shuffle] for t in self.yb)
+            weight = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+            self.learn.xb = tuple(torch.lerp(t[shuffle], t, weight) for t in self.xb)
+            if not self.stack_y:
+                self.learn.yb = tuple(torch.lerp(t1.float(), t.float(), self.lam) for t1, t in zip(self.yb1, self.yb))
 
         def lf(self, pred, *yb):
             if not self.training:
                 return self.old_lf(pred, *yb)
-            return self.old_lf.head.mixup_loss(pred, yb[0], self.yb1[0], self.lam)
+            return self.old_lf.head.mixup_loss(pred.float(), yb[0], self.yb1[0], self.lam)
 
-    return HeadMixUp
+    return {"DeviceAvgMetric": DeviceAvgMetric, "DeviceSmoothLoss": DeviceSmoothLoss, "HeadMixUp": HeadMixUp}
+
+
+def _head_mixup():
+    return _fastai_parts()["HeadMixUp"]
+
+
+def optimizer_func(training: dict, device: torch.device):
+    """fastai `opt_func` building PyTorch's AdamW (fused on CUDA) or SGD with Nesterov momentum.
+
+    The splitter gives two groups: weights with `training.weight_decay`, and normalisation and
+    bias parameters without (what fastai's default wd_bn_bias=False does; its mechanism, a
+    per-parameter `do_wd` flag, only works with fastai's own optimisers). adam: decoupled
+    decay (p -= lr * wd * p), betas (0.9, 0.99), eps 1e-5 as fastai's Adam; sgd: L2 penalty
+    added to the gradient (torch.optim.SGD), the convention of the SGD literature values.
+    fastai's one-cycle schedule drives lr and momentum (Adam's beta1 / SGD's momentum).
+    """
+    from fastai.optimizer import OptimWrapper
+
+    name = training.get("optimizer", "adam")
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"training.optimizer '{name}' is unknown; allowed values: {', '.join(OPTIMIZERS)}")
+    wd = float(training["weight_decay"])
+
+    def opt_func(param_groups, lr):
+        groups = [{"params": list(ps), "weight_decay": w} for ps, w in zip(param_groups, (wd, 0.0)) if len(ps)]
+        if name == "adam":
+            opt = torch.optim.AdamW(groups, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS,
+                                    fused=device.type == "cuda")
+        else:
+            opt = torch.optim.SGD(groups, lr=lr, momentum=SGD_MOMENTUM, nesterov=True)
+        return OptimWrapper(opt=opt)
+
+    return opt_func
+
+
+def decay_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """fastai splitter: [weights, normalisation and bias parameters] (trainable only)."""
+    from fastai.torch_core import norm_bias_params
+
+    no_decay = {id(p) for p in norm_bias_params(model, with_bias=True)}
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [[p for p in params if id(p) not in no_decay], [p for p in params if id(p) in no_decay]]
 
 
 def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: DeviceBatches, training: dict,
-                  method_params: dict):
+                  method_params: dict, device: torch.device | None = None):
     """The fastai Learner the pipeline trains with (tests take optimiser steps through it)."""
     import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
+    parts = _fastai_parts()
+    device = device or train_dl.device
     dls = DataLoaders(train_dl, valid_dl, device=train_dl.device)
-    cbs = [_head_mixup()(method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
-    return Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[head_accuracy(model.head)],
-                   wd=training["weight_decay"], cbs=cbs)
+    cbs = [parts["HeadMixUp"](method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
+    metric = parts["DeviceAvgMetric"](head_accuracy(model.head), name="accuracy")
+    # wd=None: the optimiser's groups carry the weight decay (see optimizer_func); a Learner wd
+    # would be set on every group, normalisation and bias parameters included.
+    learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[metric], wd=None,
+                    opt_func=optimizer_func(training, device), splitter=decay_groups, cbs=cbs)
+    learn.recorder.loss = parts["DeviceAvgMetric"](name="loss")
+    learn.recorder.smooth_loss = parts["DeviceSmoothLoss"](beta=learn.recorder.smooth_loss.beta)
+    return learn
 
 
 @torch.no_grad()
@@ -162,8 +351,8 @@ def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.n
     model.eval()
     embs, logits = [], []
     for x, _ in batches:
-        e = model(x)
-        embs.append(e.float())
+        e = model(x).float()
+        embs.append(e)
         logits.append(model.head.logits(e).float())
     return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy()
 
@@ -184,83 +373,229 @@ def versions() -> dict:
             "fastai": fastai.__version__, "numpy": np.__version__}
 
 
-def train_case(ds: Dataset, images: torch.Tensor, labels_all: torch.Tensor, case: Case, spec: dict,
-               device: torch.device) -> tuple[dict, list[dict]]:
-    """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
-    from fastai.callback.core import Callback
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({platform.processor() or platform.machine()})"
 
-    training, method = spec["training"], spec["method"]
-    torch.manual_seed(case_seed(spec["seed"], case.case))
-    normals = list(case.normal_classes)
-    # Labels of the head: position of the class among the case's normal classes.
-    remap = torch.full((len(ds.classes),), -1, dtype=torch.long, device=device)
-    remap[torch.as_tensor(normals, device=device)] = torch.arange(len(normals), device=device)
-    local = remap[labels_all]
 
-    x_train = images["train"]
-    common = dict(mean=images["mean"], std=images["std"])
-    bs = training["batch_size"]
-    seed = case_seed(spec["seed"], case.case)
-    train_dl = DeviceBatches(x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
-                             crop_padding=training["crop_padding"], seed=seed,
-                             drop_last=len(case.train_idx) > bs, **common)
-    valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
-    valid_dl = DeviceBatches(x_train, local, valid_idx, bs, **common)
+class JobData:
+    """A job's images on the device, once: train/test uint8 NHWC, labels, normalisation."""
 
-    in_channels = ds.x_train.shape[3]
-    backbone = build_backbone(spec["model"]["backbone"], in_channels, spec["model"]["embedding_dim"])
-    params = {k: v for k, v in spec["method_params"].items() if k not in ("mixup", "mixup_alpha")}
-    head = build_head(method, backbone.embedding_dim, len(normals), **params)
-    model = EmbeddingNet(backbone, head).to(device).to(memory_format=torch.channels_last)
-    learn = build_learner(model, train_dl, valid_dl, training, spec["method_params"])
+    def __init__(self, ds: Dataset, device: torch.device):
+        self.ds, self.device = ds, device
+        self.x_train = torch.from_numpy(ds.x_train).to(device)
+        self.x_test = torch.from_numpy(ds.x_test).to(device)
+        self.y_train = torch.from_numpy(ds.y_train.astype(np.int64)).to(device)
+        self.y_test = torch.from_numpy(ds.y_test.astype(np.int64)).to(device)
+        # Per-channel normalisation from the whole train split: the same for every case.
+        pixels = self.x_train.float()
+        self.mean = pixels.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
+        self.std = pixels.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
+        del pixels
 
-    rows: list[dict] = []
 
-    class EpochLog(Callback):
-        order = 60  # after the Recorder has its epoch values
+class _CompiledForward:
+    """The compiled backbone for training steps; on its first failure it falls back to the
+    eager backbone for the rest of the job (`on_failure` logs it once)."""
 
-        def before_epoch(self):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            self.t0 = time.perf_counter()
+    def __init__(self, eager: nn.Module, compiled, on_failure):
+        self.eager, self.compiled, self.on_failure = eager, compiled, on_failure
 
-        def after_epoch(self):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
-            if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
-                raise TrainingError(
-                    f"method '{method}', case {case.case}, epoch {self.epoch}: the loss became "
-                    f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
-                    f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
-                    f"method's parameters. No embeddings were written."
-                )
-            rows.append({"case": case.case, "epoch": self.epoch, "train_loss": train_loss,
-                         "valid_loss": valid_loss, "valid_accuracy": accuracy,
-                         "seconds": time.perf_counter() - self.t0})
-            log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
-                     case.case, self.epoch, train_loss, valid_loss, accuracy, rows[-1]["seconds"])
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(x)
+            except Exception as exc:  # compile errors surface at the first call, as any type
+                self.compiled = None
+                self.on_failure(exc)
+        return self.eager(x)
 
-    with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(training["epochs"], training["lr"], cbs=[EpochLog()])
 
-    ref_emb, _ = embed(model, DeviceBatches(x_train, local, case.train_idx, bs, **common))
-    test_emb, test_logits = embed(model, DeviceBatches(images["test"], images["y_test"],
-                                                      np.arange(len(ds.y_test)), bs, **common))
-    for name, arr in (("reference", ref_emb), ("test", test_emb), ("logits", test_logits)):
-        if not np.isfinite(arr).all():
-            raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
-                                f"infinite values after training; lower training.lr. No embeddings were written.")
-    k = case.case
-    arrays = {
-        f"case{k}_reference": ref_emb.astype(np.float16),
-        f"case{k}_reference_index": case.train_idx.astype(np.int64),
-        f"case{k}_reference_labels": ds.y_train[case.train_idx].astype(np.int64),
-        f"case{k}_test": test_emb.astype(np.float16),
-        f"case{k}_test_logits": test_logits.astype(np.float32),
-        f"case{k}_normal_classes": np.asarray(normals, dtype=np.int64),
-    }
-    return arrays, rows
+class JobTrainer:
+    """Model, head and compiled training forward of one job, reused by all its cases.
+
+    `train_case(case)` re-initialises every parameter and buffer (batch-norm statistics,
+    SphereFace's iteration counter, CenterLoss's centres) from a model built on the CPU with
+    the case's seed — bit for bit what a fresh build gives — by copying into the existing
+    tensors, so the compiled module and its kernels stay valid. Copying a fresh build rather
+    than calling reset_parameters(): torchvision's ResNet re-initialises its convolutions and
+    batch norms in its constructor (kaiming_normal, fan_out), which reset_parameters() does
+    not reproduce.
+    """
+
+    def __init__(self, ds: Dataset, spec: dict, device: torch.device, *, data: JobData | None = None,
+                 compile_options: dict | None = None, warm_up_batch_size: int | None = None):
+        self.ds, self.spec, self.device = ds, spec, device
+        self.training = spec["training"]
+        self.data = data or JobData(ds, device)
+        self.precision = resolve_precision(self.training.get("precision", "auto"), device)
+        self.n_normal = len(ds.classes) - int(spec["n_anomaly"])
+        self.in_channels = int(ds.x_train.shape[3])
+        self.head_params = {k: v for k, v in spec["method_params"].items() if k not in ("mixup", "mixup_alpha")}
+        self.model = self.build_model().to(device).to(memory_format=torch.channels_last)
+        self.model.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
+        self.compiled, self.compile_fallback, self.compile_seconds = False, None, 0.0
+        if resolve_compile(self.training.get("compile", "auto"), device):
+            self._compile(compile_options or {}, warm_up_batch_size)
+
+    def build_model(self) -> EmbeddingNet:
+        """A fresh backbone + head on the CPU, initialised from the global RNG."""
+        m = self.spec["model"]
+        backbone = build_backbone(m["backbone"], self.in_channels, m.get("embedding_dim", 64))
+        head = build_head(self.spec["method"], backbone.embedding_dim, self.n_normal, **self.head_params)
+        return EmbeddingNet(backbone, head)
+
+    def reset(self, seed: int) -> None:
+        """Seed the global RNGs and re-initialise the model as a fresh build with `seed` would be."""
+        torch.manual_seed(seed)
+        fresh = self.build_model()
+        self.model.load_state_dict(fresh.state_dict())  # copy_ into the existing tensors
+        self.model.zero_grad(set_to_none=True)
+
+    # ------------------------------------------------------------------ compilation
+    def _compile_failed(self, exc: BaseException) -> None:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        self.compile_fallback = f"{type(exc).__name__}: {first}"
+        self.compiled = False
+        self.model.set_train_forward(None)
+        log.warning("torch.compile failed (%s); training continues in eager mode", self.compile_fallback)
+
+    def _compile(self, options: dict, warm_up_batch_size: int | None = None) -> None:
+        t0 = time.perf_counter()
+        try:
+            compiled = torch.compile(self.model.backbone, **options)
+        except Exception as exc:
+            self._compile_failed(exc)
+            return
+        self.model.set_train_forward(_CompiledForward(self.model.backbone, compiled, self._compile_failed))
+        self.compiled = True
+        self._warm_up(warm_up_batch_size)
+        self.compile_seconds = time.perf_counter() - t0
+        if self.compiled:
+            log.info("backbone compiled in %.1fs (forward and backward)", self.compile_seconds)
+
+    def _warm_up(self, batch_size: int | None = None) -> None:
+        """One forward and backward through the compiled backbone at the training batch shape,
+        so compilation (AOTAutograd compiles the backward at the first backward) happens — and
+        fails, if it fails — here, before any case. The weights are reset per case anyway."""
+        h, w = self.ds.x_train.shape[1:3]
+        bs = batch_size or self.training["batch_size"]
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        x = torch.randn(bs, self.in_channels, h, w, generator=gen, device=self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        self.model.train()
+        try:
+            out = self.model(x)
+            if self.compiled:
+                out.float().square().mean().backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        except Exception as exc:
+            if not self.compiled:
+                raise
+            self._compile_failed(exc)
+        finally:
+            self.model.zero_grad(set_to_none=True)
+
+    # ------------------------------------------------------------------ one case
+    def loaders(self, case: Case) -> tuple[torch.Tensor, DeviceBatches, DeviceBatches]:
+        """Labels remapped to the case's normal classes, training and validation batches."""
+        d, training, bs = self.data, self.training, self.training["batch_size"]
+        normals = list(case.normal_classes)
+        if len(normals) != self.n_normal:
+            raise ConfigError(f"case {case.case} has {len(normals)} normal classes, the job's model {self.n_normal}")
+        remap = torch.full((len(self.ds.classes),), -1, dtype=torch.long, device=self.device)
+        remap[torch.as_tensor(normals, device=self.device)] = torch.arange(len(normals), device=self.device)
+        local = remap[d.y_train]
+        common = dict(mean=d.mean, std=d.std)
+        train_dl = DeviceBatches(d.x_train, local, case.train_idx, bs, shuffle=True, flip=self.spec["flip"],
+                                 crop_padding=training["crop_padding"], seed=case_seed(self.spec["seed"], case.case),
+                                 drop_last=len(case.train_idx) > bs, **common)
+        valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
+        valid_dl = DeviceBatches(d.x_train, local, valid_idx, bs, **common)
+        return local, train_dl, valid_dl
+
+    def learner(self, case: Case, *, reset: bool = True):
+        """The case's fastai Learner on the job's model (re-initialised with the case's seed)."""
+        if reset:
+            self.reset(case_seed(self.spec["seed"], case.case))
+        local, train_dl, valid_dl = self.loaders(case)
+        learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device)
+        return learn, local
+
+    def train_case(self, case: Case) -> tuple[dict, list[dict]]:
+        """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
+        from fastai.callback.core import Callback
+
+        method, device, d = self.spec["method"], self.device, self.data
+        learn, local = self.learner(case)
+        rows: list[dict] = []
+
+        class EpochLog(Callback):
+            order = 60  # after the Recorder has its epoch values
+
+            def before_epoch(self):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                self.t0 = time.perf_counter()
+
+            def after_epoch(self):
+                # The one host sync of the epoch: the Recorder reads its device-side averages.
+                train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
+                if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
+                    raise TrainingError(
+                        f"method '{method}', case {case.case}, epoch {self.epoch}: the loss became "
+                        f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
+                        f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
+                        f"method's parameters. No embeddings were written."
+                    )
+                rows.append({"case": case.case, "epoch": self.epoch, "train_loss": train_loss,
+                             "valid_loss": valid_loss, "valid_accuracy": accuracy,
+                             "seconds": time.perf_counter() - self.t0})
+                log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
+                         case.case, self.epoch, train_loss, valid_loss, accuracy, rows[-1]["seconds"])
+
+        with learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(self.training["epochs"], self.training["lr"], cbs=[EpochLog()])
+
+        bs = self.training["batch_size"]
+        common = dict(mean=d.mean, std=d.std)
+        ref_emb, _ = embed(self.model, DeviceBatches(d.x_train, local, case.train_idx, bs, **common))
+        test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
+                                                               bs, **common))
+        for name, arr in (("reference", ref_emb), ("test", test_emb), ("logits", test_logits)):
+            if not np.isfinite(arr).all():
+                raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
+                                    f"infinite values after training; lower training.lr. No embeddings were written.")
+        k = case.case
+        arrays = {
+            f"case{k}_reference": ref_emb.astype(np.float16),
+            f"case{k}_reference_index": case.train_idx.astype(np.int64),
+            f"case{k}_reference_labels": self.ds.y_train[case.train_idx].astype(np.int64),
+            f"case{k}_test": test_emb.astype(np.float16),
+            f"case{k}_test_logits": test_logits.astype(np.float32),
+            f"case{k}_normal_classes": np.asarray(case.normal_classes, dtype=np.int64),
+        }
+        return arrays, rows
+
+
+def job_cases(ds: Dataset, spec: dict) -> list[Case]:
+    n_classes = len(ds.classes)
+    if spec["cases"] > n_classes:
+        raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
+    return [make_case(ds.y_train, ds.classes, k, spec["n_anomaly"], order=spec["class_order"],
+                      n_per_class=spec["n_per_class"], seed=spec["seed"],
+                      val_fraction=spec["training"]["val_fraction"]) for k in range(spec["cases"])]
+
+
+def setup_device(dev: torch.device) -> None:
+    """CPU: deterministic kernels (runs repeat bit for bit). CUDA: cuDNN autotuning — batch
+    shapes are fixed within a job, so the fastest convolution algorithms are found once."""
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None) -> None:
@@ -269,22 +604,10 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    n_classes = len(ds.classes)
-    if spec["cases"] > n_classes:
-        raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
-    cases = [make_case(ds.y_train, ds.classes, k, spec["n_anomaly"], order=spec["class_order"],
-                       n_per_class=spec["n_per_class"], seed=spec["seed"],
-                       val_fraction=spec["training"]["val_fraction"]) for k in range(spec["cases"])]
-    images = {"train": torch.from_numpy(ds.x_train).to(dev), "test": torch.from_numpy(ds.x_test).to(dev),
-              "y_test": torch.from_numpy(ds.y_test).to(dev)}
-    # Per-channel normalisation from the whole train split: the same for every case, computed once.
-    pixels = images["train"].float()
-    images["mean"] = pixels.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
-    images["std"] = pixels.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
-    del pixels
-    labels_all = torch.from_numpy(ds.y_train.astype(np.int64)).to(dev)
+    setup_device(dev)
+    cases = job_cases(ds, spec)
+    warm_up_bs = min(spec["training"]["batch_size"], len(cases[0].train_idx))
+    trainer = JobTrainer(ds, spec, dev, warm_up_batch_size=warm_up_bs)
 
     arrays: dict[str, np.ndarray] = {"test_labels": ds.y_test.astype(np.int64),
                                      "classes": np.asarray(ds.classes)}
@@ -292,7 +615,7 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     case_info = []
     for case in cases:
         t0 = time.perf_counter()
-        case_arrays, rows = train_case(ds, images, labels_all, case, spec, dev)
+        case_arrays, rows = trainer.train_case(case)
         arrays.update(case_arrays)
         log_rows.extend(rows)
         case_info.append({"case": case.case, "normal_classes": list(case.normal_classes),
@@ -305,7 +628,8 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
     write_json(out / "run.json", {
         "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "device": device_name(dev), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "precision": trainer.precision, "compiled": trainer.compiled,
+        "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
         "wall_seconds": time.perf_counter() - t_start,
     })

@@ -1,21 +1,17 @@
-"""Chart and table builders (dmlbench.charts) and the figures stage (dmlbench.figures)."""
+"""Chart and table builders (dmlbench.charts)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import struct
 import subprocess
-import xml.etree.ElementTree as ET
 
 import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench import charts
+from dmlbench import charts, stats
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import FIGURE_LABELS, TABLE_LABELS, build_tables, write_figures
 from tests.helpers.synthetic_tables import (
     CASES,
     CLASSES,
@@ -23,13 +19,11 @@ from tests.helpers.synthetic_tables import (
     METHODS,
     SCORERS,
     SEEDS,
+    anomaly_classes,
     auroc_value,
     class_distances_frame,
-    make_tables,
     metrics_frame,
 )
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +36,17 @@ def class_distances() -> pd.DataFrame:
     return class_distances_frame()
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """A results folder with the synthetic tables and everything write_figures writes."""
-    root = tmp_path_factory.mktemp("results")
-    make_tables(root / "tables")
-    written = write_figures(root / "tables", root / "figures")
-    return root, written
-
-
 def chart_rows(spec: dict) -> list[dict]:
     """The rows a (top-level-data) Vega-Lite spec plots."""
     return spec["datasets"][spec["data"]["name"]]
 
 
+def layer_types(layers: list[dict]) -> list[str]:
+    return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers]
+
+
 def layer_marks(spec: dict) -> list[str]:
-    return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["spec"]["layer"]]
+    return layer_types(spec["spec"]["layer"])
 
 
 # --------------------------------------------------------------------------- tables
@@ -208,53 +197,421 @@ def test_offline_html_renderer_embeds_the_spec(metrics, tmp_path):
             subprocess.run([node, "--check", str(tmp_path / name)], check=True, capture_output=True)
 
 
-# --------------------------------------------------------------------------- figures stage
+# --------------------------------------------------------------------------- report sections 1-7, 13
+
+ALL = "all"
 
 
-def test_write_figures_writes_every_file(results):
-    root, written = results
-    expected = [root / "figures" / f"{label}{suffix}" for label in FIGURE_LABELS for suffix in (".svg", ".png", ".vl.json")]
-    expected += [root / "tables" / f"{label}.csv" for label in TABLE_LABELS]
-    assert written == expected
-    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
-    leftovers = [p.name for p in (root / "figures").iterdir()] + [p.name for p in (root / "tables").iterdir()]
-    assert not [n for n in leftovers if ".tmp" in n]
+def hand_metrics(values: dict, dataset: str = "digits", n_anomaly: int = 1, n_per_class: str = ALL) -> pd.DataFrame:
+    """A metrics table of AUROC rows from ``{(method, scorer, seed, case): value}``."""
+    rows = [
+        dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, seed=seed, case=case,
+             scorer=scorer, metric="auroc", value=value)
+        for (method, scorer, seed, case), value in values.items()
+    ]
+    return pd.DataFrame(rows, columns=charts.METRICS_COLUMNS)
 
 
-@pytest.mark.parametrize("label", FIGURE_LABELS)
-def test_svg_png_and_spec_agree(results, label):
-    figures = results[0] / "figures"
-    svg = ET.parse(figures / f"{label}.svg").getroot()
-    assert svg.tag.endswith("svg")
-    svg_width = float(svg.get("width"))
-    png = (figures / f"{label}.png").read_bytes()
-    assert png[:8] == PNG_SIGNATURE
-    png_width, png_height = struct.unpack(">II", png[16:24])  # IHDR
-    assert png_width == pytest.approx(svg_width * 200 / 72, abs=3)
-    assert png_height == pytest.approx(float(svg.get("height")) * 200 / 72, abs=3)
-    spec = json.loads((figures / f"{label}.vl.json").read_text())
-    assert spec["usermeta"]["dmlbench"] == {"figure": label, "scorer": "cosine_k1", "n_per_class": "all"}
+def summary_row(dataset, n_anomaly, method, mean, ci_low, ci_high, n=4, scorer="cosine_k1", n_per_class=ALL,
+                metric="auroc") -> dict:
+    return dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, scorer=scorer,
+                metric=metric, mean=mean, std=0.05, n=n, ci_low=ci_low, ci_high=ci_high)
 
 
-def test_csv_tables_read_back_equal(results, metrics):
-    tables = results[0] / "tables"
-    for label, df in build_tables(metrics).items():
-        back = pd.read_csv(tables / f"{label}.csv", dtype={"n_per_class": str})
-        pd.testing.assert_frame_equal(back, df, check_dtype=False, rtol=1e-12)
+@pytest.fixture
+def summary() -> pd.DataFrame:
+    rows = [
+        summary_row("digits", 1, "arcface", 0.90, 0.85, 0.94),
+        summary_row("digits", 1, "conventional", 0.70, 0.65, 0.75),
+        summary_row("digits", 3, "arcface", 0.60, 0.58, 0.63),
+        summary_row("digits", 3, "conventional", 0.60, 0.55, 0.66),
+        # Distractors: another scorer, another n_per_class, another metric.
+        summary_row("digits", 1, "arcface", 0.10, 0.05, 0.15, scorer="euclidean_k1"),
+        summary_row("digits", 1, "arcface", 0.20, 0.15, 0.25, n_per_class="50"),
+        summary_row("digits", 1, "arcface", 0.30, 0.25, 0.35, metric="aupr_in"),
+    ]
+    return pd.DataFrame(rows, columns=stats.SUMMARY_COLUMNS)
 
 
-@pytest.mark.parametrize("missing", ["metrics", "class_distances"])
-def test_missing_table_says_to_run_aggregate(tmp_path, missing):
-    make_tables(tmp_path / "tables")
-    (tmp_path / "tables" / f"{missing}.parquet").unlink()
-    with pytest.raises(DmlbenchError, match=rf"{missing}\.parquet.*dmlbench aggregate"):
-        write_figures(tmp_path / "tables", tmp_path / "figures")
-    assert not (tmp_path / "figures").exists()
+def test_case_class_chart_has_one_cell_per_condition_case_and_class(class_distances):
+    spec = charts.case_class_chart(class_distances).to_dict()
+    rows = chart_rows(spec)
+    assert len(rows) == len(CONDITIONS) * len(CASES) * len(CLASSES)
+    for r in rows:
+        anomalies = anomaly_classes(r["case"], r["n_anomaly"])
+        assert r["role"] == ("anomaly" if r["class_index"] in anomalies else "normal")
+        assert r["class_name"] == CLASSES[r["class_index"]]
+    assert spec["facet"]["field"] == "condition"
+    enc = spec["spec"]["encoding"]
+    assert enc["x"]["field"] == "class_name" and enc["x"]["sort"] == {"field": "class_index", "op": "min"}
+    assert enc["y"]["field"] == "case"
+    assert enc["color"]["scale"] == {"domain": ["normal", "anomaly"], "range": [charts.ROLE_COLOURS["normal"],
+                                                                               charts.ROLE_COLOURS["anomaly"]]}
+    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-case-classes", "scorer": "cosine_k1"}
 
 
-def test_bad_scorer_writes_nothing(tmp_path):
-    make_tables(tmp_path / "tables")
-    with pytest.raises(DmlbenchError, match="scorer"):
-        write_figures(tmp_path / "tables", tmp_path / "figures", scorer="nope")
-    assert not (tmp_path / "figures").exists()
-    assert not list((tmp_path / "tables").glob("*.csv"))
+def test_case_class_chart_errors(class_distances):
+    with pytest.raises(DmlbenchError, match=r"class_distances\.parquet has no rows for scorer='lof'"):
+        charts.case_class_chart(class_distances, scorer="lof")
+    clash = class_distances.copy()
+    clash.loc[clash.index[0], "role"] = "anomaly" if clash.loc[clash.index[0], "role"] == "normal" else "normal"
+    with pytest.raises(DmlbenchError, match="more than one role"):
+        charts.case_class_chart(clash)
+
+
+def test_methods_table_lists_parameters_and_mixup_in_study_order():
+    config = {"methods": {
+        "arcface": {"scale": 30, "margin": 0.5, "mixup": True, "mixup_alpha": 0.4},
+        "conventional": {"mixup": False, "mixup_alpha": 0.4},
+        "centerloss": {"weight": 0.003},
+    }}
+    table = charts.methods_table(config)
+    assert table.to_dict("records") == [
+        {"method": "conventional", "parameters": "—", "mixup": "no"},
+        {"method": "arcface", "parameters": "scale=30, margin=0.5", "mixup": "yes (alpha 0.4)"},
+        {"method": "centerloss", "parameters": "weight=0.003", "mixup": "no"},
+    ]
+    with pytest.raises(DmlbenchError, match="methods"):
+        charts.methods_table({})
+
+
+def test_methods_table_shows_the_annex_mixup_when_annex_a2_runs():
+    methods = {"conventional": {"mixup": False, "mixup_alpha": 0.4}, "arcface": {"mixup": True, "mixup_alpha": 0.2}}
+    keep = charts.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": None}})
+    assert keep["mixup_annex"].tolist() == ["no", "yes (alpha 0.2)"]
+    every = charts.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": True}})
+    assert every["mixup_annex"].tolist() == ["yes (alpha 0.4)", "yes (alpha 0.2)"]
+    assert "mixup_annex" not in charts.methods_table({"methods": methods, "annex": {"sample_size": []}})
+
+
+def test_auroc_ci_table_passes_the_summary_through_and_marks_the_best(summary):
+    table = charts.auroc_ci_table(summary)
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "mean", "ci_low", "ci_high", "n", "best"]
+    assert table[["n_anomaly", "method", "mean", "ci_low", "ci_high", "best"]].values.tolist() == [
+        [1, "conventional", 0.70, 0.65, 0.75, False],
+        [1, "arcface", 0.90, 0.85, 0.94, True],
+        [3, "conventional", 0.60, 0.55, 0.66, True],  # a tie: both best
+        [3, "arcface", 0.60, 0.58, 0.63, True],
+    ]
+
+
+def test_auroc_overview_plots_mean_and_ci_per_condition_and_method(summary):
+    spec = charts.auroc_overview(summary).to_dict()
+    rows = chart_rows(spec)
+    got = {(r["condition"], r["method"]): (r["mean"], r["ci_low"], r["ci_high"]) for r in rows}
+    assert got == {
+        ("digits · 1 anomaly class", "conventional"): (0.70, 0.65, 0.75),
+        ("digits · 1 anomaly class", "arcface"): (0.90, 0.85, 0.94),
+        ("digits · 3 anomaly classes", "conventional"): (0.60, 0.55, 0.66),
+        ("digits · 3 anomaly classes", "arcface"): (0.60, 0.58, 0.63),
+    }
+    chance, interval, point = spec["layer"]
+    assert layer_types(spec["layer"]) == ["rule", "rule", "point"]
+    assert chance["encoding"]["x"]["datum"] == 0.5
+    assert (interval["encoding"]["x"]["field"], interval["encoding"]["x2"]["field"]) == ("ci_low", "ci_high")
+    assert point["encoding"]["x"]["field"] == "mean"
+    assert point["encoding"]["x"]["scale"]["domain"] == [0.5, 1.0]
+    assert point["encoding"]["y"]["sort"] == ["digits · 1 anomaly class", "digits · 3 anomaly classes"]
+    assert point["encoding"]["yOffset"]["field"] == "method"
+    assert point["encoding"]["color"]["scale"] == charts.method_colour_scale(["conventional", "arcface"]).to_dict()
+    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-auroc-overview", "scorer": "cosine_k1", "n_per_class": ALL}
+
+
+def test_summary_builders_name_missing_rows(summary):
+    with pytest.raises(DmlbenchError, match=r"summary\.parquet has no AUROC rows for scorer='lof'"):
+        charts.auroc_overview(summary, scorer="lof")
+    with pytest.raises(DmlbenchError, match=r"summary\.parquet has no AUROC rows"):
+        charts.auroc_ci_table(summary[summary["metric"] != "auroc"])
+    with pytest.raises(DmlbenchError, match=r"summary\.parquet lacks column\(s\) \['ci_low'\]"):
+        charts.auroc_overview(summary.drop(columns="ci_low"))
+
+
+def distances_frame(entries: list[tuple], n_per_class: str = ALL, scorer: str = "cosine_k1") -> pd.DataFrame:
+    """class_distances rows from ``(n_anomaly, method, seed, case, class_index, role, normalised)``."""
+    rows = [
+        dict(dataset="digits", n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed, case=case,
+             scorer=scorer, class_index=ki, class_name=f"c{ki}", role=role, mean_score=0.1 * norm, normalised=norm)
+        for n, method, seed, case, ki, role, norm in entries
+    ]
+    return pd.DataFrame(rows, columns=charts.CLASS_DISTANCES_COLUMNS)
+
+
+@pytest.fixture
+def distances() -> pd.DataFrame:
+    return pd.concat([
+        distances_frame([
+            (1, "conventional", 0, 0, 0, "anomaly", 2.0),
+            (1, "conventional", 0, 0, 1, "normal", 1.0),
+            (1, "conventional", 1, 1, 1, "anomaly", 4.0),
+            (1, "conventional", 1, 1, 0, "normal", 1.5),
+            (1, "arcface", 0, 0, 0, "anomaly", 5.0),
+            (3, "conventional", 0, 0, 0, "anomaly", 1.0),
+            (3, "conventional", 0, 0, 1, "anomaly", 2.0),
+            (3, "conventional", 0, 0, 2, "anomaly", 6.0),
+            (3, "conventional", 0, 0, 3, "normal", 0.9),
+            # digits a3 arcface: no class distances at all.
+        ]),
+        distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 50.0)], n_per_class="50"),
+        distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 60.0)], scorer="euclidean_k1"),
+    ], ignore_index=True)
+
+
+def test_balance_table_means_auroc_and_anomaly_distance(summary, distances):
+    table = charts.balance_table(summary, distances)
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "auroc_mean", "anomaly_distance_mean"]
+    assert table[["n_anomaly", "method"]].values.tolist() == [
+        [1, "conventional"], [1, "arcface"], [3, "conventional"], [3, "arcface"],
+    ]
+    assert table["auroc_mean"].tolist() == [0.70, 0.90, 0.60, 0.60]
+    # Means over the anomaly classes only (normal rows ignored): (2 + 4) / 2, 5, (1 + 2 + 6) / 3, none.
+    assert table["anomaly_distance_mean"].tolist()[:3] == pytest.approx([3.0, 5.0, 3.0])
+    assert np.isnan(table["anomaly_distance_mean"].iloc[3])
+
+
+def test_balance_chart_has_an_auroc_row_and_a_distance_row(summary, distances):
+    spec = charts.balance_chart(summary, distances).to_dict()
+    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-balance", "scorer": "cosine_k1", "n_per_class": ALL}
+    top, bottom = spec["vconcat"]
+    auroc = spec["datasets"][top["data"]["name"]]
+    distance = spec["datasets"][bottom["data"]["name"]]
+    assert {(r["n_anomaly"], r["method"]): r["value"] for r in auroc} == {
+        (1, "conventional"): 0.70, (1, "arcface"): 0.90, (3, "conventional"): 0.60, (3, "arcface"): 0.60,
+    }
+    assert {(r["n_anomaly"], r["method"]): r["value"] for r in distance} == pytest.approx(
+        {(1, "conventional"): 3.0, (1, "arcface"): 5.0, (3, "conventional"): 3.0}
+    )  # the missing mean is left out, not plotted as 0
+    for row in (top, bottom):
+        assert row["facet"]["column"]["field"] == "dataset"
+        enc = row["spec"]["encoding"]
+        assert (enc["x"]["field"], enc["y"]["field"], enc["color"]["field"]) == ("n_anomaly", "value", "method")
+
+
+def test_balance_needs_anomaly_rows(summary, distances):
+    with pytest.raises(DmlbenchError, match="no anomaly-class rows"):
+        charts.balance_table(summary, distances[distances["role"] != "anomaly"])
+    with pytest.raises(DmlbenchError, match=r"class_distances\.parquet has no rows for scorer='lof'"):
+        charts.balance_chart(summary.assign(scorer="lof"), distances, scorer="lof")
+
+
+# (method, seed, case) -> (cosine, euclidean); cosine - euclidean = 0.1, -0.05, 0.2, 0.5 for conventional.
+PAIRS = {
+    ("conventional", 0, 0): (0.80, 0.70),
+    ("conventional", 0, 1): (0.70, 0.75),
+    ("conventional", 1, 0): (0.60, 0.40),
+    ("conventional", 1, 1): (0.90, 0.40),
+    ("arcface", 0, 0): (0.40, 0.60),
+    ("arcface", 0, 1): (0.45, 0.55),
+    ("arcface", 1, 0): (0.30, 0.70),
+    ("arcface", 1, 1): (0.35, 0.65),
+}
+
+
+@pytest.fixture
+def paired_metrics() -> pd.DataFrame:
+    values = {}
+    for (method, seed, case), (cos, euc) in PAIRS.items():
+        values[(method, "cosine_k1", seed, case)] = cos
+        values[(method, "euclidean_k1", seed, case)] = euc
+    values[("conventional", "cosine_k1", 0, 2)] = 0.99  # no Euclidean partner: not a pair
+    values[("conventional", "cosine_k5", 0, 0)] = 0.11  # another k
+    other_size = hand_metrics({("conventional", "euclidean_k1", 0, 0): 0.01}, n_per_class="50")
+    m = pd.concat([hand_metrics(values), other_size])
+    return m.sample(frac=1, random_state=0).reset_index(drop=True)  # pairing must not rely on row order
+
+
+def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
+    table = charts.cosine_euclidean_table(paired_metrics)
+    assert list(table.columns) == [
+        "dataset", "n_anomaly", "method", "cosine_mean", "euclidean_mean", "mean_difference", "share_cosine_better",
+        "n_pairs", "wilcoxon_p", "euclidean_below_half", "cosine_below_half",
+    ]
+    conv, arc = table.to_dict("records")
+    assert (conv["method"], arc["method"]) == ("conventional", "arcface")
+    assert conv["cosine_mean"] == pytest.approx(0.75) and conv["euclidean_mean"] == pytest.approx(0.5625)
+    assert conv["mean_difference"] == pytest.approx(0.1875)
+    assert conv["share_cosine_better"] == 0.75 and conv["n_pairs"] == 4
+    # Signed ranks of the differences 0.1, -0.05, 0.2, 0.5: W- = 1; exact two-sided p = 2 * 2/16.
+    assert conv["wilcoxon_p"] == pytest.approx(0.25)
+    assert not conv["euclidean_below_half"] and not conv["cosine_below_half"]
+    assert arc["mean_difference"] == pytest.approx(-0.25) and arc["share_cosine_better"] == 0.0
+    assert arc["wilcoxon_p"] == pytest.approx(0.125)  # all four differences negative: 2 * 1/16
+    assert arc["cosine_below_half"] and not arc["euclidean_below_half"]
+
+
+def test_cosine_euclidean_chart_pairs_by_case_and_seed(paired_metrics):
+    spec = charts.cosine_euclidean_chart(paired_metrics).to_dict()
+    rows = chart_rows(spec)
+    assert {(r["method"], r["seed"], r["case"]): (r["cosine"], r["euclidean"]) for r in rows} == PAIRS
+    assert len(rows) == len(PAIRS)
+    assert layer_marks(spec) == ["rule", "rule", "rule", "point"]
+    diagonal, chance_x, chance_y, points = spec["spec"]["layer"]
+    assert [diagonal["encoding"][c]["datum"] for c in ("x", "y", "x2", "y2")] == [0.3, 0.3, 1.0, 1.0]
+    assert chance_x["encoding"]["x"]["datum"] == 0.5 and chance_y["encoding"]["y"]["datum"] == 0.5
+    assert (points["encoding"]["x"]["field"], points["encoding"]["y"]["field"]) == ("euclidean", "cosine")
+    assert points["encoding"]["color"]["scale"]["domain"] == ["conventional", "arcface"]
+    assert spec["facet"]["field"] == "condition"
+    assert spec["usermeta"]["dmlbench"] == {
+        "figure": "fig-cosine-euclidean", "k": "1", "n_per_class": ALL, "scorers": ["cosine_k1", "euclidean_k1"],
+    }
+
+
+def test_cosine_euclidean_needs_both_distances(paired_metrics):
+    with pytest.raises(DmlbenchError, match=r"scorer='euclidean_k5'"):
+        charts.cosine_euclidean_chart(paired_metrics, k="5")
+    unpaired = hand_metrics({("conventional", "cosine_k1", 0, 0): 0.8, ("conventional", "euclidean_k1", 1, 0): 0.7})
+    with pytest.raises(DmlbenchError, match="both cosine_k1 and euclidean_k1"):
+        charts.cosine_euclidean_table(unpaired)
+
+
+@pytest.fixture
+def scorer_metrics() -> pd.DataFrame:
+    values = {
+        ("conventional", "lof", 0, 0): 0.30,
+        ("conventional", "msp", 0, 0): 0.90,
+        ("conventional", "msp", 0, 1): 0.95,
+        ("conventional", "euclidean_k1", 0, 0): 0.50,
+        ("conventional", "euclidean_k1", 0, 1): 0.70,
+        ("conventional", "cosine_k1", 0, 0): 0.80,
+        ("conventional", "cosine_k1", 0, 1): 0.60,
+        ("arcface", "cosine_k1", 0, 0): 0.90,
+        ("arcface", "cosine_k1", 0, 1): 1.00,
+        ("arcface", "cosine_k5", 0, 0): 0.10,  # another k: not shown
+    }
+    head = hand_metrics({("conventional", "head", 0, 0): 0.5}).assign(metric="accuracy")
+    return pd.concat([hand_metrics(values), head, hand_metrics({("arcface", "msp", 0, 0): 0.2}, n_per_class="50")])
+
+
+def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
+    table = charts.scorers_table(scorer_metrics)
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n"]
+    assert table[["method", "scorer", "n"]].values.tolist() == [
+        ["conventional", "cosine_k1", 2], ["conventional", "euclidean_k1", 2], ["conventional", "msp", 2],
+        ["conventional", "lof", 1], ["arcface", "cosine_k1", 2],
+    ]
+    assert table["mean"].tolist() == pytest.approx([0.70, 0.60, 0.925, 0.30, 0.95])
+
+
+def test_scorers_chart_is_a_labelled_heatmap(scorer_metrics):
+    spec = charts.scorers_chart(scorer_metrics).to_dict()
+    rows = chart_rows(spec)
+    assert {(r["method"], r["scorer"]): r["mean"] for r in rows} == pytest.approx({
+        ("conventional", "cosine_k1"): 0.70, ("conventional", "euclidean_k1"): 0.60,
+        ("conventional", "msp"): 0.925, ("conventional", "lof"): 0.30, ("arcface", "cosine_k1"): 0.95,
+    })
+    assert layer_marks(spec) == ["rect", "text"]
+    cells, labels = spec["spec"]["layer"]
+    assert cells["encoding"]["x"]["sort"] == ["cosine_k1", "euclidean_k1", "msp", "lof"]
+    assert cells["encoding"]["y"]["sort"] == ["conventional", "arcface"]
+    assert cells["encoding"]["color"]["field"] == "mean"
+    assert labels["encoding"]["text"] == {"field": "mean", "format": ".3f", "type": "quantitative"}
+    assert spec["usermeta"]["dmlbench"]["figure"] == "fig-scorers"
+
+
+def test_scorers_need_rows(scorer_metrics):
+    with pytest.raises(DmlbenchError, match=r"n_per_class='10'"):
+        charts.scorers_chart(scorer_metrics, n_per_class="10")
+    with pytest.raises(DmlbenchError, match="no AUROC rows"):
+        charts.scorers_table(scorer_metrics[scorer_metrics["metric"] == "accuracy"])
+
+
+def ranking_row(n_anomaly, method, avg_rank, cd, n_methods, n_blocks=10, friedman_p=0.01, scorer="cosine_k1",
+                dataset="digits") -> dict:
+    return dict(dataset=dataset, n_anomaly=n_anomaly, n_per_class=ALL, scorer=scorer, method=method,
+                avg_rank=avg_rank, friedman_statistic=9.0, friedman_p=friedman_p, cd=cd, n_blocks=n_blocks,
+                n_methods=n_methods, wilcoxon_p=0.02 if method != "conventional" else np.nan,
+                wilcoxon_p_holm=0.04 if method != "conventional" else np.nan, note="")
+
+
+@pytest.fixture
+def ranking() -> pd.DataFrame:
+    rows = [
+        ranking_row(1, "arcface", 1.2, 1.0, 3),
+        ranking_row(1, "conventional", 2.8, 1.0, 3),
+        ranking_row(1, "cosface", 2.0, 1.0, 3),
+        # One method: no critical difference, no Friedman test.
+        ranking_row(2, "conventional", 1.0, np.nan, 1, friedman_p=np.nan),
+        # No complete block: no ranks.
+        ranking_row(3, "conventional", np.nan, np.nan, 2, n_blocks=0, friedman_p=np.nan),
+        ranking_row(3, "arcface", np.nan, np.nan, 2, n_blocks=0, friedman_p=np.nan),
+        ranking_row(1, "arcface", 3.0, 9.0, 3, scorer="euclidean_k1"),
+    ]
+    return pd.DataFrame(rows, columns=stats.RANKING_COLUMNS)
+
+
+def test_demsar_cliques_are_maximal_spans_within_cd():
+    assert charts.demsar_cliques([1.2, 2.0, 2.8], 1.0) == [(0, 1), (1, 2)]
+    assert charts.demsar_cliques([1.0, 1.5, 2.0, 3.5], 1.1) == [(0, 2)]  # (1, 2) lies inside (0, 2)
+    assert charts.demsar_cliques([1.0, 3.0], 1.0) == []
+    assert charts.demsar_cliques([1.5, 1.5], 0.5) == [(0, 1)]
+
+
+def test_cd_layout_places_methods_cd_bar_and_cliques(ranking):
+    layout = charts.cd_layout(ranking)
+    digits1 = layout[layout["n_anomaly"] == 1]
+    got = digits1[["element", "method", "x", "x2", "y", "label"]].values.tolist()
+    expected = [
+        ["cd", "", 1.2, 2.2, 0.0, "CD = 1.00"],
+        ["method", "arcface", 1.2, np.nan, 1.0, "arcface (1.20)"],
+        ["method", "cosface", 2.0, np.nan, 2.0, "cosface (2.00)"],
+        ["method", "conventional", 2.8, np.nan, 3.0, "conventional (2.80)"],
+        ["clique", "", 1.2, 2.0, 3.6, ""],
+        ["clique", "", 2.0, 2.8, 4.0, ""],
+    ]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g[:2] == e[:2] and g[5] == e[5]
+        assert g[2:5] == pytest.approx(e[2:5], nan_ok=True)
+    assert set(digits1["panel"]) == {"digits · 1 anomaly class — Friedman p = 0.01, N = 10 blocks"}
+    # The worse half of the ranks is labelled on the left of its point.
+    assert digits1.loc[digits1["element"] == "method", "align"].tolist() == ["left", "left", "right"]
+    digits2 = layout[layout["n_anomaly"] == 2]
+    assert digits2["element"].tolist() == ["method"]  # CD NaN: no bar, no cliques
+    assert not (layout["n_anomaly"] == 3).any()
+
+
+def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
+    spec = charts.cd_diagram(ranking).to_dict()
+    assert len(chart_rows(spec)) == len(charts.cd_layout(ranking))
+    assert spec["facet"]["row"]["field"] == "panel"
+    assert layer_marks(spec) == ["rule", "text", "rule", "point", "text", "text"]
+    subtitle = " ".join(spec["title"]["subtitle"])
+    assert "no critical difference (fewer than 2 methods) for digits · 2 anomaly classes" in subtitle
+    assert "no ranks (no (case, seed) block has every method) for digits · 3 anomaly classes" in subtitle
+    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-critical-difference", "scorer": "cosine_k1",
+                                            "n_per_class": ALL}
+    with pytest.raises(DmlbenchError, match="no average ranks"):
+        charts.cd_diagram(ranking[ranking["n_anomaly"] == 3])
+    with pytest.raises(DmlbenchError, match=r"ranking\.parquet has no rows for scorer='lof'"):
+        charts.cd_diagram(ranking, scorer="lof")
+
+
+def test_ranking_tests_table_selects_and_orders(ranking):
+    table = charts.ranking_tests_table(ranking)
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "avg_rank", "friedman_p", "cd", "n_blocks",
+                                   "wilcoxon_p", "wilcoxon_p_holm", "note"]
+    assert table[["n_anomaly", "method"]].values.tolist() == [
+        [1, "conventional"], [1, "arcface"], [1, "cosface"], [2, "conventional"], [3, "conventional"], [3, "arcface"],
+    ]
+    assert table["avg_rank"].tolist()[:3] == [2.8, 1.2, 2.0]
+    with pytest.raises(DmlbenchError, match=r"ranking\.parquet lacks column\(s\) \['cd'\]"):
+        charts.ranking_tests_table(ranking.drop(columns="cd"))
+
+
+def test_runtime_summary_per_rule_in_workflow_order():
+    runtime = pd.DataFrame({
+        "rule": ["train", "score", "train", "custom", "train", "prepare"],
+        "seconds": [60.0, 5.0, 120.0, 1.0, 30.0, 2.0],
+        "max_rss_mb": [100.0, 50.0, 300.0, 10.0, 200.0, 20.0],
+    })
+    table = charts.runtime_summary(runtime)
+    assert list(table.columns) == ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
+    assert table.values.tolist() == [
+        ["prepare", 1, 2 / 60, 2.0, 2.0, 20.0],
+        ["train", 3, 3.5, 60.0, 120.0, 300.0],
+        ["score", 1, 5 / 60, 5.0, 5.0, 50.0],
+        ["custom", 1, 1 / 60, 1.0, 1.0, 10.0],
+    ]
+    empty = charts.runtime_summary(runtime.iloc[:0])
+    assert list(empty.columns) == list(table.columns) and empty.empty
+    with pytest.raises(DmlbenchError, match=r"runtime\.parquet lacks column\(s\) \['seconds'\]"):
+        charts.runtime_summary(runtime.drop(columns="seconds"))

@@ -23,20 +23,48 @@ DETECTION_METRICS = ["aupr_in", "aupr_out", "auroc", "fpr95"]
 
 
 def test_every_output_exists(test_run):
-    expected = [
-        "results/data/digits.npz",
-        f"results/runs/{JOB}/embeddings.npz", f"results/runs/{JOB}/train_log.csv", f"results/runs/{JOB}/run.json",
-        f"results/scores/{JOB}.parquet",
-        "results/tables/metrics.parquet", "results/tables/class_distances.parquet", "results/tables/runtime.parquet",
-        "results/tables/summary.parquet", "results/tables/ranking.parquet", "results/tables/worst_misses.parquet",
-        "results/tables/tab-conditions.csv", "results/tables/tab-auroc-summary.csv",
-        f"logs/train/{JOB}.log", f"benchmarks/train/{JOB}.tsv", f"benchmarks/score/{JOB}.tsv",
-    ] + [f"results/figures/{label}.{ext}" for label in ("fig-auroc-box", "fig-normalised-distance")
-         for ext in ("svg", "png", "vl.json")]
+    from dmlbench.figures import ALL_FIGURES, ALL_TABLES
+
+    jobs = [f"digits/a3/{m}/{n}/s0" for m in ("conventional", "arcface") for n in ("nall", "n20")]
+    closed = [f"digits/a0/{m}/nall/s0" for m in ("conventional", "arcface")]
+    expected = ["results/data/digits.npz", "results/config.yaml"]
+    expected += [f"results/runs/{j}/{f}" for j in jobs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")]
+    expected += [f"results/scores/{j}.parquet" for j in jobs] + [f"benchmarks/score/{j}.tsv" for j in jobs]
+    expected += [f"logs/train/{j}.log" for j in jobs + closed] + [f"benchmarks/train/{j}.tsv" for j in jobs + closed]
+    expected += [f"results/tables/{name}.parquet" for name in
+                 ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs", "tsne",
+                  "closed_set")]
+    # config/test.yaml has both distances, annex A.2 and the closed-set models: every figure and table.
+    expected += [f"results/tables/{label}.csv" for label in ALL_TABLES]
+    expected += [f"results/figures/{label}.{ext}" for label in ALL_FIGURES for ext in ("svg", "png", "vl.json")]
     missing = [p for p in expected if not (test_run / p).is_file()]
     assert not missing, missing
+    assert not (test_run / "results/scores/digits/a0").exists()  # closed-set models are not scored
     leftovers = [p for p in test_run.rglob("*.tmp*")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_annex_and_closed_set_runs_use_their_recipes(test_run):
+    annex = json.loads((test_run / "results/runs/digits/a3/arcface/n20/s0/run.json").read_text())
+    assert annex["spec"]["training"]["epochs"] == 2 and annex["spec"]["method_params"]["mixup"] is True
+    assert all(c["n_train"] + c["n_val"] == 7 * 20 for c in annex["cases"])
+    closed = json.loads((test_run / "results/runs/digits/a0/conventional/nall/s0/run.json").read_text())
+    assert len(closed["cases"]) == 1 and closed["cases"][0]["anomaly_classes"] == []
+    table = pd.read_parquet(test_run / "results/tables/closed_set.parquet")
+    with np.load(test_run / "results/runs/digits/a0/conventional/nall/s0/embeddings.npz") as npz:
+        accuracy = (npz["case0_normal_classes"][npz["case0_test_logits"].argmax(1)] == npz["test_labels"]).mean()
+        n_test = len(npz["test_labels"])
+    row = table[table.method == "conventional"].iloc[0]
+    assert row["accuracy"] == pytest.approx(accuracy) and row["n_test"] == n_test
+    tsne = pd.read_parquet(test_run / "results/tables/tsne.parquet")
+    assert tsne.groupby("method").size().to_dict() == {"arcface": 300, "conventional": 300}
+
+
+def test_runs_table_records_the_provenance(test_run):
+    runs = pd.read_parquet(test_run / "results/tables/runs.parquet")
+    assert len(runs) == 4 and set(runs["n_per_class"]) == {"all", "20"}
+    assert runs["device"].str.startswith("cpu").all() and (runs["torch"] != "").all()
+    assert runs.loc[runs.n_per_class == "20", "epochs"].tolist() == [2, 2]
 
 
 def test_dataset_file(test_run):
@@ -78,6 +106,8 @@ def test_metrics_table(test_run):
     metrics = pd.read_parquet(test_run / "results/tables/metrics.parquet")
     assert list(metrics.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
                                      "metric", "value"]
+    assert set(metrics.method) == {"conventional", "arcface"} and set(metrics.n_per_class) == {"all", "20"}
+    metrics = metrics[(metrics.method == "conventional") & (metrics.n_per_class == "all")]
     assert len(metrics) == 2 * (len(DETECTION_METRICS) * len(SCORERS) + 1)
     assert sorted(metrics.metric.unique()) == ["accuracy", *DETECTION_METRICS]
     auroc = metrics[metrics.metric == "auroc"]
@@ -95,6 +125,7 @@ def test_metrics_table(test_run):
 
 def test_class_distances_table(test_run):
     dist = pd.read_parquet(test_run / "results/tables/class_distances.parquet")
+    dist = dist[(dist.method == "conventional") & (dist.n_per_class == "all")]
     assert list(dist.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
                                   "class_index", "class_name", "role", "mean_score", "normalised"]
     one = dist[(dist.case == 0) & (dist.scorer == "cosine_k1")]
@@ -111,7 +142,8 @@ def test_runtime_table(test_run):
     runtime = pd.read_parquet(test_run / "results/tables/runtime.parquet")
     assert set(runtime["rule"]) == {"train", "score"}
     assert (runtime["seconds"] > 0).all()
-    assert runtime[runtime.rule == "train"]["method"].tolist() == ["conventional"]
+    train = runtime[runtime.rule == "train"]
+    assert len(train) == 6 and sorted(train["n_anomaly"].unique().tolist()) == [0, 3]
 
 
 def test_report_cells_run_against_the_test_results(test_run):
@@ -129,8 +161,10 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
     out = proc.stdout + proc.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # 5 conditions x 6 methods x 1 n_per_class x 3 seeds
-    assert counts["train"] == 90 and counts["score"] == 90 and counts["prepare"] == 2
+    # 5 conditions x 6 methods x 3 seeds, annex A.2: 2 conditions x 6 methods x 4 sizes x 3 seeds,
+    # closed-set models: 2 datasets x 6 methods
+    assert counts["score"] == 90 + 144 and counts["train"] == 90 + 144 + 12 and counts["prepare"] == 2
+    assert counts["closed_set"] == counts["aggregate"] == counts["figures"] == counts["snapshot"] == 1
     assert not (tmp_path / "results").exists()
 
 
@@ -148,10 +182,10 @@ def test_schema_error_stops_before_any_job(tmp_path):
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
-                           "--dataset", "digits", "--n-anomaly", "3", "--method", "arcface"],
+                           "--dataset", "digits", "--n-anomaly", "3", "--method", "centerloss"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
-    assert "method 'arcface' is not in the config's `methods`" in proc.stderr
+    assert "method 'centerloss' is not in the config's `methods`" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
                            "--dataset", "digits", "--n-anomaly", "3", "--method", "conventional"],

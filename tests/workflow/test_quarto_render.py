@@ -1,4 +1,4 @@
-"""Render the report with Quarto (HTML and Typst PDF) on synthetic tables; skipped without Quarto."""
+"""Render the report with Quarto (HTML and Typst PDF) on config/test.yaml's results; skipped without Quarto."""
 
 from __future__ import annotations
 
@@ -10,21 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from dmlbench.figures import write_figures
-from tests.helpers.synthetic_tables import make_tables
+from dmlbench.figures import ALL_FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.quarto, pytest.mark.slow]
 
 
-def test_quarto_renders_html_and_pdf(tmp_path):
+def test_quarto_renders_html_and_pdf(tmp_path, test_run):
     quarto = shutil.which("quarto")
     if quarto is None:
         pytest.skip("quarto binary not on PATH: install Quarto (https://quarto.org) to run the render test")
-    results = tmp_path / "results"
-    make_tables(results / "tables")
-    write_figures(results / "tables", results / "figures")
+    results = test_run / "results"
     report = tmp_path / "report"
     report.mkdir()
     for name in ("report.qmd", "_quarto.yml"):
@@ -43,5 +40,5 @@ def test_quarto_renders_html_and_pdf(tmp_path):
     assert html.is_file() and pdf.is_file()
     assert pdf.read_bytes()[:5] == b"%PDF-"
     page = html.read_text()
-    assert "window.vegaEmbed" in page and "fig-auroc-box" in page and "fig-normalised-distance" in page
+    assert "window.vegaEmbed" in page and all(label in page for label in ALL_FIGURES)
     assert "cdn.jsdelivr.net/npm/vega" not in page  # self-contained: nothing fetched at view time
