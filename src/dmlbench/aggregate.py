@@ -15,7 +15,6 @@ from .runs import keys_from_path, scorer_columns
 from .stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]
-METHOD_ORDER = ["conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"]
 #: Scorers whose worst misses are listed (the report's nearest-neighbour scorers).
 MISS_SCORERS = ("cosine_k1", "euclidean_k1")
 N_MISSES = 10

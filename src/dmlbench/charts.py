@@ -16,11 +16,9 @@ from typing import Iterable
 import altair as alt
 import pandas as pd
 
-from dmlbench import stats
+from dmlbench import METHOD_ORDER, stats
 from dmlbench.errors import DmlbenchError
 
-# The study's order; methods outside it (a user's own head) follow alphabetically.
-METHOD_ORDER = ("conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss")
 # One colour per method in every chart (Tableau 10, which stays legible in grey print).
 METHOD_COLOURS = {
     "conventional": "#4c78a8",

@@ -51,6 +51,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from . import METHOD_ORDER
 from .errors import DmlbenchError
 from .stats import BASELINE, wilcoxon_p
 
@@ -63,8 +64,6 @@ METRICS_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "cas
 CLASS_DISTANCES_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "role",
                            "normalised"]
 
-# The study's order; methods outside it follow alphabetically.
-METHOD_ORDER = ("conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss")
 RUN_KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case"]
 BLOCK_KEYS = ["dataset", "n_anomaly", "n_per_class", "seed", "case"]
 ALPHA = 0.05

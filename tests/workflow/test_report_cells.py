@@ -143,6 +143,22 @@ def test_findings_section_shows_the_recomputed_claims(namespace, results):
     csv = pd.read_csv(results / "tables" / "tbl-findings.csv")
     assert csv["verdict"].tolist() == expected["verdict"].tolist()
     pd.testing.assert_series_equal(csv["number"], expected["number"], check_names=False)
+    # Recomputed here from metrics.parquet, independently of dmlbench.findings:
+    auroc = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "all")]
+    keys = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case"]
+    wide = auroc.pivot_table(index=keys, columns="scorer", values="value")
+    row = csv.set_index("id")
+    assert row.loc["cosine-beats-euclidean", "number"] == pytest.approx(
+        (wide["cosine_k1"] - wide["euclidean_k1"]).mean())
+    # one condition: "no method is best everywhere" cannot be tested; test.yaml has no k10 and no sphereface
+    assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
+    assert row.loc["k10-beats-k1", "verdict"] == "not testable"
+    assert row.loc["sphereface-euclidean-below-chance", "verdict"] == "not testable"
+    # annex A.2 at 20 images per class: arcface against conventional, paired by case and seed
+    small = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "20") & (metrics.scorer == "cosine_k1")]
+    by_method = small.pivot_table(index=["case", "seed"], columns="method", values="value")
+    arcface_wins = (by_method["arcface"] - by_method["conventional"]).mean() > 0
+    assert row.loc["metric-learning-beats-conventional-small-samples", "number"] == float(arcface_wins)
 
 
 def test_inline_values(namespace):
