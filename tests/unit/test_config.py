@@ -56,7 +56,11 @@ def test_full_study_grid():
     assert cfg["cases"] == 10
     assert list(cfg["methods"]) == ["conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"]
     assert cfg["scoring"]["distances"] == ["cosine", "euclidean"]
-    assert len(cfg["seeds"]) >= 2
+    assert cfg["annex"]["sample_size"] == [50, 100, 200, 500] and cfg["tsne"]["enabled"]
+    # per-dataset recipes (issue 6): the ResNet18 budget that keeps the grid near 30 min on an H100
+    from dmlbench.config import train_spec
+    assert train_spec(cfg, "cifar10", 1, "arcface", "all", 0)["training"]["epochs"] == 12
+    assert train_spec(cfg, "mnist", 5, "arcface", "all", 0)["training"]["crop_padding"] == 2
 
 
 @pytest.mark.parametrize("mutate, expected", [

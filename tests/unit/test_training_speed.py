@@ -14,8 +14,8 @@ from dmlbench.datasets import Dataset, load_source
 from dmlbench.errors import ConfigError
 from dmlbench.heads import HEADS, build_head
 from dmlbench.models import EmbeddingNet, build_backbone
-from dmlbench.training import (DeviceBatches, HeadLoss, JobTrainer, build_learner, job_cases, resolve_compile,
-                               resolve_precision, train_job)
+from dmlbench.training import (COMPILE_MIN_IMAGES, DeviceBatches, HeadLoss, JobTrainer, build_learner, job_cases,
+                               optimizer_func, resolve_compile, resolve_precision, train_job)
 
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
@@ -126,16 +126,22 @@ def _equal_arrays(a: dict, b: dict):
 
 
 @pytest.mark.parametrize("method,mixup", [("conventional", False), ("sphereface", False), ("centerloss", True)])
-def test_reused_model_trains_case_k_bit_for_bit_as_a_fresh_model(digits, method, mixup):
+def test_reused_model_trains_case_k_bit_for_bit_as_a_fresh_model(digits, method, mixup, monkeypatch):
     spec = _spec(method, mixup)
     cases = job_cases(digits, spec)
     torch.manual_seed(99)  # the job model's own construction draws are irrelevant
     reused = JobTrainer(digits, spec, CPU)
-    reused.train_case(cases[0])
+    reused.train_case(cases[0])  # moves weights, batch-norm statistics, optimiser, head state
     second, rows = reused.train_case(cases[1])
-    torch.manual_seed(7)
+
+    def rebuild(self, seed):  # what the pipeline did before: a new model per case
+        torch.manual_seed(seed)
+        self.model = self.build_model().to(self.device).to(memory_format=torch.channels_last)
+
+    monkeypatch.setattr(JobTrainer, "reset", rebuild)
     fresh = JobTrainer(digits, spec, CPU)
     alone, rows_alone = fresh.train_case(cases[1])
+    assert fresh.model is not reused.model
     _equal_arrays(second, alone)
     assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in rows_alone]
 
@@ -168,6 +174,10 @@ def test_centerloss_centres_are_reset_per_case(digits):
 def test_compile_auto_is_cuda_only_and_values_are_checked():
     assert resolve_compile("auto", CPU) is False
     assert resolve_compile("auto", torch.device("cuda")) is True
+    # auto skips jobs too small to repay the compilation
+    assert resolve_compile("auto", torch.device("cuda"), train_images=COMPILE_MIN_IMAGES) is True
+    assert resolve_compile("auto", torch.device("cuda"), train_images=COMPILE_MIN_IMAGES - 1) is False
+    assert resolve_compile(True, torch.device("cuda"), train_images=10) is True
     assert resolve_compile(True, CPU) is True and resolve_compile(False, torch.device("cuda")) is False
     with pytest.raises(ConfigError, match="training.compile"):
         resolve_compile("sometimes", CPU)
@@ -295,7 +305,7 @@ def _count_host_reads(monkeypatch):
     import traceback
 
     counter = {"n": 0, "sites": []}
-    for name in ("item", "cpu", "tolist", "__float__", "__bool__", "numpy"):
+    for name in ("item", "cpu", "tolist", "__float__", "__int__", "__index__", "__bool__", "numpy"):
         original = getattr(torch.Tensor, name)
 
         def wrapped(self, *a, _original=original, _name=name, **k):
@@ -321,13 +331,17 @@ def _learner_for(n_images, mixup, method="centerloss", device=CPU):
     return build_learner(model, train, valid, TRAINING, {"mixup": mixup, "mixup_alpha": 0.4})
 
 
-@pytest.mark.parametrize("mixup", [False, True])
-def test_no_host_reads_per_training_step(monkeypatch, mixup):
-    # Values read back to the host (item, cpu, float, bool, ...) during a fit must not grow with
-    # the number of steps: fastai's loss averages and MixUp did one or more per step.
+HEAD_CASES = [pytest.param(m, False) for m in HEADS]
+HEAD_CASES += [pytest.param("centerloss", True, id="centerloss-mixup")]
+
+
+@pytest.mark.parametrize("method,mixup", HEAD_CASES)
+def test_no_host_reads_per_training_step(monkeypatch, method, mixup):
+    # Values read back to the host (item, cpu, float, int, bool, ...) during a fit must not grow
+    # with the number of steps: fastai's loss averages and MixUp did one or more per step.
     counts, sites = [], []
     for n_images in (32, 96):  # 4 and 12 steps per epoch
-        learn = _learner_for(n_images, mixup)
+        learn = _learner_for(n_images, mixup, method)
         with learn.no_bar(), learn.no_logging():
             counter = _count_host_reads(monkeypatch)
             learn.fit_one_cycle(2, 0.01)
@@ -339,9 +353,13 @@ def test_no_host_reads_per_training_step(monkeypatch, mixup):
     assert counts[1] <= 12  # a few per epoch (train loss, valid loss, accuracy) and per fit
 
 
+CUDA_CASES = [pytest.param(m, False) for m in HEADS]
+CUDA_CASES += [pytest.param("conventional", True, id="conventional-mixup")]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("mixup", [False, True])
-def test_no_cuda_synchronisation_inside_the_training_loop(mixup):
+@pytest.mark.parametrize("method,mixup", CUDA_CASES)
+def test_no_cuda_synchronisation_inside_the_training_loop(method, mixup):
     # From the start to the end of each training loop — batch cutting, augmentation, mixup,
     # forward, loss, backward, optimiser step, fastai's callbacks — any synchronising CUDA call
     # raises; the Recorder reads its averages after the loop (order 0 < the Recorder's 50).
@@ -356,7 +374,7 @@ def test_no_cuda_synchronisation_inside_the_training_loop(mixup):
         def after_train(self):
             torch.cuda.set_sync_debug_mode("default")
 
-    learn = _learner_for(96, mixup, device=torch.device("cuda"))
+    learn = _learner_for(96, mixup, method, device=torch.device("cuda"))
     try:
         with learn.no_bar(), learn.no_logging():
             learn.fit_one_cycle(2, 0.01, cbs=[SyncGuard()])
@@ -408,3 +426,17 @@ def test_sgd_optimizer_trains(digits):
     assert np.isfinite(learn.recorder.values[-1]).all()
     with pytest.raises(ConfigError, match="training.optimizer"):
         JobTrainer(digits, _spec(optimizer="lamb"), CPU).learner(job_cases(digits, spec)[0])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fast_hypers_are_fastais_hypers(optimizer):
+    from fastai.optimizer import OptimWrapper
+
+    learn = _learner_for(32, False, method="conventional")
+    learn.opt_func = optimizer_func({**TRAINING, "optimizer": optimizer}, CPU)
+    learn.create_opt()
+    learn.opt.set_hyper("mom", 0.85)
+    learn.opt.set_hyper("lr", [0.1, 0.2])
+    assert learn.opt.hypers == OptimWrapper.hypers.fget(learn.opt)
+    assert [h["mom"] for h in learn.opt.hypers] == [0.85, 0.85]
+    assert [g["lr"] for g in learn.opt.opt.param_groups] == [0.1, 0.2]

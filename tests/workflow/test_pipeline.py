@@ -161,9 +161,9 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
     out = proc.stdout + proc.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # 5 conditions x 6 methods x 3 seeds, annex A.2: 2 conditions x 6 methods x 4 sizes x 3 seeds,
+    # 5 conditions x 6 methods x 1 seed, annex A.2: 2 conditions x 6 methods x 4 sizes x 1 seed,
     # closed-set models: 2 datasets x 6 methods
-    assert counts["score"] == 90 + 144 and counts["train"] == 90 + 144 + 12 and counts["prepare"] == 2
+    assert counts["score"] == 30 + 48 and counts["train"] == 30 + 48 + 12 and counts["prepare"] == 2
     assert counts["closed_set"] == counts["aggregate"] == counts["figures"] == counts["snapshot"] == 1
     assert not (tmp_path / "results").exists()
 

@@ -54,6 +54,8 @@ class CenterLossHead(LinearSoftmaxHead):
     def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
         centers = self.centers.float()
         delta = torch.zeros_like(centers).index_add_(0, labels, centers[labels] - x)
-        counts = torch.bincount(labels, minlength=self.n_classes).to(centers.dtype)
+        # index_add_, not bincount: bincount reads the largest label back to the host on CUDA.
+        counts = torch.zeros(self.n_classes, dtype=centers.dtype, device=centers.device).index_add_(
+            0, labels, torch.ones_like(labels, dtype=centers.dtype))
         delta = delta / (1.0 + counts).unsqueeze(1)
         self.centers.copy_(centers - self.alpha * delta)

@@ -40,10 +40,12 @@ class SphereFaceHead(CosineMarginHead):
         self.m = self.hparams["margin"]
         self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
 
-    def current_lambda(self) -> float:
+    def current_lambda(self) -> torch.Tensor:
+        """λ as a 0-d tensor on the head's device: computed there, so a training step never
+        waits for the GPU to hand the iteration counter to the host."""
         p = self.hparams
-        annealed = p["base"] * (1.0 + p["gamma"] * int(self.iteration)) ** (-p["power"])
-        return max(p["lambda_min"], annealed)
+        annealed = p["base"] * (1.0 + p["gamma"] * self.iteration.double()) ** (-p["power"])
+        return annealed.clamp_min(p["lambda_min"]).float()
 
     def _pre_step(self) -> None:
         self.iteration += 1

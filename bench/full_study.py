@@ -1,0 +1,406 @@
+"""Wall time of a whole study on one machine: the config's snakemake run, timed per rule.
+
+Runs the repository's Snakefile on a config (default config/config.yaml: the full grid, the
+annex A.2 sizes and the closed-set models) in a scratch folder, from nothing:
+
+    snakemake --snakefile Snakefile --directory <scratch> --configfile <config> --cores N --resources gpu=1
+
+then reads Snakemake's benchmark files (benchmarks/<rule>/...tsv) for the time of every rule's
+jobs, the jobs' run.json for precision and compilation, and results/tables/closed_set.parquet
+for the closed-set test accuracy of Conventional trained on all classes. Writes
+bench/results/full_study-<device>.json (…-<config>.json for a config other than config.yaml)
+and prints a table. Targets on one H100: the whole config in <= 30 minutes; closed-set
+accuracy >= 92 % on CIFAR-10, >= 99.3 % on MNIST, >= 93 % on Fashion-MNIST, with the same
+recipe.
+
+    PYTHONPATH=src python bench/full_study.py --cores 16                     # config/config.yaml on a GPU
+    PYTHONPATH=src python bench/full_study.py --configfile config/test.yaml --cores 2   # CPU smoke run
+    PYTHONPATH=src python bench/full_study.py --estimate                     # no run: images and minutes
+
+Relative dataset roots in the config (data/cifar10, ...) resolve inside the scratch folder;
+--link puts folders there (default: the repository's data/ when it exists), e.g.
+--link /data/cifar10-jpg=data/cifar10-jpg.
+
+--estimate runs no training: it takes every train job's spec from a snakemake dry run, counts
+the images each job trains on and evaluates, and converts them to minutes with training
+throughputs (images/s per input kind; default: assumptions stated in the output, or the
+compiled (c) rates of a bench/train_speed.py result with --speed-json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+BIN = Path(sys.executable).parent
+TARGET_MINUTES = 30.0
+#: Closed-set test accuracy targets for Conventional trained on all classes, by dataset source.
+ACCURACY_TARGETS = {"cifar10": 0.92, "mnist": 0.993, "fashion_mnist": 0.93}
+
+# --------------------------------------------------------------------------- estimate
+#: Train-split images per class and test-split size of the built-in sources, and their input kind.
+SOURCE_SIZES = {
+    "cifar10": ([5000] * 10, 10000, "rgb32"),
+    "mnist": ([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949], 10000, "grey28"),
+    "fashion_mnist": ([6000] * 10, 10000, "grey28"),
+}
+#: Assumed when no measurement is given: ResNet18 training images/s (bf16, compiled, batch 512)
+#: on one H100 SXM, an evaluation image costing 0.4 of a training image (forward only, eager),
+#: fixed seconds per train job (process start, data to the device, compilation from a warm
+#: inductor cache) and per epoch (validation set-up, the epoch's host sync, logging).
+ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cost": 0.4,
+           "job_overhead_s": 15.0, "epoch_overhead_s": 0.02}
+
+
+def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    exe = BIN / "snakemake"
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
+    return base + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+                   "--configfile", str(configfile), *args]
+
+
+def snakemake_env() -> dict:
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    pythonpath = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PATH": path, "PYTHONPATH": pythonpath}
+
+
+def train_specs_from_dry_run(configfile: Path) -> list[dict]:
+    """The spec of every train job of a config, as the workflow builds it (snakemake -n -p)."""
+    with tempfile.TemporaryDirectory(prefix="full_study-dry-") as tmp:
+        cmd = snakemake_cmd(Path(tmp), configfile, "--dry-run", "--printshellcmds", "--forceall", "--cores", "1",
+                            "--resources", "gpu=1")
+        proc = subprocess.run(cmd, cwd=tmp, env=snakemake_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    specs = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if "dmlbench train" in line and "--spec" in line:
+            words = shlex.split(line.strip())
+            specs.append(json.loads(words[words.index("--spec") + 1]))
+    return specs
+
+
+def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[list[int], int, str] | None:
+    """(train images per class, test images, input kind) of a job's dataset."""
+    if spec["source"] in SOURCE_SIZES:
+        return SOURCE_SIZES[spec["source"]]
+    if workdir is not None and (workdir / "results" / "data" / f"{spec['dataset']}.npz").exists():
+        with np.load(workdir / "results" / "data" / f"{spec['dataset']}.npz") as npz:
+            y, shape = npz["y_train"], npz["x_train"].shape
+            n_test = len(npz["y_test"])
+        return np.bincount(y).tolist(), n_test, f"{'rgb' if shape[3] == 3 else 'grey'}{shape[1]}"
+    root = config["datasets"][spec["dataset"]].get("root")
+    if spec["source"] == "folder" and root and (Path(root) / "train").is_dir():
+        train = sorted(p for p in (Path(root) / "train").iterdir() if p.is_dir())
+        counts = [sum(1 for _ in d.iterdir()) for d in train]
+        n_test = sum(sum(1 for _ in d.iterdir()) for d in (Path(root) / "test").iterdir() if d.is_dir())
+        from PIL import Image
+
+        first = next(f for f in train[0].iterdir())
+        with Image.open(first) as im:
+            kind = f"{'grey' if im.mode in ('L', '1') else 'rgb'}{im.size[1]}"
+        return counts, n_test, kind
+    return None
+
+
+def job_images(spec: dict, per_class: list[int], n_test: int) -> dict:
+    """Images one train job trains on (steps x batch size), and evaluates (validation passes,
+    reference and test embeddings), over all its cases; class sizes averaged over the cases."""
+    t = spec["training"]
+    n_classes = len(per_class)
+    mean_count = float(np.mean(per_class))
+    n = mean_count if spec["n_per_class"] == "all" else min(mean_count, spec["n_per_class"])
+    n_val_per_class = 0 if t["val_fraction"] <= 0 else min(round(t["val_fraction"] * n), n - 1)
+    n_normal = n_classes - spec["n_anomaly"]
+    n_train, n_val = n_normal * (n - n_val_per_class), n_normal * n_val_per_class
+    bs = t["batch_size"]
+    steps = math.floor(n_train / bs) if n_train > bs else 1
+    trained = steps * min(bs, n_train) * t["epochs"]
+    evaluated = t["epochs"] * max(n_val, 1) + n_train + n_test
+    return {"cases": spec["cases"], "epochs": t["epochs"] * spec["cases"],
+            "train_images": trained * spec["cases"], "eval_images": evaluated * spec["cases"]}
+
+
+def job_group(spec: dict) -> str:
+    if spec["n_anomaly"] == 0:
+        return "closed_set"
+    return "grid" if spec["n_per_class"] == "all" else "annex"
+
+
+def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict:
+    """Images to process and estimated minutes per (group, dataset) for a config."""
+    config = yaml.safe_load(configfile.read_text())
+    specs = train_specs_from_dry_run(configfile)
+    groups: dict[tuple[str, str], dict] = {}
+    unknown = set()
+    for spec in specs:
+        profile = dataset_profile(spec, config, workdir)
+        if profile is None:
+            unknown.add(spec["dataset"])
+            continue
+        per_class, n_test, kind = profile
+        work = job_images(spec, per_class, n_test)
+        ips = speed["images_per_second"].get(kind) or speed["images_per_second"].get(
+            "rgb32" if kind.startswith("rgb") else "grey28")
+        seconds = ((work["train_images"] + speed["eval_cost"] * work["eval_images"]) / ips
+                   + speed["job_overhead_s"] + speed["epoch_overhead_s"] * work["epochs"])
+        g = groups.setdefault((job_group(spec), spec["dataset"]), {
+            "jobs": 0, "train_images": 0, "eval_images": 0, "minutes": 0.0, "input": kind,
+            "recipe": {k: spec["training"][k] for k in ("epochs", "batch_size", "lr") if k in spec["training"]}})
+        g["jobs"] += 1
+        g["train_images"] += work["train_images"]
+        g["eval_images"] += work["eval_images"]
+        g["minutes"] += seconds / 60
+    rows = [{"group": grp, "dataset": ds, **v} for (grp, ds), v in groups.items()]
+    seeds = config.get("seeds", [0])
+    return {"config": str(configfile), "train_jobs": len(specs), "seeds": seeds, "assumptions": speed,
+            "rows": rows, "total_minutes": round(sum(r["minutes"] for r in rows), 1),
+            "total_train_images": int(sum(r["train_images"] for r in rows)),
+            "total_eval_images": int(sum(r["eval_images"] for r in rows)),
+            "datasets_without_size": sorted(unknown)}
+
+
+def speed_from_json(path: Path, batch_size: int = 512) -> dict:
+    """Compiled (c) images/s per input kind from a bench/train_speed.py result, at the batch size
+    closest to `batch_size`."""
+    data = json.loads(path.read_text())
+    ips = {}
+    for kind, variants in data["images_per_second"].items():
+        rates = {int(bs): v for bs, v in variants.get("compiled", {}).items()}
+        if rates:
+            ips[kind] = rates[min(rates, key=lambda b: abs(b - batch_size))]
+    return {**ASSUMED, "images_per_second": {**ASSUMED["images_per_second"], **ips}, "source": str(path)}
+
+
+def print_estimate(est: dict) -> None:
+    print(f"config: {est['config']}: {est['train_jobs']} train jobs, seeds {est['seeds']}")
+    print("| group | dataset | input | jobs | epochs / lr / bs | train images (M) | eval images (M) | minutes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in est["rows"]:
+        rec = r["recipe"]
+        print(f"| {r['group']} | {r['dataset']} | {r['input']} | {r['jobs']} | {rec.get('epochs')} / {rec.get('lr')} / "
+              f"{rec.get('batch_size')} | {r['train_images'] / 1e6:.1f} | {r['eval_images'] / 1e6:.1f} | "
+              f"{r['minutes']:.1f} |")
+    a = est["assumptions"]
+    print(f"total: {est['total_train_images'] / 1e6:.1f} M training images, {est['total_eval_images'] / 1e6:.1f} M "
+          f"evaluated, about {est['total_minutes']:.0f} minutes of training on one GPU "
+          f"(target {TARGET_MINUTES:g}); grid and annex scale with the number of seeds")
+    print(f"at {a['images_per_second']} training images/s, an evaluated image = {a['eval_cost']} of a trained "
+          f"one, {a['job_overhead_s']} s per job, {a['epoch_overhead_s']} s per epoch"
+          + (f" (rates from {a['source']})" if "source" in a else " (assumed, not measured)"))
+    if est["datasets_without_size"]:
+        print(f"not counted (size unknown before `prepare`): {', '.join(est['datasets_without_size'])}")
+
+
+# --------------------------------------------------------------------------- measured run
+def rule_minutes(workdir: Path) -> tuple[dict, dict, dict]:
+    """Per rule: summed job minutes and job counts from benchmarks/<rule>/**.tsv; train minutes
+    split into the main grid, the annex sizes and the closed-set models."""
+    minutes: dict[str, float] = {}
+    jobs: dict[str, int] = {}
+    train_groups: dict[str, float] = {}
+    root = workdir / "benchmarks"
+    for tsv in sorted(root.rglob("*.tsv")):
+        rel = tsv.relative_to(root)
+        rule = rel.parts[0]
+        seconds = float(pd.read_csv(tsv, sep="\t")["s"].sum())
+        minutes[rule] = minutes.get(rule, 0.0) + seconds / 60
+        jobs[rule] = jobs.get(rule, 0) + 1
+        if rule == "train" and len(rel.parts) >= 5:
+            a, n = rel.parts[2], rel.parts[4]
+            group = "closed_set" if a == "a0" else ("grid" if n == "nall" else "annex")
+            train_groups[group] = train_groups.get(group, 0.0) + seconds / 60
+    return ({k: round(v, 2) for k, v in minutes.items()}, jobs, {k: round(v, 2) for k, v in train_groups.items()})
+
+
+def run_summary(workdir: Path) -> dict:
+    runs = [json.loads(p.read_text()) for p in sorted((workdir / "results" / "runs").rglob("run.json"))]
+    if not runs:
+        return {"train_jobs": 0}
+    fallbacks = sorted({r["compile_fallback"] for r in runs if r.get("compile_fallback")})
+    return {"train_jobs": len(runs), "precision": sorted({str(r.get("precision")) for r in runs}),
+            "compiled_jobs": sum(bool(r.get("compiled")) for r in runs), "compile_fallbacks": fallbacks,
+            "compile_minutes": round(sum(r.get("compile_seconds", 0.0) for r in runs) / 60, 2),
+            "train_wall_minutes": round(sum(r.get("wall_seconds", 0.0) for r in runs) / 60, 2),
+            "devices": sorted({r.get("device", "?") for r in runs})}
+
+
+def closed_set_accuracy(workdir: Path, config: dict) -> tuple[dict, str | None]:
+    """Mean closed-set test accuracy of Conventional per dataset (over its seeds)."""
+    path = workdir / "results" / "tables" / "closed_set.parquet"
+    if not path.exists():
+        return {}, (f"{path.relative_to(workdir)} was not produced (the config trains no closed-set models, "
+                    f"or this workflow version has no closed_set rule): no accuracy to report")
+    table = pd.read_parquet(path)
+    missing = {"dataset", "method", "accuracy"} - set(table.columns)
+    if missing:
+        return {}, f"{path.name} lacks the columns {sorted(missing)}"
+    conv = table[table["method"] == "conventional"]
+    if conv.empty:
+        return {}, f"{path.name} has no conventional rows (conventional is not among the config's methods)"
+    out = {}
+    for dataset, rows in conv.groupby("dataset"):
+        source = config["datasets"].get(dataset, {}).get("source")
+        target = ACCURACY_TARGETS.get(source)
+        acc = float(rows["accuracy"].mean())
+        out[dataset] = {"accuracy": round(acc, 4), "seeds": sorted(int(s) for s in rows.get("seed", pd.Series([])).unique()),
+                        "source": source, "target": target,
+                        "meets_target": None if target is None else bool(acc >= target)}
+    return out, None
+
+
+def device_label(cores: int) -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"cpu-{cores}cores"
+
+
+def link_inputs(workdir: Path, links: list[str]) -> list[str]:
+    made = []
+    for item in links:
+        src, _, dest = item.partition("=")
+        src_path = Path(src).expanduser().resolve()
+        dest_path = workdir / (dest or Path(src).name)
+        if not src_path.exists():
+            raise SystemExit(f"--link {item}: {src_path} does not exist")
+        dest_path.parent.mkdir(parents=True, exist_ok=True)
+        if not dest_path.exists():
+            dest_path.symlink_to(src_path, target_is_directory=src_path.is_dir())
+        made.append(f"{dest_path.relative_to(workdir)} -> {src_path}")
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configfile", type=Path, default=ROOT / "config" / "config.yaml")
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="snakemake --cores (default: all)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="scratch folder for the run (default: a new temp dir, removed unless --keep)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder (results, logs, benchmarks)")
+    p.add_argument("--link", action="append", default=None, metavar="SRC[=DEST]",
+                   help="symlink SRC into the scratch folder as DEST (default: the repository's data/ if present)")
+    p.add_argument("--snakemake-args", default="", help="extra snakemake arguments, one string")
+    p.add_argument("--estimate", action="store_true", help="no run: images to process and estimated minutes")
+    p.add_argument("--speed-json", type=Path, default=None,
+                   help="--estimate: take the compiled images/s from this bench/train_speed.py result")
+    p.add_argument("--images-per-second", nargs="*", default=[], metavar="KIND=RATE",
+                   help="--estimate: training rates, e.g. rgb32=60000 grey28=80000")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON path (default bench/results/full_study-<device>[-<config>].json)")
+    args = p.parse_args(argv)
+    configfile = args.configfile.resolve()
+    config = yaml.safe_load(configfile.read_text())
+    stem = "" if configfile.name == "config.yaml" else f"-{configfile.stem}"
+
+    if args.estimate:
+        speed = speed_from_json(args.speed_json) if args.speed_json else dict(ASSUMED)
+        for item in args.images_per_second:
+            kind, _, rate = item.partition("=")
+            speed["images_per_second"] = {**speed["images_per_second"], kind: float(rate)}
+        est = estimate(configfile, speed)
+        print_estimate(est)
+        out = args.out or RESULTS / f"full_study-estimate{stem}.json"
+        from dmlbench.io import write_json
+
+        write_json(out, est)
+        print(f"wrote {out}")
+        return 0
+
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="dmlbench-full-study-"))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if any((workdir / d).exists() for d in ("results", "benchmarks")):
+        raise SystemExit(f"{workdir} holds results/ or benchmarks/ from an earlier run; the study is timed from "
+                         f"nothing: give an empty --workdir")
+    links = args.link if args.link is not None else ([str(ROOT / "data")] if (ROOT / "data").is_dir() else [])
+    linked = link_inputs(workdir, links)
+    cmd = snakemake_cmd(workdir, configfile, "--cores", str(args.cores), "--resources", "gpu=1",
+                        *shlex.split(args.snakemake_args))
+    print("running:", shlex.join(cmd), flush=True)
+    log_path = workdir / "full_study.snakemake.log"
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), stdout=log, stderr=subprocess.STDOUT)
+    total_s = time.perf_counter() - t0
+    tail = log_path.read_text().splitlines()[-40:]
+    if proc.returncode != 0:
+        print("\n".join(tail))
+        print(f"snakemake failed with exit status {proc.returncode}; log: {log_path}")
+
+    minutes, jobs, train_groups = rule_minutes(workdir)
+    accuracy, accuracy_note = closed_set_accuracy(workdir, config)
+    runs = run_summary(workdir)
+    from dmlbench.config import load_config, training_recipe
+
+    try:
+        recipes = {d: training_recipe(load_config(str(configfile)), d, "all") for d in config["datasets"]}
+    except Exception as exc:  # the recipe is documentation here; never lose the timing for it
+        recipes = {"error": str(exc)}
+    label = device_label(args.cores)
+    total_min = total_s / 60
+    result = {
+        "device": label, "config": str(configfile), "cores": args.cores, "snakemake_exit_status": proc.returncode,
+        "total_minutes": round(total_min, 2),
+        "minutes_per_rule": minutes,
+        "minutes_per_rule_note": "sum of the wall times of the rule's jobs (Snakemake benchmark files); jobs of "
+                                 "different rules run in parallel, so the sum over rules can exceed total_minutes",
+        "jobs_per_rule": jobs, "train_minutes_by_group": train_groups, "runs": runs,
+        "accuracy": {d: v["accuracy"] for d, v in accuracy.items()},
+        "accuracy_detail": accuracy, "accuracy_note": accuracy_note,
+        "recipe_per_dataset": recipes,
+        "target_minutes": TARGET_MINUTES,
+        "meets_time_target": bool(total_min <= TARGET_MINUTES) if proc.returncode == 0 else False,
+        # None where no dataset of the config has a target (digits, a user's folder)
+        "meets_accuracy_targets": (all(checked) if (checked := [v["meets_target"] for v in accuracy.values()
+                                                                if v["meets_target"] is not None]) else None),
+        "linked": linked, "workdir": str(workdir) if args.keep else None,
+        "python": platform.python_version(), "cpu_count": os.cpu_count(),
+    }
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
+    out = args.out or RESULTS / f"full_study-{slug}{stem}.json"
+    from dmlbench.io import write_json
+
+    write_json(out, result)
+
+    print(f"\ndevice: {label}; config: {configfile.name}; total {total_min:.1f} min (target {TARGET_MINUTES:g})")
+    print("| rule | jobs | minutes (sum over jobs) |\n|---|---|---|")
+    for rule in sorted(minutes, key=minutes.get, reverse=True):
+        print(f"| {rule} | {jobs[rule]} | {minutes[rule]:.2f} |")
+    if train_groups:
+        print("train minutes by group: " + ", ".join(f"{k} {v:.2f}" for k, v in train_groups.items()))
+    if accuracy:
+        for d, v in accuracy.items():
+            verdict = "" if v["target"] is None else f" (target {v['target']:.3f}: {'met' if v['meets_target'] else 'NOT met'})"
+            print(f"closed-set accuracy, conventional, {d}: {v['accuracy']:.4f}{verdict}")
+    else:
+        print(f"closed-set accuracy: {accuracy_note}")
+    print(f"wrote {out}")
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
