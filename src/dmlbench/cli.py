@@ -121,9 +121,11 @@ def cmd_aggregate(args) -> None:
         benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")
                             if not p.name.startswith(".")) if Path(args.benchmark_root).exists() else []
     runs = args.runs
-    if runs is None:
-        runs = [str(Path(args.results) / "runs" / p.relative_to(Path(args.results) / "scores").with_suffix("") / "run.json")
-                for p in map(Path, scores) if p.is_relative_to(Path(args.results) / "scores")]
+    if runs is None:  # the run.json of each score file's run, where it exists
+        score_root, run_root = Path(args.results) / "scores", Path(args.results) / "runs"
+        runs = [str(run_root / p.relative_to(score_root).with_suffix("") / "run.json")
+                for p in map(Path, scores) if p.is_relative_to(score_root)]
+        runs = [r for r in runs if Path(r).is_file()]
     tables = write_tables(scores, benchmarks, args.benchmark_root, out, run_paths=runs)
     print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
 
@@ -157,8 +159,9 @@ def cmd_figures(args) -> None:
 
     tables = Path(args.tables or Path(args.results) / "tables")
     figures = Path(args.out or Path(args.results) / "figures")
-    config = Path(args.config or Path(args.results) / "config.yaml")
-    data = Path(args.data or Path(args.results) / "data")
+    results = tables.parent  # results/tables -> results/: the snapshot and data sit beside the tables
+    config = Path(args.config or results / "config.yaml")
+    data = Path(args.data or results / "data")
     paths = write_figures(tables, figures, scorer=args.scorer, config=config, data_dir=data)
     for p in paths:
         print(p)

@@ -36,15 +36,16 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of about ``n`` items with every class in proportion (seeded); all when n >= len."""
+    """Sorted indices of exactly ``n`` items, each class in proportion to its size (largest
+    remainders get the rounding; seeded); all items when n >= len(labels)."""
     if n >= len(labels):
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        take = max(1, int(round(n * len(idx) / len(labels))))
-        picked.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = n * counts / len(labels)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
+    picked = [rng.choice(np.flatnonzero(labels == c), size=t, replace=False) for c, t in zip(classes, take)]
     return np.sort(np.concatenate(picked))
 
 

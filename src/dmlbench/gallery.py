@@ -51,7 +51,7 @@ def image_data_url(image: np.ndarray) -> str:
     if factor > 1:
         picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")  # in memory: a BytesIO, no file
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -77,7 +77,11 @@ def test_standalone_aggregate_ignores_temporary_files_of_killed_jobs(tmp_path, t
                           cwd=tmp_path, capture_output=True, text=True, env=sm_env())
     assert proc.returncode == 0, proc.stderr
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
-    pd.testing.assert_frame_equal(fresh, pd.read_parquet(test_run / "results/tables/metrics.parquet"))
+    reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")
+    reference = reference[(reference.method == "conventional") & (reference.n_per_class == "all")]
+    pd.testing.assert_frame_equal(fresh, reference.reset_index(drop=True))
+    # no run.json next to the copied scores: the provenance table is empty, not an error
+    assert len(pd.read_parquet(tmp_path / "results/tables/runs.parquet")) == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +152,8 @@ def test_every_writer_in_the_package_goes_through_atomic_path():
         if path.name == "io.py":
             continue
         for no, line in enumerate(path.read_text().splitlines(), 1):
-            if direct.search(line) and "tmp" not in line and "atomic" not in line:
+            in_memory = "# in memory" in line  # e.g. a PNG encoded into a BytesIO for a data URL
+            if direct.search(line) and "tmp" not in line and "atomic" not in line and not in_memory:
                 offenders.append(f"{path.relative_to(src)}:{no}: {line.strip()}")
     assert not offenders, "writes outside dmlbench.io.atomic_path:\n" + "\n".join(offenders)
 

@@ -76,3 +76,9 @@ def test_a_damaged_embeddings_file_names_the_run(tmp_path):
     (run / "embeddings.npz").write_bytes(b"not a zip")
     with pytest.raises(DmlbenchError, match=r"a0/arcface/nall/s3/embeddings.npz.*rerun `dmlbench train`"):
         closed_set_tables([run])
+
+
+def test_stratified_sample_gives_exactly_n_with_uneven_classes():
+    labels = np.array([0] * 45 + [1] * 44 + [2] * 46)  # quotas 33.3, 32.6, 34.1 of 100
+    idx = stratified_sample(labels, 100, seed=0)
+    assert len(idx) == 100 and np.bincount(labels[idx]).tolist() == [33, 33, 34]
