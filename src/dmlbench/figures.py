@@ -50,28 +50,26 @@ def _both_distances(config: dict) -> bool:
     return {"cosine", "euclidean"} <= set(config["scoring"]["distances"])
 
 
-def planned_figures(config: dict) -> list[str]:
-    """Labels of the figures a validated config makes (the figures rule's outputs)."""
+def _not_made(config: dict) -> set[str]:
+    """Labels (figures and tables) a validated config does not make."""
     skip = set()
     if not _both_distances(config):
-        skip.add("fig-cosine-euclidean")
+        skip |= {"fig-cosine-euclidean", "tbl-cosine-euclidean"}
     if not config["tsne"]["enabled"]:
-        skip.add("fig-tsne")
+        skip |= {"fig-tsne", "tbl-closed-set"}
     if not config["annex"]["sample_size"]:
-        skip.add("fig-annex-sample-size")
-    return [label for label in ALL_FIGURES if label not in skip]
+        skip |= {"fig-annex-sample-size", "tbl-annex-sample-size"}
+    return skip
+
+
+def planned_figures(config: dict) -> list[str]:
+    """Labels of the figures a validated config makes (the figures rule's outputs)."""
+    return [label for label in ALL_FIGURES if label not in _not_made(config)]
 
 
 def planned_tables(config: dict) -> list[str]:
     """Labels of the CSV tables a validated config makes."""
-    skip = set()
-    if not _both_distances(config):
-        skip.add("tbl-cosine-euclidean")
-    if not config["tsne"]["enabled"]:
-        skip.add("tbl-closed-set")
-    if not config["annex"]["sample_size"]:
-        skip.add("tbl-annex-sample-size")
-    return [label for label in ALL_TABLES if label not in skip]
+    return [label for label in ALL_TABLES if label not in _not_made(config)]
 
 
 def main_n_per_class(config: dict) -> str:
