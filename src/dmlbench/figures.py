@@ -121,11 +121,14 @@ class Study:
     _miss_frames: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, results: str | os.PathLike, config: str | os.PathLike | None = None,
+    def load(cls, results: str | os.PathLike, config: str | os.PathLike | dict | None = None,
              tables_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> "Study":
+        """Tables and config of a results folder; ``config`` is the snapshot's path (default
+        ``results/config.yaml``) or an already validated config."""
         results = Path(results)
         tables_dir = Path(tables_dir or results / "tables")
-        config = read_config(config or results / "config.yaml")
+        if not isinstance(config, dict):
+            config = read_config(config or results / "config.yaml")
         tables = {name: read_table(tables_dir, name) for name in INPUT_TABLES}
         if config["tsne"]["enabled"]:
             tables.update({name: read_table(tables_dir, name) for name in CLOSED_SET_TABLES})
@@ -242,14 +245,7 @@ def write_figures(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     built before anything is written, so an error leaves no partial set. Returns the written paths.
     """
     tables_dir = Path(tables_dir)
-    results = tables_dir.parent
-    if isinstance(config, dict):
-        study = Study({name: read_table(tables_dir, name) for name in INPUT_TABLES}, config,
-                      Path(data_dir or results / "data"))
-        if config["tsne"]["enabled"]:
-            study.tables.update({name: read_table(tables_dir, name) for name in CLOSED_SET_TABLES})
-    else:
-        study = Study.load(results, config, tables_dir, data_dir)
+    study = Study.load(tables_dir.parent, config, tables_dir, data_dir)
     figures = {label: _with_scorer(chart, label, scorer) for label, chart in build_figures(study, scorer).items()}
     tables = build_tables(study, scorer)
     written: list[Path] = []
