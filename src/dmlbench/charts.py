@@ -50,13 +50,11 @@ FACET_COLUMNS = 3
 # --------------------------------------------------------------------------- helpers
 
 
-def _require_columns(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
+def _require_columns(df: pd.DataFrame, columns: Iterable[str], table: str,
+                     hint: str = "Re-run `dmlbench aggregate` to rebuild the tables.") -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DmlbenchError(
-            f"{table} lacks column(s) {missing}; it has {list(df.columns)}. "
-            "Re-run `dmlbench aggregate` to rebuild the tables."
-        )
+        raise DmlbenchError(f"{table} lacks column(s) {missing}; it has {list(df.columns)}. {hint}")
 
 
 def method_order(methods: Iterable[str]) -> list[str]:

@@ -369,10 +369,6 @@ def parse_n_per_class(value: str | int) -> int | str:
     return n
 
 
-def parse_k(value: str | int) -> int | str:
-    return "all" if value == "all" else int(value)
-
-
 def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
     """Everything one train job needs, and nothing else (so unrelated config edits don't retrain)."""
     if dataset not in config["datasets"]:

@@ -51,8 +51,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import METHOD_ORDER
-from .errors import DmlbenchError
+from .charts import METRICS_COLUMNS, _require_columns, method_order
 from .stats import BASELINE, wilcoxon_p
 
 SUPPORTED = "supported"
@@ -60,7 +59,6 @@ NOT_SUPPORTED = "not supported"
 NOT_TESTABLE = "not testable"
 
 FINDINGS_COLUMNS = ["id", "claim", "verdict", "number", "unit", "n", "p_value", "rule", "evidence", "detail"]
-METRICS_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "metric", "value"]
 CLASS_DISTANCES_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "role",
                            "normalised"]
 
@@ -72,18 +70,6 @@ _KNN = re.compile(r"^(?P<dist>.+)_k(?P<k>\d+|all)$")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _require_columns(df: pd.DataFrame, columns: list[str], table: str,
-                     hint: str = "Re-run `dmlbench aggregate` to rebuild the tables.") -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DmlbenchError(f"{table} lacks column(s) {missing}; it has {list(df.columns)}. {hint}")
-
-
-def _method_order(methods) -> list[str]:
-    present = set(methods)
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
 def _cond(dataset, n_anomaly) -> str:
@@ -127,7 +113,7 @@ def _best_everywhere(auroc: pd.DataFrame, scorer: str) -> dict:
                                                    f"({_scorers_note(auroc)})")
     means = sub.groupby(["dataset", "n_anomaly", "method"], sort=True)["value"].mean()
     conditions = sorted({k[:2] for k in means.index})
-    methods = _method_order(sub["method"].unique())
+    methods = method_order(sub["method"].unique())
     if len(conditions) < 2:
         return _untestable(cid, claim, unit, rule, f"only one condition ({_cond(*conditions[0])}); "
                                                    "a best method can only differ between conditions")
@@ -139,7 +125,7 @@ def _best_everywhere(auroc: pd.DataFrame, scorer: str) -> dict:
         top = cm.max()
         winner = next(m for m in methods if m in cm.index and cm[m] == top)
         best.append((ds, na, winner, float(top)))
-    distinct = _method_order({b[2] for b in best})
+    distinct = method_order({b[2] for b in best})
     listing = ", ".join(f"{_cond(ds, na)} {m} {v:.3f}" for ds, na, m, v in best)
     if len(distinct) > 1:
         verdict = SUPPORTED
@@ -173,7 +159,7 @@ def _cosine_vs_euclidean(auroc: pd.DataFrame) -> dict:
     p = wilcoxon_p(pairs["cosine_k1"].to_numpy(), pairs["euclidean_k1"].to_numpy())
     verdict = SUPPORTED if mean > 0 and p < ALPHA else NOT_SUPPORTED
     per_method = diff.groupby(level="method").mean()
-    order = _method_order(per_method.index)
+    order = method_order(per_method.index)
     failing = [m for m in order if per_method[m] <= 0]
     evidence = (f"Cosine minus Euclidean AUROC is {mean:+.3f} on average over {len(diff)} (run, case) pairs; "
                 f"cosine is higher in {share:.0%} of them (Wilcoxon p = {p:.2g})")
@@ -304,7 +290,7 @@ def _small_samples(auroc_any: pd.DataFrame, scorer: str) -> dict:
     sub = auroc_any[(auroc_any["n_per_class"].astype(str) == npc) & (auroc_any["scorer"] == scorer)]
     if sub.empty:
         return _untestable(cid, claim, unit, rule, f"no AUROC rows for {scorer} at n_per_class {npc}")
-    methods = _method_order(sub["method"].unique())
+    methods = method_order(sub["method"].unique())
     if BASELINE not in methods:
         return _untestable(cid, claim, unit, rule, f"no {BASELINE} runs at n_per_class {npc}")
     others = [m for m in methods if m != BASELINE]
