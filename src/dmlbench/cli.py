@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -61,6 +59,8 @@ def cmd_prepare(args) -> None:
     save_npz(ds, out)
     print(f"{out}: {len(ds.y_train)} train + {len(ds.y_test)} test images, {ds.x_train.shape[1:]} each, "
           f"{len(ds.classes)} classes")
+    for note in ds.notes:
+        print(f"{out}: {note}")
 
 
 def _need(args, name):
@@ -169,25 +169,10 @@ def cmd_figures(args) -> None:
 
 def cmd_render(args) -> None:
     """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
-    quarto = shutil.which("quarto")
-    results = Path(args.results).resolve()
-    if quarto is None:
-        print("quarto is not on PATH: the figures and tables are under "
-              f"{results}/figures and {results}/tables. To render the report, install Quarto "
-              "(https://quarto.org/docs/get-started/) and run: dmlbench render", file=sys.stderr)
-        raise SystemExit(3)
-    qmd = Path(args.qmd).resolve()
-    local = Path("report").resolve()
-    if qmd.parent != local:  # running in another --directory: render a copy there
-        local.mkdir(parents=True, exist_ok=True)
-        for name in ("report.qmd", "_quarto.yml"):
-            if (qmd.parent / name).exists():
-                shutil.copy2(qmd.parent / name, local / name)
-        qmd = local / qmd.name
-    for fmt in ("html", "typst"):
-        cmd = [quarto, "render", str(qmd), "--to", fmt, "-P", f"results:{results}", "-P", f"scorer:{args.scorer}"]
-        subprocess.run(cmd, check=True)
-    print(f"{local / '_output'}: report.html, report.pdf")
+    from .render import render_report
+
+    outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log)
+    print(", ".join(str(p) for p in outputs))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render the Quarto report (needs the quarto binary)")
     p.add_argument("--qmd", default="report/report.qmd")
     p.add_argument("--scorer", default="cosine_k1")
+    p.add_argument("--log", default="logs/render.log", help="Quarto's output (default logs/render.log)")
     p.set_defaults(func=cmd_render)
     return parser
 

@@ -19,7 +19,8 @@ import gzip
 import os
 import pickle
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,8 @@ class Dataset:
     ``x_*``: uint8 (N, H, W, C), values 0..255, C = 1 (grey) or 3 (RGB).
     ``y_*``: int64 (N,), indices into ``classes``.
     ``classes``: class names in the source's canonical order.
+    ``notes``: what the reader did that the user should know (e.g. images converted to RGB);
+    printed by ``dmlbench prepare``, not saved.
     """
 
     x_train: np.ndarray
@@ -45,6 +48,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def _check_dataset(ds: Dataset, origin: str, fix: str) -> None:
@@ -481,7 +485,8 @@ def _load_folder(spec: dict) -> Dataset:
 
     Classes are the sorted train folder names. ``image_size`` (optional): bilinear resize to
     s x s; without it all images must share one size. ``channels`` (optional, 1 or 3): default
-    1 if the first image is grey, else 3.
+    1 if every image is grey, else 3 (grey images are then converted to RGB, and the count is in
+    ``Dataset.notes``).
     """
     from PIL import Image
 
@@ -522,14 +527,26 @@ def _load_folder(spec: dict) -> Dataset:
             f"cannot read image {path} ({type(exc).__name__}: {exc}); replace or delete the file"
         )
 
-    try:
-        with Image.open(first) as im:  # header only: mode and size decide the output layout
-            first_mode, first_size = im.mode, im.size
-    except unreadable as exc:
-        raise bad_image(first, exc) from exc
+    # Header pass (Image.open reads no pixels): every image's mode decides the layout. Like
+    # torchvision's ImageFolder and fastai, colour unless told otherwise: grey only when every
+    # image is grey (or `channels: 1`), so a grey file that sorts first cannot turn a colour
+    # dataset grey.
+    modes: dict[Path, str] = {}
+    for items in splits.values():
+        for path, _ in items:
+            try:
+                with Image.open(path) as im:
+                    modes[path] = im.mode
+                    if path == first:
+                        first_size = im.size
+            except unreadable as exc:
+                raise bad_image(path, exc) from exc
     if channels is None:
-        channels = 1 if first_mode in _GREY_MODES else 3
+        channels = 1 if all(m in _GREY_MODES for m in modes.values()) else 3
     mode = "L" if channels == 1 else "RGB"
+    converted = Counter(m for m in modes.values() if m != mode)
+    parts = ", ".join(f"{n} from {m}" for m, n in sorted(converted.items()))
+    notes = [f"{sum(converted.values())} of {len(modes)} images converted to {mode}" + (f" ({parts})" if parts else "")]
     width, height = (size, size) if size else first_size
 
     def read(path: Path) -> np.ndarray:
@@ -556,7 +573,7 @@ def _load_folder(spec: dict) -> Dataset:
         for i, (path, _) in enumerate(items):
             x[i] = read(path)
         out[split] = (x, y)
-    return Dataset(out["train"][0], out["train"][1], out["test"][0], out["test"][1], classes)
+    return Dataset(out["train"][0], out["train"][1], out["test"][0], out["test"][1], classes, notes)
 
 
 # ---------------------------------------------------------------------------------------------

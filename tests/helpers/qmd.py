@@ -6,14 +6,17 @@ cell tagged ``parameters`` (what ``quarto render -P key:value`` and papermill do
 working directory set to ``cwd`` (Quarto runs cells in the document's folder), and the last
 bare expression of each cell displayed, as in a notebook. Everything displayed is recorded
 in ``namespace["__displayed__"]``; inline `` `{python} expr` `` values in
-``namespace["__inline__"]`` (expression -> value). When IPython is not installed a small stand-in
-``IPython.display`` (display, Markdown, HTML, Image) is provided for the run.
+``namespace["__inline__"]`` (expression -> value); what the cells print (the report's cells run
+with ``output: asis``, so that is Markdown for the page) in ``namespace["__stdout__"]``.
+``{{< include path >}}`` shortcodes are expanded first, as Quarto does. When IPython is not
+installed a small stand-in ``IPython.display`` (display, Markdown, HTML, Image) is provided.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import os
 import re
 import sys
@@ -27,13 +30,30 @@ _ABSENT = object()
 _FENCE = re.compile(r"^(?P<ticks>`{3,})\s*(?P<info>.*)$")
 _PYTHON_CELL = re.compile(r"^\{python\b.*\}$")
 _INLINE = re.compile(r"`\{python\}\s+([^`]+)`")
+_INCLUDE = re.compile(r"^\{\{<\s*include\s+(\S+)\s*>\}\}\s*$", re.M)
+
+
+def expanded(qmd_path: str | os.PathLike) -> str:
+    """The document's text with every ``{{< include file >}}`` replaced by the file (recursively,
+    paths relative to the including file), as Quarto reads it before running any cell."""
+    path = Path(qmd_path)
+
+    def include(match: re.Match) -> str:
+        return expanded(path.parent / match[1]).rstrip("\n")
+
+    return _INCLUDE.sub(include, path.read_text())
+
+
+def includes(qmd_path: str | os.PathLike) -> list[str]:
+    """The files the document includes, in order, as written in its shortcodes."""
+    return _INCLUDE.findall(Path(qmd_path).read_text())
 
 
 def _split(qmd_path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """(python cell sources, prose lines): fenced blocks other than cells are dropped."""
     cells: list[str] = []
     prose: list[str] = []
-    lines = Path(qmd_path).read_text().splitlines()
+    lines = expanded(qmd_path).splitlines()
     i = 0
     while i < len(lines):
         match = _FENCE.match(lines[i])
@@ -198,7 +218,9 @@ def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None,
         raise ValueError(f"{qmd_path} has no cell tagged parameters to override with {sorted(params)}")
     namespace: dict[str, Any] = {"__name__": "__main__", "__displayed__": []}
     injected_done = not params
-    with _display_recorder(namespace["__displayed__"]) as display, _chdir(cwd or qmd_path.parent):
+    printed = io.StringIO()
+    with _display_recorder(namespace["__displayed__"]) as display, _chdir(cwd or qmd_path.parent), \
+            contextlib.redirect_stdout(printed):
         for index, source in enumerate(cells, start=1):
             name = f"<{qmd_path.name} cell {index}>"
             try:
@@ -217,6 +239,7 @@ def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None,
             expr: eval(compile(expr, f"<{qmd_path.name} inline>", "eval"), namespace)
             for expr in inline_expressions(qmd_path)
         }
+    namespace["__stdout__"] = printed.getvalue()
     return namespace
 
 

@@ -10,7 +10,7 @@ import pytest
 import vl_convert as vlc
 from PIL import Image
 
-from dmlbench import annex
+from dmlbench.report import annex_k, annex_sample_size
 from dmlbench.errors import DmlbenchError
 
 CONDITIONS = [("fashion", 2), ("digits", 1)]
@@ -78,7 +78,7 @@ def render_png(chart) -> Image.Image:
 
 
 def test_k_table_parses_and_orders_k():
-    table = annex.k_table(summary_frame())
+    table = annex_k.k_table(summary_frame())
     assert list(table.columns) == [
         "dataset", "n_anomaly", "method", "distance", "k", "k_order", "mean", "ci_low", "ci_high", "n",
     ]
@@ -97,7 +97,7 @@ def test_k_table_parses_and_orders_k():
         ci = [d for d, _ in CONDITIONS].index(row.dataset)
         assert row.mean == pytest.approx(auroc(ci, row.method, "all", f"{row.distance}_k{row.k}"))
         assert row.ci_high - row.ci_low == pytest.approx(0.04)
-    small = annex.k_table(summary_frame(), n_per_class="50")
+    small = annex_k.k_table(summary_frame(), n_per_class="50")
     assert small["mean"].tolist() == pytest.approx(
         [auroc([d for d, _ in CONDITIONS].index(r.dataset), r.method, "50", f"{r.distance}_k{r.k}")
          for r in small.itertuples()]
@@ -106,22 +106,24 @@ def test_k_table_parses_and_orders_k():
 
 def test_k_table_without_knn_scorers_is_a_clear_error():
     with pytest.raises(DmlbenchError, match=r"kNN scorer.*\['mahalanobis', 'msp'\]"):
-        annex.k_table(summary_frame(scorers=("mahalanobis", "msp")))
+        annex_k.k_table(summary_frame(scorers=("mahalanobis", "msp")))
     with pytest.raises(DmlbenchError, match=r"n_per_class='7'.*\['50', '100', 'all'\]"):
-        annex.k_table(summary_frame(), n_per_class="7")
+        annex_k.k_table(summary_frame(), n_per_class="7")
 
 
 def test_k_chart_spec():
-    spec = annex.k_chart(summary_frame()).to_dict()  # validates against the Vega-Lite schema
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-annex-k", "n_per_class": "all"}
-    assert spec["facet"]["row"]["sort"] == ["cosine", "euclidean"]
-    assert spec["facet"]["column"]["sort"] == ["digits · 1 anomaly class", "fashion · 2 anomaly classes"]
+    spec = annex_k.k_chart(summary_frame()).to_dict()  # validates against the Vega-Lite schema
+    assert spec["usermeta"]["dmlbench"] == {"n_per_class": "all"}
+    # One panel per condition (at most three to a row); the distance is the line style.
+    assert spec["facet"]["field"] == "condition" and spec["columns"] == 2
+    assert spec["facet"]["sort"] == ["digits · 1 anomaly class", "fashion · 2 anomaly classes"]
     line, point = spec["spec"]["layer"]
+    assert line["encoding"]["strokeDash"]["sort"] == ["cosine", "euclidean"]
     assert line["mark"]["type"] == "line" and point["mark"]["type"] == "point"
     assert line["encoding"]["x"]["sort"] == ["1", "5", "10", "all"]
     assert line["encoding"]["color"]["scale"]["domain"] == ["conventional", "arcface"]
     rows = spec["datasets"][spec["data"]["name"]]
-    assert len(rows) == len(annex.k_table(summary_frame()))
+    assert len(rows) == len(annex_k.k_table(summary_frame()))
 
 
 def test_k_chart_with_the_ci_config():
@@ -129,7 +131,7 @@ def test_k_chart_with_the_ci_config():
     summary = summary_frame(conditions=[("digits", 3)], methods=["conventional"], sizes=["all"],
                             scorers=("cosine_k1", "cosine_k5", "cosine_kall", "euclidean_k1", "euclidean_k5",
                                      "euclidean_kall"))
-    chart = annex.k_chart(summary)
+    chart = annex_k.k_chart(summary)
     assert chart.to_dict()["spec"]["layer"][0]["encoding"]["x"]["sort"] == ["1", "5", "all"]
     assert render_png(chart).size[0] > 200
 
@@ -138,7 +140,7 @@ def test_k_chart_with_the_ci_config():
 
 
 def test_sample_size_table_matches_hand_computed_values():
-    table = annex.sample_size_table(summary_frame(), class_distances_frame())
+    table = annex_sample_size.sample_size_table(summary_frame(), class_distances_frame())
     assert list(table.columns) == [
         "dataset", "n_anomaly", "method", "n_per_class", "auroc_mean", "auroc_ci_low", "auroc_ci_high",
         "anomaly_distance_mean", "n",
@@ -158,32 +160,32 @@ def test_sample_size_table_matches_hand_computed_values():
         values = [anomaly_normalised(row.method, str(row.n_per_class), s, c) + ki
                   for s in (0, 1) for c in (0, 1) for ki in range(row.n_anomaly)]
         assert row.anomaly_distance_mean == pytest.approx(np.mean(values))
-    euclid = annex.sample_size_table(summary_frame(), class_distances_frame(), scorer="euclidean_k1")
+    euclid = annex_sample_size.sample_size_table(summary_frame(), class_distances_frame(), scorer="euclidean_k1")
     assert (euclid["anomaly_distance_mean"] - table["anomaly_distance_mean"]).tolist() == pytest.approx([10.0] * len(table))
 
 
 def test_sample_size_without_numeric_sizes_says_how_to_enable_it():
     with pytest.raises(DmlbenchError, match=r"annex A\.2.*not run.*annex\.sample_size.*\[50, 100, 200, 500\]"):
-        annex.sample_size_chart(summary_frame(sizes=["all"]), class_distances_frame(sizes=["all"]))
+        annex_sample_size.sample_size_chart(summary_frame(sizes=["all"]), class_distances_frame(sizes=["all"]))
     with pytest.raises(DmlbenchError, match=r"scorer='lof'.*cosine_k1"):
-        annex.sample_size_table(summary_frame(), class_distances_frame(), scorer="lof")
+        annex_sample_size.sample_size_table(summary_frame(), class_distances_frame(), scorer="lof")
 
 
 def test_sample_size_chart_spec():
-    chart = annex.sample_size_chart(summary_frame(), class_distances_frame())
+    chart = annex_sample_size.sample_size_chart(summary_frame(), class_distances_frame())
     spec = chart.to_dict()
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-annex-sample-size", "scorer": "cosine_k1"}
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1"}
     top, bottom = spec["vconcat"]
     assert [layer["mark"]["type"] for layer in top["spec"]["layer"]] == ["errorbar", "line", "point"]
     x = bottom["spec"]["layer"][0]["encoding"]["x"]
     assert x["field"] == "n_per_class" and x["scale"]["type"] == "log" and x["axis"]["values"] == [50, 100]
     assert bottom["spec"]["layer"][0]["encoding"]["y"]["field"] == "anomaly_distance_mean"
-    assert top["facet"]["column"]["sort"] == ["digits · 1 anomaly class", "fashion · 2 anomaly classes"]
+    assert top["facet"]["sort"] == ["digits · 1 anomaly class", "fashion · 2 anomaly classes"] and top["columns"] == 2
     assert len(spec["datasets"][spec["data"]["name"]]) == len(CONDITIONS) * len(METHODS) * 2
 
 
 def test_sample_size_chart_with_one_method_condition_and_size():
     summary = summary_frame(conditions=[("digits", 3)], methods=["conventional"], sizes=["all", "50"])
-    chart = annex.sample_size_chart(summary, class_distances_frame(conditions=[("digits", 3)], sizes=["all", "50"]))
+    chart = annex_sample_size.sample_size_chart(summary, class_distances_frame(conditions=[("digits", 3)], sizes=["all", "50"]))
     assert chart.to_dict()["vconcat"][0]["spec"]["layer"][0]["encoding"]["x"]["axis"]["values"] == [50]
     assert render_png(chart).size[0] > 200

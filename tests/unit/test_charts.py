@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench import charts, stats
+from dmlbench import stats
+from dmlbench.report import _style, auroc, balance, cosine_euclidean, reproducibility, scorers, setup
+# distances and ranking are fixture names here
+from dmlbench.report import distances as distances_section
+from dmlbench.report import ranking as ranking_section
 from dmlbench.errors import DmlbenchError
 from tests.helpers.synthetic_tables import (
     CASES,
@@ -53,7 +54,7 @@ def layer_marks(spec: dict) -> list[str]:
 
 
 def test_conditions_table_has_one_row_per_condition(metrics):
-    table = charts.conditions_table(metrics)
+    table = setup.conditions_table(metrics)
     assert list(table.columns) == ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "scorers"]
     assert list(zip(table["dataset"], table["n_anomaly"])) == CONDITIONS
     # Study order (conventional before arcface) although the input lists arcface second anyway;
@@ -66,7 +67,7 @@ def test_conditions_table_has_one_row_per_condition(metrics):
 
 
 def test_auroc_summary_matches_hand_computed_values(metrics):
-    summary = charts.auroc_summary(metrics)
+    summary = auroc.auroc_summary(metrics)
     assert len(summary) == len(CONDITIONS) * len(METHODS) * 2 * len(SCORERS)
     assert list(summary.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "scorer", "mean", "std", "n"]
     for ci, (dataset, n_anomaly) in enumerate(CONDITIONS):
@@ -85,36 +86,26 @@ def test_auroc_summary_matches_hand_computed_values(metrics):
     assert first == ["conventional", "arcface"]
 
 
-def test_to_markdown_writes_a_pipe_table():
-    df = pd.DataFrame({"name": ["a|b", "c"], "n": [1, 2], "x": [0.12345, float("nan")]})
-    text = charts.to_markdown(df, floatfmt=".2f")
-    lines = text.splitlines()
-    assert lines[0] == "| name | n | x |"
-    assert lines[1] == "|:---|---:|---:|"
-    assert lines[2] == r"| a\|b | 1 | 0.12 |"
-    assert lines[3] == "| c | 2 |  |"
-
-
 def test_method_order_and_colours_are_fixed():
-    assert charts.method_order(["mine", "centerloss", "arcface", "conventional"]) == [
+    assert _style.method_order(["mine", "centerloss", "arcface", "conventional"]) == [
         "conventional", "arcface", "centerloss", "mine",
     ]
-    scale = charts.method_colour_scale(["arcface", "conventional", "mine"]).to_dict()
+    scale = _style.method_colour_scale(["arcface", "conventional", "mine"]).to_dict()
     assert scale["domain"] == ["conventional", "arcface", "mine"]
-    assert scale["range"][:2] == [charts.METHOD_COLOURS["conventional"], charts.METHOD_COLOURS["arcface"]]
-    assert scale["range"][2] not in charts.METHOD_COLOURS.values()
+    assert scale["range"][:2] == [_style.METHOD_COLOURS["conventional"], _style.METHOD_COLOURS["arcface"]]
+    assert scale["range"][2] not in _style.METHOD_COLOURS.values()
 
 
 def test_missing_column_is_named(metrics):
     with pytest.raises(DmlbenchError, match="value"):
-        charts.conditions_table(metrics.drop(columns="value"))
+        setup.conditions_table(metrics.drop(columns="value"))
 
 
 # --------------------------------------------------------------------------- charts
 
 
 def test_auroc_box_is_a_valid_faceted_box_plot(metrics):
-    chart = charts.auroc_box(metrics)
+    chart = auroc.auroc_box(metrics)
     assert isinstance(chart, alt.FacetChart)
     spec = chart.to_dict()  # validates against the Vega-Lite schema
     assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v")
@@ -122,7 +113,7 @@ def test_auroc_box_is_a_valid_faceted_box_plot(metrics):
     assert spec["facet"]["sort"] == ["digits · 1 anomaly class", "fashion · 2 anomaly classes"]
     assert layer_marks(spec) == ["rule", "boxplot"]
     assert spec["title"]["text"]
-    assert spec["spec"]["width"] == charts.PANEL_WIDTH and spec["spec"]["height"] == charts.PANEL_HEIGHT
+    assert spec["spec"]["width"] == _style.PANEL_WIDTH and spec["spec"]["height"] == _style.PANEL_HEIGHT
     box = spec["spec"]["layer"][1]["encoding"]
     assert box["x"]["sort"] == ["conventional", "arcface"]
     assert box["y"]["scale"]["domain"] == [0, 1]
@@ -134,7 +125,7 @@ def test_auroc_box_is_a_valid_faceted_box_plot(metrics):
 
 @pytest.mark.parametrize("scorer,n_per_class", [("cosine_k1", "all"), ("euclidean_k1", "50")])
 def test_auroc_box_plots_exactly_the_selected_rows(metrics, scorer, n_per_class):
-    spec = charts.auroc_box(metrics, scorer=scorer, n_per_class=n_per_class).to_dict()
+    spec = auroc.auroc_box(metrics, scorer=scorer, n_per_class=n_per_class).to_dict()
     rows = chart_rows(spec)
     expected = metrics[
         (metrics["metric"] == "auroc") & (metrics["scorer"] == scorer) & (metrics["n_per_class"] == n_per_class)
@@ -150,13 +141,13 @@ def test_auroc_box_plots_exactly_the_selected_rows(metrics, scorer, n_per_class)
 
 def test_unknown_scorer_is_a_clear_error(metrics, class_distances):
     with pytest.raises(DmlbenchError, match=r"scorer='mahalanobis'.*cosine_k1"):
-        charts.auroc_box(metrics, scorer="mahalanobis")
+        auroc.auroc_box(metrics, scorer="mahalanobis")
     with pytest.raises(DmlbenchError, match="n_per_class='10'"):
-        charts.normalised_distance_box(class_distances, n_per_class="10")
+        distances_section.normalised_distance_box(class_distances, n_per_class="10")
 
 
 def test_normalised_distance_box_is_a_valid_grouped_box_plot(class_distances):
-    chart = charts.normalised_distance_box(class_distances)
+    chart = distances_section.normalised_distance_box(class_distances)
     spec = chart.to_dict()
     assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v")
     assert layer_marks(spec) == ["rule", "boxplot"]
@@ -175,28 +166,6 @@ def test_normalised_distance_box_is_a_valid_grouped_box_plot(class_distances):
         assert sum(r["role"] == "normal" for r in mine) == n_runs * (len(CLASSES) - n_anomaly)
 
 
-def _script_body(html: str) -> str:
-    return html.split("<script", 1)[1].split(">", 1)[1].rsplit("</script>", 1)[0]
-
-
-def test_offline_html_renderer_embeds_the_spec(metrics, tmp_path):
-    try:
-        script = charts.enable_offline_html()
-        bundle = charts.auroc_box(metrics)._repr_mimebundle_()
-    finally:
-        alt.renderers.enable("default")
-    html = bundle[0]["text/html"] if isinstance(bundle, tuple) else bundle["text/html"]
-    assert "window.vegaEmbed" in script
-    assert "cdn.jsdelivr" not in html and "<script src" not in html  # nothing to fetch at view time
-    assert "vegaEmbed(el, " in html and '"condition"' in html
-    assert "</" not in _script_body(html)  # a "</" in the spec would end the script early
-    node = shutil.which("node")
-    if node:  # both scripts at least parse as JavaScript
-        for name, text in {"bundle.js": script, "chart.js": html}.items():
-            (tmp_path / name).write_text(_script_body(text))
-            subprocess.run([node, "--check", str(tmp_path / name)], check=True, capture_output=True)
-
-
 # --------------------------------------------------------------------------- report sections 1-7, 13
 
 ALL = "all"
@@ -209,7 +178,7 @@ def hand_metrics(values: dict, dataset: str = "digits", n_anomaly: int = 1, n_pe
              scorer=scorer, metric="auroc", value=value)
         for (method, scorer, seed, case), value in values.items()
     ]
-    return pd.DataFrame(rows, columns=charts.METRICS_COLUMNS)
+    return pd.DataFrame(rows, columns=_style.METRICS_COLUMNS)
 
 
 def summary_row(dataset, n_anomaly, method, mean, ci_low, ci_high, n=4, scorer="cosine_k1", n_per_class=ALL,
@@ -234,7 +203,7 @@ def summary() -> pd.DataFrame:
 
 
 def test_case_class_chart_has_one_cell_per_condition_case_and_class(class_distances):
-    spec = charts.case_class_chart(class_distances).to_dict()
+    spec = setup.case_class_chart(class_distances).to_dict()
     rows = chart_rows(spec)
     assert len(rows) == len(CONDITIONS) * len(CASES) * len(CLASSES)
     for r in rows:
@@ -245,18 +214,18 @@ def test_case_class_chart_has_one_cell_per_condition_case_and_class(class_distan
     enc = spec["spec"]["encoding"]
     assert enc["x"]["field"] == "class_name" and enc["x"]["sort"] == {"field": "class_index", "op": "min"}
     assert enc["y"]["field"] == "case"
-    assert enc["color"]["scale"] == {"domain": ["normal", "anomaly"], "range": [charts.ROLE_COLOURS["normal"],
-                                                                               charts.ROLE_COLOURS["anomaly"]]}
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-case-classes", "scorer": "cosine_k1"}
+    assert enc["color"]["scale"] == {"domain": ["normal", "anomaly"], "range": [_style.ROLE_COLOURS["normal"],
+                                                                               _style.ROLE_COLOURS["anomaly"]]}
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1"}
 
 
 def test_case_class_chart_errors(class_distances):
     with pytest.raises(DmlbenchError, match=r"class_distances\.parquet has no rows for scorer='lof'"):
-        charts.case_class_chart(class_distances, scorer="lof")
+        setup.case_class_chart(class_distances, scorer="lof")
     clash = class_distances.copy()
     clash.loc[clash.index[0], "role"] = "anomaly" if clash.loc[clash.index[0], "role"] == "normal" else "normal"
     with pytest.raises(DmlbenchError, match="more than one role"):
-        charts.case_class_chart(clash)
+        setup.case_class_chart(clash)
 
 
 def test_methods_table_lists_parameters_and_mixup_in_study_order():
@@ -265,27 +234,27 @@ def test_methods_table_lists_parameters_and_mixup_in_study_order():
         "conventional": {"mixup": False, "mixup_alpha": 0.4},
         "centerloss": {"weight": 0.003},
     }}
-    table = charts.methods_table(config)
+    table = setup.methods_table(config)
     assert table.to_dict("records") == [
         {"method": "conventional", "parameters": "—", "mixup": "no"},
         {"method": "arcface", "parameters": "scale=30, margin=0.5", "mixup": "yes (alpha 0.4)"},
         {"method": "centerloss", "parameters": "weight=0.003", "mixup": "no"},
     ]
     with pytest.raises(DmlbenchError, match="methods"):
-        charts.methods_table({})
+        setup.methods_table({})
 
 
 def test_methods_table_shows_the_annex_mixup_when_annex_a2_runs():
     methods = {"conventional": {"mixup": False, "mixup_alpha": 0.4}, "arcface": {"mixup": True, "mixup_alpha": 0.2}}
-    keep = charts.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": None}})
+    keep = setup.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": None}})
     assert keep["mixup_annex"].tolist() == ["no", "yes (alpha 0.2)"]
-    every = charts.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": True}})
+    every = setup.methods_table({"methods": methods, "annex": {"sample_size": [50], "mixup": True}})
     assert every["mixup_annex"].tolist() == ["yes (alpha 0.4)", "yes (alpha 0.2)"]
-    assert "mixup_annex" not in charts.methods_table({"methods": methods, "annex": {"sample_size": []}})
+    assert "mixup_annex" not in setup.methods_table({"methods": methods, "annex": {"sample_size": []}})
 
 
 def test_auroc_ci_table_passes_the_summary_through_and_marks_the_best(summary):
-    table = charts.auroc_ci_table(summary)
+    table = auroc.auroc_ci_table(summary)
     assert list(table.columns) == ["dataset", "n_anomaly", "method", "mean", "ci_low", "ci_high", "n", "best"]
     assert table[["n_anomaly", "method", "mean", "ci_low", "ci_high", "best"]].values.tolist() == [
         [1, "conventional", 0.70, 0.65, 0.75, False],
@@ -296,7 +265,7 @@ def test_auroc_ci_table_passes_the_summary_through_and_marks_the_best(summary):
 
 
 def test_auroc_overview_plots_mean_and_ci_per_condition_and_method(summary):
-    spec = charts.auroc_overview(summary).to_dict()
+    spec = auroc.auroc_overview(summary).to_dict()
     rows = chart_rows(spec)
     got = {(r["condition"], r["method"]): (r["mean"], r["ci_low"], r["ci_high"]) for r in rows}
     assert got == {
@@ -313,17 +282,17 @@ def test_auroc_overview_plots_mean_and_ci_per_condition_and_method(summary):
     assert point["encoding"]["x"]["scale"]["domain"] == [0.5, 1.0]
     assert point["encoding"]["y"]["sort"] == ["digits · 1 anomaly class", "digits · 3 anomaly classes"]
     assert point["encoding"]["yOffset"]["field"] == "method"
-    assert point["encoding"]["color"]["scale"] == charts.method_colour_scale(["conventional", "arcface"]).to_dict()
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-auroc-overview", "scorer": "cosine_k1", "n_per_class": ALL}
+    assert point["encoding"]["color"]["scale"] == _style.method_colour_scale(["conventional", "arcface"]).to_dict()
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "n_per_class": ALL}
 
 
 def test_summary_builders_name_missing_rows(summary):
     with pytest.raises(DmlbenchError, match=r"summary\.parquet has no AUROC rows for scorer='lof'"):
-        charts.auroc_overview(summary, scorer="lof")
+        auroc.auroc_overview(summary, scorer="lof")
     with pytest.raises(DmlbenchError, match=r"summary\.parquet has no AUROC rows"):
-        charts.auroc_ci_table(summary[summary["metric"] != "auroc"])
+        auroc.auroc_ci_table(summary[summary["metric"] != "auroc"])
     with pytest.raises(DmlbenchError, match=r"summary\.parquet lacks column\(s\) \['ci_low'\]"):
-        charts.auroc_overview(summary.drop(columns="ci_low"))
+        auroc.auroc_overview(summary.drop(columns="ci_low"))
 
 
 def distances_frame(entries: list[tuple], n_per_class: str = ALL, scorer: str = "cosine_k1") -> pd.DataFrame:
@@ -333,7 +302,7 @@ def distances_frame(entries: list[tuple], n_per_class: str = ALL, scorer: str = 
              scorer=scorer, class_index=ki, class_name=f"c{ki}", role=role, mean_score=0.1 * norm, normalised=norm)
         for n, method, seed, case, ki, role, norm in entries
     ]
-    return pd.DataFrame(rows, columns=charts.CLASS_DISTANCES_COLUMNS)
+    return pd.DataFrame(rows, columns=_style.CLASS_DISTANCES_COLUMNS)
 
 
 @pytest.fixture
@@ -357,7 +326,7 @@ def distances() -> pd.DataFrame:
 
 
 def test_balance_table_means_auroc_and_anomaly_distance(summary, distances):
-    table = charts.balance_table(summary, distances)
+    table = balance.balance_table(summary, distances)
     assert list(table.columns) == ["dataset", "n_anomaly", "method", "auroc_mean", "anomaly_distance_mean"]
     assert table[["n_anomaly", "method"]].values.tolist() == [
         [1, "conventional"], [1, "arcface"], [3, "conventional"], [3, "arcface"],
@@ -369,8 +338,8 @@ def test_balance_table_means_auroc_and_anomaly_distance(summary, distances):
 
 
 def test_balance_chart_has_an_auroc_row_and_a_distance_row(summary, distances):
-    spec = charts.balance_chart(summary, distances).to_dict()
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-balance", "scorer": "cosine_k1", "n_per_class": ALL}
+    spec = balance.balance_chart(summary, distances).to_dict()
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "n_per_class": ALL}
     top, bottom = spec["vconcat"]
     auroc = spec["datasets"][top["data"]["name"]]
     distance = spec["datasets"][bottom["data"]["name"]]
@@ -381,16 +350,16 @@ def test_balance_chart_has_an_auroc_row_and_a_distance_row(summary, distances):
         {(1, "conventional"): 3.0, (1, "arcface"): 5.0, (3, "conventional"): 3.0}
     )  # the missing mean is left out, not plotted as 0
     for row in (top, bottom):
-        assert row["facet"]["column"]["field"] == "dataset"
+        assert row["facet"]["field"] == "dataset"
         enc = row["spec"]["encoding"]
         assert (enc["x"]["field"], enc["y"]["field"], enc["color"]["field"]) == ("n_anomaly", "value", "method")
 
 
 def test_balance_needs_anomaly_rows(summary, distances):
     with pytest.raises(DmlbenchError, match="no anomaly-class rows"):
-        charts.balance_table(summary, distances[distances["role"] != "anomaly"])
+        balance.balance_table(summary, distances[distances["role"] != "anomaly"])
     with pytest.raises(DmlbenchError, match=r"class_distances\.parquet has no rows for scorer='lof'"):
-        charts.balance_chart(summary.assign(scorer="lof"), distances, scorer="lof")
+        balance.balance_chart(summary.assign(scorer="lof"), distances, scorer="lof")
 
 
 # (method, seed, case) -> (cosine, euclidean); cosine - euclidean = 0.1, -0.05, 0.2, 0.5 for conventional.
@@ -420,7 +389,7 @@ def paired_metrics() -> pd.DataFrame:
 
 
 def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
-    table = charts.cosine_euclidean_table(paired_metrics)
+    table = cosine_euclidean.cosine_euclidean_table(paired_metrics)
     assert list(table.columns) == [
         "dataset", "n_anomaly", "method", "cosine_mean", "euclidean_mean", "mean_difference", "share_cosine_better",
         "n_pairs", "wilcoxon_p", "euclidean_below_half", "cosine_below_half",
@@ -439,7 +408,7 @@ def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
 
 
 def test_cosine_euclidean_chart_pairs_by_case_and_seed(paired_metrics):
-    spec = charts.cosine_euclidean_chart(paired_metrics).to_dict()
+    spec = cosine_euclidean.cosine_euclidean_chart(paired_metrics).to_dict()
     rows = chart_rows(spec)
     assert {(r["method"], r["seed"], r["case"]): (r["cosine"], r["euclidean"]) for r in rows} == PAIRS
     assert len(rows) == len(PAIRS)
@@ -451,16 +420,16 @@ def test_cosine_euclidean_chart_pairs_by_case_and_seed(paired_metrics):
     assert points["encoding"]["color"]["scale"]["domain"] == ["conventional", "arcface"]
     assert spec["facet"]["field"] == "condition"
     assert spec["usermeta"]["dmlbench"] == {
-        "figure": "fig-cosine-euclidean", "k": "1", "n_per_class": ALL, "scorers": ["cosine_k1", "euclidean_k1"],
+        "k": "1", "n_per_class": ALL, "scorers": ["cosine_k1", "euclidean_k1"],
     }
 
 
 def test_cosine_euclidean_needs_both_distances(paired_metrics):
     with pytest.raises(DmlbenchError, match=r"scorer='euclidean_k5'"):
-        charts.cosine_euclidean_chart(paired_metrics, k="5")
+        cosine_euclidean.cosine_euclidean_chart(paired_metrics, k="5")
     unpaired = hand_metrics({("conventional", "cosine_k1", 0, 0): 0.8, ("conventional", "euclidean_k1", 1, 0): 0.7})
     with pytest.raises(DmlbenchError, match="both cosine_k1 and euclidean_k1"):
-        charts.cosine_euclidean_table(unpaired)
+        cosine_euclidean.cosine_euclidean_table(unpaired)
 
 
 @pytest.fixture
@@ -482,7 +451,7 @@ def scorer_metrics() -> pd.DataFrame:
 
 
 def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
-    table = charts.scorers_table(scorer_metrics)
+    table = scorers.scorers_table(scorer_metrics)
     assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n"]
     assert table[["method", "scorer", "n"]].values.tolist() == [
         ["conventional", "cosine_k1", 2], ["conventional", "euclidean_k1", 2], ["conventional", "msp", 2],
@@ -492,7 +461,7 @@ def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
 
 
 def test_scorers_chart_is_a_labelled_heatmap(scorer_metrics):
-    spec = charts.scorers_chart(scorer_metrics).to_dict()
+    spec = scorers.scorers_chart(scorer_metrics).to_dict()
     rows = chart_rows(spec)
     assert {(r["method"], r["scorer"]): r["mean"] for r in rows} == pytest.approx({
         ("conventional", "cosine_k1"): 0.70, ("conventional", "euclidean_k1"): 0.60,
@@ -503,15 +472,14 @@ def test_scorers_chart_is_a_labelled_heatmap(scorer_metrics):
     assert cells["encoding"]["x"]["sort"] == ["cosine_k1", "euclidean_k1", "msp", "lof"]
     assert cells["encoding"]["y"]["sort"] == ["conventional", "arcface"]
     assert cells["encoding"]["color"]["field"] == "mean"
-    assert labels["encoding"]["text"] == {"field": "mean", "format": ".3f", "type": "quantitative"}
-    assert spec["usermeta"]["dmlbench"]["figure"] == "fig-scorers"
+    assert labels["encoding"]["text"] == {"field": "mean", "format": ".2f", "type": "quantitative"}
 
 
 def test_scorers_need_rows(scorer_metrics):
     with pytest.raises(DmlbenchError, match=r"n_per_class='10'"):
-        charts.scorers_chart(scorer_metrics, n_per_class="10")
+        scorers.scorers_chart(scorer_metrics, n_per_class="10")
     with pytest.raises(DmlbenchError, match="no AUROC rows"):
-        charts.scorers_table(scorer_metrics[scorer_metrics["metric"] == "accuracy"])
+        scorers.scorers_table(scorer_metrics[scorer_metrics["metric"] == "accuracy"])
 
 
 def ranking_row(n_anomaly, method, avg_rank, cd, n_methods, n_blocks=10, friedman_p=0.01, scorer="cosine_k1",
@@ -539,14 +507,14 @@ def ranking() -> pd.DataFrame:
 
 
 def test_demsar_cliques_are_maximal_spans_within_cd():
-    assert charts.demsar_cliques([1.2, 2.0, 2.8], 1.0) == [(0, 1), (1, 2)]
-    assert charts.demsar_cliques([1.0, 1.5, 2.0, 3.5], 1.1) == [(0, 2)]  # (1, 2) lies inside (0, 2)
-    assert charts.demsar_cliques([1.0, 3.0], 1.0) == []
-    assert charts.demsar_cliques([1.5, 1.5], 0.5) == [(0, 1)]
+    assert ranking_section.demsar_cliques([1.2, 2.0, 2.8], 1.0) == [(0, 1), (1, 2)]
+    assert ranking_section.demsar_cliques([1.0, 1.5, 2.0, 3.5], 1.1) == [(0, 2)]  # (1, 2) lies inside (0, 2)
+    assert ranking_section.demsar_cliques([1.0, 3.0], 1.0) == []
+    assert ranking_section.demsar_cliques([1.5, 1.5], 0.5) == [(0, 1)]
 
 
 def test_cd_layout_places_methods_cd_bar_and_cliques(ranking):
-    layout = charts.cd_layout(ranking)
+    layout = ranking_section.cd_layout(ranking)
     digits1 = layout[layout["n_anomaly"] == 1]
     got = digits1[["element", "method", "x", "x2", "y", "label"]].values.tolist()
     expected = [
@@ -570,23 +538,23 @@ def test_cd_layout_places_methods_cd_bar_and_cliques(ranking):
 
 
 def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
-    spec = charts.cd_diagram(ranking).to_dict()
-    assert len(chart_rows(spec)) == len(charts.cd_layout(ranking))
+    spec = ranking_section.cd_diagram(ranking).to_dict()
+    assert len(chart_rows(spec)) == len(ranking_section.cd_layout(ranking))
     assert spec["facet"]["row"]["field"] == "panel"
     assert layer_marks(spec) == ["rule", "text", "rule", "point", "text", "text"]
     subtitle = " ".join(spec["title"]["subtitle"])
     assert "no critical difference (fewer than 2 methods) for digits · 2 anomaly classes" in subtitle
     assert "no ranks (no (case, seed) block has every method) for digits · 3 anomaly classes" in subtitle
-    assert spec["usermeta"]["dmlbench"] == {"figure": "fig-critical-difference", "scorer": "cosine_k1",
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1",
                                             "n_per_class": ALL}
     with pytest.raises(DmlbenchError, match="no average ranks"):
-        charts.cd_diagram(ranking[ranking["n_anomaly"] == 3])
+        ranking_section.cd_diagram(ranking[ranking["n_anomaly"] == 3])
     with pytest.raises(DmlbenchError, match=r"ranking\.parquet has no rows for scorer='lof'"):
-        charts.cd_diagram(ranking, scorer="lof")
+        ranking_section.cd_diagram(ranking, scorer="lof")
 
 
 def test_ranking_tests_table_selects_and_orders(ranking):
-    table = charts.ranking_tests_table(ranking)
+    table = ranking_section.ranking_tests_table(ranking)
     assert list(table.columns) == ["dataset", "n_anomaly", "method", "avg_rank", "friedman_p", "cd", "n_blocks",
                                    "wilcoxon_p", "wilcoxon_p_holm", "note"]
     assert table[["n_anomaly", "method"]].values.tolist() == [
@@ -594,7 +562,7 @@ def test_ranking_tests_table_selects_and_orders(ranking):
     ]
     assert table["avg_rank"].tolist()[:3] == [2.8, 1.2, 2.0]
     with pytest.raises(DmlbenchError, match=r"ranking\.parquet lacks column\(s\) \['cd'\]"):
-        charts.ranking_tests_table(ranking.drop(columns="cd"))
+        ranking_section.ranking_tests_table(ranking.drop(columns="cd"))
 
 
 def test_runtime_summary_per_rule_in_workflow_order():
@@ -603,7 +571,7 @@ def test_runtime_summary_per_rule_in_workflow_order():
         "seconds": [60.0, 5.0, 120.0, 1.0, 30.0, 2.0],
         "max_rss_mb": [100.0, 50.0, 300.0, 10.0, 200.0, 20.0],
     })
-    table = charts.runtime_summary(runtime)
+    table = reproducibility.runtime_summary(runtime)
     assert list(table.columns) == ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
     assert table.values.tolist() == [
         ["prepare", 1, 2 / 60, 2.0, 2.0, 20.0],
@@ -611,7 +579,7 @@ def test_runtime_summary_per_rule_in_workflow_order():
         ["score", 1, 5 / 60, 5.0, 5.0, 50.0],
         ["custom", 1, 1 / 60, 1.0, 1.0, 10.0],
     ]
-    empty = charts.runtime_summary(runtime.iloc[:0])
+    empty = reproducibility.runtime_summary(runtime.iloc[:0])
     assert list(empty.columns) == list(table.columns) and empty.empty
     with pytest.raises(DmlbenchError, match=r"runtime\.parquet lacks column\(s\) \['seconds'\]"):
-        charts.runtime_summary(runtime.drop(columns="seconds"))
+        reproducibility.runtime_summary(runtime.drop(columns="seconds"))

@@ -476,6 +476,35 @@ def test_folder_channels_option(tmp_path):
     assert as_grey.x_train[0, 0, 0, 0] == want
 
 
+def test_folder_mostly_colour_is_rgb_even_when_a_grey_file_sorts_first(tmp_path):
+    # 4 colour images and 1 grey per split; the grey one is the first file in sort order, which
+    # used to decide the layout (the whole dataset came out grey).
+    for split in ("train", "test"):
+        save_image(tmp_path / split / "a" / "000_grey.png", np.full((4, 4), 77, np.uint8))
+        for i in range(4):
+            save_image(tmp_path / split / "a" / f"{i + 1:03d}.png", np.full((4, 4, 3), (200, 10 * i, 50), np.uint8))
+    ds = load_source({"source": "folder", "root": str(tmp_path)})
+    assert ds.x_train.shape == (5, 4, 4, 3)
+    assert ds.x_train[0, 0, 0].tolist() == [77, 77, 77]  # grey replicated into R, G and B
+    assert ds.x_train[2, 0, 0].tolist() == [200, 10, 50]  # colour untouched
+    assert ds.notes == ["2 of 10 images converted to RGB (2 from L)"]
+    grey = load_source({"source": "folder", "root": str(tmp_path), "channels": 1})
+    assert grey.x_train.shape == (5, 4, 4, 1) and grey.notes == ["8 of 10 images converted to L (8 from RGB)"]
+
+
+def test_prepare_prints_how_many_images_were_converted(tmp_path, capsys):
+    from dmlbench.cli import main
+
+    for split in ("train", "test"):
+        save_image(tmp_path / "data" / split / "a" / "0.png", np.full((4, 4), 9, np.uint8))
+        save_image(tmp_path / "data" / split / "a" / "1.png", np.full((4, 4, 3), 200, np.uint8))
+        save_image(tmp_path / "data" / split / "b" / "0.png", np.full((4, 4, 3), 100, np.uint8))
+    spec = '{"source": "folder", "root": "%s"}' % (tmp_path / "data")
+    assert main(["prepare", "--spec", spec, "--dataset", "mine", "--out", str(tmp_path / "mine.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 6 images converted to RGB (2 from L)" in out
+
+
 def test_folder_16bit_grey_is_rescaled_not_clipped(tmp_path):
     arr = np.array([[0, 128 * 257], [65535, 1000]], dtype=np.uint16)
     for split in ("train", "test"):

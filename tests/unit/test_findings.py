@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dmlbench.errors import DmlbenchError
-from dmlbench.findings import (CLASS_DISTANCES_COLUMNS, FINDINGS_COLUMNS, METRICS_COLUMNS, NOT_SUPPORTED,
+from dmlbench.report.findings import (CLASS_DISTANCES_COLUMNS, FINDINGS_COLUMNS, METRICS_COLUMNS, NOT_SUPPORTED,
                                NOT_TESTABLE, SUPPORTED, findings, findings_markdown)
 from tests.helpers.synthetic_tables import class_distances_frame, metrics_frame
 

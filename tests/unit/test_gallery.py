@@ -13,7 +13,8 @@ import pytest
 import vl_convert as vlc
 from PIL import Image
 
-from dmlbench import gallery
+from dmlbench.report import embeddings
+from dmlbench.report import worst_misses as gallery  # the name worst_misses is a fixture here
 from dmlbench.errors import DmlbenchError
 
 CLASSES = ["zero", "one", "two"]
@@ -149,7 +150,7 @@ def test_worst_misses_chart_is_an_image_grid(worst_misses):
     rows = spec["datasets"][spec["data"]["name"]]
     assert len(rows) == len(out) and [r["image"] for r in rows] == out["image"].tolist()
     assert spec["usermeta"]["dmlbench"] == {
-        "figure": "fig-worst-misses", "scorer": "cosine_k1", "n_per_class": "all",
+        "scorer": "cosine_k1", "n_per_class": "all",
         "dataset": "digits", "n_anomaly": 1, "case": 1, "seed": 0,
     }
 
@@ -194,13 +195,12 @@ def tsne_frame(datasets=("mnist", "cifar10"), methods=("arcface", "conventional"
 
 
 def test_tsne_chart_has_one_row_per_dataset_and_the_first_seed():
-    chart = gallery.tsne_chart(tsne_frame())
+    chart = embeddings.tsne_chart(tsne_frame())
     spec = chart.to_dict()
-    assert spec["usermeta"]["dmlbench"]["figure"] == "fig-tsne"
     assert spec["resolve"]["scale"]["color"] == "independent"
     assert [row["title"]["text"] for row in spec["vconcat"]] == ["cifar10, seed 1", "mnist, seed 1"]
     for dataset, row in zip(["cifar10", "mnist"], spec["vconcat"]):
-        assert row["facet"]["column"]["sort"] == ["conventional", "arcface"]
+        assert row["facet"]["sort"] == ["conventional", "arcface"] and row["columns"] == 2
         encoding = row["spec"]["encoding"]
         assert encoding["x"]["axis"] is None and encoding["y"]["axis"] is None
         assert encoding["color"]["sort"] == [f"{dataset}-{c}" for c in CLASSES]  # class-index order
@@ -210,9 +210,9 @@ def test_tsne_chart_has_one_row_per_dataset_and_the_first_seed():
 
 
 def test_tsne_chart_with_one_method_and_dataset():
-    chart = gallery.tsne_chart(tsne_frame(datasets=("digits",), methods=("centerloss",), seeds=(0,)))
+    chart = embeddings.tsne_chart(tsne_frame(datasets=("digits",), methods=("centerloss",), seeds=(0,)))
     spec = chart.to_dict()
     assert len(spec["vconcat"]) == 1
     assert render_png(chart).size[0] > 150
     with pytest.raises(DmlbenchError, match="empty"):
-        gallery.tsne_chart(tsne_frame().iloc[:0])
+        embeddings.tsne_chart(tsne_frame().iloc[:0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import xml.etree.ElementTree as ET
@@ -13,8 +14,18 @@ import pytest
 
 from dmlbench.config import validate
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import (ALL_FIGURES, ALL_TABLES, Study, build_tables, check_figures, planned_figures,
-                              planned_tables, read_config, write_figures)
+from dmlbench.figures import (
+    ALL_FIGURES,
+    ALL_TABLES,
+    Study,
+    build_tables,
+    check_figures,
+    planned_figures,
+    planned_tables,
+    read_config,
+    write_figures,
+)
+from dmlbench.report._style import MIN_PRINT_FONT_PT, PRINT_WIDTH_PT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -52,6 +63,38 @@ def test_svg_png_and_spec_agree(test_run, label):
     assert png_height == pytest.approx(float(svg.get("height")) * 200 / 72, abs=3)
     meta = json.loads((figures / f"{label}.vl.json").read_text())["usermeta"]["dmlbench"]
     assert meta["figure"] == label and meta["report_scorer"] == "cosine_k1"
+
+
+def _walk(spec):
+    """Every dict inside a Vega-Lite spec."""
+    if isinstance(spec, dict):
+        yield spec
+        for value in spec.values():
+            yield from _walk(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from _walk(value)
+
+
+@pytest.mark.parametrize("label", ALL_FIGURES)
+def test_figures_are_sized_for_an_a4_page(test_run, label):
+    """Printed at 1 chart pixel = 1 pt and scaled down only to the text width (17 cm, 482 pt), no
+    text on a figure is under 7 pt; facets wrap at three panels a row (the worst-misses gallery is
+    a grid of images, its columns the ranks)."""
+    figures = test_run / "results" / "figures"
+    svg = (figures / f"{label}.svg").read_text()
+    width = float(ET.fromstring(svg).get("width"))
+    sizes = [float(x) for x in re.findall(r'font-size="([\d.]+)px"', svg)]
+    assert sizes, "no text found in the SVG"
+    printed = min(sizes) * min(1.0, PRINT_WIDTH_PT / width)
+    assert printed >= MIN_PRINT_FONT_PT, f"{label}: smallest text {printed:.1f} pt in print"
+    spec = json.loads((figures / f"{label}.vl.json").read_text())
+    for node in _walk(spec):
+        if "facet" in node and isinstance(node["facet"], dict) and "field" in node["facet"]:
+            assert node.get("columns", 1) <= 3, label
+        if isinstance(node.get("facet"), dict) and "column" in node["facet"] and label != "fig-worst-misses":
+            pytest.fail(f"{label}: a column facet does not wrap; use facet=..., columns<=3")
+        assert len(node.get("hconcat", [])) <= 3, label
 
 
 def test_csv_tables_read_back_equal(test_run):

@@ -1,44 +1,156 @@
-"""Render the report with Quarto (HTML and Typst PDF) on config/test.yaml's results; skipped without Quarto."""
+"""`dmlbench render` with the real Quarto on config/test.yaml's results, checked as a reader sees it:
+the PDF's text (pdftotext) and images (pdfimages), and the HTML opened in headless Chromium with no
+network. Skipped, saying why, where Quarto (or poppler, or Chromium) is absent."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
-from dmlbench.figures import ALL_FIGURES
+from dmlbench import report as sections
+from dmlbench.figures import planned_figures, planned_tables, read_config
+from dmlbench.report._style import MIN_PRINT_FONT_PT
+from tests.helpers.qmd import expanded
 
 ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "report" / "report.qmd"
+SHOW = re.compile(r'^show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)
 
 pytestmark = [pytest.mark.quarto, pytest.mark.slow]
 
 
-def test_quarto_renders_html_and_pdf(tmp_path, test_run):
-    quarto = shutil.which("quarto")
-    if quarto is None:
-        pytest.skip("quarto binary not on PATH: install Quarto (https://quarto.org) to run the render test")
+def _need(tool: str, why: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} not on PATH: {why}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(test_run, tmp_path_factory) -> dict:
+    """Render once with the CLI users run (`dmlbench render`), from a fresh folder."""
+    _need("quarto", "install Quarto (https://quarto.org) to run the render test")
+    work = tmp_path_factory.mktemp("render")
     results = test_run / "results"
-    report = tmp_path / "report"
-    report.mkdir()
-    for name in ("report.qmd", "_quarto.yml"):
-        shutil.copy(ROOT / "report" / name, report / name)
-    env = dict(os.environ)
-    # The Jupyter kernel must import dmlbench from this checkout, with this interpreter.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    env.setdefault("QUARTO_PYTHON", sys.executable)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
-        [quarto, "render", "report.qmd", "-P", f"results:{results}"],
-        cwd=report, env=env, capture_output=True, text=True, timeout=600,
+        [str(Path(sys.executable).parent / "dmlbench"), "--results", str(results), "render", "--qmd", str(REPORT),
+         "--log", str(work / "render.log")],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
     )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    html = report / "_output" / "report.html"
-    pdf = report / "_output" / "report.pdf"
-    assert html.is_file() and pdf.is_file()
+    log = (work / "render.log").read_text() if (work / "render.log").exists() else ""
+    assert proc.returncode == 0, proc.stdout + proc.stderr + log[-4000:]
+    assert "Traceback" not in proc.stderr
+    out = work / "report" / "_output"
+    return {"html": out / "report.html", "pdf": out / "report.pdf", "results": results, "log": log,
+            "config": read_config(results / "config.yaml")}
+
+
+def _shown_in_order(config: dict) -> list:
+    """The items the report shows, in document order, that this config makes (printed tables only)."""
+    made = set(planned_figures(config)) | set(planned_tables(config))
+    return [sections.item(label) for label in SHOW.findall(expanded(REPORT)) if label in made]
+
+
+def _normalised(text: str) -> str:
+    """Whitespace collapsed, ligatures split (NFKC), and pandoc's typographic quotes made plain."""
+    text = unicodedata.normalize("NFKC", text).translate(str.maketrans("‘’“”", "''\"\""))
+    # pdftotext joins a word broken at a hyphen at the end of a line ("signed-|rank" -> "signedrank"):
+    # compare without whitespace and hyphens.
+    return re.sub(r"[\s-]+", "", text)
+
+
+def test_pdf_text_holds_every_caption_in_order_and_no_raw_column_name(rendered):
+    pdftotext = _need("pdftotext", "install poppler-utils to read the PDF")
+    pdf = rendered["pdf"]
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    page = html.read_text()
-    assert "window.vegaEmbed" in page and all(label in page for label in ALL_FIGURES)
-    assert "cdn.jsdelivr.net/npm/vega" not in page  # self-contained: nothing fetched at view time
+    raw_text = subprocess.run([pdftotext, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = _normalised(raw_text)
+    position, found = 0, []
+    for it in _shown_in_order(rendered["config"]):
+        kind = "Figure" if it.label.startswith("fig-") else "Table"
+        match = re.compile(rf"{kind}(\d+):" + re.escape(_normalised(it.caption))).search(text, position)
+        assert match, f"caption of {it.label} not found (in order) in the PDF text"
+        position = match.end()
+        found.append(it.label)
+    assert len(found) == len(_shown_in_order(rendered["config"])) >= 20
+    # Raw column names of the printed tables (snake_case) appear nowhere, except those that are also
+    # config keys (the appendix prints the config).
+    def keys(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield k
+                yield from keys(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from keys(v)
+
+    raw = {c.name for t in sections.all_tables() if t.printed for c in t.columns if "_" in c.name}
+    raw -= set(keys(rendered["config"]))
+    assert raw and not [name for name in raw if re.search(rf"\b{name}\b", raw_text)]
+
+
+def test_pdf_figures_print_no_text_under_7_pt(rendered):
+    """Each figure's PNG (200 ppi) as placed on the page: its smallest text × 200 / placed ppi."""
+    pdfimages = _need("pdfimages", "install poppler-utils to read the PDF's images")
+    listing = subprocess.run([pdfimages, "-list", str(rendered["pdf"])], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[2:]
+    placed = {}
+    for line in listing:
+        cols = line.split()
+        if cols[2] == "image":
+            placed[(int(cols[3]), int(cols[4]))] = float(cols[12])  # (width, height) -> x-ppi
+    figures = rendered["results"] / "figures"
+    for label in planned_figures(rendered["config"]):
+        from PIL import Image
+
+        with Image.open(figures / f"{label}.png") as im:
+            size = im.size
+        smallest = min(float(x) for x in re.findall(r'font-size="([\d.]+)px"', (figures / f"{label}.svg").read_text()))
+        assert size in placed, f"{label}'s PNG is not in the PDF"
+        assert smallest * 200 / placed[size] >= MIN_PRINT_FONT_PT, label
+
+
+_RECORD_ERRORS = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) { window.__errors.push("error: " + e.message); });
+window.addEventListener("unhandledrejection", function (e) { window.__errors.push("rejection: " + e.reason); });
+(function () { var original = console.error; console.error = function () {
+  window.__errors.push("console.error: " + Array.prototype.join.call(arguments, " ")); original.apply(console, arguments); }; })();
+window.addEventListener("load", function () { setTimeout(function () {
+  document.documentElement.setAttribute("data-js-errors", JSON.stringify(window.__errors)); }, 2000); });
+</script>"""
+
+
+def test_html_draws_every_chart_offline_without_javascript_errors(rendered, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("Chromium not on PATH: apt-get install -y chromium to open the HTML report")
+    page = rendered["html"].read_text()
+    assert "cdn.jsdelivr.net" not in page and "cdnjs.cloudflare.com" not in page  # self-contained
+    probe = tmp_path / "report.html"
+    probe.write_text(page.replace("<head>", "<head>" + _RECORD_ERRORS, 1))
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=30000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=300,
+    )
+    dom = proc.stdout
+    assert "data-js-errors=" in dom, proc.stderr[-2000:]
+    errors = json.loads(re.search(r'data-js-errors="([^"]*)"', dom)[1].replace("&quot;", '"'))
+    assert errors == []
+    # Every chart's div holds a Vega view drawn as SVG (class "marks"), and nothing else draws one.
+    chunks = re.split(r'<div id="dmlbench-vis-', dom)[1:]
+    drawn = [c for c in chunks if re.match(r'[0-9a-f]+" class="dmlbench-chart[^"]*"[^>]*>.*?<svg[^>]*class="marks"', c, re.S)]
+    assert len(chunks) == len(drawn) == len(planned_figures(rendered["config"]))
+    assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == len(drawn)

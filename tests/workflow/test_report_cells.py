@@ -1,4 +1,8 @@
-"""The report's cells run against config/test.yaml's results, without Quarto (tests/helpers/qmd.py)."""
+"""The report's cells run against config/test.yaml's results, without Quarto (tests/helpers/qmd.py).
+
+The report is prose plus one include per section (report/sections/_<module>.qmd); its cells print
+Markdown (``output: asis``) that holds each figure and table for both formats.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,20 @@ import shutil
 import sys
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import pytest
 import yaml
 
+from dmlbench import report as sections
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import ALL_FIGURES, ALL_TABLES, planned_figures, read_config
-from dmlbench.findings import findings
-from tests.helpers.qmd import cell_options, code_cells, inline_expressions, run_cells
+from dmlbench.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
+from dmlbench.report.findings import findings
+from tests.helpers.qmd import cell_options, code_cells, expanded, includes, run_cells
 
 REPORT = Path(__file__).resolve().parents[2] / "report" / "report.qmd"
+SRC = REPORT.parents[1] / "src" / "dmlbench"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SHOW = re.compile(r'^show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)
 
 pytestmark = pytest.mark.slow
 
@@ -31,21 +37,11 @@ def results(test_run) -> Path:
 
 @pytest.fixture(scope="module")
 def namespace(results):
-    ns = run_cells(REPORT, {"results": str(results)}, cwd=REPORT.parent)
-    yield ns
-    alt.renderers.enable("default")
+    return run_cells(REPORT, {"results": str(results)}, cwd=REPORT.parent)
 
 
-@pytest.fixture(autouse=True)
-def default_altair_renderer():
-    """The report switches Altair's renderer; give other tests the default back."""
-    yield
-    alt.renderers.enable("default")
-
-
-def _markdown_rows(md) -> int:
-    """Data rows of a pipe table (header and rule lines excluded)."""
-    return len([line for line in md.data.splitlines() if line.startswith("|")]) - 2
+def _divs(markdown: str) -> list[str]:
+    return re.findall(r"^::: \{#((?:fig|tbl)-[\w-]+)\}", markdown, flags=re.M)
 
 
 # --------------------------------------------------------------------------- the document itself
@@ -63,87 +59,100 @@ def test_parameters_cell_comes_first_with_the_defaults():
     assert not any(cell_options(c).get("tags") == ["parameters"] for c in cells[1:])
 
 
-def test_labels_are_unique_and_every_reference_is_defined():
-    text = REPORT.read_text()
-    labels = [cell_options(c)["label"] for c in code_cells(REPORT) if "label" in cell_options(c)]
-    # Quarto's Jupyter engine stops on a label used by two cells, even in exclusive blocks.
-    assert len(labels) == len(set(labels))
-    div_ids = re.findall(r"^::: \{#((?:fig|tbl)-[\w-]+)\}", text, flags=re.M)
-    defined = set(labels) | set(div_ids)
-    assert len(div_ids) == len(set(div_ids)) and not set(labels) & set(div_ids)
-    referenced = set(re.findall(r"@((?:fig|tbl)-[\w-]+)", text))
-    assert referenced <= defined, f"undefined: {sorted(referenced - defined)}"
-    # Every figure of the study is in the report, in the same order, with its file name as label.
-    assert div_ids == [label for label in ALL_FIGURES]
-    assert set(labels) <= set(ALL_TABLES)
+def test_one_include_per_section_module_in_report_order():
+    assert includes(REPORT) == [f"sections/_{sections.section_name(s)}.qmd" for s in sections.SECTIONS]
+    on_disk = sorted(p.name for p in (REPORT.parent / "sections").glob("*.qmd"))
+    assert on_disk == sorted(f"_{sections.section_name(s)}.qmd" for s in sections.SECTIONS)
+
+
+def test_each_section_shows_its_own_printed_items_once_and_cites_only_what_exists():
+    declared = {it.label for it in sections.all_figures() + sections.all_tables()}
+    for section in sections.SECTIONS:
+        text = (REPORT.parent / "sections" / f"_{sections.section_name(section)}.qmd").read_text()
+        shown = SHOW.findall(text)
+        own = [f.label for f in section.FIGURES] + [t.label for t in section.TABLES if t.printed]
+        assert sorted(shown) == sorted(own), section.__name__  # every printed item, once, in its own section
+        cited = set(re.findall(r"@((?:fig|tbl)-[\w-]+)", text)) | set(re.findall(r'ref\("((?:fig|tbl)-[\w-]+)"', text))
+        assert cited <= set(shown), f"{section.__name__} cites {sorted(cited - set(shown))}"
+        assert set(shown) <= declared
+
+
+def test_labels_are_spelled_in_one_module_only():
+    """A label is declared by exactly one section module; no other Python source spells it."""
+    for it in sections.all_figures() + sections.all_tables():
+        spelled = [p for p in SRC.rglob("*.py") if f'"{it.label}"' in p.read_text()]
+        assert len(spelled) == 1 and spelled[0].parent.name == "report", (it.label, spelled)
 
 
 def test_sections_follow_the_study():
-    headings = re.findall(r"^## (.+?)(?: \{.*\})?$", REPORT.read_text(), flags=re.M)
+    headings = re.findall(r"^## (.+?)(?: \{.*\})?$", expanded(REPORT), flags=re.M)
+    assert headings == [s.TITLE for s in sections.SECTIONS]
     assert headings == ["Setup", "AUROC per condition", "Normalised distances", "Balance of normal and anomaly classes",
                         "Cosine vs Euclidean", "Scorers compared", "Ranking", "Worst misses", "Embeddings",
                         "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Findings",
                         "Reproducibility"]
 
 
-def test_quarto_config_renders_self_contained_html_and_typst_pdf():
+def test_quarto_config_renders_self_contained_html_and_a4_typst_pdf():
     config = yaml.safe_load((REPORT.parent / "_quarto.yml").read_text())
     front = yaml.safe_load(REPORT.read_text().split("---")[1])
     assert front["title"] == "dmlbench report"
+    assert front["execute"]["output"] == "asis"
     assert config["format"]["html"]["embed-resources"] is True
-    assert config["format"]["html"]["toc"] is True
-    assert "typst" in config["format"]
+    assert config["format"]["typst"]["papersize"] == "a4"
+    assert "hyphenate: false" in config["format"]["typst"]["include-in-header"]["text"]
 
 
 # --------------------------------------------------------------------------- executed against the test run
 
 
-def test_every_figure_is_shown_as_chart_and_as_png(namespace, results):
+def test_every_figure_is_printed_as_chart_and_png_in_order(namespace, results):
     config = read_config(results / "config.yaml")
     labels = planned_figures(config)
     assert labels == list(ALL_FIGURES)  # config/test.yaml makes every figure
-    displayed = namespace["__displayed__"]
-    charts_shown = [d for d in displayed if isinstance(d, alt.TopLevelMixin)]
-    figures = [c.to_dict()["usermeta"]["dmlbench"]["figure"] for c in charts_shown]
-    assert figures == labels
-    images = [d for d in displayed if type(d).__name__ == "Image"]
-    assert [Path(i.filename).name for i in images] == [f"{label}.png" for label in labels]
-    assert all(i.data[:8] == PNG_SIGNATURE for i in images)
-    for chart in charts_shown:
-        bundle = chart._repr_mimebundle_()
-        html = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
-        assert "vegaEmbed(el, " in html  # the offline renderer the report enabled
+    page = namespace["__stdout__"]
+    assert [d for d in _divs(page) if d.startswith("fig-")] == labels
+    # One interactive chart per figure (raw HTML) and one PNG per figure (for the PDF).
+    assert page.count('<div id="dmlbench-vis-') == len(labels)
+    assert page.count("window.vegaEmbed(el, ") == len(labels)
+    pngs = [d for d in namespace["__displayed__"] if isinstance(d, dict) and "image/png" in d]
+    assert len(pngs) == len(labels) and all(d["image/png"][:8] == PNG_SIGNATURE for d in pngs)
+    for label, png in zip(labels, pngs):
+        assert png["image/png"] == (results / "figures" / f"{label}.png").read_bytes()
+    # The Vega bundle is printed once, before the first chart.
+    assert page.count("vegaEmbed") > len(labels) and page.index("```{=html}\n<script") < page.index("dmlbench-vis-")
 
 
-def test_tables_show_the_csv_rows(namespace, results):
-    tabs = namespace["tabs"]
-    for label, df in tabs.items():
-        back = pd.read_csv(results / "tables" / f"{label}.csv", dtype={"n_per_class": str}, keep_default_na=False)
-        assert len(back) == len(df), label
-    displayed = [d for d in namespace["__displayed__"] if type(d).__name__ == "Markdown"]
-    tables = [d for d in displayed if d.data.startswith("| ")]
-    # conditions, methods, AUROC CI, balance, cosine/euclidean, ranking, closed set, annex A.2, runs, runtime
-    assert len(tables) == 10
-    assert _markdown_rows(tables[0]) == 1  # one condition
-    assert _markdown_rows(tables[1]) == 2  # two methods
-    methods_md = tables[1].data
-    assert "scale=30, margin=0.5" in methods_md
+def test_tables_print_every_row_with_headers_in_words(namespace, results):
+    page = namespace["__stdout__"]
+    printed = [t.label for t in sections.all_tables() if t.printed and t.label in planned_tables(
+        read_config(results / "config.yaml"))]
+    assert [d for d in _divs(page) if d.startswith("tbl-")] == printed
+    for label in printed:
+        block = page.split(f"::: {{#{label}}}", 1)[1].split("\n:::\n", 1)[0]
+        html, typst = block.split("```{=typst}", 1)
+        frame = namespace["doc"].table_frame(label)
+        assert html.count("<tr>") == len(frame) + 1, label  # header row + one row per line of the frame
+        assert typst.count("table.header(") == 1
+        headers = re.findall(r"<th [^>]*>([^<]*)</th>", html)
+        # No raw column name (snake_case) in a header.
+        assert not [h for h in headers if "_" in h], (label, headers)
+    methods = page.split("::: {#tbl-methods}", 1)[1].split("\n:::\n", 1)[0]
+    assert "scale=30, margin=0.5" in methods
 
 
 def test_findings_section_shows_the_recomputed_claims(namespace, results):
     metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
     distances = pd.read_parquet(results / "tables" / "class_distances.parquet")
     expected = findings(metrics, distances, scorer="cosine_k1")
-    shown = next(d.data for d in namespace["__displayed__"]
-                 if type(d).__name__ == "Markdown" and d.data.startswith("- **"))
-    lines = shown.strip().splitlines()
+    lines = [line for line in namespace["__stdout__"].splitlines() if line.startswith("- **")]
     assert len(lines) == len(expected) == 6
     for line, row in zip(lines, expected.itertuples()):
         assert line.startswith(f"- **{row.verdict}**") and row.evidence in line
     csv = pd.read_csv(results / "tables" / "tbl-findings.csv")
     assert csv["verdict"].tolist() == expected["verdict"].tolist()
     pd.testing.assert_series_equal(csv["number"], expected["number"], check_names=False)
-    # Recomputed here from metrics.parquet, independently of dmlbench.findings:
+    # Recomputed here from metrics.parquet, independently of dmlbench.report.findings:
     auroc = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "all")]
     keys = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case"]
     wide = auroc.pivot_table(index=keys, columns="scorer", values="value")
@@ -162,26 +171,27 @@ def test_findings_section_shows_the_recomputed_claims(namespace, results):
 
 
 def test_inline_values(namespace):
-    assert inline_expressions(REPORT) == ["n_per_class", "scorer", '", ".join(map(str, config["seeds"]))',
-                                          'config["cases"]']
-    assert namespace["__inline__"]["n_per_class"] == "all"
-    assert namespace["__inline__"]['config["cases"]'] == 2
+    inline = namespace["__inline__"]
+    assert inline["n_text(doc.view.n)"] == "all training images"
+    assert inline["scorer"] == "cosine_k1"
+    assert inline['config["cases"]'] == 2
+    # Cross-references of items this run makes are plain @labels.
+    assert inline['ref("fig-tsne", "a t-SNE map")'].data == "@fig-tsne"
 
 
 def test_all_cells_run_without_ipython(results, monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython", None)  # import IPython -> ImportError
     ns = run_cells(REPORT, {"results": str(results)}, cwd=REPORT.parent)
-    assert type(ns["__displayed__"][1]).__module__ == "tests.helpers.qmd"
+    assert _divs(ns["__stdout__"])[0] == "tbl-conditions"
 
 
 def test_default_results_path_is_relative_to_the_report(results, tmp_path):
     # Quarto runs cells in the document's folder: report/ next to results/.
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "report.qmd").write_text(REPORT.read_text())
+    shutil.copytree(REPORT.parent, tmp_path / "report", ignore=shutil.ignore_patterns("_output", ".quarto"))
     (tmp_path / "results").symlink_to(results, target_is_directory=True)
     ns = run_cells(tmp_path / "report" / "report.qmd")
     assert ns["results"] == "../results"
-    assert len(ns["metrics"]) > 0
+    assert len(ns["doc"].study.tables["metrics"]) > 0
 
 
 def test_figures_for_another_scorer_are_refused(results):
@@ -197,8 +207,9 @@ def test_missing_results_say_what_to_run(tmp_path, results):
         run_cells(REPORT, {"results": str(tmp_path)})
 
 
-def test_cells_give_quarto_the_right_mime_types_in_a_kernel(results, monkeypatch):
-    """In a real kernel: HTML charts as text/html, PDF figures as image/png, tables as markdown."""
+def test_cells_give_quarto_markdown_and_png_only_in_a_kernel(results, monkeypatch):
+    """In a real kernel: the page comes as printed Markdown, the PDF's figures as image/png, and no
+    cell displays text/html (Quarto would then add require.js and jQuery from a CDN)."""
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     from tests.helpers.qmd import run_in_kernel
@@ -206,20 +217,11 @@ def test_cells_give_quarto_the_right_mime_types_in_a_kernel(results, monkeypatch
     src = str(REPORT.parents[1] / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
     outputs = run_in_kernel(REPORT, {"results": str(results)})
-    cells = code_cells(REPORT)
-    assert len(outputs) == len(cells)
-    kinds = []
-    for source, outs in zip(cells, outputs):
-        assert not [o for o in outs if o["output_type"] == "error"], source
-        shown = [o for o in outs if o["output_type"] in ("execute_result", "display_data")]
-        if source.startswith("chart("):
-            kinds.append("chart")
-            assert "vegaEmbed(el, " in shown[0]["data"]["text/html"]
-        elif source.startswith("png("):
-            kinds.append("png")
-            assert "image/png" in shown[0]["data"]
-        elif "Markdown(" in source or source.lstrip("#| ").startswith(("label", "table(")):
-            if shown and "text/markdown" in shown[0]["data"]:
-                kinds.append("markdown")
-    assert kinds.count("chart") == kinds.count("png") == len(ALL_FIGURES)
-    assert kinds.count("markdown") >= 12
+    assert len(outputs) == len(code_cells(REPORT))
+    errors = [o for outs in outputs for o in outs if o["output_type"] == "error"]
+    assert not errors, errors
+    shown = [o for outs in outputs for o in outs if o["output_type"] in ("execute_result", "display_data")]
+    assert [list(o["data"]) for o in shown] == [["image/png"]] * len(ALL_FIGURES)
+    printed = "".join(o["text"] for outs in outputs for o in outs if o["output_type"] == "stream"
+                      and o["name"] == "stdout")
+    assert [d for d in _divs(printed) if d.startswith("fig-")] == list(ALL_FIGURES)

@@ -49,10 +49,12 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
+from dmlbench.report._style import pd
 
-from .charts import METRICS_COLUMNS, _require_columns, method_order
-from .stats import BASELINE, wilcoxon_p
+from dmlbench.report._declare import Table
+from dmlbench.report._style import METRICS_COLUMNS, method_order, require_columns, stats
+
+TITLE = "Findings"
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -156,7 +158,7 @@ def _cosine_vs_euclidean(auroc: pd.DataFrame) -> dict:
         return _untestable(cid, claim, unit, rule, "no run has both cosine_k1 and euclidean_k1 AUROC")
     diff = pairs["cosine_k1"] - pairs["euclidean_k1"]
     mean, share = float(diff.mean()), float((diff > 0).mean())
-    p = wilcoxon_p(pairs["cosine_k1"].to_numpy(), pairs["euclidean_k1"].to_numpy())
+    p = stats.wilcoxon_p(pairs["cosine_k1"].to_numpy(), pairs["euclidean_k1"].to_numpy())
     verdict = SUPPORTED if mean > 0 and p < ALPHA else NOT_SUPPORTED
     per_method = diff.groupby(level="method").mean()
     order = method_order(per_method.index)
@@ -282,7 +284,7 @@ def _small_samples(auroc_any: pd.DataFrame, scorer: str) -> dict:
     claim = "Metric learning beats Conventional with few images per class."
     unit = "share of metric-learning methods beating conventional"
     rule = (f"at the smallest numeric n_per_class, mean paired AUROC difference ({scorer}) of each method vs "
-            f"{BASELINE} (same dataset, n_anomaly, seed, case); supported if more than half of the methods are > 0")
+            f"{stats.BASELINE} (same dataset, n_anomaly, seed, case); supported if more than half of the methods are > 0")
     npcs = sorted({int(v) for v in auroc_any["n_per_class"].astype(str).unique() if v.isdigit()})
     if not npcs:
         return _untestable(cid, claim, unit, rule, "every run uses n_per_class all; no small-sample runs")
@@ -291,26 +293,26 @@ def _small_samples(auroc_any: pd.DataFrame, scorer: str) -> dict:
     if sub.empty:
         return _untestable(cid, claim, unit, rule, f"no AUROC rows for {scorer} at n_per_class {npc}")
     methods = method_order(sub["method"].unique())
-    if BASELINE not in methods:
-        return _untestable(cid, claim, unit, rule, f"no {BASELINE} runs at n_per_class {npc}")
-    others = [m for m in methods if m != BASELINE]
+    if stats.BASELINE not in methods:
+        return _untestable(cid, claim, unit, rule, f"no {stats.BASELINE} runs at n_per_class {npc}")
+    others = [m for m in methods if m != stats.BASELINE]
     if not others:
-        return _untestable(cid, claim, unit, rule, f"only {BASELINE} was run at n_per_class {npc}")
+        return _untestable(cid, claim, unit, rule, f"only {stats.BASELINE} was run at n_per_class {npc}")
     wide = sub.pivot_table(index=BLOCK_KEYS, columns="method", values="value", aggfunc="mean")
     diffs, counts = {}, {}
     for m in others:
-        d = (wide[m] - wide[BASELINE]).dropna()
+        d = (wide[m] - wide[stats.BASELINE]).dropna()
         if len(d):
             diffs[m], counts[m] = float(d.mean()), len(d)
     if not diffs:
-        return _untestable(cid, claim, unit, rule, f"no (case, seed) at n_per_class {npc} has {BASELINE} "
+        return _untestable(cid, claim, unit, rule, f"no (case, seed) at n_per_class {npc} has {stats.BASELINE} "
                                                    "and another method")
     winners = [m for m, d in diffs.items() if d > 0]
     share = len(winners) / len(diffs)
     verdict = SUPPORTED if share > 0.5 else NOT_SUPPORTED
     listing = ", ".join(f"{m} {d:+.3f}" for m, d in diffs.items())
     evidence = (f"At n_per_class {npc}, {len(winners)} of {len(diffs)} metric-learning methods have a higher mean "
-                f"paired AUROC ({scorer}) than {BASELINE}; differences: {listing}.")
+                f"paired AUROC ({scorer}) than {stats.BASELINE}; differences: {listing}.")
     detail = "; ".join(f"{m} {d:+.4f} (n = {counts[m]})" for m, d in diffs.items())
     return _row(cid, claim, verdict, share, unit, len(diffs), rule=rule, evidence=evidence, detail=detail)
 
@@ -326,8 +328,8 @@ def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str =
     where the rule uses one (claim 2), ``rule`` the decision rule in words, ``evidence`` one
     sentence with the numbers and ``detail`` the per-group breakdown.
     """
-    _require_columns(metrics, METRICS_COLUMNS, "metrics")
-    _require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances")
+    require_columns(metrics, METRICS_COLUMNS, "metrics")
+    require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances")
     auroc_any = metrics[metrics["metric"] == "auroc"].dropna(subset=["value"])
     auroc = auroc_any[auroc_any["n_per_class"].astype(str) == "all"]
     distances = class_distances[class_distances["n_per_class"].astype(str) == "all"]
@@ -346,6 +348,17 @@ def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str =
 
 def findings_markdown(df: pd.DataFrame) -> str:
     """Markdown bullet list, one claim a line: ``- **verdict** — claim: evidence``."""
-    _require_columns(df, ["verdict", "claim", "evidence"], "findings", "Pass the table that findings() returns.")
+    require_columns(df, ["verdict", "claim", "evidence"], "findings", "Pass the table that findings() returns.")
     lines = [f"- **{r.verdict}** — {str(r.claim).rstrip('.')}: {r.evidence}" for r in df.itertuples(index=False)]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+TABLES = (
+    Table(
+        "tbl-findings",
+        "The study's claims, each with this run's verdict, the number behind it and the evidence.",
+        lambda v: findings(v.t["metrics"], v.t["class_distances"], scorer=v.scorer),
+        printed=False,
+    ),
+)
+FIGURES = ()

@@ -1,8 +1,8 @@
-"""Pure builders for the report's image figures: worst misses and t-SNE of embeddings.
+"""Section 8, Worst misses: per method the anomalies scored most normal, each beside its nearest
+normal training image.
 
-Nothing here reads or writes files: the caller passes the tables (``worst_misses``, a t-SNE
-frame) and the image arrays of ``results/data/{dataset}.npz``. Images travel inside the
-Vega-Lite spec as PNG ``data:`` URLs, which browsers and vl-convert (SVG, PNG) both draw.
+Images travel inside the Vega-Lite spec as PNG ``data:`` URLs, which browsers and vl-convert
+(SVG, PNG) both draw.
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ import base64
 import io
 from typing import Sequence
 
-import altair as alt
 import numpy as np
-import pandas as pd
-from PIL import Image
+from dmlbench.report._style import pd
 
-from dmlbench.charts import _require_columns, condition_label, method_order
 from dmlbench.errors import DmlbenchError
+from dmlbench.report._declare import Figure, Table
+from dmlbench.report._style import FONT, alt, condition_label, method_order, require_columns, selection, titled
 
+TITLE = "Worst misses"
 WORST_MISSES_COLUMNS = [
     "dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
     "rank", "test_index", "label", "class_name", "score", "nearest_index",
 ]
-TSNE_COLUMNS = ["dataset", "method", "seed", "test_index", "label", "class_name", "x", "y"]
 KIND_ORDER = ("anomaly", "nearest normal")
 
 # Images are encoded at least this many pixels on their short side (nearest neighbour), so
-# small ones (8×8 digits) stay sharp; the chart draws them IMAGE_SIZE CSS pixels wide.
+# small ones (8×8 digits) stay sharp; the chart draws them IMAGE_SIZE chart pixels wide.
 MIN_IMAGE_PIXELS = 64
-IMAGE_SIZE = 48
-TSNE_PANEL = 180
+IMAGE_SIZE = 40
 
 
 def image_data_url(image: np.ndarray) -> str:
@@ -46,6 +44,8 @@ def image_data_url(image: np.ndarray) -> str:
         )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    from PIL import Image
+
     picture = Image.fromarray(image)
     factor = -(-MIN_IMAGE_PIXELS // min(image.shape[:2]))  # ceiling division
     if factor > 1:
@@ -77,7 +77,7 @@ def worst_miss_frame(
     kind, class_name, score (the anomaly's score on both rows), index (``test_index`` or
     ``nearest_index``), image (PNG data URL). Methods in the study's order.
     """
-    _require_columns(worst_misses, WORST_MISSES_COLUMNS, "worst_misses.parquet")
+    require_columns(worst_misses, WORST_MISSES_COLUMNS, "worst_misses.parquet")
     condition = worst_misses[
         (worst_misses["dataset"] == dataset)
         & (worst_misses["n_anomaly"] == int(n_anomaly))
@@ -127,15 +127,15 @@ def worst_misses_chart(
     seed: int,
     scorer: str = "cosine_k1",
     n_per_class: str = "all",
-) -> alt.FacetChart:
+):
     """Image grid of ``worst_miss_frame``: one row per method, one column per rank.
 
     In each cell the anomaly (top) sits above its nearest normal training image, each with
     its class name underneath; the keyword arguments name the selection in the title.
     """
-    _require_columns(frame, ["method", "rank", "kind", "class_name", "score", "index", "image"], "worst-miss frame")
+    require_columns(frame, ["method", "rank", "kind", "class_name", "score", "index", "image"], "worst-miss frame")
     if frame.empty:
-        raise DmlbenchError("The worst-miss frame is empty; build it with gallery.worst_miss_frame.")
+        raise DmlbenchError("The worst-miss frame is empty; build it with worst_miss_frame.")
     methods = method_order(frame["method"].unique())
     row_height = IMAGE_SIZE + 18  # image, one line of caption, a gap
     centres = [row_height / 2 - 6, 3 * row_height / 2 - 6]  # of the two images in a cell
@@ -152,10 +152,12 @@ def worst_misses_chart(
     images = base.mark_image(
         width=IMAGE_SIZE, height=IMAGE_SIZE, align="center", baseline="middle", aria=False
     ).encode(url="image:N")
-    captions = base.mark_text(baseline="top", dy=IMAGE_SIZE / 2 + 2, fontSize=9, limit=IMAGE_SIZE + 14).encode(
+    captions = base.mark_text(
+        baseline="top", dy=IMAGE_SIZE / 2 + 2, fontSize=FONT["mark"], limit=IMAGE_SIZE + 14
+    ).encode(
         text="class_name:N"
     )
-    return (
+    chart = (
         alt.layer(images, captions, data=frame)
         .properties(width=IMAGE_SIZE + 16, height=2 * row_height, view=alt.ViewBackground(stroke=None))
         .facet(
@@ -163,69 +165,30 @@ def worst_misses_chart(
             column=alt.Column("rank:O", title="rank (1 = lowest anomaly score)"),
             spacing={"row": 6, "column": 4},
         )
-        .properties(
-            title=alt.TitleParams(
-                "Worst misses",
-                subtitle=[
-                    f"{condition_label(dataset, n_anomaly)}, case {int(case)}, seed {int(seed)}, "
-                    f"scorer {scorer}, n_per_class {n_per_class}",
-                    "lowest-scored anomalies, each above its nearest normal training image",
-                ],
-            ),
-            usermeta={
-                "dmlbench": {
-                    "figure": "fig-worst-misses", "scorer": scorer, "n_per_class": str(n_per_class),
-                    "dataset": dataset, "n_anomaly": int(n_anomaly), "case": int(case), "seed": int(seed),
-                }
-            },
-        )
+    )
+    return titled(
+        chart,
+        "Worst misses",
+        [condition_label(dataset, n_anomaly), f"case {int(case)}, seed {int(seed)}, " + selection(scorer=scorer, n_per_class=n_per_class)],
+        scorer=scorer, n_per_class=n_per_class, dataset=dataset, n_anomaly=int(n_anomaly), case=int(case),
+        seed=int(seed),
     )
 
 
-def tsne_chart(tsne: pd.DataFrame) -> alt.VConcatChart:
-    """t-SNE of test embeddings: one panel per method, one row per dataset, colour = test class.
-
-    Only the first (lowest) seed of each dataset is drawn. Axes are hidden: t-SNE
-    coordinates have no units, and each panel has its own scales. Each dataset has its
-    own class legend, in class-index order.
-    """
-    _require_columns(tsne, TSNE_COLUMNS, "t-SNE table")
-    if tsne.empty:
-        raise DmlbenchError("The t-SNE table is empty: no model trained on all classes was embedded.")
-    rows = []
-    for dataset, grp in tsne.groupby("dataset", sort=True):
-        data = grp[grp["seed"] == grp["seed"].min()][TSNE_COLUMNS].reset_index(drop=True)
-        classes = data[["label", "class_name"]].drop_duplicates().sort_values("label")["class_name"].tolist()
-        seed = int(data["seed"].iloc[0])
-        rows.append(
-            alt.Chart(data)
-            .mark_circle(size=6, opacity=0.7)
-            .encode(
-                x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
-                y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
-                color=alt.Color(
-                    "class_name:N", sort=classes, title=f"{dataset} class",
-                    scale=alt.Scale(scheme="tableau10" if len(classes) <= 10 else "category20"),
-                    legend=alt.Legend(symbolOpacity=1),
-                ),
-                tooltip=["method:N", "class_name:N", "test_index:Q"],
-            )
-            .properties(width=TSNE_PANEL, height=TSNE_PANEL)
-            .facet(
-                column=alt.Column("method:N", sort=method_order(data["method"].unique()), title=None),
-                spacing=8,
-            )
-            .resolve_scale(x="independent", y="independent")
-            .properties(title=alt.TitleParams(f"{dataset}, seed {seed}", anchor="start", fontSize=12))
-        )
-    return (
-        alt.vconcat(*rows, spacing=16)
-        .resolve_scale(color="independent")
-        .properties(
-            title=alt.TitleParams(
-                "t-SNE of test embeddings",
-                subtitle="models trained on all classes; one panel per method, colour = test class",
-            ),
-            usermeta={"dmlbench": {"figure": "fig-tsne"}},
-        )
-    )
+FIGURES = (
+    Figure(
+        "fig-worst-misses",
+        "The lowest-scored anomalies of each method in one case, each above the normal training image nearest to "
+        "it in the embedding, with their classes.",
+        lambda v: worst_misses_chart(v.study.worst_miss_frame(v.scorer), **v.study.worst_miss_selection(v.scorer)),
+    ),
+)
+TABLES = (
+    Table(
+        "tbl-worst-misses",
+        "The worst misses of the figure: method, rank, anomaly or nearest normal image, class, score and image "
+        "index.",
+        lambda v: v.study.worst_miss_frame(v.scorer).drop(columns="image"),
+        printed=False,
+    ),
+)

@@ -1,0 +1,90 @@
+"""Section 13, Reproducibility: the software, hardware and code of the runs, the recipes, the
+runtime of every workflow stage, and the effective config."""
+
+from __future__ import annotations
+
+from dmlbench.report._style import pd
+import yaml
+
+from dmlbench.report._declare import Column, Table
+from dmlbench.report._style import n_per_class_order, require_columns
+
+TITLE = "Reproducibility"
+RUNTIME_SUMMARY_COLUMNS = ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
+# The workflow's stages in the order they run; other rules follow alphabetically.
+RULE_ORDER = ("prepare", "train", "score", "aggregate", "figures", "report")
+
+
+#: Provenance columns of runs.parquet summarised in the report, in this order (those present).
+PROVENANCE = ("device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench", "git_commit",
+              "git_dirty", "code_hash")
+RECIPE = ("epochs", "batch_size", "lr")
+
+
+def _values(series: pd.Series) -> str:
+    values = [str(v) for v in dict.fromkeys(series.dropna().tolist())]
+    return ", ".join(values) if values else "—"
+
+
+def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """What the train jobs ran on and with, one row per property of ``runs.parquet`` (device,
+    versions, commit, ...): its distinct values over all runs; then the training recipe (epochs,
+    batch size, learning rate) per images-per-class setting, so annex runs' own recipes show.
+
+    Columns: property, value.
+    """
+    require_columns(runs, ["n_per_class"], "runs.parquet")
+    rows = [{"property": p, "value": _values(runs[p])} for p in PROVENANCE if p in runs.columns]
+    for key in RECIPE:
+        if key not in runs.columns:
+            continue
+        parts = []
+        for size in n_per_class_order(runs["n_per_class"].unique()):
+            parts.append(f"{_values(runs.loc[runs['n_per_class'].astype(str) == size, key])} "
+                         f"({'all images' if size == 'all' else size + ' per class'})")
+        rows.append({"property": key, "value": "; ".join(parts)})
+    return pd.DataFrame(rows, columns=["property", "value"])
+
+
+def runtime_summary(runtime: pd.DataFrame) -> pd.DataFrame:
+    """Per rule (workflow order): jobs, total_minutes, median_seconds, max_seconds, max_rss_mb.
+    An empty runtime table gives an empty frame with those columns."""
+    require_columns(runtime, ["rule", "seconds", "max_rss_mb"], "runtime.parquet")
+    rows = []
+    for rule, grp in runtime.groupby("rule"):
+        seconds = grp["seconds"].astype("float64")
+        rows.append({"rule": rule, "jobs": len(grp), "total_minutes": seconds.sum() / 60,
+                     "median_seconds": seconds.median(), "max_seconds": seconds.max(),
+                     "max_rss_mb": grp["max_rss_mb"].astype("float64").max()})
+    rank = {r: i for i, r in enumerate(RULE_ORDER)}
+    rows.sort(key=lambda r: (rank.get(r["rule"], len(rank)), r["rule"]))
+    out = pd.DataFrame(rows, columns=RUNTIME_SUMMARY_COLUMNS)
+    return out.astype({"rule": "str", "jobs": "int64", "total_minutes": "float64", "median_seconds": "float64",
+                       "max_seconds": "float64", "max_rss_mb": "float64"})
+
+
+def config_yaml(config: dict) -> str:
+    """The config as the report's reproducibility appendix prints it."""
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+TABLES = (
+    Table(
+        "tbl-runs",
+        "Software, hardware and code of the train jobs (distinct values over all runs; git_dirty: uncommitted "
+        "changes; code_hash: hash of the dmlbench sources), and the training recipe per images-per-class "
+        "setting.",
+        lambda v: v.t["runs"],
+        columns=(Column("property", "property", None, 1.0), Column("value", "value", None, 4.0)),
+        shown=provenance_table,
+    ),
+    Table(
+        "tbl-runtime",
+        "Wall time and peak memory per workflow stage, from the workflow's benchmark files.",
+        lambda v: runtime_summary(v.t["runtime"]),
+        columns=(Column("rule", "stage"), Column("jobs", "jobs", "d", 0.6),
+                 Column("total_minutes", "total (min)", ".1f"), Column("median_seconds", "median (s)", ".1f"),
+                 Column("max_seconds", "longest (s)", ".1f"), Column("max_rss_mb", "peak memory (MB)", ".0f")),
+    ),
+)
+FIGURES = ()

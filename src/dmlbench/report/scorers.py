@@ -1,0 +1,95 @@
+"""Section 6, Scorers compared: kNN distances, Mahalanobis, MSP, max logit and LOF on the same
+embeddings and heads."""
+
+from __future__ import annotations
+
+from dmlbench.report._style import pd
+
+from dmlbench.errors import DmlbenchError
+from dmlbench.report._declare import Figure, Table
+from dmlbench.report._style import (
+    FONT, METRICS_COLUMNS, alt, auroc_rows, facet, method_order, n_per_class_order, ordered, require_columns,
+    selection, titled, with_condition,
+)
+
+TITLE = "Scorers compared"
+
+
+def scorer_order(k: str = "1") -> list[str]:
+    """Scorers compared in this section, in the order they are shown."""
+    return [f"cosine_k{k}", f"euclidean_k{k}", "mahalanobis", "msp", "maxlogit", "lof"]
+
+
+def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1") -> pd.DataFrame:
+    """Mean AUROC over cases × seeds per condition × method × scorer (``scorer_order``, those present).
+
+    Columns: dataset, n_anomaly, method, scorer, mean, n.
+    """
+    require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
+    auroc = auroc_rows(metrics, "metrics.parquet")
+    order = scorer_order(str(k))
+    rows = auroc[auroc["scorer"].isin(order) & (auroc["n_per_class"].astype(str) == str(n_per_class))]
+    if rows.empty:
+        raise DmlbenchError(
+            f"metrics.parquet has no AUROC rows for the scorers {order} at n_per_class={str(n_per_class)!r}; "
+            f"it has scorers {sorted(auroc['scorer'].unique().tolist())} and n_per_class "
+            f"{n_per_class_order(auroc['n_per_class'].unique())}. Choose k and n_per_class from those."
+        )
+    out = (
+        rows.groupby(["dataset", "n_anomaly", "method", "scorer"])["value"]
+        .agg(mean="mean", n="count")
+        .reset_index()
+        .astype({"n_anomaly": "int64", "n": "int64"})
+    )
+    out["_s"] = out["scorer"].map(order.index)
+    return ordered(out, "_s").drop(columns="_s")
+
+
+def scorers_chart(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1"):
+    """Heatmap of mean AUROC, method (rows) × scorer (columns), one panel per condition; white is
+    chance (0.5), blue better, red worse. The chart's data is ``scorers_table`` with a condition label."""
+    k = str(k)
+    data, conditions = with_condition(scorers_table(metrics, n_per_class, k))
+    scorers = [s for s in scorer_order(k) if s in set(data["scorer"])]
+    methods = method_order(data["method"].unique())
+    base = alt.Chart().encode(
+        x=alt.X("scorer:N", sort=scorers, title=None, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("method:N", sort=methods, title=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "mean:Q",
+            scale=alt.Scale(scheme="redblue", domain=[0, 1], domainMid=0.5),
+            legend=alt.Legend(title="mean AUROC"),
+        ),
+        tooltip=["method:N", "scorer:N", alt.Tooltip("mean:Q", format=".3f"), "n:Q"],
+    )
+    labels = base.mark_text(fontSize=FONT["mark"]).encode(
+        text=alt.Text("mean:Q", format=".2f"),
+        color=alt.condition("abs(datum.mean - 0.5) > 0.35", alt.value("white"), alt.value("black")),
+    )
+    layered = alt.layer(cells, labels, data=data).properties(width=alt.Step(26), height=alt.Step(16))
+    return titled(
+        facet(layered, conditions),
+        "Mean AUROC per scorer",
+        [selection(k=k, n_per_class=n_per_class), "mean over cases × seeds; white: chance"],
+        k=k, n_per_class=n_per_class, scorers=scorers,
+    )
+
+
+FIGURES = (
+    Figure(
+        "fig-scorers",
+        "Mean AUROC per method and scorer, per condition (over cases × seeds); white: chance (0.5), blue: better, "
+        "red: worse.",
+        lambda v: scorers_chart(v.t["metrics"], n_per_class=v.n, k=v.k),
+    ),
+)
+TABLES = (
+    Table(
+        "tbl-scorers",
+        "Mean AUROC per condition, method and scorer over cases × seeds (the numbers of the scorers figure).",
+        lambda v: scorers_table(v.t["metrics"], n_per_class=v.n, k=v.k),
+        printed=False,
+    ),
+)

@@ -1,0 +1,158 @@
+"""Section 1, Setup: the conditions run, which classes are anomalies in each case, the methods."""
+
+from __future__ import annotations
+
+from dmlbench.report._style import pd
+
+from dmlbench.errors import DmlbenchError
+from dmlbench.report._declare import Column, Figure, Table
+from dmlbench.report._style import (
+    CLASS_DISTANCES_COLUMNS, CONDITION_KEYS, METRICS_COLUMNS, ROLE_COLOURS, ROLE_ORDER, alt, facet, method_order,
+    n_per_class_order, require_columns, titled, with_condition,
+)
+
+TITLE = "Setup"
+
+
+def conditions_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per condition (dataset, n_anomaly) with what was run for it.
+
+    Columns: dataset, n_anomaly, methods (comma-separated, study order), n_per_class
+    (comma-separated, numbers ascending then "all"), seeds and cases (number of distinct
+    values), scorers (number of distinct scorers, the head's accuracy not counted).
+    """
+    require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
+    rows = []
+    for (dataset, n_anomaly), grp in metrics.groupby(CONDITION_KEYS, sort=True):
+        scorers = grp.loc[grp["metric"] != "accuracy", "scorer"].nunique()
+        rows.append(
+            {
+                "dataset": dataset,
+                "n_anomaly": int(n_anomaly),
+                "methods": ", ".join(method_order(grp["method"].unique())),
+                "n_per_class": ", ".join(n_per_class_order(grp["n_per_class"].unique())),
+                "seeds": int(grp["seed"].nunique()),
+                "cases": int(grp["case"].nunique()),
+                "scorers": int(scorers),
+            }
+        )
+    columns = ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "scorers"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def case_class_chart(class_distances: pd.DataFrame, scorer: str = "cosine_k1"):
+    """Which test classes are anomalies in each case: a case × class grid per condition (colour = role).
+
+    The chart's data has one row per (condition, case, class) — the assignment is the same for
+    every method, seed and n_per_class; ``scorer`` only picks the rows it is read from.
+    """
+    require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances.parquet")
+    rows = class_distances[class_distances["scorer"] == scorer]
+    if rows.empty:
+        raise DmlbenchError(
+            f"class_distances.parquet has no rows for scorer={scorer!r}; it has scorers "
+            f"{sorted(class_distances['scorer'].unique().tolist())}. Choose one of those."
+        )
+    keys = ["dataset", "n_anomaly", "case", "class_index", "class_name"]
+    data = rows[keys + ["role"]].drop_duplicates().sort_values(keys)
+    clash = data[data.duplicated(keys, keep=False)]
+    if not clash.empty:
+        first = clash.iloc[0]
+        raise DmlbenchError(
+            f"class_distances.parquet gives class {first['class_name']!r} of case {first['case']} "
+            f"({first['dataset']}, n_anomaly {first['n_anomaly']}) more than one role; "
+            "re-run `dmlbench aggregate`."
+        )
+    data, conditions = with_condition(data.reset_index(drop=True))
+    roles = [r for r in ROLE_ORDER if r in set(data["role"])]
+    grid = (
+        alt.Chart(data)
+        .mark_rect(stroke="white", strokeWidth=1)
+        .encode(
+            x=alt.X(
+                "class_name:N",
+                sort=alt.EncodingSortField("class_index", op="min"),
+                title="test class",
+                axis=alt.Axis(labelAngle=-45),
+            ),
+            y=alt.Y("case:O", title="case"),
+            color=alt.Color(
+                "role:N",
+                sort=roles,
+                scale=alt.Scale(domain=roles, range=[ROLE_COLOURS[r] for r in roles]),
+                legend=alt.Legend(title="class role"),
+            ),
+            tooltip=["condition:N", "case:O", "class_index:O", "class_name:N", "role:N"],
+        )
+        .properties(width=alt.Step(12), height=alt.Step(12))
+    )
+    return titled(
+        facet(grid, conditions).resolve_scale(x="independent", y="independent"),
+        "Anomaly classes of each case",
+        "per condition: the anomaly classes of case k start at class k",
+        scorer=scorer,
+    )
+
+
+def _format_param(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def methods_table(config: dict) -> pd.DataFrame:
+    """The configured methods in study order: columns method, parameters ("scale=30, margin=0.5";
+    "—" when none), mixup ("yes (alpha 0.4)" or "no") and, when annex A.2 runs
+    (``annex.sample_size``), mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides
+    the method's own when set)."""
+    methods = config.get("methods")
+    if not methods:
+        raise DmlbenchError(
+            "the config has no `methods`; pass the validated config (dmlbench.config.load_config)."
+        )
+    annex = config.get("annex") or {}
+
+    def mixup_text(on: bool, alpha) -> str:
+        return ("yes" if alpha is None else f"yes (alpha {_format_param(alpha)})") if on else "no"
+
+    rows = []
+    for method in method_order(methods):
+        params = dict(methods[method] or {})
+        mixup, alpha = params.pop("mixup", False), params.pop("mixup_alpha", None)
+        row = {"method": method,
+               "parameters": ", ".join(f"{k}={_format_param(v)}" for k, v in params.items()) or "—",
+               "mixup": mixup_text(mixup, alpha)}
+        if annex.get("sample_size"):
+            row["mixup_annex"] = mixup_text(mixup if annex.get("mixup") is None else annex["mixup"], alpha)
+        rows.append(row)
+    columns = ["method", "parameters", "mixup"] + (["mixup_annex"] if annex.get("sample_size") else [])
+    return pd.DataFrame(rows, columns=columns)
+
+
+
+TABLES = (
+    Table(
+        "tbl-conditions",
+        "Conditions (dataset, number of anomaly classes) with the methods, training images per normal class, "
+        "and the numbers of seeds, cases and scorers run for each.",
+        lambda v: conditions_table(v.t["metrics"]),
+        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
+                 Column("methods", "methods", None, 3.2), Column("n_per_class", "images per class", None, 1.0),
+                 Column("seeds", "seeds", "d", 0.6), Column("cases", "cases", "d", 0.6),
+                 Column("scorers", "scorers", "d", 0.7)),
+    ),
+    Table(
+        "tbl-methods",
+        "The methods and their settings: the papers' defaults unless the config sets them. The settings are "
+        "fixed; what each method learns (class weights, CenterLoss's centres) is trained with the backbone.",
+        lambda v: methods_table(v.config),
+        columns=(Column("method", "method"), Column("parameters", "parameters", None, 2.5),
+                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2")),
+    ),
+)
+
+FIGURES = (
+    Figure(
+        "fig-case-classes",
+        "Normal and anomaly classes of every case, per condition.",
+        lambda v: case_class_chart(v.t["class_distances"], scorer=v.scorer),
+    ),
+)

@@ -1,0 +1,130 @@
+"""What the report is built from: the tables of a results folder, its config, and the scorer
+the report shows (a :class:`View`, what every section's builders take)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dmlbench.report._style import pd
+
+from dmlbench.errors import DmlbenchError
+
+#: Tables written by the aggregate stage that the report reads; the closed-set ones are optional.
+INPUT_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
+CLOSED_SET_TABLES = ("tsne", "closed_set")
+
+
+def main_n_per_class(config: dict) -> str:
+    """Images per class of the main figures: "all" when run, else the largest main-grid size."""
+    sizes = config["n_per_class"]
+    return "all" if "all" in sizes else str(max(int(s) for s in sizes))
+
+
+def knn_parts(scorer: str) -> tuple[str, str] | None:
+    """("cosine", "10") for "cosine_k10"; None for a scorer that is not a kNN distance."""
+    distance, sep, k = scorer.partition("_k")
+    return (distance, k) if sep and distance in ("cosine", "euclidean") else None
+
+
+def miss_scorer(config: dict, scorer: str) -> str:
+    """The worst misses use the nearest neighbour (k = 1) of the report scorer's distance."""
+    parts = knn_parts(scorer)
+    distance = parts[0] if parts and parts[0] in config["scoring"]["distances"] else config["scoring"]["distances"][0]
+    return f"{distance}_k1"
+
+
+def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
+    """Read ``tables_dir/<name>.parquet``; a clear error when the stage that writes it has not run."""
+    path = Path(tables_dir) / f"{name}.parquet"
+    if not path.is_file():
+        stage = "dmlbench closed-set" if name in CLOSED_SET_TABLES else "dmlbench aggregate"
+        raise DmlbenchError(
+            f"table {name}.parquet not found at {path}; run `{stage}` first to write the tables under results/tables."
+        )
+    return pd.read_parquet(path)
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The effective config written by ``dmlbench snapshot`` (validated again here)."""
+    from dmlbench.config import load_config
+
+    if not Path(path).is_file():
+        raise DmlbenchError(f"config snapshot {path} not found; run `dmlbench snapshot --config <your config>` first")
+    return load_config(path)
+
+
+@dataclass
+class Study:
+    """Everything the figures and the report are built from."""
+
+    tables: dict[str, pd.DataFrame]
+    config: dict
+    data_dir: Path | None = None
+    _miss_frames: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, results: str | os.PathLike, config: str | os.PathLike | dict | None = None,
+             tables_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> "Study":
+        """Tables and config of a results folder; ``config`` is the snapshot's path (default
+        ``results/config.yaml``) or an already validated config."""
+        results = Path(results)
+        tables_dir = Path(tables_dir or results / "tables")
+        if not isinstance(config, dict):
+            config = read_config(config or results / "config.yaml")
+        tables = {name: read_table(tables_dir, name) for name in INPUT_TABLES}
+        if config["tsne"]["enabled"]:
+            tables.update({name: read_table(tables_dir, name) for name in CLOSED_SET_TABLES})
+        return cls(tables, config, Path(data_dir or results / "data"))
+
+    def worst_miss_selection(self, scorer: str) -> dict:
+        """Condition, case, seed, scorer and n_per_class of the worst-misses figure."""
+        from dmlbench.config import worst_miss_selection
+
+        sel = worst_miss_selection(self.config)
+        return {"dataset": sel["dataset"], "n_anomaly": sel["n_anomaly"], "case": sel["case"], "seed": sel["seed"],
+                "scorer": miss_scorer(self.config, scorer), "n_per_class": main_n_per_class(self.config)}
+
+    def worst_miss_frame(self, scorer: str) -> pd.DataFrame:
+        """The worst misses of the selected run with their images (reads the dataset npz once)."""
+        from dmlbench.datasets import load_npz
+        from dmlbench.report.worst_misses import worst_miss_frame
+
+        if scorer in self._miss_frames:
+            return self._miss_frames[scorer]
+        sel = self.worst_miss_selection(scorer)
+        if self.data_dir is None:
+            raise DmlbenchError("no data folder given for the worst-misses images (dmlbench figures --data)")
+        ds = load_npz(self.data_dir / f"{sel['dataset']}.npz")
+        count = self.config["report"]["worst_misses"]["count"]
+        frame = worst_miss_frame(self.tables["worst_misses"], ds.x_train, ds.y_train, ds.x_test,
+                                 list(ds.classes), **sel, n=count)
+        self._miss_frames[scorer] = frame
+        return frame
+
+
+@dataclass
+class View:
+    """A study seen through the report's scorer: what every builder takes."""
+
+    study: Study
+    scorer: str = "cosine_k1"
+
+    @property
+    def t(self) -> dict[str, pd.DataFrame]:
+        return self.study.tables
+
+    @property
+    def config(self) -> dict:
+        return self.study.config
+
+    @property
+    def n(self) -> str:
+        """Images per class of the main figures ("all" or a number)."""
+        return main_n_per_class(self.config)
+
+    @property
+    def k(self) -> str:
+        """k of the report scorer, or "1" when it is not a kNN distance."""
+        return (knn_parts(self.scorer) or ("cosine", "1"))[1]
