@@ -8,6 +8,7 @@ refused the same way before any job runs and when a stage is called alone.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from importlib import resources
@@ -17,6 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import datasets as dataset_sources
+from . import head_params
 from .errors import ConfigError
 
 #: Classes of the built-in sources, so impossible conditions are refused before any job.
@@ -33,9 +36,17 @@ def schema_path() -> Path:
     return Path(str(resources.files("dmlbench") / "config.schema.yaml"))
 
 
+@functools.lru_cache(maxsize=4)
+def _read_schema(path: str, mtime_ns: int) -> dict:
+    with open(path) as fh:
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe either way
+
+
 def load_schema() -> dict:
-    with open(schema_path()) as fh:
-        return yaml.safe_load(fh)
+    """The config schema as a dict (a fresh copy: callers may change it). Read once per process
+    and file version: one config check consults it several times."""
+    path = schema_path()
+    return copy.deepcopy(_read_schema(str(path), path.stat().st_mtime_ns))
 
 
 def _resolve(schema: dict, root: dict) -> dict:
@@ -109,6 +120,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         for sub in error.validator_value:
             if "enum" in sub:
                 kinds.append(" or ".join(repr(v) for v in sub["enum"]))
+            elif "minimum" in sub and "maximum" in sub:
+                kinds.append(f"{sub.get('type', 'value')} in [{sub['minimum']}, {sub['maximum']}]")
             else:
                 bound = f" >= {sub['minimum']}" if "minimum" in sub else ""
                 kinds.append(f"{sub.get('type', 'value')}{bound}")
@@ -165,10 +178,13 @@ def validate(config: dict, source: str = "config") -> dict:
 
 
 def check_semantics(config: dict, source: str = "config") -> None:
-    """Checks a JSON Schema cannot express: references between keys, class counts, methods."""
-    from .heads import HEADS
-
+    """Checks a JSON Schema cannot express: references between keys, class counts, and every
+    value a component would refuse, asked of the component's own declarations (a head's
+    parameter ranges in dmlbench.head_params, a dataset reader's options in dmlbench.datasets),
+    so that a value no job could run with stops here, before any job. Imports no torch."""
     datasets = config["datasets"]
+    _check_methods(config, source)
+    _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
         if name not in datasets:
@@ -198,13 +214,80 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_training_override(config["annex"]["training"], ["annex", "training"], schema, source)
     _check_annex(config, source)
     _check_worst_misses(config, source)
-    known = list(HEADS)
-    for method in config["methods"]:
+    _check_report_scorer(config, source)
+
+
+#: Keys of a method entry that the trainer reads (mixup), not the head.
+TRAINING_METHOD_KEYS = ("mixup", "mixup_alpha")
+
+
+def _check_methods(config: dict, source: str) -> None:
+    """Every head parameter of `methods` inside the range its head declares (head_params)."""
+    known = list(head_params.HEAD_PARAMS)
+    for method, params in config["methods"].items():
         if method not in known:
             raise ConfigError(
                 f"{source}: method '{method}' is not available in this version of dmlbench "
                 f"(available: {', '.join(known)}); remove it from `methods`"
             )
+        declared = head_params.HEAD_PARAMS[method]
+        for key, value in params.items():
+            if key in TRAINING_METHOD_KEYS:
+                continue
+            where = f"methods.{method}.{key}"
+            try:
+                head_params.check_value(method, key, value, where=where)
+            except ConfigError as exc:
+                param = declared.get(key)
+                hint = (f"; head '{method}' takes {key} in {param.interval()} (default {param.default}): give a "
+                        f"value in that range, or leave {where} out for the default") if param else ""
+                raise ConfigError(f"{source}: {exc}{hint}") from None
+
+
+def _check_dataset_options(config: dict, source: str) -> None:
+    """Each dataset's reader options as its reader checks them (datasets.check_options), and no
+    option its source does not read: `image_size` on cifar10 would be silently ignored."""
+    schema = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
+    reader_keys = {key for opts in dataset_sources.SOURCE_OPTIONS.values() for key in opts} | {"root"}
+    for name, entry in config["datasets"].items():
+        src = entry["source"]
+        reads = set(dataset_sources.SOURCE_OPTIONS[src]) | ({"root"} if src in dataset_sources.ROOT_SOURCES else set())
+        for key in sorted(reader_keys - reads):
+            # a schema default (filled in for every entry) is no choice of the user's
+            if key in entry and ("default" not in schema[key] or entry[key] != schema[key]["default"]):
+                readers = sorted(s for s, opts in dataset_sources.SOURCE_OPTIONS.items()
+                                 if key in opts or (key == "root" and s in dataset_sources.ROOT_SOURCES))
+                raise ConfigError(
+                    f"{source}: datasets.{name}.{key} is not read by source '{src}' (only by "
+                    f"{', '.join(readers)}), so it would be ignored; remove it, or use a source that reads it"
+                )
+        try:
+            dataset_sources.check_options(entry, where=f"datasets.{name}")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+
+def score_names(config: dict) -> list[str]:
+    """The scores (score columns) the score stage writes for this config, in its order: per
+    distance of `scoring.distances` the kNN scores `{distance}_k{k}` (integer k ascending, then
+    `all`), then `scoring.scorers`. Distances and scorers keep the schema's enum order, which
+    is the score stage's (scoring.DISTANCES, scorers.SCORERS; a test keeps them equal)."""
+    scoring = load_schema()["properties"]["scoring"]["properties"]
+    sc = config["scoring"]
+    ks = sorted(k for k in set(sc["k"]) if k != "all") + (["all"] if "all" in sc["k"] else [])
+    names = [f"{d}_k{k}" for d in scoring["distances"]["items"]["enum"] if d in sc["distances"] for k in ks]
+    return names + [s for s in scoring["scorers"]["items"]["enum"] if s in sc["scorers"]]
+
+
+def _check_report_scorer(config: dict, source: str) -> None:
+    """The report's scorer must be one the score stage computes: the figures are made from it."""
+    scorer, names = config["report"]["scorer"], score_names(config)
+    if scorer not in names:
+        raise ConfigError(
+            f"{source}: report.scorer '{scorer}' is not computed by this config, whose scores are "
+            f"{', '.join(names)} (scoring.distances x scoring.k, then scoring.scorers); set report.scorer "
+            f"to one of them, or add its distance, k or scorer under `scoring`"
+        )
 
 
 def _check_training_override(override: dict, where: list[str], schema: dict, source: str) -> None:

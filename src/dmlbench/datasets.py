@@ -16,6 +16,7 @@ names the file or folder and says what to do; invalid config values raise ``Conf
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -29,7 +30,7 @@ import numpy as np
 from dmlbench.errors import ConfigError, DatasetError
 from dmlbench.io import write_npz
 
-__all__ = ["Dataset", "SOURCES", "load_source", "save_npz", "load_npz"]
+__all__ = ["Dataset", "SOURCES", "SOURCE_OPTIONS", "check_options", "load_source", "save_npz", "load_npz"]
 
 
 @dataclass
@@ -90,21 +91,73 @@ def _root(spec: dict, default: str | None) -> Path:
     return Path(os.path.expanduser(str(root)))
 
 
-def _flag(spec: dict, key: str, default: bool) -> bool:
-    value = spec.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"dataset `{key}` must be true or false, got {value!r}")
-    return value
+#: The options each source reads (besides `source` and `root`), with the reader's default. A
+#: config entry's other keys (class_order, flip, training) are the pipeline's, not the reader's.
+SOURCE_OPTIONS: dict[str, dict[str, object]] = {
+    "cifar10": {"download": False},
+    "mnist": {"download": False},
+    "fashion_mnist": {"download": False},
+    "digits": {"image_size": 16, "test_fraction": 0.3, "split_seed": 0},
+    "folder": {"image_size": None, "channels": None},
+}
+#: Sources that read files under `root` (the others ship with a package).
+ROOT_SOURCES = ("cifar10", "mnist", "fashion_mnist", "folder")
+#: The smallest image side: the small CNN halves the side twice (4 -> 2 -> 1; 3 would reach 0).
+MIN_IMAGE_SIZE = 4
+#: scikit-learn's digits: images per class "0".."9" (1797 in all), for the split check below.
+DIGITS_CLASS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
 
-def _positive_int(spec: dict, key: str, default: int | None) -> int | None:
-    value = spec.get(key, default)
-    if value is None:
-        return None
+def digits_split_sizes(test_fraction: float) -> tuple[int, int]:
+    """(train, test) images of the digits split with this test share, as scikit-learn's
+    train_test_split counts them: test = ceil(test_fraction * 1797), train = the rest."""
+    n = sum(DIGITS_CLASS_COUNTS)
+    n_test = math.ceil(test_fraction * n)
+    return n - n_test, n_test
+
+
+def check_options(spec: dict, where: str | None = None) -> dict:
+    """The reader options of ``spec`` (a config's dataset entry), checked as its source's reader
+    checks them, with the reader's defaults filled in (``SOURCE_OPTIONS``). Needs no data and no
+    torch: the config check calls it for every dataset before any job, the readers before reading.
+
+    ``where`` names the entry in messages (``datasets.digits`` -> ``datasets.digits.test_fraction``);
+    by default ``digits `test_fraction```. Raises ConfigError naming the option and what to do.
+    """
+    source = spec.get("source")
+    if source not in SOURCE_OPTIONS:
+        raise DatasetError(f"unknown dataset source {source!r}; known sources: {', '.join(sorted(SOURCES))}")
+
+    def name(key: str) -> str:
+        return f"{where}.{key}" if where else f"{source} `{key}`"
+
+    opts = {key: spec.get(key, default) for key, default in SOURCE_OPTIONS[source].items()}
+    if "download" in opts and not isinstance(opts["download"], bool):
+        raise ConfigError(f"{name('download')} must be true or false, got {opts['download']!r}")
+    size = opts.get("image_size")
     # bool is an int subclass; `image_size: true` is a typo, not 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"dataset `{key}` must be a positive integer, got {value!r}")
-    return value
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE):
+        raise ConfigError(f"{name('image_size')} must be an integer >= {MIN_IMAGE_SIZE} (pixels per side; the "
+                          f"small CNN halves it twice), got {size!r}")
+    channels = opts.get("channels")
+    if channels not in (None, 1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"{name('channels')} must be 1 (grey) or 3 (RGB), got {channels!r}")
+    if source == "digits":
+        frac, seed = opts["test_fraction"], opts["split_seed"]
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+            raise ConfigError(f"{name('test_fraction')} must be a number strictly between 0 and 1, got {frac!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"{name('split_seed')} must be an integer, got {seed!r}")
+        n_train, n_test = digits_split_sizes(frac)
+        n_classes, n = len(DIGITS_CLASS_COUNTS), sum(DIGITS_CLASS_COUNTS)
+        if min(n_train, n_test) < n_classes:
+            side = "test" if n_test < n_classes else "train"
+            raise ConfigError(
+                f"{name('test_fraction')} {frac} leaves {min(n_train, n_test)} {side} images of the {n} digits, "
+                f"fewer than their {n_classes} classes: the stratified split needs every class on both sides; "
+                f"use a test_fraction above {(n_classes - 1) / n:.4f} and at most {(n - n_classes) / n:.4f}"
+            )
+    return opts
 
 
 def _download_failed(name: str, root: Path, exc: BaseException, manual: str) -> DatasetError:
@@ -223,7 +276,7 @@ def _find_cifar(root: Path) -> tuple[Path | None, list[tuple[Path, list[str]]]]:
 def _load_cifar10(spec: dict) -> Dataset:
     """CIFAR-10: 50000 train / 10000 test images, (N, 32, 32, 3) uint8, 10 classes."""
     root = _root(spec, "data/cifar10")
-    download = _flag(spec, "download", False)
+    download = check_options(spec)["download"]
     folder, looked = _find_cifar(root)
     manual = (
         f"place the official 'CIFAR-10 python version' files ({', '.join(_CIFAR_FILES)}) "
@@ -352,7 +405,7 @@ def _load_idx_source(
 ) -> Dataset:
     """Shared reader for the idx sources; ``tv_name`` is torchvision's class (and folder) name."""
     root = _root(spec, default_root)
-    download = _flag(spec, "download", False)
+    download = check_options(spec)["download"]
     files = _find_idx(root, tv_name)
     manual = (
         f"place the official files ({', '.join(_IDX_NAMES.values())}, plain or .gz) in "
@@ -420,13 +473,8 @@ def _load_digits(spec: dict) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    size = _positive_int(spec, "image_size", 16)
-    frac = spec.get("test_fraction", 0.3)
-    seed = spec.get("split_seed", 0)
-    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
-        raise ConfigError(f"digits `test_fraction` must be a number strictly between 0 and 1, got {frac!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"digits `split_seed` must be an integer, got {seed!r}")
+    opts = check_options(spec)
+    size, frac, seed = opts["image_size"], opts["test_fraction"], opts["split_seed"]
 
     digits = load_digits()
     # scale before interpolating so rounding happens once, on the final 0..255 values
@@ -491,10 +539,8 @@ def _load_folder(spec: dict) -> Dataset:
     from PIL import Image
 
     root = _root(spec, None)
-    size = _positive_int(spec, "image_size", None)
-    channels = spec.get("channels")
-    if channels not in (None, 1, 3) or isinstance(channels, bool):
-        raise ConfigError(f"folder `channels` must be 1 or 3, got {channels!r}")
+    opts = check_options(spec)
+    size, channels = opts["image_size"], opts["channels"]
     layout = f"expected {root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
     for split in ("train", "test"):
         if not (root / split).is_dir():

@@ -127,6 +127,15 @@ CONFIG_CASES = {
     "missing required key": (_delete("conditions.0.n_anomaly"), ["conditions.0.n_anomaly", "required"]),
     "unknown key": (_set("training.momentum", 0.9), ["training.momentum", "allowed keys here: batch_size"]),
     "folder dataset without root": (_set("datasets.digits", {"source": "folder"}), ["datasets.digits.root"]),
+    # values a component would refuse in every job: asked of its declared ranges (docs/config.md)
+    "head parameter out of its range": (_set("methods.arcface.margin", 4.0),
+                                        ["methods.arcface.margin must be < 3.14159 (pi)", "[0, pi)"]),
+    "digits split impossible": (_set("datasets.digits.test_fraction", 0.001),
+                                ["datasets.digits.test_fraction 0.001", "stratified split", "use a test_fraction"]),
+    "option the source ignores": (_set("datasets.digits.channels", 3),
+                                  ["datasets.digits.channels is not read by source 'digits'", "remove it"]),
+    "report scorer not computed": (_set("report.scorer", "cosine_k7"),
+                                   ["report.scorer 'cosine_k7'", "cosine_k1, cosine_k5", "set report.scorer"]),
 }
 
 

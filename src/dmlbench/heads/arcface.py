@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .base import CosineMarginHead, number
+from ..head_params import defaults
+from .base import CosineMarginHead
 
 SIN_EPS = 1e-12  # sin θ = sqrt(max(1 - cos²θ, eps)): finite gradients at θ = 0, π
 
@@ -25,13 +26,7 @@ class ArcFaceHead(CosineMarginHead):
     """
 
     NAME = "arcface"
-    PARAMS = {"scale": 30.0, "margin": 0.5}
-
-    @classmethod
-    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        return {"scale": number(cls.NAME, "scale", p["scale"], low=0, low_open=True),
-                "margin": number(cls.NAME, "margin", p["margin"], low=0,
-                                 high=math.pi, high_open=True)}
+    PARAMS = defaults(NAME)
 
     def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
         super().__init__(in_features, n_classes, **params)

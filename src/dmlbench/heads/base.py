@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import math
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import head_params
 from ..errors import ConfigError
+from ..head_params import Param
 
 _AUTOCAST_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
 _REDUCTIONS = ("mean", "sum", "none")
@@ -67,28 +68,18 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def number(method: str, key: str, value: Any, *, low: float | None = None,
            high: float | None = None, low_open: bool = False,
            high_open: bool = False, integer: bool = False) -> float | int:
-    """Check one numeric head parameter; raise ConfigError naming it otherwise."""
-    where = f"head {method!r} parameter {key!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where} must be finite, got {value!r}")
-    if integer:
-        if float(value) != int(value):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return value
+    """Check one numeric value of a head outside its declared parameters (``in_features``,
+    ``n_classes``); raise ConfigError naming it otherwise. The parameters themselves are
+    declared in dmlbench.head_params."""
+    param = Param(0, low=low, high=high, low_open=low_open, high_open=high_open, integer=integer)
+    return head_params.number(f"head {method!r} parameter {key!r}", value, param)
 
 
 class Head(nn.Module, metaclass=abc.ABCMeta):
-    """Base class: subclasses set ``NAME``, ``PARAMS`` (name -> default) and
-    implement ``_validate``, ``_per_sample_loss`` and ``margin_logits``.
+    """Base class: subclasses set ``NAME`` and ``PARAMS`` (name -> default) and implement
+    ``_per_sample_loss`` and ``margin_logits``. A head of dmlbench declares its parameters'
+    defaults and ranges in dmlbench.head_params (``PARAMS = head_params.defaults(NAME)``),
+    which ``_validate`` checks; a head declared elsewhere overrides ``_validate``.
 
     Hooks for training state: ``_pre_step()`` runs before the loss is computed
     and ``_post_step(x, labels)`` after it (with detached float32 embeddings),
@@ -120,7 +111,11 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
 
     @classmethod
     def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        return p
+        """Every parameter checked against its declaration in dmlbench.head_params (the ranges
+        the config check refuses values with, too)."""
+        if cls.NAME not in head_params.HEAD_PARAMS:
+            return p
+        return {key: head_params.check_value(cls.NAME, key, value) for key, value in p.items()}
 
     # ---- the API
     @abc.abstractmethod

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .base import LinearSoftmaxHead, number
+from ..head_params import defaults
+from .base import LinearSoftmaxHead
 
 
 class CenterLossHead(LinearSoftmaxHead):
@@ -31,16 +32,12 @@ class CenterLossHead(LinearSoftmaxHead):
     centre towards its class mean within a few steps.
 
     Parameters: ``weight`` (the paper's λ, float >= 0, default 0.003) and
-    ``alpha`` (centre learning rate, 0 <= alpha <= 1, default 0.5).
+    ``alpha`` (centre learning rate, 0 < alpha <= 1, default 0.5; dmlbench.head_params
+    declares both).
     """
 
     NAME = "centerloss"
-    PARAMS = {"weight": 0.003, "alpha": 0.5}
-
-    @classmethod
-    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        return {"weight": number(cls.NAME, "weight", p["weight"], low=0),
-                "alpha": number(cls.NAME, "alpha", p["alpha"], low=0, high=1)}
+    PARAMS = defaults(NAME)
 
     def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
         super().__init__(in_features, n_classes, **params)

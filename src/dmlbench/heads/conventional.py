@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..head_params import defaults
 from .base import LinearSoftmaxHead
 
 
@@ -13,4 +14,4 @@ class ConventionalHead(LinearSoftmaxHead):
     """
 
     NAME = "conventional"
-    PARAMS = {}
+    PARAMS = defaults(NAME)

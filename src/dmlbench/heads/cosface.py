@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from .base import CosineMarginHead, number
+from ..head_params import defaults
+from .base import CosineMarginHead
 
 
 class CosFaceHead(CosineMarginHead):
@@ -17,12 +18,7 @@ class CosFaceHead(CosineMarginHead):
     """
 
     NAME = "cosface"
-    PARAMS = {"scale": 30.0, "margin": 0.4}
-
-    @classmethod
-    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        return {"scale": number(cls.NAME, "scale", p["scale"], low=0, low_open=True),
-                "margin": number(cls.NAME, "margin", p["margin"], low=0)}
+    PARAMS = defaults(NAME)
 
     def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
         super().__init__(in_features, n_classes, **params)

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import LinearSoftmaxHead, number
+from ..head_params import defaults
+from .base import LinearSoftmaxHead
 
 
 class L2SoftmaxHead(LinearSoftmaxHead):
@@ -21,11 +22,7 @@ class L2SoftmaxHead(LinearSoftmaxHead):
     """
 
     NAME = "l2softmax"
-    PARAMS = {"alpha": 16.0}
-
-    @classmethod
-    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        return {"alpha": number(cls.NAME, "alpha", p["alpha"], low=0, low_open=True)}
+    PARAMS = defaults(NAME)
 
     def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
         super().__init__(in_features, n_classes, **params)

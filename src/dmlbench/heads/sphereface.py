@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .base import CosineMarginHead, number
+from ..head_params import defaults
+from .base import CosineMarginHead
 
 
 class SphereFaceHead(CosineMarginHead):
@@ -26,14 +27,7 @@ class SphereFaceHead(CosineMarginHead):
     """
 
     NAME = "sphereface"
-    PARAMS = {"margin": 4, "base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0}
-
-    @classmethod
-    def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        out = {"margin": number(cls.NAME, "margin", p["margin"], low=1, integer=True)}
-        for key in ("base", "gamma", "power", "lambda_min"):
-            out[key] = number(cls.NAME, key, p[key], low=0)
-        return out
+    PARAMS = defaults(NAME)
 
     def __init__(self, in_features: int, n_classes: int, **params: Any) -> None:
         super().__init__(in_features, n_classes, **params)

@@ -1,0 +1,144 @@
+"""The heads' parameters: defaults and ranges, declared once and without torch.
+
+The head classes (dmlbench.heads) resolve and check their parameters with these declarations,
+and the config check (dmlbench.config) refuses a `methods.<name>.<parameter>` out of range with
+them, before any job: the workflow parses its config with dmlbench.config, which must not import
+torch (dmlbench.heads does), so the declarations live here, outside that package.
+
+A range is a closed or open bound on each side, e.g. ArcFace's margin m in [0, pi): m = pi
+would put every target angle past pi, where cos(theta + m) no longer decreases. docs/config.md
+says where every other range of the config comes from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Param", "HEAD_PARAMS", "defaults", "number", "resolve", "check_value"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One numeric parameter: its default and its range.
+
+    ``low``/``high`` are the bounds (None = unbounded), ``low_open``/``high_open`` make them
+    strict; ``integer`` takes integral values only; ``high_name`` names a bound that is a
+    constant (``"pi"``) in messages."""
+
+    default: float | int
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    high_name: str | None = None
+
+    def interval(self) -> str:
+        """The range in interval notation, e.g. ``[0, pi)``, ``(0, inf)``, ``integer in [1, inf)``."""
+        low = "-inf" if self.low is None else _fmt(self.low)
+        high = "inf" if self.high is None else (self.high_name or _fmt(self.high))
+        left = "(" if self.low is None or self.low_open else "["
+        right = ")" if self.high is None or self.high_open else "]"
+        return f"{'integer in ' if self.integer else ''}{left}{low}, {high}{right}"
+
+    def contains(self, value: float) -> bool:
+        """Is the (finite) number ``value`` inside the range?"""
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+#: head name -> parameter name -> declaration. The defaults are the papers' (docs/methods.md).
+HEAD_PARAMS: dict[str, dict[str, Param]] = {
+    "conventional": {},
+    "l2softmax": {
+        "alpha": Param(16.0, low=0, low_open=True),  # the radius of the hypersphere
+    },
+    "arcface": {
+        "scale": Param(30.0, low=0, low_open=True),
+        # m = pi (and beyond) leaves no angle where cos(theta + m) decreases in theta
+        "margin": Param(0.5, low=0, high=math.pi, high_open=True, high_name="pi"),
+    },
+    "cosface": {
+        "scale": Param(30.0, low=0, low_open=True),
+        "margin": Param(0.4, low=0),
+    },
+    "sphereface": {
+        "margin": Param(4, low=1, integer=True),  # cos(m theta) as a Chebyshev polynomial of degree m
+        "base": Param(1000.0, low=0),
+        "gamma": Param(0.12, low=0),
+        "power": Param(1.0, low=0),
+        "lambda_min": Param(5.0, low=0),
+    },
+    "centerloss": {
+        "weight": Param(0.003, low=0),
+        # alpha = 0 would keep the centres at their zero start: the centre term would only pull
+        # every embedding to the origin
+        "alpha": Param(0.5, low=0, low_open=True, high=1),
+    },
+}
+
+
+def defaults(head: str) -> dict[str, Any]:
+    """Parameter name -> default of the head ``head`` (what ``Head.PARAMS`` holds)."""
+    return {name: p.default for name, p in HEAD_PARAMS[head].items()}
+
+
+def number(where: str, value: Any, param: Param) -> float | int:
+    """``value`` checked against ``param``: a finite number in its range, returned as int
+    (``param.integer``) or float. ConfigError ``"<where> must be ..., got <value>"`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    if param.integer:
+        if float(value) != int(value):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if not param.contains(value):
+        if param.low is not None and (value < param.low or (param.low_open and value == param.low)):
+            bound = f"{'>' if param.low_open else '>='} {_fmt(param.low)}"
+        else:
+            name = f" ({param.high_name})" if param.high_name else ""
+            bound = f"{'<' if param.high_open else '<='} {param.high:.6g}{name}"
+        raise ConfigError(f"{where} must be {bound}, got {value!r}")
+    return value
+
+
+def _declared(head: str) -> dict[str, Param]:
+    try:
+        return HEAD_PARAMS[head]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown head method {head!r}; known methods: {', '.join(sorted(HEAD_PARAMS))}") from None
+
+
+def check_value(head: str, key: str, value: Any, where: str | None = None) -> float | int:
+    """One parameter of ``head`` checked against its declaration; ``where`` names it in the
+    message (default: ``head 'arcface' parameter 'margin'``, the head's own wording)."""
+    declared = _declared(head)
+    if key not in declared:
+        allowed = ", ".join(sorted(declared)) or "(none)"
+        raise ConfigError(f"unknown parameter {key!r} for head {head!r}; allowed parameters: {allowed}")
+    return number(where or f"head {head!r} parameter {key!r}", value, declared[key])
+
+
+def resolve(head: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of ``head`` updated with ``params``, every value checked (ConfigError naming
+    the head and the parameter for an unknown key or a bad value)."""
+    declared = _declared(head)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        allowed = ", ".join(sorted(declared)) or "(none)"
+        raise ConfigError(f"unknown parameter {unknown[0]!r} for head {head!r}; allowed parameters: {allowed}")
+    merged = {**defaults(head), **params}
+    return {key: check_value(head, key, merged[key]) for key in declared}
