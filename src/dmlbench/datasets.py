@@ -476,20 +476,9 @@ def _to_mode(im, mode: str):
     return im if im.mode == mode else im.convert(mode)
 
 
-def _load_folder(spec: dict) -> Dataset:
-    """Images from ``root/{train,test}/<class>/*.png|jpg|jpeg`` as (N, H, W, C) uint8.
-
-    Classes are the sorted train folder names. ``image_size`` (optional): bilinear resize to
-    s x s; without it all images must share one size. ``channels`` (optional, 1 or 3): default
-    1 if the first image is grey, else 3.
-    """
-    from PIL import Image
-
-    root = _root(spec, None)
-    size = _positive_int(spec, "image_size", None)
-    channels = spec.get("channels")
-    if channels not in (None, 1, 3) or isinstance(channels, bool):
-        raise ConfigError(f"folder `channels` must be 1 or 3, got {channels!r}")
+def _folder_classes(root: Path) -> list[str]:
+    """The sorted class folders of ``root/train``, checked: ``root/train`` and ``root/test`` exist
+    and have the same class folders."""
     layout = f"expected {root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
     for split in ("train", "test"):
         if not (root / split).is_dir():
@@ -507,6 +496,24 @@ def _load_folder(spec: dict) -> Dataset:
         raise DatasetError(
             f"folder dataset: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
         )
+    return classes
+
+
+def _load_folder(spec: dict) -> Dataset:
+    """Images from ``root/{train,test}/<class>/*.png|jpg|jpeg`` as (N, H, W, C) uint8.
+
+    Classes are the sorted train folder names. ``image_size`` (optional): bilinear resize to
+    s x s; without it all images must share one size. ``channels`` (optional, 1 or 3): default
+    1 if the first image is grey, else 3.
+    """
+    from PIL import Image
+
+    root = _root(spec, None)
+    size = _positive_int(spec, "image_size", None)
+    channels = spec.get("channels")
+    if channels not in (None, 1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"folder `channels` must be 1 or 3, got {channels!r}")
+    classes = _folder_classes(root)
     splits = {}
     for split in ("train", "test"):
         items = []

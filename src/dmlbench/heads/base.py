@@ -144,20 +144,27 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
     def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
         pass
 
-    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
-             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
-        """The method's loss (float32).  ``update=False`` computes it without
-        advancing training state even in training mode."""
-        step = self.training and update
-        labels = labels.long()
+    def _step(self, embeddings: torch.Tensor, labels: torch.Tensor, per_sample_loss, step: bool) -> torch.Tensor:
+        """The sequence shared by :meth:`loss` and :meth:`mixup_loss`: ``_pre_step()`` (when
+        ``step``), ``per_sample_loss(x)`` [B] on float32 embeddings ``x`` with autocast off, then
+        ``_post_step(x, labels)`` under no_grad with the detached ``x`` (when ``step``)."""
         if step:
             self._pre_step()
         with fp32(embeddings):
             x = embeddings.float()
-            per_sample = self._per_sample_loss(x, labels)
+            per_sample = per_sample_loss(x)
             if step:
                 with torch.no_grad():
                     self._post_step(x.detach(), labels)
+        return per_sample
+
+    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
+             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
+        """The method's loss (float32).  ``update=False`` computes it without
+        advancing training state even in training mode."""
+        labels = labels.long()
+        per_sample = self._step(embeddings, labels, lambda x: self._per_sample_loss(x, labels),
+                                self.training and update)
         return reduce_loss(per_sample, reduction)
 
     def mixup_loss(self, embeddings: torch.Tensor, labels_a: torch.Tensor,
@@ -169,20 +176,13 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         call (not twice); CenterLoss updates its centres with ``labels_a``, so
         pass the dominant label first (fastai's MixUp does: lam >= 0.5).
         """
-        step = self.training
         labels_a, labels_b = labels_a.long(), labels_b.long()
-        if step:
-            self._pre_step()
-        with fp32(embeddings):
-            x = embeddings.float()
-            if isinstance(lam, torch.Tensor):
-                lam = lam.float().to(x.device)
-            per_sample = (lam * self._per_sample_loss(x, labels_a)
-                          + (1 - lam) * self._per_sample_loss(x, labels_b))
-            if step:
-                with torch.no_grad():
-                    self._post_step(x.detach(), labels_a)
-        return reduce_loss(per_sample, reduction)
+
+        def mixed(x: torch.Tensor) -> torch.Tensor:
+            w = lam.float().to(x.device) if isinstance(lam, torch.Tensor) else lam
+            return w * self._per_sample_loss(x, labels_a) + (1 - w) * self._per_sample_loss(x, labels_b)
+
+        return reduce_loss(self._step(embeddings, labels_a, mixed, self.training), reduction)
 
     def extra_repr(self) -> str:
         ps = ", ".join(f"{k}={v}" for k, v in self.hparams.items())
