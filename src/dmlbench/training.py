@@ -33,8 +33,9 @@ Per job it writes (DESIGN section 4), each file atomically:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
                   (keys and dtypes: dmlbench.embeddings_file)
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, precision, compilation, git commit, wall time,
-                  per-case classes
+  run.json        the spec, versions, device, precision, compilation, wall time, per-case
+                  classes, and the code: git commit, dirty flag, package source hash
+                  (dmlbench.provenance)
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from __future__ import annotations
 import logging
 import math
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -58,6 +58,7 @@ from .heads import build_head
 from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
 from .models import EmbeddingNet, build_backbone
+from .provenance import code_provenance
 from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
@@ -289,15 +290,6 @@ def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.n
         embs.append(e)
         logits.append(model.head.logits(e).float())
     return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy()
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def versions() -> dict:
@@ -568,7 +560,7 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
     write_json(out / "run.json", {
         "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
-        "device": device_name(dev), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
         "precision": trainer.precision, "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
         "wall_seconds": time.perf_counter() - t_start,
