@@ -152,12 +152,14 @@ def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchma
 
 
 RUNS_COLUMNS = KEYS + ["device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench",
-                       "git_commit", "epochs", "batch_size", "lr", "wall_seconds"]
+                       "git_commit", "git_dirty", "code_hash", "epochs", "batch_size", "lr", "wall_seconds"]
 
 
 def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
     """Provenance per train job from its run.json (results/runs/.../run.json): device, threads,
-    precision, package versions, git commit, recipe and wall time."""
+    precision, package versions, the code (git commit, dirty flag, package source hash; missing
+    in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe and
+    wall time."""
     rows = []
     for path in sorted(map(Path, run_paths)):
         try:
@@ -169,10 +171,11 @@ def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
         rows.append({**keys_from_path(path), "device": str(run.get("device", "")), "threads": run.get("threads"),
                      "precision": str(run.get("precision", "fp32")), "compiled": bool(run.get("compiled", False)),
                      **{k: str(versions.get(k, "")) for k in ("python", "torch", "fastai", "dmlbench")},
-                     "git_commit": str(run.get("git_commit") or ""), "epochs": training.get("epochs"),
+                     "git_commit": str(run.get("git_commit") or ""), "git_dirty": run.get("git_dirty"),
+                     "code_hash": str(run.get("code_hash") or ""), "epochs": training.get("epochs"),
                      "batch_size": training.get("batch_size"), "lr": training.get("lr"),
                      "wall_seconds": float(run.get("wall_seconds", np.nan))})
     df = pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(
-        {"n_anomaly": "int64", "seed": "int64", "threads": "Int64", "epochs": "Int64", "batch_size": "Int64",
-         "lr": "float64", "wall_seconds": "float64"})
+        {"n_anomaly": "int64", "seed": "int64", "threads": "Int64", "git_dirty": "boolean", "epochs": "Int64",
+         "batch_size": "Int64", "lr": "float64", "wall_seconds": "float64"})
     return _sorted(df, KEYS) if len(df) else df

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .embeddings_file import case_key
 from .errors import DmlbenchError
 from .runs import keys_from_path
 
@@ -27,8 +28,8 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise DmlbenchError(f"{run_dir} is not a closed-set run (n_anomaly {keys['n_anomaly']}, expected a0)")
     try:
         with np.load(run_dir / "embeddings.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in ("test_labels", "classes", "case0_test", "case0_test_logits",
-                                          "case0_normal_classes")}
+            arrays = {k: npz[k] for k in ("test_labels", "classes", case_key(0, "test"), case_key(0, "test_logits"),
+                                          case_key(0, "normal_classes"))}
     except (OSError, KeyError, ValueError) as exc:
         raise DmlbenchError(f"{run_dir}/embeddings.npz is missing or damaged ({exc}); delete the run folder "
                             "and rerun `dmlbench train`") from None
@@ -72,13 +73,13 @@ def closed_set_tables(run_dirs: list[str | Path], points: int = 2000, perplexity
         keys, a = _load(run_dir)
         classes = [str(c) for c in a["classes"]]
         labels = a["test_labels"].astype(np.int64)
-        predicted = a["case0_normal_classes"][a["case0_test_logits"].argmax(axis=1)]
+        predicted = a[case_key(0, "normal_classes")][a[case_key(0, "test_logits")].argmax(axis=1)]
         run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
         rows.append({"dataset": keys["dataset"], "method": keys["method"], "seed": keys["seed"],
                      "n_test": len(labels), "accuracy": float((predicted == labels).mean()),
                      "epochs": int(run.get("spec", {}).get("training", {}).get("epochs", -1))})
         idx = stratified_sample(labels, points, keys["seed"])
-        xy = tsne_coordinates(a["case0_test"][idx], perplexity, keys["seed"])
+        xy = tsne_coordinates(a[case_key(0, "test")][idx], perplexity, keys["seed"])
         tsne_parts.append(pd.DataFrame({
             "dataset": keys["dataset"], "method": keys["method"], "seed": keys["seed"], "test_index": idx,
             "label": labels[idx], "class_name": [classes[c] for c in labels[idx]],

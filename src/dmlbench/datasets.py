@@ -528,19 +528,9 @@ def _to_mode(im, mode: str):
     return im if im.mode == mode else im.convert(mode)
 
 
-def _load_folder(spec: dict) -> Dataset:
-    """Images from ``root/{train,test}/<class>/*.png|jpg|jpeg`` as (N, H, W, C) uint8.
-
-    Classes are the sorted train folder names. ``image_size`` (optional): bilinear resize to
-    s x s; without it all images must share one size. ``channels`` (optional, 1 or 3): default
-    1 if every image is grey, else 3 (grey images are then converted to RGB, and the count is in
-    ``Dataset.notes``).
-    """
-    from PIL import Image
-
-    root = _root(spec, None)
-    opts = check_options(spec)
-    size, channels = opts["image_size"], opts["channels"]
+def _folder_classes(root: Path) -> list[str]:
+    """The sorted class folders of ``root/train``, checked: ``root/train`` and ``root/test`` exist
+    and have the same class folders."""
     layout = f"expected {root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
     for split in ("train", "test"):
         if not (root / split).is_dir():
@@ -558,6 +548,23 @@ def _load_folder(spec: dict) -> Dataset:
         raise DatasetError(
             f"folder dataset: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
         )
+    return classes
+
+
+def _load_folder(spec: dict) -> Dataset:
+    """Images from ``root/{train,test}/<class>/*.png|jpg|jpeg`` as (N, H, W, C) uint8.
+
+    Classes are the sorted train folder names. ``image_size`` (optional): bilinear resize to
+    s x s; without it all images must share one size. ``channels`` (optional, 1 or 3): default
+    1 if every image is grey, else 3 (grey images are then converted to RGB, and the count is in
+    ``Dataset.notes``).
+    """
+    from PIL import Image
+
+    root = _root(spec, None)
+    opts = check_options(spec)
+    size, channels = opts["image_size"], opts["channels"]
+    classes = _folder_classes(root)
     splits = {}
     for split in ("train", "test"):
         items = []

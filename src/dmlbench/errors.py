@@ -15,3 +15,8 @@ class DatasetError(DmlbenchError):
 
 class TrainingError(DmlbenchError):
     """Training failed in a way the user must act on (e.g. a NaN or infinite loss)."""
+
+
+class HeadInputError(DmlbenchError, ValueError):
+    """A head was given embeddings or labels of the wrong shape, dtype or class range (a bug in
+    the code calling the head, named in the message, rather than a bad config value)."""

@@ -1,4 +1,7 @@
-"""Reading the train stage's contracts and scoring them (the score stage)."""
+"""Reading the train stage's contracts and scoring them (the score stage).
+
+embeddings.npz keys are named through dmlbench.embeddings_file, which the writer uses too.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .embeddings_file import case_key
 from .errors import DmlbenchError
 from .scorers import (DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, SCORERS, ScorerUnavailable, lof_scores,
                       mahalanobis_scores, maxlogit_scores, msp_scores)
@@ -61,14 +65,14 @@ def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) ->
         if name not in wanted:
             continue
         if name == "mahalanobis":
-            missing = [k for k in cases if f"case{k}_reference_labels" not in arrays]
+            missing = [k for k in cases if case_key(k, "reference_labels") not in arrays]
             if missing:
                 log.warning("mahalanobis scorer skipped: embeddings.npz has no case{k}_reference_labels "
                             "(written by newer versions of `dmlbench train`; retrain to get it)")
                 continue
         if name == "lof":
             n_neighbors = spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS)
-            smallest = min(len(arrays[f"case{k}_reference"]) for k in cases)
+            smallest = min(len(arrays[case_key(k, "reference")]) for k in cases)
             if smallest <= n_neighbors:
                 log.warning("lof scorer skipped: a case has only %d reference images, LOF needs more than "
                             "n_neighbors=%d", smallest, n_neighbors)
@@ -80,15 +84,15 @@ def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) ->
 def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -> np.ndarray:
     """Scores of the scorer ``name`` (one of :data:`SCORERS`) for case ``k`` of a run's arrays."""
     if name == "mahalanobis":
-        return mahalanobis_scores(arrays[f"case{k}_test"], arrays[f"case{k}_reference"],
-                                  arrays[f"case{k}_reference_labels"],
+        return mahalanobis_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
+                                  arrays[case_key(k, "reference_labels")],
                                   shrinkage=spec.get("mahalanobis_shrinkage", DEFAULT_SHRINKAGE))
     if name == "msp":
-        return msp_scores(arrays[f"case{k}_test_logits"])
+        return msp_scores(arrays[case_key(k, "test_logits")])
     if name == "maxlogit":
-        return maxlogit_scores(arrays[f"case{k}_test_logits"])
+        return maxlogit_scores(arrays[case_key(k, "test_logits")])
     if name == "lof":
-        return lof_scores(arrays[f"case{k}_test"], arrays[f"case{k}_reference"],
+        return lof_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
                           n_neighbors=spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS))
     raise DmlbenchError(f"unknown scorer {name!r}")
 
@@ -110,9 +114,9 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
     frames = []
     for info in meta["cases"]:
         k = info["case"]
-        normals = arrays[f"case{k}_normal_classes"]
-        ref_index = arrays[f"case{k}_reference_index"]
-        scores = knn_scores(arrays[f"case{k}_test"], arrays[f"case{k}_reference"],
+        normals = arrays[case_key(k, "normal_classes")]
+        ref_index = arrays[case_key(k, "reference_index")]
+        scores = knn_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
                             distances=spec["distances"], ks=spec["k"])
         frame = {
             "case": np.full(len(labels), k, dtype=np.int64),
@@ -120,7 +124,7 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
             "label": labels.astype(np.int64),
             "class_name": classes[labels],
             "is_anomaly": ~np.isin(labels, normals),
-            "head_pred": normals[arrays[f"case{k}_test_logits"].argmax(axis=1)].astype(np.int64),
+            "head_pred": normals[arrays[case_key(k, "test_logits")].argmax(axis=1)].astype(np.int64),
         }
         # score columns first (kNN, then the other scorers), then the nearest-reference indices
         for name, values in scores.items():

@@ -172,6 +172,190 @@ def _smallest(w: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 
+def _checked_inputs(test, reference, distances, ks, chunk_size, ref_chunk_size, device):
+    """knn_scores's arguments checked and normalised: (distances, ks, test rows per block,
+    reference rows per block, test tensor, reference tensor), both tensors on ``device``."""
+    dists = _normalise_distances(distances)
+    kls = _normalise_ks(ks)
+    chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
+    ref_chunk_size = _positive_int_or_none(ref_chunk_size, "ref_chunk_size")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {device!r}: {exc}") from None
+
+    test_t = _as_tensor(test, "test", device)
+    ref_t = _as_tensor(reference, "reference", device)
+    n_test, dim = test_t.shape
+    n_ref = ref_t.shape[0]
+    if ref_t.shape[1] != dim:
+        raise ConfigError(
+            f"dimension mismatch: test has {dim} columns, reference has {ref_t.shape[1]}")
+    too_big = [k for k in kls if k != "all" and k > n_ref]
+    if too_big:
+        raise ConfigError(
+            f"k={too_big[0]} is larger than the reference set ({n_ref} rows): "
+            f"use k <= {n_ref} or 'all'")
+    rcs = min(n_ref, ref_chunk_size or DEFAULT_REF_CHUNK)
+    cs = min(n_test, chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // rcs))
+    return dists, kls, cs, rcs, test_t, ref_t
+
+
+class _Reference:
+    """The reference side of every block product, prepared once.
+
+    ``mat`` [n_ref, D] float32: ``-b_hat = -b / max(|b|, eps)`` when cosine is asked for (its
+    product with a test row is the cosine key ``-|a| cos(a, b)`` as it comes out of the matmul,
+    and ``a.b = -G * max(|b|, eps)`` gives the Euclidean key with one fused pass, addcmul), else
+    ``b``; ``nb2`` [n_ref] ``|b|^2``; ``two_scale_b`` [n_ref] ``2 max(|b|, eps)`` (cosine only);
+    ``mean_b_hat`` [D] float64, the mean unit vector (cosine with ``"all"`` only).
+    """
+
+    def __init__(self, ref_t: torch.Tensor, dists: list[str], want_all: bool):
+        ref = ref_t.to(torch.float32)
+        self.n = ref.shape[0]
+        self.nb2 = (ref * ref).sum(dim=1)                                # [n_ref]  |b|^2
+        self.with_cosine = "cosine" in dists
+        self.two_scale_b = self.mean_b_hat = None
+        if self.with_cosine:
+            scale_b = self.nb2.sqrt().clamp_min(EPS)                     # [n_ref] max(|b|, eps)
+            self.mat = (ref / (-scale_b)[:, None]).contiguous()          # [n_ref, D] -b_hat
+            self.two_scale_b = 2.0 * scale_b
+            if want_all:
+                # mean of the unit vectors: exact shortcut mean_b(1 - a_hat.b_hat) = 1 - a_hat.mean(b_hat)
+                self.mean_b_hat = -self.mat.sum(dim=0, dtype=torch.float64) / self.n
+        else:
+            self.mat = ref.contiguous()
+
+    def euclidean_key_(self, g: torch.Tensor, j0: int, j1: int) -> None:
+        """Turn a block ``g`` of products with ``mat[j0:j1]`` into the Euclidean key
+        ``|b|^2 - 2 a.b``, in place."""
+        if self.with_cosine:
+            torch.addcmul(self.nb2[j0:j1], g, self.two_scale_b[j0:j1], out=g)
+        else:
+            torch.add(self.nb2[j0:j1], g, alpha=-2.0, out=g)
+
+
+class _RunningNearest:
+    """One distance's running result over the reference chunks of one test chunk: the
+    ``k_max`` smallest keys so far (``top``, unordered, when integer ks are asked for), the
+    smallest key (``best_v``) and its lowest reference index (``best_i``)."""
+
+    def __init__(self, k_max: int, keep_top: bool):
+        self.k_max, self.keep_top = k_max, keep_top
+        self.top = self.best_v = self.best_i = None
+
+    def update(self, g: torch.Tensor, j0: int) -> None:
+        """Merge a block of keys ``g [n, m]`` whose column 0 is reference row ``j0``."""
+        tv, v, ix = _smallest(g, min(self.k_max, g.shape[1]))
+        ix += j0
+        if self.best_v is None:
+            self.best_v, self.best_i = v, ix
+        else:
+            closer = v < self.best_v                                     # strict: earlier chunk wins ties
+            self.best_v = torch.where(closer, v, self.best_v)
+            self.best_i = torch.where(closer, ix, self.best_i)
+        if self.keep_top:
+            if self.top is not None:                                     # merge with the running top-k
+                both = torch.cat([self.top, tv], dim=1)
+                tv = torch.topk(both, min(self.k_max, both.shape[1]), dim=1, largest=False, sorted=False).values
+            self.top = tv
+
+
+def _scan_reference(a: torch.Tensor, na2: torch.Tensor, ref: _Reference, dists: list[str], k_max: int,
+                    keep_top: bool, want_all: bool, rcs: int, g_buf: torch.Tensor,
+                    block_shapes: list | None) -> tuple[dict[str, _RunningNearest], torch.Tensor | None]:
+    """The per-block top-k loop of one test chunk ``a [n, D]`` (float32, ``na2 = |a|^2``) over the
+    reference chunks of ``rcs`` rows: one matmul per block, whose result is the cosine key and,
+    transformed in place, the Euclidean key. Returns the running nearest keys per distance and,
+    for Euclidean with ``"all"``, the sum [n] float64 of each test row's distances."""
+    n = a.shape[0]
+    nearest = {d: _RunningNearest(k_max, keep_top) for d in dists}
+    eu_sum = torch.zeros(n, dtype=torch.float64, device=a.device) if (want_all and "euclidean" in dists) else None
+    for j0 in range(0, ref.n, rcs):
+        j1 = min(j0 + rcs, ref.n)
+        m = j1 - j0
+        if block_shapes is not None:
+            block_shapes.append((n, m))
+        g = g_buf[: n * m].view(n, m)
+        torch.mm(a, ref.mat[j0:j1].T, out=g)                             # the one matmul per block
+        for d in dists:                                                  # cosine first: g is its key
+            if d == "euclidean":
+                ref.euclidean_key_(g, j0, j1)
+            nearest[d].update(g, j0)
+            if d == "euclidean" and eu_sum is not None:
+                g.add_(na2[:, None]).clamp_min_(0.0).sqrt_()             # distances of the block
+                eu_sum += g.sum(dim=1)                                   # float32 pairwise within a block
+    return nearest, eu_sum
+
+
+def _cosine_mean_all(a: torch.Tensor, mean_b_hat: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance [n] float64 of test rows ``a [n, D]`` to the whole reference set,
+    in closed form: ``1 - a_hat . mean(b_hat)``."""
+    a64 = a.double()
+    a_hat = a64 / torch.linalg.vector_norm(a64, dim=1).clamp_min(EPS)[:, None]
+    return 1.0 - a_hat @ mean_b_hat
+
+
+def _keys_to_distances(keys: torch.Tensor, distance: str, test_norm2: torch.Tensor) -> torch.Tensor:
+    """The surviving ranking keys ``[n_test, k_max]`` turned into distances, sorted ascending
+    per row, float64: cosine ``1 + key / max(|a|, eps)`` in [0, 2], Euclidean
+    ``sqrt(max(key + |a|^2, 0))`` (``test_norm2 = |a|^2`` [n_test])."""
+    if distance == "cosine":
+        inv_na = 1.0 / test_norm2.sqrt().clamp_min(EPS)
+        dist = (1.0 + keys * inv_na[:, None]).clamp_(0.0, 2.0)
+    else:
+        dist = (keys + test_norm2[:, None]).clamp_min_(0.0).sqrt_()
+    return torch.sort(dist.double(), dim=1).values
+
+
+def _k_means(sorted_dist: torch.Tensor, int_ks: list[int]) -> dict[int, torch.Tensor]:
+    """Mean of the k smallest of each row of ``sorted_dist [n, k_max]`` (ascending), per k."""
+    csum = sorted_dist.cumsum(dim=1)
+    return {k: csum[:, k - 1] / k for k in int_ks}
+
+
+class _Scores:
+    """knn_scores's outputs for all test rows, filled one test chunk at a time: per distance
+    the nearest reference index [n_test], the k_max smallest keys [n_test, k_max] and (``"all"``)
+    the mean distance to the whole reference set [n_test] float64; and ``|a|^2`` [n_test]."""
+
+    def __init__(self, n_test: int, k_max: int, dists: list[str], want_all: bool, device: torch.device):
+        self.dists = dists
+        self.top = {d: torch.empty(n_test, k_max, dtype=torch.float32, device=device) for d in dists}
+        self.nn = {d: torch.empty(n_test, dtype=torch.int64, device=device) for d in dists}
+        self.test_norm2 = torch.empty(n_test, dtype=torch.float32, device=device)   # |a|^2
+        self.all = {}
+        if want_all:
+            self.all = {d: torch.empty(n_test, dtype=torch.float64, device=device) for d in dists}
+
+    def store(self, i0: int, i1: int, nearest: dict[str, _RunningNearest], int_ks: list[int], a: torch.Tensor,
+              ref: _Reference, eu_sum: torch.Tensor | None) -> None:
+        """Keep test rows ``i0:i1``'s results (``a``: those rows, float32)."""
+        for d in self.dists:
+            self.nn[d][i0:i1] = nearest[d].best_i
+            if int_ks:
+                self.top[d][i0:i1] = nearest[d].top
+            if self.all:
+                self.all[d][i0:i1] = _cosine_mean_all(a, ref.mean_b_hat) if d == "cosine" else eu_sum / ref.n
+
+    def result(self, kls: list[int | str]) -> dict[str, np.ndarray]:
+        """The key-to-distance step on the survivors, then the means of the k smallest; the
+        columns of :func:`knn_scores` as numpy arrays."""
+        int_ks = [k for k in kls if k != "all"]
+        result: dict[str, np.ndarray] = {}
+        for d in self.dists:
+            means = _k_means(_keys_to_distances(self.top[d], d, self.test_norm2), int_ks) if int_ks else {}
+            for k in kls:
+                if k == "all":
+                    col = self.all[d].clamp(0.0, 2.0) if d == "cosine" else self.all[d]
+                else:
+                    col = means[k]
+                result[f"{d}_k{k}"] = col.to(torch.float32).cpu().numpy()
+            result[f"{d}_nn"] = self.nn[d].cpu().numpy()
+        return result
+
+
 def knn_scores(test: np.ndarray | torch.Tensor,
                reference: np.ndarray | torch.Tensor,
                distances: Sequence[str] = DISTANCES,
@@ -217,136 +401,22 @@ def knn_scores(test: np.ndarray | torch.Tensor,
         unknown distance, bad k (``k > n_ref`` names both), empty inputs, 1-D or mismatched
         dimensions, non-finite values, bad chunk sizes.
     """
-    dists = _normalise_distances(distances)
-    kls = _normalise_ks(ks)
-    chunk_size = _positive_int_or_none(chunk_size, "chunk_size")
-    ref_chunk_size = _positive_int_or_none(ref_chunk_size, "ref_chunk_size")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from None
-
-    test_t = _as_tensor(test, "test", device)
-    ref_t = _as_tensor(reference, "reference", device)
-    n_test, dim = test_t.shape
-    n_ref = ref_t.shape[0]
-    if ref_t.shape[1] != dim:
-        raise ConfigError(
-            f"dimension mismatch: test has {dim} columns, reference has {ref_t.shape[1]}")
+    dists, kls, cs, rcs, test_t, ref_t = _checked_inputs(test, reference, distances, ks, chunk_size,
+                                                         ref_chunk_size, device)
+    n_test = test_t.shape[0]
     int_ks = [k for k in kls if k != "all"]
-    too_big = [k for k in int_ks if k > n_ref]
-    if too_big:
-        raise ConfigError(
-            f"k={too_big[0]} is larger than the reference set ({n_ref} rows): "
-            f"use k <= {n_ref} or 'all'")
     want_all = "all" in kls
     k_max = max(int_ks) if int_ks else 1  # top-1 is always kept: it gives the nearest index
-
-    rcs = min(n_ref, ref_chunk_size or DEFAULT_REF_CHUNK)
-    cs = min(n_test, chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // rcs))
-
-    ref = ref_t.to(torch.float32)
-    nb2 = (ref * ref).sum(dim=1)                                    # [n_ref]  |b|^2
-    mean_b_hat = None
-    if "cosine" in dists:
-        # The matrix multiplied is -b_hat = -b / max(|b|, eps): its product with a is the
-        # cosine key -|a| cos(a, b) as it comes out of the matmul, and a.b = -G * max(|b|, eps)
-        # gives the Euclidean key with one fused pass (addcmul).
-        scale_b = nb2.sqrt().clamp_min(EPS)                         # [n_ref] max(|b|, eps)
-        mat = (ref / (-scale_b)[:, None]).contiguous()              # [n_ref, D] -b_hat
-        two_scale_b = 2.0 * scale_b
-        if want_all:
-            # mean of the unit vectors: exact shortcut mean_b(1 - a_hat.b_hat) = 1 - a_hat.mean(b_hat)
-            mean_b_hat = -mat.sum(dim=0, dtype=torch.float64) / n_ref
-    else:
-        mat = ref.contiguous()
-    del ref
-
+    ref = _Reference(ref_t, dists, want_all)
+    out = _Scores(n_test, k_max, dists, want_all, test_t.device)
     # one preallocated flat buffer; every block is a contiguous view of its front
-    g_buf = torch.empty(cs * rcs, dtype=torch.float32, device=device)
-
-    out_top = {d: torch.empty(n_test, k_max, dtype=torch.float32, device=device) for d in dists}
-    out_nn = {d: torch.empty(n_test, dtype=torch.int64, device=device) for d in dists}
-    test_norm2 = torch.empty(n_test, dtype=torch.float32, device=device)   # |a|^2
-    out_all = {}
-    if want_all:
-        out_all = {d: torch.empty(n_test, dtype=torch.float64, device=device) for d in dists}
-
+    g_buf = torch.empty(cs * rcs, dtype=torch.float32, device=test_t.device)
     for i0 in range(0, n_test, cs):
         i1 = min(i0 + cs, n_test)
-        n = i1 - i0
         a = test_t[i0:i1].to(torch.float32)
         na2 = (a * a).sum(dim=1)                                     # [n] |a|^2
-        test_norm2[i0:i1] = na2
-        top = {d: None for d in dists}                               # running k smallest keys
-        best_v = {d: None for d in dists}                            # running min key
-        best_i = {d: None for d in dists}                            # and its reference index
-        eu_sum = torch.zeros(n, dtype=torch.float64, device=device) if (
-            want_all and "euclidean" in dists) else None
-
-        for j0 in range(0, n_ref, rcs):
-            j1 = min(j0 + rcs, n_ref)
-            m = j1 - j0
-            if _block_shapes is not None:
-                _block_shapes.append((n, m))
-            g = g_buf[: n * m].view(n, m)
-            torch.mm(a, mat[j0:j1].T, out=g)                         # the one matmul per block
-            kk = min(k_max, m)
-            for d in dists:                                          # cosine first: g is its key
-                if d == "euclidean":                                 # key |b|^2 - 2 a.b, in place
-                    if "cosine" in dists:
-                        torch.addcmul(nb2[j0:j1], g, two_scale_b[j0:j1], out=g)
-                    else:
-                        torch.add(nb2[j0:j1], g, alpha=-2.0, out=g)
-                tv, v, ix = _smallest(g, kk)
-                ix += j0
-                if best_v[d] is None:
-                    best_v[d], best_i[d] = v, ix
-                else:
-                    closer = v < best_v[d]                           # strict: earlier chunk wins ties
-                    best_v[d] = torch.where(closer, v, best_v[d])
-                    best_i[d] = torch.where(closer, ix, best_i[d])
-                if int_ks:
-                    if top[d] is not None:                           # merge with the running top-k
-                        both = torch.cat([top[d], tv], dim=1)
-                        tv = torch.topk(both, min(k_max, both.shape[1]), dim=1,
-                                        largest=False, sorted=False).values
-                    top[d] = tv
-                if d == "euclidean" and eu_sum is not None:
-                    g.add_(na2[:, None]).clamp_min_(0.0).sqrt_()     # distances of the block
-                    eu_sum += g.sum(dim=1)                           # float32 pairwise within a block
-
-        for d in dists:
-            out_nn[d][i0:i1] = best_i[d]
-            if int_ks:
-                out_top[d][i0:i1] = top[d]
-            if want_all:
-                if d == "cosine":
-                    a64 = a.double()
-                    a_hat = a64 / torch.linalg.vector_norm(a64, dim=1).clamp_min(EPS)[:, None]
-                    out_all[d][i0:i1] = 1.0 - a_hat @ mean_b_hat
-                else:
-                    out_all[d][i0:i1] = eu_sum / n_ref
-
-    # keys -> distances on the n_test x k_max survivors; then means of the k smallest
-    result: dict[str, np.ndarray] = {}
-    for d in dists:
-        if int_ks:
-            keys = out_top[d]
-            if d == "cosine":
-                inv_na = 1.0 / test_norm2.sqrt().clamp_min(EPS)
-                dist = (1.0 + keys * inv_na[:, None]).clamp_(0.0, 2.0)
-            else:
-                dist = (keys + test_norm2[:, None]).clamp_min_(0.0).sqrt_()
-            dist = torch.sort(dist.double(), dim=1).values
-            csum = dist.cumsum(dim=1)
-        for k in kls:
-            if k == "all":
-                col = out_all[d]
-                if d == "cosine":
-                    col = col.clamp(0.0, 2.0)
-            else:
-                col = csum[:, k - 1] / k
-            result[f"{d}_k{k}"] = col.to(torch.float32).cpu().numpy()
-        result[f"{d}_nn"] = out_nn[d].cpu().numpy()
-    return result
+        out.test_norm2[i0:i1] = na2
+        nearest, eu_sum = _scan_reference(a, na2, ref, dists, k_max, bool(int_ks), want_all, rcs, g_buf,
+                                          _block_shapes)
+        out.store(i0, i1, nearest, int_ks, a, ref, eu_sum)
+    return out.result(kls)

@@ -21,22 +21,28 @@ The GPU is kept busy the way the fast CIFAR trainers do it (airbench, hlb-CIFAR1
 
 fastai's Learner stays the training loop: one-cycle schedule, callbacks, MixUp; the model's
 forward returns the embedding and the method's head supplies the loss, so every head
-parameter is in the optimiser.
+parameter is in the optimiser. The fastai-dependent classes (device-side averages, MixUp,
+optimiser wrapper, the epoch log) live in dmlbench.fastai_parts, imported on first use.
+
+The components, top to bottom: DeviceBatches (batches cut on the device), HeadLoss,
+build_learner, JobData (a job's images on the device), CompiledBackbone (the compile life
+cycle), case_loaders (a case's batches), JobTrainer (model, learner and training per case),
+train_job (the cases of a job and its three files).
 
 Per job it writes (DESIGN section 4), each file atomically:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
+                  (keys and dtypes: dmlbench.embeddings_file)
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, precision, compilation, git commit, wall time,
-                  per-case classes
+  run.json        the spec, versions, device, precision, compilation, wall time, per-case
+                  classes, and the code: git commit, dirty flag, package source hash
+                  (dmlbench.provenance)
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -49,8 +55,10 @@ from . import __version__
 from .datasets import Dataset
 from .errors import ConfigError, TrainingError
 from .heads import build_head
+from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
 from .models import EmbeddingNet, build_backbone
+from .provenance import code_provenance
 from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
@@ -211,114 +219,6 @@ def head_accuracy(head: nn.Module):
     return accuracy
 
 
-@functools.lru_cache(maxsize=None)
-def _fastai_parts():
-    """fastai-dependent classes, built on first use (importing fastai takes seconds)."""
-    from fastai.callback.mixup import MixUp
-    from fastai.learner import Metric
-    from fastai.optimizer import OptimWrapper
-    from fastai.torch_core import find_bs
-
-    class DeviceAvgMetric(Metric):
-        """fastai's AvgMetric/AvgLoss (batch-size-weighted mean over an epoch) accumulated on
-        the device: fastai's versions move every batch's value to the CPU (a host sync per
-        step); the value is read once, by the Recorder at the end of the epoch."""
-
-        def __init__(self, func=None, name: str = "loss"):
-            self.func, self._name = func, name
-
-        def reset(self):
-            self.total, self.count = 0.0, 0
-
-        def accumulate(self, learn):
-            bs = find_bs(learn.yb)
-            value = learn.loss.mean() if self.func is None else self.func(learn.pred, *learn.yb)
-            self.total = self.total + value.detach().float() * bs
-            self.count += bs
-
-        @property
-        def value(self):
-            return self.total / self.count if self.count else None
-
-        @property
-        def name(self):
-            return self._name
-
-    class DeviceSmoothLoss(Metric):
-        """fastai's AvgSmoothLoss (exponential moving average, debiased) kept on the device."""
-
-        def __init__(self, beta: float = 0.98):
-            self.beta = beta
-            self.reset()
-
-        def reset(self):
-            self.count, self.val = 0, None
-
-        def accumulate(self, learn):
-            loss = learn.loss.detach().float().mean()
-            self.count += 1
-            self.val = torch.lerp(loss, torch.zeros_like(loss) if self.val is None else self.val, self.beta)
-
-        @property
-        def value(self):
-            return None if self.val is None else self.val / (1 - self.beta ** self.count)
-
-    class HeadMixUp(MixUp):
-        """fastai's MixUp (inputs mixed, lam >= 0.5 on the batch's own labels), with the two
-        label terms combined by the head's own `mixup_loss`: one call per step, so stateful
-        heads (SphereFace's annealing counter, CenterLoss's centres) advance once, not twice.
-        The mixing weights and the partner permutation are drawn on the device (fastai draws
-        them on the CPU and copies them over: a host sync per step)."""
-
-        def __init__(self, alpha: float = 0.4):
-            super().__init__(alpha)
-            self.alpha, self._beta = float(alpha), None
-
-        def before_batch(self):
-            x, y = self.x, self.y
-            if self._beta is None or self._beta[0] != x.device:
-                a = torch.tensor(self.alpha, device=x.device)
-                # validate_args=False: the argument checks read values back to the host
-                self._beta = (x.device, torch.distributions.Beta(a, a, validate_args=False))
-            lam = self._beta[1].sample((y.size(0),))
-            self.lam = torch.maximum(lam, 1 - lam)
-            shuffle = torch.randperm(y.size(0), device=x.device)
-            self.yb1 = tuple(t[shuffle] for t in self.yb)
-            weight = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
-            self.learn.xb = tuple(torch.lerp(t[shuffle], t, weight) for t in self.xb)
-            if not self.stack_y:
-                self.learn.yb = tuple(torch.lerp(t1.float(), t.float(), self.lam) for t1, t in zip(self.yb1, self.yb))
-
-        def lf(self, pred, *yb):
-            if not self.training:
-                return self.old_lf(pred, *yb)
-            return self.old_lf.head.mixup_loss(pred.float(), yb[0], self.yb1[0], self.lam)
-
-    class FastOptimWrapper(OptimWrapper):
-        """fastai's wrapper of a PyTorch optimiser, with `hypers` built without fastcore's
-        generic helpers: the one-cycle scheduler and the Recorder read it five times a step,
-        which cost more host time than the fused optimiser step itself."""
-
-        @property
-        def hypers(self):
-            fwd, out = self.fwd_map, []
-            for group in self.opt.param_groups:
-                h = {}
-                for k, v in group.items():
-                    if k == "params":
-                        continue
-                    if isinstance(v, (list, tuple)):
-                        for i, v_ in enumerate(v):
-                            h[fwd.get(f"{k}__{i}", f"{k}__{i}")] = v_
-                    else:
-                        h[fwd.get(k, k)] = v
-                out.append(h)
-            return out
-
-    return {"DeviceAvgMetric": DeviceAvgMetric, "DeviceSmoothLoss": DeviceSmoothLoss, "HeadMixUp": HeadMixUp,
-            "FastOptimWrapper": FastOptimWrapper}
-
-
 def optimizer_func(training: dict, device: torch.device):
     """fastai `opt_func` building PyTorch's AdamW (fused on CUDA) or SGD with Nesterov momentum.
 
@@ -341,7 +241,9 @@ def optimizer_func(training: dict, device: torch.device):
                                     fused=device.type == "cuda")
         else:
             opt = torch.optim.SGD(groups, lr=lr, momentum=SGD_MOMENTUM, nesterov=True)
-        return _fastai_parts()["FastOptimWrapper"](opt=opt)
+        from .fastai_parts import FastOptimWrapper
+
+        return FastOptimWrapper(opt=opt)
 
     return opt_func
 
@@ -363,17 +265,18 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
-    parts = _fastai_parts()
+    from .fastai_parts import DeviceAvgMetric, DeviceSmoothLoss, HeadMixUp
+
     device = device or train_dl.device
     dls = DataLoaders(train_dl, valid_dl, device=train_dl.device)
-    cbs = [parts["HeadMixUp"](method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
-    metric = parts["DeviceAvgMetric"](head_accuracy(model.head), name="accuracy")
+    cbs = [HeadMixUp(method_params.get("mixup_alpha", 0.4))] if method_params.get("mixup") else []
+    metric = DeviceAvgMetric(head_accuracy(model.head), name="accuracy")
     # wd=None: the optimiser's groups carry the weight decay (see optimizer_func); a Learner wd
     # would be set on every group, normalisation and bias parameters included.
     learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[metric], wd=None,
                     opt_func=optimizer_func(training, device), splitter=decay_groups, cbs=cbs)
-    learn.recorder.loss = parts["DeviceAvgMetric"](name="loss")
-    learn.recorder.smooth_loss = parts["DeviceSmoothLoss"](beta=learn.recorder.smooth_loss.beta)
+    learn.recorder.loss = DeviceAvgMetric(name="loss")
+    learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
     return learn
 
 
@@ -387,15 +290,6 @@ def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.n
         embs.append(e)
         logits.append(model.head.logits(e).float())
     return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy()
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def versions() -> dict:
@@ -427,21 +321,96 @@ class JobData:
         del pixels
 
 
-class _CompiledForward:
-    """The compiled backbone for training steps; on its first failure it falls back to the
-    eager backbone for the rest of the job (`on_failure` logs it once)."""
+class CompiledBackbone:
+    """The torch.compile'd backbone of a job's model, used for its training steps, and its life
+    cycle: compiled once per job, warmed up, and replaced by the eager backbone at its first
+    failure.
 
-    def __init__(self, eager: nn.Module, compiled, on_failure):
-        self.eager, self.compiled, self.on_failure = eager, compiled, on_failure
+    `compile(batch_shape)` compiles the backbone, installs this object as the model's training
+    forward and runs one forward and backward on a random batch of `batch_shape` [B, C, H, W],
+    so that compilation (AOTAutograd compiles the backward at the first backward) happens — and
+    fails, if it fails — before any case. A failure at any point (the compile call, the warm-up,
+    or a later training step: compile errors surface at the first call, as any type) falls back
+    to the eager backbone for the rest of the job and logs one warning.
+
+    What run.json records: `compiled` (the compiled forward is in use), `fallback` (the failure
+    as 'Type: first line', or None) and `seconds` (compile and warm-up wall time).
+    """
+
+    def __init__(self, model: EmbeddingNet, options: dict | None = None):
+        self.model, self.options = model, options or {}
+        self.compiled, self.fallback, self.seconds = False, None, 0.0
+        self._forward = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled is not None:
+        if self._forward is not None:
             try:
-                return self.compiled(x)
+                return self._forward(x)
             except Exception as exc:  # compile errors surface at the first call, as any type
-                self.compiled = None
-                self.on_failure(exc)
-        return self.eager(x)
+                self._forward = None
+                self._failed(exc)
+        return self.model.backbone(x)
+
+    def compile(self, batch_shape: tuple[int, int, int, int], device: torch.device) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._forward = torch.compile(self.model.backbone, **self.options)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.model.set_train_forward(self)
+        self.compiled = True
+        self._warm_up(batch_shape, device)
+        self.seconds = time.perf_counter() - t0
+        if self.compiled:
+            log.info("backbone compiled in %.1fs (forward and backward)", self.seconds)
+
+    def _failed(self, exc: BaseException) -> None:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        self.fallback = f"{type(exc).__name__}: {first}"
+        self.compiled = False
+        self._forward = None
+        self.model.set_train_forward(None)
+        log.warning("torch.compile failed (%s); training continues in eager mode", self.fallback)
+
+    def _warm_up(self, batch_shape: tuple[int, int, int, int], device: torch.device) -> None:
+        """One forward and backward at the training batch shape; the weights are reset per case
+        anyway."""
+        gen = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn(*batch_shape, generator=gen, device=device).contiguous(memory_format=torch.channels_last)
+        self.model.train()
+        try:
+            out = self.model(x)
+            if self.compiled:
+                out.float().square().mean().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        except Exception as exc:
+            if not self.compiled:
+                raise
+            self._failed(exc)
+        finally:
+            self.model.zero_grad(set_to_none=True)
+
+
+def case_loaders(data: JobData, case: Case, spec: dict) -> tuple[torch.Tensor, DeviceBatches, DeviceBatches]:
+    """Labels of the train split remapped to the case's normal classes (0..n_normal-1, -1 for
+    the anomaly classes) [n_train] int64, and the case's training and validation batches.
+
+    Training batches are shuffled, augmented and seeded by the case; the validation batches are
+    the case's validation carve-out (its first training batch when the carve-out is empty)."""
+    training, bs = spec["training"], spec["training"]["batch_size"]
+    device, normals = data.device, list(case.normal_classes)
+    remap = torch.full((len(data.ds.classes),), -1, dtype=torch.long, device=device)
+    remap[torch.as_tensor(normals, device=device)] = torch.arange(len(normals), device=device)
+    local = remap[data.y_train]
+    common = dict(mean=data.mean, std=data.std)
+    train_dl = DeviceBatches(data.x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
+                             crop_padding=training["crop_padding"], seed=case_seed(spec["seed"], case.case),
+                             drop_last=len(case.train_idx) > bs, **common)
+    valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
+    valid_dl = DeviceBatches(data.x_train, local, valid_idx, bs, **common)
+    return local, train_dl, valid_dl
 
 
 class JobTrainer:
@@ -468,9 +437,24 @@ class JobTrainer:
         self.head_params = {k: v for k, v in spec["method_params"].items() if k not in ("mixup", "mixup_alpha")}
         self.model = self.build_model().to(device).to(memory_format=torch.channels_last)
         self.model.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
-        self.compiled, self.compile_fallback, self.compile_seconds = False, None, 0.0
+        self.compiled_backbone = CompiledBackbone(self.model, compile_options)
         if resolve_compile(self.training.get("compile", "auto"), device, train_images):
-            self._compile(compile_options or {}, warm_up_batch_size)
+            h, w = ds.x_train.shape[1:3]
+            bs = warm_up_batch_size or self.training["batch_size"]
+            self.compiled_backbone.compile((bs, self.in_channels, h, w), device)
+
+    # run.json's compile fields
+    @property
+    def compiled(self) -> bool:
+        return self.compiled_backbone.compiled
+
+    @property
+    def compile_fallback(self) -> str | None:
+        return self.compiled_backbone.fallback
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.compiled_backbone.seconds
 
     def build_model(self) -> EmbeddingNet:
         """A fresh backbone + head on the CPU, initialised from the global RNG."""
@@ -486,113 +470,33 @@ class JobTrainer:
         self.model.load_state_dict(fresh.state_dict())  # copy_ into the existing tensors
         self.model.zero_grad(set_to_none=True)
 
-    # ------------------------------------------------------------------ compilation
-    def _compile_failed(self, exc: BaseException) -> None:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.compile_fallback = f"{type(exc).__name__}: {first}"
-        self.compiled = False
-        self.model.set_train_forward(None)
-        log.warning("torch.compile failed (%s); training continues in eager mode", self.compile_fallback)
-
-    def _compile(self, options: dict, warm_up_batch_size: int | None = None) -> None:
-        t0 = time.perf_counter()
-        try:
-            compiled = torch.compile(self.model.backbone, **options)
-        except Exception as exc:
-            self._compile_failed(exc)
-            return
-        self.model.set_train_forward(_CompiledForward(self.model.backbone, compiled, self._compile_failed))
-        self.compiled = True
-        self._warm_up(warm_up_batch_size)
-        self.compile_seconds = time.perf_counter() - t0
-        if self.compiled:
-            log.info("backbone compiled in %.1fs (forward and backward)", self.compile_seconds)
-
-    def _warm_up(self, batch_size: int | None = None) -> None:
-        """One forward and backward through the compiled backbone at the training batch shape,
-        so compilation (AOTAutograd compiles the backward at the first backward) happens — and
-        fails, if it fails — here, before any case. The weights are reset per case anyway."""
-        h, w = self.ds.x_train.shape[1:3]
-        bs = batch_size or self.training["batch_size"]
-        gen = torch.Generator(device=self.device).manual_seed(0)
-        x = torch.randn(bs, self.in_channels, h, w, generator=gen, device=self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        self.model.train()
-        try:
-            out = self.model(x)
-            if self.compiled:
-                out.float().square().mean().backward()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-        except Exception as exc:
-            if not self.compiled:
-                raise
-            self._compile_failed(exc)
-        finally:
-            self.model.zero_grad(set_to_none=True)
-
-    # ------------------------------------------------------------------ one case
-    def loaders(self, case: Case) -> tuple[torch.Tensor, DeviceBatches, DeviceBatches]:
-        """Labels remapped to the case's normal classes, training and validation batches."""
-        d, training, bs = self.data, self.training, self.training["batch_size"]
-        normals = list(case.normal_classes)
-        if len(normals) != self.n_normal:
-            raise ConfigError(f"case {case.case} has {len(normals)} normal classes, the job's model {self.n_normal}")
-        remap = torch.full((len(self.ds.classes),), -1, dtype=torch.long, device=self.device)
-        remap[torch.as_tensor(normals, device=self.device)] = torch.arange(len(normals), device=self.device)
-        local = remap[d.y_train]
-        common = dict(mean=d.mean, std=d.std)
-        train_dl = DeviceBatches(d.x_train, local, case.train_idx, bs, shuffle=True, flip=self.spec["flip"],
-                                 crop_padding=training["crop_padding"], seed=case_seed(self.spec["seed"], case.case),
-                                 drop_last=len(case.train_idx) > bs, **common)
-        valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
-        valid_dl = DeviceBatches(d.x_train, local, valid_idx, bs, **common)
-        return local, train_dl, valid_dl
-
     def learner(self, case: Case, *, reset: bool = True):
-        """The case's fastai Learner on the job's model (re-initialised with the case's seed)."""
+        """The case's fastai Learner on the job's model (re-initialised with the case's seed), and
+        the train split's labels remapped to the case's normal classes."""
         if reset:
             self.reset(case_seed(self.spec["seed"], case.case))
-        local, train_dl, valid_dl = self.loaders(case)
+        if len(case.normal_classes) != self.n_normal:
+            raise ConfigError(f"case {case.case} has {len(case.normal_classes)} normal classes, "
+                              f"the job's model {self.n_normal}")
+        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec)
         learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device)
         return learn, local
 
     def train_case(self, case: Case) -> tuple[dict, list[dict]]:
         """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
-        from fastai.callback.core import Callback
+        from .fastai_parts import EpochLog
 
-        method, device, d = self.spec["method"], self.device, self.data
         learn, local = self.learner(case)
         rows: list[dict] = []
-
-        class EpochLog(Callback):
-            order = 60  # after the Recorder has its epoch values
-
-            def before_epoch(self):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                self.t0 = time.perf_counter()
-
-            def after_epoch(self):
-                # The one host sync of the epoch: the Recorder reads its device-side averages.
-                train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
-                if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
-                    raise TrainingError(
-                        f"method '{method}', case {case.case}, epoch {self.epoch}: the loss became "
-                        f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
-                        f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
-                        f"method's parameters. No embeddings were written."
-                    )
-                rows.append({"case": case.case, "epoch": self.epoch, "train_loss": train_loss,
-                             "valid_loss": valid_loss, "valid_accuracy": accuracy,
-                             "seconds": time.perf_counter() - self.t0})
-                log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
-                         case.case, self.epoch, train_loss, valid_loss, accuracy, rows[-1]["seconds"])
-
         with learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(self.training["epochs"], self.training["lr"], cbs=[EpochLog()])
+            learn.fit_one_cycle(self.training["epochs"], self.training["lr"],
+                                cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
+        return self.case_arrays(case, local), rows
 
-        bs = self.training["batch_size"]
+    def case_arrays(self, case: Case, local: torch.Tensor) -> dict[str, np.ndarray]:
+        """The trained model's reference and test embeddings and test logits, checked finite,
+        packed under the case's embeddings.npz keys."""
+        d, bs, method = self.data, self.training["batch_size"], self.spec["method"]
         common = dict(mean=d.mean, std=d.std)
         ref_emb, _ = embed(self.model, DeviceBatches(d.x_train, local, case.train_idx, bs, **common))
         test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
@@ -601,16 +505,9 @@ class JobTrainer:
             if not np.isfinite(arr).all():
                 raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
                                     f"infinite values after training; lower training.lr. No embeddings were written.")
-        k = case.case
-        arrays = {
-            f"case{k}_reference": ref_emb.astype(np.float16),
-            f"case{k}_reference_index": case.train_idx.astype(np.int64),
-            f"case{k}_reference_labels": self.ds.y_train[case.train_idx].astype(np.int64),
-            f"case{k}_test": test_emb.astype(np.float16),
-            f"case{k}_test_logits": test_logits.astype(np.float32),
-            f"case{k}_normal_classes": np.asarray(case.normal_classes, dtype=np.int64),
-        }
-        return arrays, rows
+        return pack_case(case.case, reference=ref_emb, reference_index=case.train_idx,
+                         reference_labels=self.ds.y_train[case.train_idx], test=test_emb, test_logits=test_logits,
+                         normal_classes=case.normal_classes)
 
 
 def job_cases(ds: Dataset, spec: dict) -> list[Case]:
@@ -645,8 +542,7 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     trainer = JobTrainer(ds, spec, dev, warm_up_batch_size=min(bs, len(cases[0].train_idx)),
                          train_images=train_images)
 
-    arrays: dict[str, np.ndarray] = {"test_labels": ds.y_test.astype(np.int64),
-                                     "classes": np.asarray(ds.classes)}
+    arrays: dict[str, np.ndarray] = pack_job(ds.y_test, ds.classes)
     log_rows: list[dict] = []
     case_info = []
     for case in cases:
@@ -664,7 +560,7 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
     write_json(out / "run.json", {
         "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
-        "device": device_name(dev), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
         "precision": trainer.precision, "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
         "wall_seconds": time.perf_counter() - t_start,

@@ -35,11 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import head_params
-from ..errors import ConfigError
+from ..errors import ConfigError, HeadInputError
 from ..head_params import Param
 
 _AUTOCAST_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
 _REDUCTIONS = ("mean", "sum", "none")
+_LABEL_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def fp32(tensor: torch.Tensor):
@@ -139,20 +140,73 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
     def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
         pass
 
-    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
-             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
-        """The method's loss (float32).  ``update=False`` computes it without
-        advancing training state even in training mode."""
-        step = self.training and update
-        labels = labels.long()
+    # ---- input checks
+    def _check_inputs(self, embeddings: torch.Tensor, **labels: torch.Tensor) -> None:
+        """HeadInputError naming what is wrong unless ``embeddings`` is [B, in_features] and every
+        ``labels`` tensor holds B integer classes in 0..n_classes-1.
+
+        Shapes and dtypes are host metadata: checked in Python, they never wait for the device.
+        The class range needs the values: see :meth:`_check_range`."""
+        where = f"head {self.NAME!r}"
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.in_features:
+            raise HeadInputError(f"{where}: embeddings must be [batch, {self.in_features}] (in_features "
+                                 f"{self.in_features}), got shape {tuple(embeddings.shape)}")
+        rows = embeddings.shape[0]
+        for name, y in labels.items():
+            if y.dtype not in _LABEL_DTYPES:
+                raise HeadInputError(f"{where}: {name} must be integer class indices, got dtype {y.dtype}")
+            if y.ndim != 1:
+                raise HeadInputError(f"{where}: {name} must be 1-D [batch], got shape {tuple(y.shape)}")
+            if y.shape[0] != rows:
+                raise HeadInputError(f"{where}: {name} has {y.shape[0]} entries but embeddings has {rows} rows")
+            self._check_range(name, y)
+
+    def _check_range(self, name: str, y: torch.Tensor) -> None:
+        """0 <= y < n_classes, without a host sync: ``torch._assert_async`` checks on the device,
+        in stream order. On the CPU it checks at once and its RuntimeError becomes a HeadInputError
+        with the offending range. On CUDA a failure is a device-side assert, reported at the next
+        synchronisation (CUDA asserts carry no message to the host), which stops the job as the
+        cross-entropy's own assert would, but for every head and before any state is updated.
+        Other devices (no asynchronous assert there) are not range-checked."""
+        if y.device.type not in ("cpu", "cuda"):
+            return
+        message = (f"head {self.NAME!r}: {name} must be class indices in 0..{self.n_classes - 1} "
+                   f"(the head has {self.n_classes} classes)")
+        in_range = ((y >= 0) & (y < self.n_classes)).all()
+        if y.device.type == "cuda":
+            torch._assert_async(in_range, message)
+            return
+        try:
+            torch._assert_async(in_range, message)
+        except RuntimeError:
+            raise HeadInputError(f"{message}, got values from {int(y.min())} to {int(y.max())}") from None
+
+    # ---- the training step
+    def _step(self, embeddings: torch.Tensor, labels: torch.Tensor, per_sample_loss, step: bool) -> torch.Tensor:
+        """The sequence shared by :meth:`loss` and :meth:`mixup_loss`: ``_pre_step()`` (when
+        ``step``), ``per_sample_loss(x)`` [B] on float32 embeddings ``x`` with autocast off, then
+        ``_post_step(x, labels)`` under no_grad with the detached ``x`` (when ``step``)."""
         if step:
             self._pre_step()
         with fp32(embeddings):
             x = embeddings.float()
-            per_sample = self._per_sample_loss(x, labels)
+            per_sample = per_sample_loss(x)
             if step:
                 with torch.no_grad():
                     self._post_step(x.detach(), labels)
+        return per_sample
+
+    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
+             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
+        """The method's loss (float32).  ``update=False`` computes it without
+        advancing training state even in training mode.
+
+        ``embeddings`` [B, in_features] (any float dtype), ``labels`` [B] integer classes in
+        0..n_classes-1; anything else raises HeadInputError before any state changes."""
+        self._check_inputs(embeddings, labels=labels)
+        labels = labels.long()
+        per_sample = self._step(embeddings, labels, lambda x: self._per_sample_loss(x, labels),
+                                self.training and update)
         return reduce_loss(per_sample, reduction)
 
     def mixup_loss(self, embeddings: torch.Tensor, labels_a: torch.Tensor,
@@ -163,21 +217,19 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         ``lam`` is a float or a [B] tensor.  Training state advances once per
         call (not twice); CenterLoss updates its centres with ``labels_a``, so
         pass the dominant label first (fastai's MixUp does: lam >= 0.5).
+        Inputs are checked as in :meth:`loss`.
         """
-        step = self.training
+        self._check_inputs(embeddings, labels_a=labels_a, labels_b=labels_b)
+        if isinstance(lam, torch.Tensor) and lam.dim() > 0 and tuple(lam.shape) != (embeddings.shape[0],):
+            raise HeadInputError(f"head {self.NAME!r}: lam must be a number or [batch] = [{embeddings.shape[0]}], "
+                                 f"got shape {tuple(lam.shape)}")
         labels_a, labels_b = labels_a.long(), labels_b.long()
-        if step:
-            self._pre_step()
-        with fp32(embeddings):
-            x = embeddings.float()
-            if isinstance(lam, torch.Tensor):
-                lam = lam.float().to(x.device)
-            per_sample = (lam * self._per_sample_loss(x, labels_a)
-                          + (1 - lam) * self._per_sample_loss(x, labels_b))
-            if step:
-                with torch.no_grad():
-                    self._post_step(x.detach(), labels_a)
-        return reduce_loss(per_sample, reduction)
+
+        def mixed(x: torch.Tensor) -> torch.Tensor:
+            w = lam.float().to(x.device) if isinstance(lam, torch.Tensor) else lam
+            return w * self._per_sample_loss(x, labels_a) + (1 - w) * self._per_sample_loss(x, labels_b)
+
+        return reduce_loss(self._step(embeddings, labels_a, mixed, self.training), reduction)
 
     def extra_repr(self) -> str:
         ps = ", ".join(f"{k}={v}" for k, v in self.hparams.items())

@@ -1,0 +1,160 @@
+"""The fastai-dependent parts of the training loop, each a named top-level class.
+
+A module of its own because importing fastai takes seconds: dmlbench.training imports it on
+first use, so commands that never train (validate, score, aggregate) do not pay for it.
+
+- DeviceAvgMetric, DeviceSmoothLoss: fastai's loss and metric averages kept on the device;
+- HeadMixUp: fastai's MixUp with the head's own mixup loss and device-side draws;
+- FastOptimWrapper: fastai's optimiser wrapper with cheaper hyper-parameter reads;
+- EpochLog: one train_log.csv row per epoch, and the stop on a NaN or infinite loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
+from fastai.learner import Metric
+from fastai.optimizer import OptimWrapper
+from fastai.torch_core import find_bs
+
+from .errors import TrainingError
+
+log = logging.getLogger("dmlbench.train")
+
+
+class DeviceAvgMetric(Metric):
+    """fastai's AvgMetric/AvgLoss (batch-size-weighted mean over an epoch) accumulated on
+    the device: fastai's versions move every batch's value to the CPU (a host sync per
+    step); the value is read once, by the Recorder at the end of the epoch."""
+
+    def __init__(self, func=None, name: str = "loss"):
+        self.func, self._name = func, name
+
+    def reset(self):
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn):
+        bs = find_bs(learn.yb)
+        value = learn.loss.mean() if self.func is None else self.func(learn.pred, *learn.yb)
+        self.total = self.total + value.detach().float() * bs
+        self.count += bs
+
+    @property
+    def value(self):
+        return self.total / self.count if self.count else None
+
+    @property
+    def name(self):
+        return self._name
+
+
+class DeviceSmoothLoss(Metric):
+    """fastai's AvgSmoothLoss (exponential moving average, debiased) kept on the device."""
+
+    def __init__(self, beta: float = 0.98):
+        self.beta = beta
+        self.reset()
+
+    def reset(self):
+        self.count, self.val = 0, None
+
+    def accumulate(self, learn):
+        loss = learn.loss.detach().float().mean()
+        self.count += 1
+        self.val = torch.lerp(loss, torch.zeros_like(loss) if self.val is None else self.val, self.beta)
+
+    @property
+    def value(self):
+        return None if self.val is None else self.val / (1 - self.beta ** self.count)
+
+
+class HeadMixUp(MixUp):
+    """fastai's MixUp (inputs mixed, lam >= 0.5 on the batch's own labels), with the two
+    label terms combined by the head's own `mixup_loss`: one call per step, so stateful
+    heads (SphereFace's annealing counter, CenterLoss's centres) advance once, not twice.
+    The mixing weights and the partner permutation are drawn on the device (fastai draws
+    them on the CPU and copies them over: a host sync per step)."""
+
+    def __init__(self, alpha: float = 0.4):
+        super().__init__(alpha)
+        self.alpha, self._beta = float(alpha), None
+
+    def before_batch(self):
+        x, y = self.x, self.y
+        if self._beta is None or self._beta[0] != x.device:
+            a = torch.tensor(self.alpha, device=x.device)
+            # validate_args=False: the argument checks read values back to the host
+            self._beta = (x.device, torch.distributions.Beta(a, a, validate_args=False))
+        lam = self._beta[1].sample((y.size(0),))
+        self.lam = torch.maximum(lam, 1 - lam)
+        shuffle = torch.randperm(y.size(0), device=x.device)
+        self.yb1 = tuple(t[shuffle] for t in self.yb)
+        weight = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        self.learn.xb = tuple(torch.lerp(t[shuffle], t, weight) for t in self.xb)
+        if not self.stack_y:
+            self.learn.yb = tuple(torch.lerp(t1.float(), t.float(), self.lam) for t1, t in zip(self.yb1, self.yb))
+
+    def lf(self, pred, *yb):
+        if not self.training:
+            return self.old_lf(pred, *yb)
+        return self.old_lf.head.mixup_loss(pred.float(), yb[0], self.yb1[0], self.lam)
+
+
+class FastOptimWrapper(OptimWrapper):
+    """fastai's wrapper of a PyTorch optimiser, with `hypers` built without fastcore's
+    generic helpers: the one-cycle scheduler and the Recorder read it five times a step,
+    which cost more host time than the fused optimiser step itself."""
+
+    @property
+    def hypers(self):
+        fwd, out = self.fwd_map, []
+        for group in self.opt.param_groups:
+            h = {}
+            for k, v in group.items():
+                if k == "params":
+                    continue
+                if isinstance(v, (list, tuple)):
+                    for i, v_ in enumerate(v):
+                        h[fwd.get(f"{k}__{i}", f"{k}__{i}")] = v_
+                else:
+                    h[fwd.get(k, k)] = v
+            out.append(h)
+        return out
+
+
+class EpochLog(Callback):
+    """Appends one row per epoch to ``rows`` (case, epoch, train and validation loss, validation
+    accuracy, seconds) and stops the fit with a TrainingError when a loss is NaN or infinite.
+    ``device``: where the model runs; on CUDA the epoch's clock starts after a synchronisation."""
+
+    order = 60  # after the Recorder has its epoch values
+
+    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict]):
+        super().__init__()
+        self.method, self.case, self.device, self.rows = method, case, device, rows
+
+    def before_epoch(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.t0 = time.perf_counter()
+
+    def after_epoch(self):
+        # The one host sync of the epoch: the Recorder reads its device-side averages.
+        train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
+        if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
+            raise TrainingError(
+                f"method '{self.method}', case {self.case}, epoch {self.epoch}: the loss became "
+                f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
+                f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
+                f"method's parameters. No embeddings were written."
+            )
+        self.rows.append({"case": self.case, "epoch": self.epoch, "train_loss": train_loss,
+                          "valid_loss": valid_loss, "valid_accuracy": accuracy,
+                          "seconds": time.perf_counter() - self.t0})
+        log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
+                 self.case, self.epoch, train_loss, valid_loss, accuracy, self.rows[-1]["seconds"])
