@@ -141,9 +141,11 @@ def test_worst_misses_chart_is_an_image_grid(worst_misses):
     out = frame(worst_misses, n=3)
     chart = gallery.worst_misses_chart(out, dataset="digits", n_anomaly=1, case=1, seed=0)
     spec = chart.to_dict()  # validates against the Vega-Lite schema
-    assert spec["facet"]["row"]["sort"] == ["conventional", "arcface"]
-    assert spec["facet"]["column"]["field"] == "rank"
+    # One panel per method, two to a row; ranks across, the anomaly above its neighbour.
+    assert spec["facet"]["field"] == "method" and spec["facet"]["sort"] == ["conventional", "arcface"]
+    assert spec["columns"] == 2
     image, caption = spec["spec"]["layer"]
+    assert image["encoding"]["x"]["field"] == "rank"
     assert image["mark"]["type"] == "image" and image["encoding"]["url"]["field"] == "image"
     assert caption["mark"]["type"] == "text" and caption["encoding"]["text"]["field"] == "class_name"
     assert image["encoding"]["y"]["scale"]["domain"] == ["anomaly", "nearest normal"]

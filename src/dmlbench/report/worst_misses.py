@@ -128,19 +128,21 @@ def worst_misses_chart(
     scorer: str = "cosine_k1",
     n_per_class: str = "all",
 ):
-    """Image grid of ``worst_miss_frame``: one row per method, one column per rank.
+    """Image grid of ``worst_miss_frame``: one panel per method (two to a row, so any number of
+    methods fits the page), one column per rank.
 
-    In each cell the anomaly (top) sits above its nearest normal training image, each with
-    its class name underneath; the keyword arguments name the selection in the title.
+    In each column the anomaly (top) sits above its nearest normal training image, each with its
+    class name underneath; the keyword arguments name the selection in the title.
     """
     require_columns(frame, ["method", "rank", "kind", "class_name", "score", "index", "image"], "worst-miss frame")
     if frame.empty:
         raise DmlbenchError("The worst-miss frame is empty; build it with worst_miss_frame.")
     methods = method_order(frame["method"].unique())
-    row_height = IMAGE_SIZE + 18  # image, one line of caption, a gap
-    centres = [row_height / 2 - 6, 3 * row_height / 2 - 6]  # of the two images in a cell
+    row_height = IMAGE_SIZE + 16  # image, one line of caption, a gap
+    centres = [row_height / 2 - 5, 3 * row_height / 2 - 5]  # of the two images in a column
     base = alt.Chart().encode(
-        x=alt.value((IMAGE_SIZE + 16) / 2),
+        x=alt.X("rank:O", title="rank (1 = lowest anomaly score)",
+                axis=alt.Axis(labelAngle=0, ticks=False, domain=False, orient="top")),
         y=alt.Y(
             "kind:N", title=None,
             scale=alt.Scale(type="point", domain=list(KIND_ORDER), range=centres, padding=0),
@@ -153,17 +155,15 @@ def worst_misses_chart(
         width=IMAGE_SIZE, height=IMAGE_SIZE, align="center", baseline="middle", aria=False
     ).encode(url="image:N")
     captions = base.mark_text(
-        baseline="top", dy=IMAGE_SIZE / 2 + 2, fontSize=FONT["mark"], limit=IMAGE_SIZE + 14
-    ).encode(
-        text="class_name:N"
-    )
+        baseline="top", dy=IMAGE_SIZE / 2 + 1, fontSize=FONT["mark"], limit=IMAGE_SIZE + 8
+    ).encode(text="class_name:N")
     chart = (
         alt.layer(images, captions, data=frame)
-        .properties(width=IMAGE_SIZE + 16, height=2 * row_height, view=alt.ViewBackground(stroke=None))
+        .properties(width=alt.Step(IMAGE_SIZE + 8), height=2 * row_height, view=alt.ViewBackground(stroke=None))
         .facet(
-            row=alt.Row("method:N", sort=methods, title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-            column=alt.Column("rank:O", title="rank (1 = lowest anomaly score)"),
-            spacing={"row": 6, "column": 4},
+            facet=alt.Facet("method:N", sort=methods, title=None, header=alt.Header(labelAngle=0)),
+            columns=min(2, len(methods)),
+            spacing={"row": 10, "column": 16},
         )
     )
     return titled(
