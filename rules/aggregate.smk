@@ -16,7 +16,7 @@ rule aggregate:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench aggregate --scores {input.scores} --runs {input.runs} --benchmarks {params.benchmarks} "
+        "{DMLBENCH} aggregate --scores {input.scores} --runs {input.runs} --benchmarks {params.benchmarks} "
         "--benchmark-root benchmarks --out {params.out} > {log} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule closed_set:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench closed-set --runs {params.runs} --points {params.points} --perplexity {params.perplexity} "
+        "{DMLBENCH} closed-set --runs {params.runs} --points {params.points} --perplexity {params.perplexity} "
         "--out {params.out} > {log} 2>&1"
 
 
@@ -54,4 +54,4 @@ rule snapshot:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench snapshot --spec {params.config} --out {output} > {log} 2>&1"
+        "{DMLBENCH} snapshot --spec {params.config} --out {output} > {log} 2>&1"

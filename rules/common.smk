@@ -2,6 +2,7 @@
 import json
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -19,6 +20,21 @@ config.clear()
 config.update(_validated)
 
 RESULTS = "results"
+
+
+def dmlbench_command():
+    """The command the rules run: plain `dmlbench` where Snakemake deploys a conda env or a container
+    that provides it; else the dmlbench of the interpreter running Snakemake, so a fresh shell
+    (the venv not activated, its bin/ not on PATH) and cluster jobs (which rerun Snakemake with
+    this interpreter) find it."""
+    settings = getattr(workflow, "deployment_settings", None)
+    methods = {m.name for m in getattr(settings, "deployment_method", ()) or ()}
+    if methods & {"CONDA", "APPTAINER"}:
+        return "dmlbench"
+    return f"{shlex.quote(sys.executable)} -m dmlbench"
+
+
+DMLBENCH = dmlbench_command()
 REPORT_QMD = str(Path(workflow.basedir) / "report" / "report.qmd")
 HAVE_QUARTO = shutil.which("quarto") is not None
 

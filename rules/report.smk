@@ -19,7 +19,7 @@ rule figures:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench figures --tables {params.tables} --out {params.figures} --scorer {params.scorer} "
+        "{DMLBENCH} figures --tables {params.tables} --out {params.figures} --scorer {params.scorer} "
         "--config {params.config} --data {params.data} > {log} 2>&1"
 
 
@@ -41,4 +41,4 @@ rule report:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} > {log} 2>&1"
+        "{DMLBENCH} --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} > {log} 2>&1"

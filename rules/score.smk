@@ -15,4 +15,4 @@ rule score:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"
+        "{DMLBENCH} score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

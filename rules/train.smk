@@ -20,4 +20,4 @@ rule train:
     conda:
         "../envs/environment.yaml"
     shell:
-        "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
+        "{DMLBENCH} train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
