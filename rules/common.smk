@@ -22,19 +22,21 @@ config.update(_validated)
 RESULTS = "results"
 
 
-def dmlbench_command():
-    """The command the rules run: plain `dmlbench` where Snakemake deploys a conda env or a container
-    that provides it; else the dmlbench of the interpreter running Snakemake, so a fresh shell
-    (the venv not activated, its bin/ not on PATH) and cluster jobs (which rerun Snakemake with
-    this interpreter) find it."""
+def uses_deployed_env():
+    """True where Snakemake runs the jobs in a conda env or container that it deploys (--sdm)."""
     settings = getattr(workflow, "deployment_settings", None)
     methods = {m.name for m in getattr(settings, "deployment_method", ()) or ()}
-    if methods & {"CONDA", "APPTAINER"}:
-        return "dmlbench"
-    return f"{shlex.quote(sys.executable)} -m dmlbench"
+    return bool(methods & {"CONDA", "APPTAINER"})
 
 
-DMLBENCH = dmlbench_command()
+# The rules call `dmlbench`. Unless Snakemake deploys an env that provides it, `dmlbench` is a
+# shell function running the dmlbench of the interpreter that runs Snakemake: a fresh shell (venv
+# not activated, its bin/ not on PATH) finds it, and so do cluster and cloud jobs, which rerun
+# Snakemake with their own interpreter. (A function in the shell prefix rather than a variable in
+# each command: commands stay copyable and lint-clean, and no param changes with the interpreter.)
+if not uses_deployed_env():
+    _python = shlex.quote(sys.executable).replace("{", "{{").replace("}", "}}")
+    shell.prefix(f'set -euo pipefail; dmlbench() {{{{ {_python} -m dmlbench "$@"; }}}}; ')
 REPORT_QMD = str(Path(workflow.basedir) / "report" / "report.qmd")
 HAVE_QUARTO = shutil.which("quarto") is not None
 
@@ -101,11 +103,65 @@ WORST_MISS_DATA = f"{RESULTS}/data/{worst_miss_selection(config)['dataset']}.npz
 FIGURE_LABELS = planned_figures(config)
 FIGURES = [f"{RESULTS}/figures/{label}.{ext}" for label in FIGURE_LABELS for ext in ("svg", "png", "vl.json")]
 TABLE_CSVS = [f"{RESULTS}/tables/{label}.csv" for label in planned_tables(config)]
-REPORT = ["report/_output/report.html", "report/_output/report.pdf"]
+REPORT = {"html": "report/_output/report.html", "pdf": "report/_output/report.pdf"}
 
 
 def final_targets():
-    return FIGURES + TABLE_CSVS + (REPORT if HAVE_QUARTO else [])
+    return FIGURES + TABLE_CSVS + (list(REPORT.values()) if HAVE_QUARTO else [])
+
+
+# Folders a command reads or writes, derived from the rule's own files: under a storage plugin
+# (no shared filesystem) a job's files sit in a local copy whose folder is not the hard-coded one.
+def folder(path):
+    return str(Path(path).parent)
+
+
+def run_folder(wildcards, input):
+    """The train job's folder holding the score rule's inputs (embeddings.npz, run.json)."""
+    return folder(input.run)
+
+
+def train_out_folder(wildcards, output):
+    """The run folder the train job writes (embeddings.npz, train_log.csv, run.json)."""
+    return folder(output.run)
+
+
+def closed_set_folders(wildcards, input):
+    """The run folders of the closed-set models, one per input run.json."""
+    return [folder(path) for path in input.runs]
+
+
+def benchmark_root(wildcards, input):
+    """The benchmarks/ folder above benchmarks/{rule}/{dataset}/a{n}/{method}/n{N}/s{seed}.tsv."""
+    return str(Path(input.benchmarks[0]).parents[len(JOB_PATH.split("/"))])
+
+
+def tables_out_folder(wildcards, output):
+    """results/tables/, where aggregate and closed_set write their parquet tables."""
+    return folder(output.tables[0])
+
+
+def tables_in_folder(wildcards, input):
+    """results/tables/ of the figures rule: its input tables (its CSVs go next to them)."""
+    return folder(input.tables[0])
+
+
+def figures_out_folder(wildcards, output):
+    return folder(output.figures[0])
+
+
+def data_folder(wildcards, input):
+    """results/data/, holding the dataset npz of the worst-misses images."""
+    return folder(input.data)
+
+
+def results_folder(wildcards, input):
+    """The results folder the report renders from: the one holding the config snapshot."""
+    return folder(input.config)
+
+
+def report_out_folder(wildcards, output):
+    return folder(output.html)
 
 
 def quoted(obj):

@@ -11,4 +11,4 @@ rule prepare:
     conda:
         "../envs/environment.yaml"
     shell:
-        "{DMLBENCH} prepare --spec {params.spec} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "dmlbench prepare --spec {params.spec} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

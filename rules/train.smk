@@ -11,7 +11,7 @@ rule train:
         f"benchmarks/train/{JOB_PATH}.tsv"
     params:
         spec=job_train_spec,
-        out=f"{RESULTS}/runs/{JOB_PATH}",
+        out=train_out_folder,
     # One thread: on a GPU the device does the work; on a CPU two small jobs in parallel beat
     # one job on two threads. Raise it with --set-threads train=N for big models on CPUs.
     threads: 1
@@ -20,4 +20,4 @@ rule train:
     conda:
         "../envs/environment.yaml"
     shell:
-        "{DMLBENCH} train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
+        "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"

@@ -187,7 +187,15 @@ def cmd_render(args) -> None:
     for fmt in ("html", "typst"):
         cmd = [quarto, "render", str(qmd), "--to", fmt, "-P", f"results:{results}", "-P", f"scorer:{args.scorer}"]
         subprocess.run(cmd, check=True)
-    print(f"{local / '_output'}: report.html, report.pdf")
+    rendered = local / "_output"
+    out = Path(args.out).resolve() if args.out else rendered
+    if out != rendered:  # e.g. a storage plugin's local copy of report/_output (no shared filesystem)
+        from .io import atomic_path
+
+        for name in ("report.html", "report.pdf"):
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(rendered / name, tmp)
+    print(f"{out}: report.html, report.pdf")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render the Quarto report (needs the quarto binary)")
     p.add_argument("--qmd", default="report/report.qmd")
     p.add_argument("--scorer", default="cosine_k1")
+    p.add_argument("--out", help="folder for report.html and report.pdf (default: report/_output, where Quarto writes)")
     p.set_defaults(func=cmd_render)
     return parser
 

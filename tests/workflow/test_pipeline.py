@@ -167,7 +167,6 @@ def test_a_fresh_shell_runs_the_jobs(tmp_path):
            "--cores", "1", f"results/runs/{JOB}/run.json"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"{sys.executable} -m dmlbench train" in proc.stdout + proc.stderr  # the printed shell command
     run = json.loads((tmp_path / f"results/runs/{JOB}/run.json").read_text())
     assert [c["anomaly_classes"] for c in run["cases"]] == [[0, 1, 2], [1, 2, 3]]
 
