@@ -7,10 +7,10 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from dmlbench.aggregate import TABLE_NAMES
+# Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
 from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import planned_figures, planned_tables
+from dmlbench.plan import TABLE_NAMES, planned_figures, planned_tables
 
 try:
     _validated = validate(config, "the workflow config")

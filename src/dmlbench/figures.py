@@ -25,51 +25,14 @@ import yaml
 from dmlbench import annex, charts, findings, gallery
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import atomic_path, write_csv, write_text
+from dmlbench.plan import ALL_FIGURES, ALL_TABLES, planned_figures, planned_tables  # noqa: F401 (re-exported)
 
 FIGURE_SUFFIXES = (".svg", ".png", ".vl.json")
 PNG_PPI = 200  # print resolution; vl-convert renders 1 chart pixel as PNG_PPI / 72 image pixels
 
-#: Every figure of the report, in document order; planned_figures() drops those a config does not make.
-ALL_FIGURES = (
-    "fig-case-classes", "fig-auroc-box", "fig-auroc-overview", "fig-normalised-distance", "fig-balance",
-    "fig-cosine-euclidean", "fig-scorers", "fig-critical-difference", "fig-worst-misses", "fig-tsne",
-    "fig-annex-k", "fig-annex-sample-size",
-)
-#: Every table (CSV) of the report, in document order.
-ALL_TABLES = (
-    "tbl-conditions", "tbl-methods", "tbl-auroc-ci", "tbl-auroc-summary", "tbl-balance", "tbl-cosine-euclidean",
-    "tbl-scorers", "tbl-ranking", "tbl-worst-misses", "tbl-closed-set", "tbl-annex-k", "tbl-annex-sample-size",
-    "tbl-findings", "tbl-runtime", "tbl-runs",
-)
 #: Tables written by the aggregate stage that the figures read; the closed-set ones are optional.
 INPUT_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 CLOSED_SET_TABLES = ("tsne", "closed_set")
-
-
-def _both_distances(config: dict) -> bool:
-    return {"cosine", "euclidean"} <= set(config["scoring"]["distances"])
-
-
-def _not_made(config: dict) -> set[str]:
-    """Labels (figures and tables) a validated config does not make."""
-    skip = set()
-    if not _both_distances(config):
-        skip |= {"fig-cosine-euclidean", "tbl-cosine-euclidean"}
-    if not config["tsne"]["enabled"]:
-        skip |= {"fig-tsne", "tbl-closed-set"}
-    if not config["annex"]["sample_size"]:
-        skip |= {"fig-annex-sample-size", "tbl-annex-sample-size"}
-    return skip
-
-
-def planned_figures(config: dict) -> list[str]:
-    """Labels of the figures a validated config makes (the figures rule's outputs)."""
-    return [label for label in ALL_FIGURES if label not in _not_made(config)]
-
-
-def planned_tables(config: dict) -> list[str]:
-    """Labels of the CSV tables a validated config makes."""
-    return [label for label in ALL_TABLES if label not in _not_made(config)]
 
 
 def main_n_per_class(config: dict) -> str:
