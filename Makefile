@@ -1,7 +1,7 @@
 # dmlbench: two commands do all the set-up.
 #   make demo   create .venv, run the pipeline on config/demo.yaml, render the report (where quarto is)
 #   make test   create .venv, run the test suite
-#   make lint   snakemake --lint for every config in config/ (fails on any finding)
+#   make lint   snakefmt --check and snakemake --lint for every config in config/ (fails on any finding)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -33,8 +33,11 @@ test: venv
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: venv
-	@# Some snakemake versions exit 0 with findings: a "Lints for" line fails the target too.
-	@fail=0; for c in $(LINT_CONFIGS); do \
+	@# snakefmt (settings in pyproject.toml) and snakemake --lint for every config; some snakemake
+	@# versions exit 0 with findings, so a "Lints for" line fails the target too.
+	@fail=0; \
+	$(BIN)/python -m snakefmt --check Snakefile rules/*.smk || { echo "make lint: snakefmt would reformat the files above (run: $(BIN)/python -m snakefmt Snakefile rules/)" >&2; fail=1; }; \
+	for c in $(LINT_CONFIGS); do \
 	  out=$$($(BIN)/snakemake --lint --configfile $$c 2>&1); rc=$$?; \
 	  if [ $$rc -ne 0 ] || printf '%s\n' "$$out" | grep -q '^Lints for'; then \
 	    echo "make lint: snakemake --lint --configfile $$c:" >&2; printf '%s\n' "$$out" >&2; fail=1; \

@@ -3,6 +3,7 @@ import json
 import shlex
 import shutil
 import sys
+from itertools import product
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -37,6 +38,7 @@ def uses_deployed_env():
 if not uses_deployed_env():
     _python = shlex.quote(sys.executable).replace("{", "{{").replace("}", "}}")
     shell.prefix(f'set -euo pipefail; dmlbench() {{{{ {_python} -m dmlbench "$@"; }}}}; ')
+
 REPORT_QMD = str(Path(workflow.basedir) / "report" / "report.qmd")
 HAVE_QUARTO = shutil.which("quarto") is not None
 
@@ -54,12 +56,9 @@ def train_jobs():
     grid, then the annex A.2 sizes of the annex conditions."""
     jobs = []
     for cond in config["conditions"]:
-        for n in cond["n_anomaly"]:
-            for method in config["methods"]:
-                for n_per_class in config["n_per_class"]:
-                    for seed in config["seeds"]:
-                        jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method,
-                                         n_per_class=n_per_class, seed=seed))
+        grid = product(cond["n_anomaly"], config["methods"], config["n_per_class"], config["seeds"])
+        for n, method, n_per_class, seed in grid:
+            jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed))
     for dataset, n in annex_conditions(config):
         for method in config["methods"]:
             for size in config["annex"]["sample_size"]:
@@ -72,8 +71,11 @@ def train_jobs():
 
 def closed_set_jobs():
     """Models trained on all classes (n_anomaly 0, first seed) for the t-SNE maps and closed-set accuracy."""
-    return [dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
-            for d in tsne_datasets(config) for m in config["methods"]]
+    return [
+        dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
+        for d in tsne_datasets(config)
+        for m in config["methods"]
+    ]
 
 
 JOB_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
@@ -92,8 +94,11 @@ def closed_set_run_dirs():
 
 
 def benchmark_files():
-    return ([f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()]
-            + [f"benchmarks/train/{JOB_PATH.format(**job)}.tsv" for job in closed_set_jobs()])
+    scored = [
+        f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()
+    ]
+    closed_set = [f"benchmarks/train/{JOB_PATH.format(**job)}.tsv" for job in closed_set_jobs()]
+    return scored + closed_set
 
 
 TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
@@ -173,8 +178,8 @@ def prepare_spec(wildcards):
 
 
 def job_train_spec(wildcards):
-    return quoted(train_spec(config, wildcards.dataset, int(wildcards.n_anomaly), wildcards.method,
-                             wildcards.n_per_class, int(wildcards.seed)))
+    w = wildcards
+    return quoted(train_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed)))
 
 
 def job_score_spec(wildcards):
@@ -193,5 +198,7 @@ onsuccess:
     if HAVE_QUARTO:
         print("  report:  report/_output/report.html and report/_output/report.pdf")
     else:
-        print("  report:  not rendered - the quarto binary is not on PATH. Install Quarto "
-              "(https://quarto.org/docs/get-started/) and run: dmlbench render  (or rerun snakemake)")
+        print(
+            "  report:  not rendered - the quarto binary is not on PATH. Install Quarto "
+            "(https://quarto.org/docs/get-started/) and run: dmlbench render  (or rerun snakemake)"
+        )
