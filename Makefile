@@ -2,15 +2,17 @@
 #   make demo   create .venv, run the pipeline on config/demo.yaml, render the report (where quarto is)
 #   make test   create .venv, run the test suite
 #   make lint   snakefmt --check and snakemake --lint for every config in config/ (fails on any finding)
+#   make venv-s3  optional: .venv-s3 with the S3 storage plugin and moto, for the S3 storage test
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+S3_VENV ?= .venv-s3
 CORES  ?= 2
 LINT_CONFIGS := $(wildcard config/*.yaml)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv demo test lint clean
+.PHONY: venv venv-s3 demo test lint clean
 
 $(STAMP): envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,20 @@ $(STAMP): envs/requirements.txt pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The S3 stack needs python-dateutil<3 (botocore), .venv pins 4.0.0: a venv of its own that sees
+# .venv's packages after its own (a .pth file), with envs/requirements-s3.txt installed over them.
+$(S3_VENV)/.installed: $(STAMP) envs/requirements-s3.txt
+	$(PYTHON) -m venv $(S3_VENV)
+	@# the setuptools that comes with a new venv would shadow the newer one torch needs in .venv
+	$(S3_VENV)/bin/pip uninstall -y -q setuptools
+	$(S3_VENV)/bin/pip install --no-deps -r envs/requirements-s3.txt
+	$(BIN)/python -c 'import sysconfig; print("import site; site.addsitedir(%r)" % sysconfig.get_paths()["purelib"])' \
+	  > "$$($(S3_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_dmlbench_venv.pth"
+	$(S3_VENV)/bin/python -m pip check
+	touch $@
+
+venv-s3: $(S3_VENV)/.installed
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
