@@ -43,6 +43,9 @@ rule report:
         results=results_folder,
         out=report_out_folder,
         scorer=config["report"]["scorer"],
+    # Rendered where Snakemake runs, the machine whose Quarto made it a target (HAVE_QUARTO):
+    # cluster and cloud images need no Quarto.
+    localrule: True
     conda:
         "../envs/environment.yaml"
     shell:
