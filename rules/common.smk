@@ -23,19 +23,24 @@ config.update(_validated)
 RESULTS = "results"
 
 
-def uses_deployed_env():
-    """True where Snakemake runs the jobs in a conda env or container that it deploys (--sdm)."""
+#: The conda env of every job under `--sdm conda`, an existing env of this name made as the
+#: README says (envs/environment.yaml, then `pip install -e .`), so it holds dmlbench itself.
+CONDA_ENV = "dmlbench"
+
+
+def uses_conda_env():
+    """True where Snakemake runs each job in the CONDA_ENV env (--sdm conda)."""
     settings = getattr(workflow, "deployment_settings", None)
-    methods = {m.name for m in getattr(settings, "deployment_method", ()) or ()}
-    return bool(methods & {"CONDA", "APPTAINER"})
+    return any(m.name == "CONDA" for m in getattr(settings, "deployment_method", ()) or ())
 
 
-# The rules call `dmlbench`. Unless Snakemake deploys an env that provides it, `dmlbench` is a
+# The rules call `dmlbench`. Under --sdm conda that is the conda env's command. Otherwise it is a
 # shell function running the dmlbench of the interpreter that runs Snakemake: a fresh shell (venv
 # not activated, its bin/ not on PATH) finds it, and so do cluster and cloud jobs, which rerun
-# Snakemake with their own interpreter. (A function in the shell prefix rather than a variable in
-# each command: commands stay copyable and lint-clean, and no param changes with the interpreter.)
-if not uses_deployed_env():
+# Snakemake with their interpreter (the image's, in a container). (A function in the shell
+# prefix, not a variable in each command: the printed commands stay copyable and lint-clean,
+# and no param changes with the interpreter's path.)
+if not uses_conda_env():
     _python = shlex.quote(sys.executable).replace("{", "{{").replace("}", "}}")
     shell.prefix(f'set -euo pipefail; dmlbench() {{{{ {_python} -m dmlbench "$@"; }}}}; ')
 

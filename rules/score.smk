@@ -13,6 +13,6 @@ rule score:
         run=run_folder,
     threads: 2
     conda:
-        "../envs/environment.yaml"
+        CONDA_ENV
     shell:
         "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

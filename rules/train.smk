@@ -18,6 +18,6 @@ rule train:
     resources:
         gpu=1,
     conda:
-        "../envs/environment.yaml"
+        CONDA_ENV
     shell:
         "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
