@@ -40,6 +40,10 @@ $(S3_VENV)/.installed: $(STAMP) envs/requirements-s3.txt
 
 venv-s3: $(S3_VENV)/.installed
 
+# The rules' conda env (snakemake --sdm conda) lists the pins of envs/requirements.txt itself.
+envs/dmlbench.yaml: envs/requirements.txt envs/conda_env.py
+	$(PYTHON) envs/conda_env.py
+
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 

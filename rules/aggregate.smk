@@ -15,7 +15,7 @@ rule aggregate:
         out=tables_out_folder,
     threads: 1
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench aggregate --scores {input.scores} --runs {input.runs} --benchmarks {input.benchmarks} "
         "--benchmark-root {params.benchmark_root} --out {params.out} > {log} 2>&1"
@@ -38,7 +38,7 @@ rule closed_set:
         perplexity=config["tsne"]["perplexity"],
     threads: 1
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench closed-set --runs {params.runs} --points {params.points} --perplexity {params.perplexity} "
         "--out {params.out} > {log} 2>&1"
@@ -53,6 +53,6 @@ rule snapshot:
         # The validated config with defaults; a change of any key rewrites it (params trigger reruns).
         config=config_spec(),
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench snapshot --spec {params.config} --out {output} > {log} 2>&1"

@@ -23,25 +23,30 @@ config.update(_validated)
 RESULTS = "results"
 
 
-#: The conda env of every job under `--sdm conda`, an existing env of this name made as the
-#: README says (envs/environment.yaml, then `pip install -e .`), so it holds dmlbench itself.
-CONDA_ENV = "dmlbench"
-
-
 def uses_conda_env():
-    """True where Snakemake runs each job in the CONDA_ENV env (--sdm conda)."""
+    """True where Snakemake runs each job in the rules' conda env, envs/dmlbench.yaml (--sdm conda)."""
     settings = getattr(workflow, "deployment_settings", None)
     return any(m.name == "CONDA" for m in getattr(settings, "deployment_method", ()) or ())
 
 
-# The rules call `dmlbench`. Under --sdm conda that is the conda env's command. Otherwise it is a
-# shell function running the dmlbench of the interpreter that runs Snakemake: a fresh shell (venv
-# not activated, its bin/ not on PATH) finds it, and so do cluster and cloud jobs, which rerun
+def braces_escaped(text):
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# The rules call `dmlbench`: a shell function. Under --sdm conda it runs dmlbench from the
+# workflow's src/ with the conda env's Python (the env holds its dependencies, not dmlbench).
+# Otherwise it runs the dmlbench of the interpreter that runs Snakemake: a fresh shell (venv not
+# activated, its bin/ not on PATH) finds it, and so do cluster and cloud jobs, which rerun
 # Snakemake with their interpreter (the image's, in a container). (A function in the shell
 # prefix, not a variable in each command: the printed commands stay copyable and lint-clean,
 # and no param changes with the interpreter's path.)
-if not uses_conda_env():
-    _python = shlex.quote(sys.executable).replace("{", "{{").replace("}", "}}")
+if uses_conda_env():
+    _source = braces_escaped(shlex.quote(str(Path(workflow.basedir) / "src")))
+    shell.prefix(
+        f'set -euo pipefail; dmlbench() {{{{ PYTHONPATH={_source}${{{{PYTHONPATH:+:$PYTHONPATH}}}} python -m dmlbench "$@"; }}}}; '
+    )
+else:
+    _python = braces_escaped(shlex.quote(sys.executable))
     shell.prefix(f'set -euo pipefail; dmlbench() {{{{ {_python} -m dmlbench "$@"; }}}}; ')
 
 REPORT_QMD = str(Path(workflow.basedir) / "report" / "report.qmd")

@@ -17,7 +17,7 @@ rule figures:
         scorer=config["report"]["scorer"],
     threads: 1
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench figures --tables {params.tables} --out {params.figures} --scorer {params.scorer} "
         "--config {input.config} --data {params.data} > {log} 2>&1"
@@ -47,7 +47,7 @@ rule report:
     # cluster and cloud images need no Quarto.
     localrule: True
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} "
         "--out {params.out} > {log} 2>&1"

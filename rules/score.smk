@@ -13,6 +13,6 @@ rule score:
         run=run_folder,
     threads: 2
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

@@ -18,6 +18,6 @@ rule train:
     resources:
         gpu=1,
     conda:
-        CONDA_ENV
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
