@@ -2,42 +2,43 @@ rule aggregate:
     input:
         scores=score_files(),
         runs=run_files(),
+        # Written by Snakemake for each train and score job (their `benchmark:`), read here for runtime.parquet.
+        benchmarks=benchmark_files(),
     output:
-        TABLES,
+        tables=TABLES,
     log:
         "logs/aggregate.log",
     benchmark:
         "benchmarks/aggregate/aggregate.tsv"
     params:
-        # Benchmark files are written by Snakemake itself, not declared outputs: read, not required.
-        benchmarks=benchmark_files(),
-        out=f"{RESULTS}/tables",
+        benchmark_root=benchmark_root,
+        out=tables_out_folder,
     threads: 1
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
-        "dmlbench aggregate --scores {input.scores} --runs {input.runs} --benchmarks {params.benchmarks} "
-        "--benchmark-root benchmarks --out {params.out} > {log} 2>&1"
+        "dmlbench aggregate --scores {input.scores} --runs {input.runs} --benchmarks {input.benchmarks} "
+        "--benchmark-root {params.benchmark_root} --out {params.out} > {log} 2>&1"
 
 
 rule closed_set:
     input:
-        [f"{d}/embeddings.npz" for d in closed_set_run_dirs()],
-        [f"{d}/run.json" for d in closed_set_run_dirs()],
+        embeddings=[f"{d}/embeddings.npz" for d in closed_set_run_dirs()],
+        runs=[f"{d}/run.json" for d in closed_set_run_dirs()],
     output:
-        CLOSED_SET_TABLES,
+        tables=CLOSED_SET_TABLES,
     log:
         "logs/closed_set.log",
     benchmark:
         "benchmarks/closed_set/closed_set.tsv"
     params:
-        runs=closed_set_run_dirs(),
-        out=f"{RESULTS}/tables",
+        runs=closed_set_folders,
+        out=tables_out_folder,
         points=config["tsne"]["points"],
         perplexity=config["tsne"]["perplexity"],
     threads: 1
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench closed-set --runs {params.runs} --points {params.points} --perplexity {params.perplexity} "
         "--out {params.out} > {log} 2>&1"
@@ -52,6 +53,6 @@ rule snapshot:
         # The validated config with defaults; a change of any key rewrites it (params trigger reruns).
         config=config_spec(),
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench snapshot --spec {params.config} --out {output} > {log} 2>&1"

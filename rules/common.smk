@@ -2,14 +2,16 @@
 import json
 import shlex
 import shutil
+import sys
+from itertools import product
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from dmlbench.aggregate import TABLE_NAMES
+# Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
 from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import planned_figures, planned_tables
+from dmlbench.plan import TABLE_NAMES, planned_figures, planned_tables
 
 try:
     _validated = validate(config, "the workflow config")
@@ -19,6 +21,34 @@ config.clear()
 config.update(_validated)
 
 RESULTS = "results"
+
+
+def uses_conda_env():
+    """True where Snakemake runs each job in the rules' conda env, envs/dmlbench.yaml (--sdm conda)."""
+    settings = getattr(workflow, "deployment_settings", None)
+    return any(m.name == "CONDA" for m in getattr(settings, "deployment_method", ()) or ())
+
+
+def braces_escaped(text):
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+# The rules call `dmlbench`: a shell function. Under --sdm conda it runs dmlbench from the
+# workflow's src/ with the conda env's Python (the env holds its dependencies, not dmlbench).
+# Otherwise it runs the dmlbench of the interpreter that runs Snakemake: a fresh shell (venv not
+# activated, its bin/ not on PATH) finds it, and so do cluster and cloud jobs, which rerun
+# Snakemake with their interpreter (the image's, in a container). (A function in the shell
+# prefix, not a variable in each command: the printed commands stay copyable and lint-clean,
+# and no param changes with the interpreter's path.)
+if uses_conda_env():
+    _source = braces_escaped(shlex.quote(str(Path(workflow.basedir) / "src")))
+    shell.prefix(
+        f'set -euo pipefail; dmlbench() {{{{ PYTHONPATH={_source}${{{{PYTHONPATH:+:$PYTHONPATH}}}} python -m dmlbench "$@"; }}}}; '
+    )
+else:
+    _python = braces_escaped(shlex.quote(sys.executable))
+    shell.prefix(f'set -euo pipefail; dmlbench() {{{{ {_python} -m dmlbench "$@"; }}}}; ')
+
 REPORT_QMD = str(Path(workflow.basedir) / "report" / "report.qmd")
 HAVE_QUARTO = shutil.which("quarto") is not None
 
@@ -36,12 +66,9 @@ def train_jobs():
     grid, then the annex A.2 sizes of the annex conditions."""
     jobs = []
     for cond in config["conditions"]:
-        for n in cond["n_anomaly"]:
-            for method in config["methods"]:
-                for n_per_class in config["n_per_class"]:
-                    for seed in config["seeds"]:
-                        jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method,
-                                         n_per_class=n_per_class, seed=seed))
+        grid = product(cond["n_anomaly"], config["methods"], config["n_per_class"], config["seeds"])
+        for n, method, n_per_class, seed in grid:
+            jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed))
     for dataset, n in annex_conditions(config):
         for method in config["methods"]:
             for size in config["annex"]["sample_size"]:
@@ -54,8 +81,11 @@ def train_jobs():
 
 def closed_set_jobs():
     """Models trained on all classes (n_anomaly 0, first seed) for the t-SNE maps and closed-set accuracy."""
-    return [dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
-            for d in tsne_datasets(config) for m in config["methods"]]
+    return [
+        dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
+        for d in tsne_datasets(config)
+        for m in config["methods"]
+    ]
 
 
 JOB_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
@@ -74,8 +104,11 @@ def closed_set_run_dirs():
 
 
 def benchmark_files():
-    return ([f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()]
-            + [f"benchmarks/train/{JOB_PATH.format(**job)}.tsv" for job in closed_set_jobs()])
+    scored = [
+        f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()
+    ]
+    closed_set = [f"benchmarks/train/{JOB_PATH.format(**job)}.tsv" for job in closed_set_jobs()]
+    return scored + closed_set
 
 
 TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
@@ -85,11 +118,65 @@ WORST_MISS_DATA = f"{RESULTS}/data/{worst_miss_selection(config)['dataset']}.npz
 FIGURE_LABELS = planned_figures(config)
 FIGURES = [f"{RESULTS}/figures/{label}.{ext}" for label in FIGURE_LABELS for ext in ("svg", "png", "vl.json")]
 TABLE_CSVS = [f"{RESULTS}/tables/{label}.csv" for label in planned_tables(config)]
-REPORT = ["report/_output/report.html", "report/_output/report.pdf"]
+REPORT = {"html": "report/_output/report.html", "pdf": "report/_output/report.pdf"}
 
 
 def final_targets():
-    return FIGURES + TABLE_CSVS + (REPORT if HAVE_QUARTO else [])
+    return FIGURES + TABLE_CSVS + (list(REPORT.values()) if HAVE_QUARTO else [])
+
+
+# Folders a command reads or writes, derived from the rule's own files: under a storage plugin
+# (no shared filesystem) a job's files sit in a local copy whose folder is not the hard-coded one.
+def folder(path):
+    return str(Path(path).parent)
+
+
+def run_folder(wildcards, input):
+    """The train job's folder holding the score rule's inputs (embeddings.npz, run.json)."""
+    return folder(input.run)
+
+
+def train_out_folder(wildcards, output):
+    """The run folder the train job writes (embeddings.npz, train_log.csv, run.json)."""
+    return folder(output.run)
+
+
+def closed_set_folders(wildcards, input):
+    """The run folders of the closed-set models, one per input run.json."""
+    return [folder(path) for path in input.runs]
+
+
+def benchmark_root(wildcards, input):
+    """The benchmarks/ folder above benchmarks/{rule}/{dataset}/a{n}/{method}/n{N}/s{seed}.tsv."""
+    return str(Path(input.benchmarks[0]).parents[len(JOB_PATH.split("/"))])
+
+
+def tables_out_folder(wildcards, output):
+    """results/tables/, where aggregate and closed_set write their parquet tables."""
+    return folder(output.tables[0])
+
+
+def tables_in_folder(wildcards, input):
+    """results/tables/ of the figures rule: its input tables (its CSVs go next to them)."""
+    return folder(input.tables[0])
+
+
+def figures_out_folder(wildcards, output):
+    return folder(output.figures[0])
+
+
+def data_folder(wildcards, input):
+    """results/data/, holding the dataset npz of the worst-misses images."""
+    return folder(input.data)
+
+
+def results_folder(wildcards, input):
+    """The results folder the report renders from: the one holding the config snapshot."""
+    return folder(input.config)
+
+
+def report_out_folder(wildcards, output):
+    return folder(output.html)
 
 
 def quoted(obj):
@@ -101,8 +188,8 @@ def prepare_spec(wildcards):
 
 
 def job_train_spec(wildcards):
-    return quoted(train_spec(config, wildcards.dataset, int(wildcards.n_anomaly), wildcards.method,
-                             wildcards.n_per_class, int(wildcards.seed)))
+    w = wildcards
+    return quoted(train_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed)))
 
 
 def job_score_spec(wildcards):
@@ -121,5 +208,7 @@ onsuccess:
     if HAVE_QUARTO:
         print("  report:  report/_output/report.html and report/_output/report.pdf")
     else:
-        print("  report:  not rendered - the quarto binary is not on PATH. Install Quarto "
-              "(https://quarto.org/docs/get-started/) and run: dmlbench render  (or rerun snakemake)")
+        print(
+            "  report:  not rendered - the quarto binary is not on PATH. Install Quarto "
+            "(https://quarto.org/docs/get-started/) and run: dmlbench render  (or rerun snakemake)"
+        )

@@ -9,6 +9,6 @@ rule prepare:
         spec=prepare_spec,
     threads: 1
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench prepare --spec {params.spec} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

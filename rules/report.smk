@@ -1,44 +1,54 @@
 rule figures:
     input:
-        TABLES,
-        CLOSED_SET_TABLES,
-        SNAPSHOT,
-        WORST_MISS_DATA,
+        tables=TABLES,
+        closed_set=CLOSED_SET_TABLES,
+        config=SNAPSHOT,
+        # The dataset of the worst-misses images.
+        data=WORST_MISS_DATA,
     output:
-        FIGURES,
-        TABLE_CSVS,
+        figures=FIGURES,
+        tables=TABLE_CSVS,
     log:
         "logs/figures.log",
     params:
-        tables=f"{RESULTS}/tables",
-        figures=f"{RESULTS}/figures",
-        data=f"{RESULTS}/data",
-        config=SNAPSHOT,
+        tables=tables_in_folder,
+        figures=figures_out_folder,
+        data=data_folder,
         scorer=config["report"]["scorer"],
     threads: 1
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench figures --tables {params.tables} --out {params.figures} --scorer {params.scorer} "
-        "--config {params.config} --data {params.data} > {log} 2>&1"
+        "--config {input.config} --data {params.data} > {log} 2>&1"
 
 
+# Quarto renders against one results folder: its tables, figures, config snapshot and the
+# worst-misses dataset, each declared here.
 rule report:
     input:
-        FIGURES,
-        TABLE_CSVS,
-        TABLES,
-        CLOSED_SET_TABLES,
-        SNAPSHOT,
+        figures=FIGURES,
+        table_csvs=TABLE_CSVS,
+        tables=TABLES,
+        closed_set=CLOSED_SET_TABLES,
+        config=SNAPSHOT,
+        data=WORST_MISS_DATA,
     output:
-        REPORT,
+        html=REPORT["html"],
+        pdf=REPORT["pdf"],
     log:
-        "logs/report.log",
+        report="logs/report.log",
+        quarto="logs/render.log",
     params:
         qmd=REPORT_QMD,
-        results=RESULTS,
+        results=results_folder,
+        out=report_out_folder,
         scorer=config["report"]["scorer"],
+    # Rendered where Snakemake runs, the machine whose Quarto made it a target (HAVE_QUARTO):
+    # cluster and cloud images need no Quarto.
+    localrule: True
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
-        "dmlbench --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} > {log} 2>&1"
+        "dmlbench --results {params.results} render --qmd {params.qmd} --scorer {params.scorer} "
+        "--out {params.out} --log {log.quarto} > {log.report} 2>&1"

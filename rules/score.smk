@@ -10,9 +10,9 @@ rule score:
         f"benchmarks/score/{JOB_PATH}.tsv"
     params:
         spec=job_score_spec,
-        run=f"{RESULTS}/runs/{JOB_PATH}",
+        run=run_folder,
     threads: 2
     conda:
-        "../envs/environment.yaml"
+        "../envs/dmlbench.yaml"
     shell:
         "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"

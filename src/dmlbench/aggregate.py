@@ -11,6 +11,7 @@ import pandas as pd
 from .errors import DmlbenchError
 from .io import write_parquet
 from .metrics import class_mean_scores, detection_metrics
+from .plan import TABLE_NAMES
 from .runs import keys_from_path, scorer_columns
 from .stats import ranking_table, summary_table
 
@@ -102,10 +103,6 @@ def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
     """(metrics, class_distances) from the score parquets of many runs."""
     metrics, distances, _ = _run_tables(score_paths)
     return metrics, distances
-
-
-#: Files written by :func:`write_tables`, in results/tables/.
-TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 
 
 def build_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],

@@ -171,7 +171,7 @@ def cmd_render(args) -> None:
     """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
     from .render import render_report
 
-    outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log)
+    outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log, out_dir=args.out)
     print(", ".join(str(p) for p in outputs))
 
 
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qmd", default="report/report.qmd")
     p.add_argument("--scorer", default="cosine_k1")
     p.add_argument("--log", default="logs/render.log", help="Quarto's output (default logs/render.log)")
+    p.add_argument("--out", help="folder for report.html and report.pdf (default: report/_output, where Quarto writes)")
     p.set_defaults(func=cmd_render)
     return parser
 

@@ -42,12 +42,14 @@ def _last_error(output: str) -> str:
 
 
 def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: str = "cosine_k1",
-                  log: str | os.PathLike = "logs/render.log") -> list[Path]:
+                  log: str | os.PathLike = "logs/render.log", out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Render ``qmd`` to ``report/_output/report.html`` and ``report.pdf``; return their paths.
 
     ``results`` is the folder of ``config.yaml``, ``tables/``, ``figures/`` and ``data/``;
-    ``scorer`` the score column the report shows. Raises DmlbenchError (one message) when Quarto
-    fails, and exits with status 3 when the quarto binary is not on PATH.
+    ``scorer`` the score column the report shows; ``out_dir`` a folder to copy the two files to
+    (e.g. a storage plugin's local copy of report/_output, with no shared filesystem). Raises
+    DmlbenchError (one message) when Quarto fails, and exits with status 3 when the quarto
+    binary is not on PATH.
     """
     quarto = shutil.which("quarto")
     results = Path(results).resolve()
@@ -77,12 +79,21 @@ def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: st
                                   text=True)
             fh.write(proc.stdout)
             fh.flush()
-            out = folder / "_output" / name
-            if proc.returncode != 0 or not out.is_file():
-                why = _last_error(proc.stdout) if proc.returncode else f"it exited 0 but wrote no {out}"
+            written = folder / "_output" / name
+            if proc.returncode != 0 or not written.is_file():
+                why = _last_error(proc.stdout) if proc.returncode else f"it exited 0 but wrote no {written}"
                 raise DmlbenchError(
                     f"quarto could not render {qmd.name} to {fmt} (exit {proc.returncode}): {why}; "
                     f"Quarto's full output is in {log}"
                 )
-            outputs.append(out)
+            outputs.append(written)
+    if out_dir is not None and Path(out_dir).resolve() != folder / "_output":
+        from .io import atomic_path
+
+        copies = []
+        for path in outputs:
+            with atomic_path(Path(out_dir).resolve() / path.name) as tmp:
+                shutil.copyfile(path, tmp)
+            copies.append(Path(out_dir).resolve() / path.name)
+        outputs = copies
     return outputs

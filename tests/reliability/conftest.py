@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow.conftest import BIN, ROOT, snakemake
+from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 JOB = "digits/a3/conventional/nall/s0"
 TABLES = ["results/tables/metrics.parquet", "results/tables/class_distances.parquet",
@@ -37,9 +36,12 @@ DETERMINISTIC_TABLES = ["metrics.parquet", "class_distances.parquet", "summary.p
                         "worst_misses.parquet"]
 
 
-def sm_env(extra_path: Path | None = None, **env) -> dict:
-    path = os.pathsep.join(str(p) for p in (extra_path, BIN) if p) + os.pathsep + os.environ.get("PATH", "")
-    return {**os.environ, "PATH": path, **env}
+def sm_env(extra_pythonpath: Path | None = None, **env) -> dict:
+    """The environment of a test's snakemake: no `dmlbench` on PATH (the rules run the one of
+    snakemake's interpreter), ``extra_pythonpath`` first on PYTHONPATH."""
+    if extra_pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_pythonpath), os.environ.get("PYTHONPATH")]))
+    return clean_env(**env)
 
 
 def sm_cmd(workdir: Path, *args: str) -> list[str]:
@@ -69,41 +71,38 @@ def wait_for(predicate, proc: subprocess.Popen | None, what: str, timeout: float
 # --------------------------------------------------------------------------------------------
 # a `dmlbench` that stalls right before renaming one output into place
 
-STALL_WRAPPER = textwrap.dedent("""\
-    #!{python}
-    # Test double of the `dmlbench` command: identical, except that the rename of the output
-    # whose name ends with $RELIABILITY_STALL_ON into place is held back: the output is then
-    # complete under its temporary name, the worst moment for a kill.
-    import os, sys, time
+STALL_HOOK = textwrap.dedent("""\
+    # Test double, loaded by every Python of the test's snakemake (PYTHONPATH): the rules' dmlbench
+    # (`python -m dmlbench`) is identical, except that the rename of the output whose name ends
+    # with $RELIABILITY_STALL_ON into place is held back: the output is then complete under its
+    # temporary name, the worst moment for a kill. Snakemake itself renames no such file.
+    import os, time
     _replace = os.replace
     def _stalling_replace(src, dst, *args, **kwargs):
-        if str(dst).endswith(os.environ["RELIABILITY_STALL_ON"]):
+        if os.environ.get("RELIABILITY_STALL_ON") and str(dst).endswith(os.environ["RELIABILITY_STALL_ON"]):
             with open(os.environ["RELIABILITY_MARK"], "w") as fh:
-                fh.write(f"{{os.getpid()}}\\n{{src}}\\n{{dst}}\\n")
+                fh.write(f"{os.getpid()}\\n{src}\\n{dst}\\n")
             time.sleep(300)
         return _replace(src, dst, *args, **kwargs)
     os.replace = _stalling_replace
-    from dmlbench.cli import main
-    sys.exit(main())
     """)
 
 
-def stall_wrapper_dir(tmp: Path) -> Path:
-    bin_dir = tmp / "stall-bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    exe = bin_dir / "dmlbench"
-    exe.write_text(STALL_WRAPPER.format(python=sys.executable))
-    exe.chmod(0o755)
-    return bin_dir
+def stall_hook_dir(tmp: Path) -> Path:
+    """A folder with the stalling hook as ``sitecustomize.py``, for PYTHONPATH."""
+    hook_dir = tmp / "stall-hook"
+    hook_dir.mkdir(parents=True, exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(STALL_HOOK)
+    return hook_dir
 
 
 def kill_when_stalled(workdir: Path, config: Path, stall_on: str, targets: list[str]) -> dict:
-    """Run snakemake in ``workdir`` with the stalling `dmlbench`; SIGKILL snakemake, its jobs
+    """Run snakemake in ``workdir`` with the stalling hook; SIGKILL snakemake, its jobs
     (the process group) and the stalled job once the output ending with ``stall_on`` is
     complete under its temporary name. Returns the marker: pid, temporary path, final path."""
     mark = workdir.parent / f"{workdir.name}.stall-mark"
     mark.unlink(missing_ok=True)
-    env = sm_env(stall_wrapper_dir(workdir.parent), RELIABILITY_STALL_ON=stall_on, RELIABILITY_MARK=str(mark))
+    env = sm_env(stall_hook_dir(workdir.parent), RELIABILITY_STALL_ON=stall_on, RELIABILITY_MARK=str(mark))
     out = workdir.parent / f"{workdir.name}.stalled-run.out"
     with open(out, "w") as fh:
         proc = subprocess.Popen(sm_cmd(workdir, "--configfile", str(config), "--cores", "2", *targets),

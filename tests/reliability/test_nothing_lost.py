@@ -2,7 +2,7 @@
 (after `snakemake --unlock`) gives the tables of an uninterrupted run.
 
 The train stage is covered by tests/workflow/test_interrupted.py. Score and aggregate are too
-fast to catch by timing, so they run through a `dmlbench` test double (conftest.STALL_WRAPPER)
+fast to catch by timing, so they run with a test double of `os.replace` (conftest.STALL_HOOK)
 that holds back the final rename of one output: the kill lands when that output is complete
 under its temporary name, the moment a non-atomic writer would leave a file that looks done.
 """

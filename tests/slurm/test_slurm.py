@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.slurm.cluster import INSTALL_HINT, ClusterUnavailable, SlurmCluster, missing_binaries
+from tests.workflow.conftest import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,8 @@ class Run:
     def __init__(self, workdir: Path, configfile: Path, *args: str, env: dict[str, str]):
         self.workdir = workdir
         workdir.mkdir(parents=True)
-        env = {**env, "PATH": f"{BIN}{os.pathsep}{env['PATH']}"}
+        # no `dmlbench` on PATH: the jobs find it through the interpreter that runs Snakemake
+        env = clean_env(env)
         cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(configfile), "--until", "figures", *args]
         self.output_file = workdir.parent / f"{workdir.name}.out"

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.workflow.conftest import BIN, ROOT, snakemake
+from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 pytestmark = pytest.mark.slow
 JOB = "digits/a3/conventional/nall/s0"
@@ -21,7 +20,7 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = clean_env()
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(config), "--cores", "2"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -1,6 +1,8 @@
 """config/test.yaml through snakemake: every output file and its contents; dry runs; bad configs."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 import yaml
 
 from tests.helpers.qmd import run_cells
-from tests.workflow.conftest import ROOT, snakemake
+from tests.workflow.conftest import BIN, ROOT, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -154,6 +156,19 @@ def test_report_cells_run_against_the_test_results(test_run):
 def test_rerun_does_nothing(test_run):
     proc = snakemake(test_run, "--configfile", str(ROOT / "config" / "test.yaml"), "--cores", "2", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_fresh_shell_runs_the_jobs(tmp_path):
+    """The README's `.venv/bin/snakemake ...` typed in a fresh shell: no venv activated, no
+    `dmlbench` on PATH. The jobs run the dmlbench of the interpreter that runs Snakemake."""
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
+    assert shutil.which("dmlbench", path=env["PATH"]) is None
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config" / "test.yaml"),
+           "--cores", "1", f"results/runs/{JOB}/run.json"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = json.loads((tmp_path / f"results/runs/{JOB}/run.json").read_text())
+    assert [c["anomaly_classes"] for c in run["cases"]] == [[0, 1, 2], [1, 2, 3]]
 
 
 def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
