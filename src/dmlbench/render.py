@@ -70,7 +70,7 @@ def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: st
     env = {**os.environ}
     env.setdefault("QUARTO_PYTHON", sys.executable)
     outputs = []
-    with open(log, "w") as fh:
+    with open(log, "w") as fh:  # a log file: streamed as Quarto runs, never read back as a result
         for fmt, name in FORMATS.items():
             cmd = [quarto, "render", qmd.name, "--to", fmt, "-P", f"results:{results}", "-P", f"scorer:{scorer}"]
             fh.write(f"$ {' '.join(cmd)}\n")
