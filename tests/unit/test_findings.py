@@ -277,7 +277,7 @@ def test_fewer_normal_classes_falls_back_to_a_distance_scorer():
     msp = [dict(d, scorer="msp", normalised=np.nan) for d in dist]
     r = claim(rows, IDS[3], dist + msp, scorer="msp")
     assert r["verdict"] == SUPPORTED and r["scorer"] == "cosine_k1"
-    assert "cosine_k1: the report's scorer msp has no normalised distances" in r["evidence"]
+    assert "cosine_k1 (the report's scorer msp has no normalised distances)" in r["evidence"]
     r = claim([m(0.9)], IDS[3], [cd(2.0), cd(3.0, dataset="e", n_anomaly=2)])
     assert r["verdict"] == NOT_TESTABLE and "two or more values of n_anomaly" in r["evidence"]
 
@@ -323,7 +323,7 @@ def test_k10_follows_the_scorer_distance_and_names_missing_k():
     assert claim(rows, IDS[4], scorer="euclidean_k5")["verdict"] == SUPPORTED
     assert claim(rows, IDS[4])["verdict"] == CONTRADICTED
     r = claim(rows, IDS[4], scorer="mahalanobis")
-    assert r["verdict"] == CONTRADICTED and "cosine: the report's scorer mahalanobis is not" in r["evidence"]
+    assert r["verdict"] == CONTRADICTED and "Distance cosine (the report's scorer mahalanobis is not a kNN distance)" in r["evidence"]
     r = claim([m(0.8, scorer="cosine_k1"), m(0.81, scorer="cosine_k5"), m(0.7, scorer="cosine_kall")], IDS[4])
     assert r["verdict"] == NOT_TESTABLE
     assert "cosine_k10" in r["evidence"] and "k values of cosine in the tables: 1, 5, all" in r["evidence"]

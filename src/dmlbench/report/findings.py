@@ -390,7 +390,7 @@ def _distance_scorer(distances: pd.DataFrame, scorer: str) -> tuple[str | None, 
         return scorer, ""
     for fallback in ("cosine_k1", "euclidean_k1"):
         if fallback in have:
-            return fallback, f"{fallback}: the report's scorer {scorer} has no normalised distances"
+            return fallback, f"the report's scorer {scorer} has no normalised distances"
     return None, ""
 
 
@@ -455,7 +455,7 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
         dist, note = parts[0], ""
     else:
         dist = next((d for d in ("cosine", "euclidean") if f"{d}_k1" in present), "cosine")
-        note = f"{dist}: the report's scorer {scorer} is not a kNN distance"
+        note = f"the report's scorer {scorer} is not a kNN distance"
     k1, k10, kall = f"{dist}_k1", f"{dist}_k10", f"{dist}_kall"
     c = _Claim(5, "k10-beats-k1",
                f"The mean of the 10 smallest distances beats the minimum (k = 1) by about +{STUDY_K10_GAIN:g} points "
@@ -497,7 +497,8 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
     if not c.tests:
         return _untestable(c, f"no condition has 2 cases with {k1}, {k10} and {kall}"), []
     _finish(c)
-    evidence = ((f"Distance {note}. " if note else "") + "; ".join(sizes) + ". " + _by_outcome(c, effects=False))
+    evidence = ((f"Distance {dist} ({note}). " if note else "") + "; ".join(sizes) + ". "
+                + _by_outcome(c, effects=False))
     return _row(c, _verdict(c), evidence), c.tests
 
 
