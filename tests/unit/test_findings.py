@@ -195,6 +195,11 @@ def test_cosine_vs_euclidean_uses_the_report_k_and_pairs_by_run():
     assert r["verdict"] == NOT_TESTABLE and "1 case with both sides" in r["evidence"]
     r = claim(per_case([0.7, 0.7, 0.7]), IDS[1])
     assert r["verdict"] == NOT_TESTABLE and "euclidean_k1" in r["evidence"]
+    # a condition with one case is left out, and the evidence says so
+    rows = cos_euc({1: sig(0.1), 2: [0.1]})
+    r = claim(rows, IDS[1])
+    assert r["verdict"] == SUPPORTED and r["n_tests"] == 1
+    assert r["evidence"].endswith("Not tested: d a2: 1 case with both sides, a test needs 2.")
 
 
 # --------------------------------------------------------------------------- 3. sphereface + euclidean
@@ -303,8 +308,8 @@ def test_k10_beats_k1_supported_and_sizes_compared_with_the_study():
     assert t["p_value"].tolist() == pytest.approx([p_gain, P_SIG])
     assert t["p_holm"].tolist() == pytest.approx([max(p_gain, 2 * P_SIG), 2 * P_SIG])
     half = T975 * 0.001 / math.sqrt(3) * 100
-    assert f"k = 10 +0.70 [{0.7 - half:+.2f}, {0.7 + half:+.2f}] points (the study's +0.7 inside)" in r["evidence"]
-    assert "all -11 % of the k = 1 AUROC (the study's -10 %), AUROC 0.800" in r["evidence"]
+    assert f"k = 10 +0.70 points [{0.7 - half:+.2f}, {0.7 + half:+.2f}] (the study's +0.7 is inside)" in r["evidence"]
+    assert "mean of all -11 % against k = 1 (the study's -10 %), AUROC 0.800" in r["evidence"]
     assert "below chance" not in r["evidence"]
 
 
@@ -312,9 +317,9 @@ def test_k10_contradicted_mixed_and_not_significant():
     assert claim(knn(sig(-0.1), sig(0.05)), IDS[4])["verdict"] == CONTRADICTED
     r = claim(knn(sig(-0.1), sig(-0.7)), IDS[4])  # the demo's pattern: k10 worse, all far worse
     assert r["verdict"] == MIXED
-    assert "Supports: kall d a1. Contradicts: k10 d a1." in r["evidence"]
-    assert "all -78 % of the k = 1 AUROC" in r["evidence"] and "AUROC 0.200, below chance" in r["evidence"]
-    assert "(the study's +0.7 outside)" in r["evidence"]
+    assert "Supports: mean of all in d a1. Contradicts: k = 10 in d a1." in r["evidence"]
+    assert "mean of all -78 % against k = 1" in r["evidence"] and "AUROC 0.200, below chance" in r["evidence"]
+    assert "(the study's +0.7 is outside)" in r["evidence"]
     assert claim(knn(noise(0.0), noise(0.0)), IDS[4])["verdict"] == NOT_SIGNIFICANT
 
 

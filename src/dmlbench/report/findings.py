@@ -127,12 +127,6 @@ def _effect(t: dict, scale: float = 1.0, fmt: str = "+.3f") -> str:
             f"{format(t['ci_high'] * scale, fmt)}]")
 
 
-def _sentence(text: str) -> str:
-    """``text`` ending with a full stop (never re-cased: it may start with a method's name)."""
-    text = text.strip()
-    return text + ("" if text.endswith(".") else ".")
-
-
 def _case_blocks(diff: pd.Series) -> pd.Series:
     """Paired differences (index with a ``case`` level) averaged per case: the test's blocks."""
     return diff.groupby(level="case").mean().sort_index()
@@ -151,8 +145,7 @@ class _Claim:
     n_per_class: str = ""
     test: str = T_TEST
     tests: list = field(default_factory=list)
-    notes: list = field(default_factory=list)  # what could not be tested, which scorer was used
-    missing: str = ""  # why nothing could be tested
+    notes: list = field(default_factory=list)  # what could not be tested
 
     def add(self, values: pd.Series, *, dataset: str, condition: str, n_per_class: str, scorer: str,
             comparison: str, unit: str, direction: int, label: str, null: float = 0.0) -> dict | None:
@@ -213,6 +206,8 @@ def _by_outcome(c: _Claim, fmt: str = "+.3f", scale: float = 1.0, effects: bool 
 
 
 def _row(c: _Claim, verdict: str, evidence: str) -> dict:
+    if c.tests and c.notes:
+        evidence += f" Not tested: {'; '.join(c.notes)}."
     return {"number": c.number, "id": c.id, "claim": c.claim, "verdict": verdict, "scorer": c.scorer,
             "n_per_class": c.n_per_class, "test": c.test if c.tests else "", "n_tests": len(c.tests),
             "n_supporting": sum(t["outcome"] == SUPPORTS for t in c.tests),
@@ -477,20 +472,21 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
             continue
         gain = c.add(_case_blocks((wide[k10] - wide[k1]).dropna()), dataset=ds, condition=cond, n_per_class=npc,
                      scorer=f"{k1}, {k10}", comparison=f"{k10} − {k1}", unit="AUROC", direction=1,
-                     label=f"k10 {cond}")
+                     label=f"k = 10 in {cond}")
         pair = wide[[k1, kall]].dropna()
         loss = c.add(_case_blocks(pair[kall] - pair[k1]), dataset=ds, condition=cond, n_per_class=npc,
                      scorer=f"{k1}, {kall}", comparison=f"{kall} − {k1}", unit="AUROC", direction=-1,
-                     label=f"kall {cond}")
+                     label=f"mean of all in {cond}")
         text = []
         if gain:
             inside = gain["ci_low"] * 100 <= STUDY_K10_GAIN <= gain["ci_high"] * 100
-            text.append(f"k = 10 {_effect(gain, 100, '+.2f')} points (the study's +{STUDY_K10_GAIN:g} "
+            text.append(f"k = 10 {format(gain['effect'] * 100, '+.2f')} points [{gain['ci_low'] * 100:+.2f}, "
+                        f"{gain['ci_high'] * 100:+.2f}] (the study's +{STUDY_K10_GAIN:g} is "
                         f"{'inside' if inside else 'outside'})")
         if loss:
             relative = 100 * (pair[kall].mean() / pair[k1].mean() - 1)
             level = pair[kall].mean()
-            text.append(f"all {relative:+.0f} % of the k = 1 AUROC (the study's -{STUDY_KALL_LOSS:g} %), "
+            text.append(f"mean of all {relative:+.0f} % against k = 1 (the study's -{STUDY_KALL_LOSS:g} %), "
                         f"AUROC {level:.3f}" + (", below chance" if level < CHANCE else ""))
         if text:
             sizes.append(f"{cond}: {', '.join(text)}")
@@ -606,6 +602,20 @@ def _evaluate(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str,
     return claims, frame
 
 
+_EVALUATED: list = []  # the last few evaluations: the report builds both tables from one, more than once
+
+
+def _evaluated(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str, n_per_class: str | None,
+               mixup: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    key = (scorer, n_per_class, None if mixup is None else tuple(sorted(mixup.items())))
+    for m, cd, k, result in _EVALUATED:
+        if m is metrics and cd is class_distances and k == key:  # the same frames (held here, so ids stay theirs)
+            return result[0].copy(), result[1].copy()
+    result = _evaluate(metrics, class_distances, scorer, n_per_class, mixup)
+    _EVALUATED[:] = [*_EVALUATED[-3:], (metrics, class_distances, key, result)]
+    return result[0].copy(), result[1].copy()
+
+
 def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1",
              n_per_class: str | None = None, mixup: dict | None = None) -> pd.DataFrame:
     """One row per claim of the study (module docstring): columns ``FINDINGS_COLUMNS``.
@@ -617,7 +627,7 @@ def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str =
     ``n_contradicting`` count its tests, ``evidence`` gives the effects (AUROC differences unless
     said otherwise) with 95 % intervals and Holm-adjusted p, ``rule`` the decision rule in words.
     """
-    return _evaluate(metrics, class_distances, scorer, n_per_class, mixup)[0]
+    return _evaluated(metrics, class_distances, scorer, n_per_class, mixup)[0]
 
 
 def findings_tests(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1",
@@ -629,7 +639,7 @@ def findings_tests(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer:
     ``statistic`` t, ``p_value`` the two-sided p, ``p_holm`` Holm-adjusted across the claim's tests,
     ``outcome`` "supports", "contradicts", "not significant" or (claim 1) "significant".
     """
-    return _evaluate(metrics, class_distances, scorer, n_per_class, mixup)[1]
+    return _evaluated(metrics, class_distances, scorer, n_per_class, mixup)[1]
 
 
 def _interval(df: pd.DataFrame) -> pd.DataFrame:
@@ -651,12 +661,12 @@ TABLES = (
         "intervals and Holm-adjusted p-values of paired t-tests over cases (seeds averaged within a case).",
         lambda v: _build(v, findings),
         columns=(Column("number", "#", "d", 0.3), Column("claim", "claim", None, 2.2),
-                 Column("verdict", "verdict", None, 1.0), Column("evidence", "evidence", None, 6.0)),
+                 Column("verdict", "verdict", None, 1.15), Column("evidence", "evidence", None, 6.0)),
     ),
     Table(
         "tbl-findings-tests",
         "The tests behind each claim (# as in the findings table): the mean over cases of the paired difference "
-        "(claim 3: AUROC − 0.5; claim 4's distances in multiples of the normal level, everything else in AUROC), "
+        "(claim 3: AUROC − 0.5; the distances of claim 4 in multiples of the normal level, the rest in AUROC), "
         "its 95 % t-interval, the number of cases, the two-sided p-value and the p-value Holm-adjusted across "
         "the claim's tests.",
         lambda v: _build(v, findings_tests),
