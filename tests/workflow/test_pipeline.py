@@ -148,7 +148,7 @@ def test_runtime_table(test_run):
 
 def test_report_cells_run_against_the_test_results(test_run):
     ns = run_cells(ROOT / "report" / "report.qmd", {"results": str(test_run / "results")}, cwd=ROOT / "report")
-    assert len(ns["metrics"]) == len(pd.read_parquet(test_run / "results/tables/metrics.parquet"))
+    assert len(ns["doc"].study.tables["metrics"]) == len(pd.read_parquet(test_run / "results/tables/metrics.parquet"))
 
 
 def test_rerun_does_nothing(test_run):
