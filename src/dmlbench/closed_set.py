@@ -1,8 +1,8 @@
 """Closed-set models (n_anomaly = 0, every class normal): t-SNE coordinates and test accuracy.
 
 The report's embeddings section shows, per dataset and method, a t-SNE map of test embeddings
-from a model trained on all classes, and the closed-set test accuracy of that model (the check
-that the recipe trains every method properly). Both tables come from the runs'
+from a model trained on all classes, and the closed-set test accuracy of that model (how well
+each method learned the classes with the shared recipe: one model and seed per method). Both tables come from the runs'
 ``embeddings.npz`` (one case, ``case0_*``), written by ``dmlbench train`` with n_anomaly 0.
 """
 

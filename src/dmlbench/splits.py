@@ -2,9 +2,9 @@
 
 Case k of a condition with C classes and n anomaly classes takes the classes at positions
 (k + j) mod C, j < n, of the class order as anomalies; the others are normal. The training
-set of a case is the official train split restricted to its normal classes, optionally
-subsampled to `n_per_class` images per class, and a validation split for monitoring is
-carved from it (never from the test set). All random choices depend on (seed, case) only,
+set of a case is the dataset's train split (the official one, or a seeded draw for digits)
+restricted to its normal classes, optionally subsampled to `n_per_class` images per class,
+and a validation split for monitoring is carved from it (never from the test set). All random choices depend on (seed, case) only,
 never on the method, so every method of a comparison sees the same images (paired).
 """
 

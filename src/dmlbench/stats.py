@@ -1,5 +1,6 @@
 """Statistics over runs: bootstrap confidence intervals, Friedman test with average ranks and the
-Nemenyi critical difference, paired Wilcoxon tests against a baseline with Holm correction.
+Nemenyi critical difference, paired Wilcoxon tests against a baseline with Holm correction, and
+the t-test of a mean with its interval (the findings' paired tests over cases).
 
 Blocks are (case, seed) pairs: every method sees the same cases and seeds (paired design), so a
 method comparison is made within a block. Column meanings are in docs/tables.md and the
@@ -9,7 +10,9 @@ definitions in docs/metrics.md.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -126,6 +129,44 @@ def wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (RuntimeWarning, UserWarning))
         return float(sst.wilcoxon(x, y).pvalue)
+
+
+@dataclass(frozen=True)
+class MeanTest:
+    """A one-sample t-test of a mean: ``mean`` of the values, its ``ci_low``/``ci_high``
+    t-interval, the ``statistic`` t of ``mean - null``, the two-sided ``p`` and the count ``n``."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    p: float
+    n: int
+
+
+def mean_test(values, null: float = 0.0, level: float = 0.95) -> MeanTest:
+    """Two-sided one-sample t-test of ``mean(values) == null`` with the ``level`` t-interval of the mean.
+
+    ``values`` is 1-D, one value per independent block (for a paired comparison: the per-case
+    mean difference, seeds averaged within a case), at least 2 of them. With n values, mean m and
+    standard deviation s (ddof 1): t = (m - null) / (s / sqrt(n)) on n - 1 degrees of freedom,
+    p = 2 P(T > |t|), interval m -/+ t_{(1 + level) / 2, n - 1} s / sqrt(n). When every value is
+    equal (s = 0) the interval is that value and p is 1 if it equals ``null``, else 0 (t infinite).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError("mean_test needs a 1-D array of at least 2 values")
+    n = len(x)
+    mean = float(x.mean())
+    if np.ptp(x) == 0:  # exactly equal values: no spread, and summation rounding would fake one
+        mean = float(x[0])
+        diff = mean - null
+        return MeanTest(mean, mean, mean, 0.0 if diff == 0 else math.copysign(math.inf, diff),
+                        1.0 if diff == 0 else 0.0, n)
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(sst.t.ppf((1 + level) / 2, n - 1)) * se
+    t = (mean - null) / se
+    return MeanTest(mean, mean - half, mean + half, float(t), float(2 * sst.t.sf(abs(t), n - 1)), n)
 
 
 RANKING_COLUMNS = ["dataset", "n_anomaly", "n_per_class", "scorer", "method", "avg_rank", "friedman_statistic",

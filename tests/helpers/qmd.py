@@ -7,7 +7,10 @@ working directory set to ``cwd`` (Quarto runs cells in the document's folder), a
 bare expression of each cell displayed, as in a notebook. Everything displayed is recorded
 in ``namespace["__displayed__"]``; inline `` `{python} expr` `` values in
 ``namespace["__inline__"]`` (expression -> value); what the cells print (the report's cells run
-with ``output: asis``, so that is Markdown for the page) in ``namespace["__stdout__"]``.
+with ``output: asis``, so that is Markdown for the page) in ``namespace["__stdout__"]``, cell by
+cell in ``namespace["__cell_stdout__"]``. ``rendered_markdown(path, namespace)`` puts the two
+together: the page's Markdown as Quarto hands it to Pandoc (prose with inline values, each cell
+replaced by what it printed).
 ``{{< include path >}}`` shortcodes are expanded first, as Quarto does. When IPython is not
 installed a small stand-in ``IPython.display`` (display, Markdown, HTML, Image) is provided.
 """
@@ -216,15 +219,17 @@ def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None,
     cells = code_cells(qmd_path)
     if params and not any(_is_parameters_cell(c) for c in cells):
         raise ValueError(f"{qmd_path} has no cell tagged parameters to override with {sorted(params)}")
-    namespace: dict[str, Any] = {"__name__": "__main__", "__displayed__": []}
+    namespace: dict[str, Any] = {"__name__": "__main__", "__displayed__": [], "__cell_stdout__": []}
     injected_done = not params
     printed = io.StringIO()
     with _display_recorder(namespace["__displayed__"]) as display, _chdir(cwd or qmd_path.parent), \
             contextlib.redirect_stdout(printed):
         for index, source in enumerate(cells, start=1):
             name = f"<{qmd_path.name} cell {index}>"
+            start = printed.tell()
             try:
                 _run_cell(source, namespace, display, name)
+                namespace["__cell_stdout__"].append(printed.getvalue()[start:])
                 if not injected_done and _is_parameters_cell(source):
                     injected_done = True
                     injected = "".join(f"{key} = {value!r}\n" for key, value in params.items())
@@ -241,6 +246,36 @@ def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None,
         }
     namespace["__stdout__"] = printed.getvalue()
     return namespace
+
+
+def inline_text(value: Any) -> str:
+    """An inline value as the page shows it: Markdown objects by their text, the rest by str()."""
+    return str(getattr(value, "data", value))
+
+
+def rendered_markdown(qmd_path: str | os.PathLike, namespace: dict[str, Any]) -> str:
+    """The executed document's Markdown: prose with every inline expression replaced by its value,
+    each Python cell by what it printed (``namespace`` from ``run_cells`` of the same file); other
+    fenced blocks are kept."""
+    outputs = iter(namespace["__cell_stdout__"])
+    inline = namespace["__inline__"]
+    out: list[str] = []
+    lines = expanded(qmd_path).splitlines()
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            out.append(_INLINE.sub(lambda m: inline_text(inline[m[1].strip()]), lines[i]))
+            i += 1
+            continue
+        ticks, info = match["ticks"], match["info"].strip()
+        closing = re.compile(rf"^`{{{len(ticks)},}}\s*$")
+        j = i + 1
+        while j < len(lines) and not closing.match(lines[j]):
+            j += 1
+        out.append(next(outputs) if _PYTHON_CELL.match(info) else "\n".join(lines[i : j + 1]))
+        i = j + 1
+    return "\n".join(out) + "\n"
 
 
 def run_in_kernel(

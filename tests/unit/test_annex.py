@@ -174,7 +174,7 @@ def test_sample_size_without_numeric_sizes_says_how_to_enable_it():
 def test_sample_size_chart_spec():
     chart = annex_sample_size.sample_size_chart(summary_frame(), class_distances_frame())
     spec = chart.to_dict()
-    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1"}
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "distance_scorer": "cosine_k1"}
     top, bottom = spec["vconcat"]
     assert [layer["mark"]["type"] for layer in top["spec"]["layer"]] == ["errorbar", "line", "point"]
     x = bottom["spec"]["layer"][0]["encoding"]["x"]
@@ -189,3 +189,26 @@ def test_sample_size_chart_with_one_method_condition_and_size():
     chart = annex_sample_size.sample_size_chart(summary, class_distances_frame(conditions=[("digits", 3)], sizes=["all", "50"]))
     assert chart.to_dict()["vconcat"][0]["spec"]["layer"][0]["encoding"]["x"]["axis"]["values"] == [50]
     assert render_png(chart).size[0] > 200
+
+
+def test_annex_recipe_names_what_annex_training_changes():
+    from pathlib import Path
+
+    from dmlbench.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "test.yaml")
+    # test.yaml: training.epochs 1, annex.training.epochs 2; one annex dataset
+    assert annex_sample_size.annex_recipe(config) == "digits: epochs 2 (main runs 1)"
+    config["annex"]["training"] = {"epochs": 1, "lr": 0.01}  # epochs unchanged: not named
+    assert annex_sample_size.annex_recipe(config) == "digits: lr 0.01 (main runs 0.005)"
+    config["annex"]["training"] = {}
+    assert annex_sample_size.annex_recipe(config) == "none"
+
+
+def test_distance_scorer_falls_back_for_scores_that_are_no_distances():
+    from dmlbench.report.study import distance_scorer
+
+    config = {"scoring": {"distances": ["cosine", "euclidean"]}}
+    assert [distance_scorer(config, s) for s in ("euclidean_k10", "mahalanobis", "lof", "msp", "maxlogit")] == [
+        "euclidean_k10", "mahalanobis", "lof", "cosine_k1", "cosine_k1"]
+    assert distance_scorer({"scoring": {"distances": ["euclidean"]}}, "msp") == "euclidean_k1"

@@ -337,9 +337,23 @@ def test_balance_table_means_auroc_and_anomaly_distance(summary, distances):
     assert np.isnan(table["anomaly_distance_mean"].iloc[3])
 
 
+def test_balance_takes_distances_from_a_distance_scorer(summary, distances):
+    """With msp (no normalised distances) the AUROC is msp's and the distances cosine_k1's."""
+    cosine = summary[summary["scorer"] == "cosine_k1"]
+    msp = cosine.assign(scorer="msp", mean=cosine["mean"] - 0.1)
+    no_distance = distances[distances["scorer"] == "cosine_k1"].assign(scorer="msp", normalised=np.nan)
+    both = pd.concat([summary, msp]), pd.concat([distances, no_distance])
+    table = balance.balance_table(*both, scorer="msp", distance_scorer="cosine_k1")
+    assert table["auroc_mean"].tolist() == pytest.approx([0.60, 0.80, 0.50, 0.50])
+    assert table["anomaly_distance_mean"].tolist()[:3] == pytest.approx([3.0, 5.0, 3.0])
+    meta = balance.balance_chart(*both, scorer="msp", distance_scorer="cosine_k1").to_dict()["usermeta"]["dmlbench"]
+    assert meta == {"scorer": "msp", "distance_scorer": "cosine_k1", "n_per_class": ALL}
+    assert balance.balance_table(*both, scorer="msp")["anomaly_distance_mean"].isna().all()
+
+
 def test_balance_chart_has_an_auroc_row_and_a_distance_row(summary, distances):
     spec = balance.balance_chart(summary, distances).to_dict()
-    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "n_per_class": ALL}
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "distance_scorer": "cosine_k1", "n_per_class": ALL}
     top, bottom = spec["vconcat"]
     auroc = spec["datasets"][top["data"]["name"]]
     distance = spec["datasets"][bottom["data"]["name"]]

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as sst
 
 from dmlbench.stats import (RANKING_COLUMNS, SUMMARY_COLUMNS, average_ranks, bootstrap_ci, friedman, holm,
-                            nemenyi_cd, ranking_table, summary_table, wilcoxon_p)
+                            mean_test, nemenyi_cd, ranking_table, summary_table, wilcoxon_p)
 
 
 # --------------------------------------------------------------------------- Holm
@@ -32,6 +32,44 @@ def test_holm_rejects_like_the_step_down_procedure():
                 break
             reject[j] = True
         np.testing.assert_array_equal(holm(p) <= alpha, reject)
+
+
+# --------------------------------------------------------------------------- t-test of a mean
+
+
+def test_mean_test_with_two_degrees_of_freedom_in_closed_form():
+    # Student t with 2 df: P(|T| > t) = 1 - t / sqrt(t^2 + 2); its (1 + level) / 2 quantile is
+    # (2q - 1) / sqrt(2 q (1 - q)) with q = 0.975 -> 4.3027.
+    r = mean_test([3.0, 4.0, 5.0])  # mean 4, sd 1, se 1/sqrt(3), t = 4 sqrt(3), t^2 = 48
+    q = 0.975
+    half = (2 * q - 1) / np.sqrt(2 * q * (1 - q)) / np.sqrt(3)
+    assert (r.mean, r.n) == (4.0, 3)
+    assert r.statistic == pytest.approx(4 * np.sqrt(3))
+    assert r.p == pytest.approx(1 - np.sqrt(48 / 50))
+    assert (r.ci_low, r.ci_high) == (pytest.approx(4 - half), pytest.approx(4 + half))
+    # against another null: t = (4 - 3) sqrt(3), t^2 = 3 -> p = 1 - sqrt(3 / 5); the interval does not move
+    r = mean_test([3.0, 4.0, 5.0], null=3.0)
+    assert r.statistic == pytest.approx(np.sqrt(3)) and r.p == pytest.approx(1 - np.sqrt(3 / 5))
+    assert r.ci_low == pytest.approx(4 - half)
+    # a 90 % interval: q = 0.95 -> 2.9200
+    q = 0.95
+    assert mean_test([3.0, 4.0, 5.0], level=0.9).ci_high == pytest.approx(4 + (2 * q - 1) / np.sqrt(2 * q * (1 - q))
+                                                                          / np.sqrt(3))
+
+
+def test_mean_test_matches_scipy_and_handles_no_spread():
+    x = np.array([0.02, -0.01, 0.05, 0.03, 0.00])
+    r, ref = mean_test(x), sst.ttest_1samp(x, 0.0)
+    assert r.statistic == pytest.approx(ref.statistic) and r.p == pytest.approx(ref.pvalue)
+    lo, hi = ref.confidence_interval(0.95)
+    assert (r.ci_low, r.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    # equal values: no spread, the interval is the value; p 1 at the null, else 0
+    r = mean_test([0.1, 0.1, 0.1])
+    assert (r.ci_low, r.ci_high, r.p, r.statistic) == (0.1, 0.1, 0.0, np.inf)
+    r = mean_test([0.5, 0.5], null=0.5)
+    assert (r.p, r.statistic) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_test([0.3])
 
 
 # --------------------------------------------------------------------------- ranks, Friedman, Nemenyi

@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats as sst
 
 from dmlbench import report as sections
 from dmlbench.errors import DmlbenchError
 from dmlbench.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
-from dmlbench.report.findings import findings
+from dmlbench.report.findings import findings, findings_tests, mixup_runs
 from tests.helpers.qmd import cell_options, code_cells, expanded, includes, run_cells
 
 REPORT = Path(__file__).resolve().parents[2] / "report" / "report.qmd"
@@ -141,33 +142,36 @@ def test_tables_print_every_row_with_headers_in_words(namespace, results):
     assert "scale=30, margin=0.5" in methods
 
 
-def test_findings_section_shows_the_recomputed_claims(namespace, results):
+def test_findings_section_prints_the_recomputed_claims_and_tests(namespace, results):
     metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
     distances = pd.read_parquet(results / "tables" / "class_distances.parquet")
-    expected = findings(metrics, distances, scorer="cosine_k1")
-    lines = [line for line in namespace["__stdout__"].splitlines() if line.startswith("- **")]
-    assert len(lines) == len(expected) == 6
-    for line, row in zip(lines, expected.itertuples()):
-        assert line.startswith(f"- **{row.verdict}**") and row.evidence in line
+    config = read_config(results / "config.yaml")
+    expected = findings(metrics, distances, scorer="cosine_k1", n_per_class="all", mixup=mixup_runs(config))
+    tests = findings_tests(metrics, distances, scorer="cosine_k1", n_per_class="all", mixup=mixup_runs(config))
+    page = namespace["__stdout__"]
+    block = page.split("::: {#tbl-findings}", 1)[1].split("\n:::\n", 1)[0]
+    assert block.count("<tr>") == len(expected) + 1 == 7
+    for verdict in expected["verdict"]:
+        assert f"<td style=\"text-align: left\">{verdict}</td>" in block
+    assert page.count("::: {#tbl-findings-tests}") == 1
     csv = pd.read_csv(results / "tables" / "tbl-findings.csv")
     assert csv["verdict"].tolist() == expected["verdict"].tolist()
-    pd.testing.assert_series_equal(csv["number"], expected["number"], check_names=False)
-    # Recomputed here from metrics.parquet, independently of dmlbench.report.findings:
-    auroc = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "all")]
-    keys = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case"]
-    wide = auroc.pivot_table(index=keys, columns="scorer", values="value")
+    assert pd.read_csv(results / "tables" / "tbl-findings-tests.csv")["p_holm"].tolist() == pytest.approx(
+        tests["p_holm"].tolist())
     row = csv.set_index("id")
-    assert row.loc["cosine-beats-euclidean", "number"] == pytest.approx(
-        (wide["cosine_k1"] - wide["euclidean_k1"]).mean())
     # one condition: "no method is best everywhere" cannot be tested; test.yaml has no k10 and no sphereface
     assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
     assert row.loc["k10-beats-k1", "verdict"] == "not testable"
     assert row.loc["sphereface-euclidean-below-chance", "verdict"] == "not testable"
-    # annex A.2 at 20 images per class: arcface against conventional, paired by case and seed
+    # annex A.2 at 20 images per class, recomputed here from metrics.parquet: arcface − conventional per
+    # (seed, case), averaged per case, one-sample t-test (one test: Holm leaves p as it is)
     small = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "20") & (metrics.scorer == "cosine_k1")]
-    by_method = small.pivot_table(index=["case", "seed"], columns="method", values="value")
-    arcface_wins = (by_method["arcface"] - by_method["conventional"]).mean() > 0
-    assert row.loc["metric-learning-beats-conventional-small-samples", "number"] == float(arcface_wins)
+    wide = small.pivot_table(index=["seed", "case"], columns="method", values="value")
+    blocks = (wide["arcface"] - wide["conventional"]).groupby(level="case").mean()
+    claim6 = tests[tests["number"] == 6].iloc[0]
+    assert (claim6["comparison"], claim6["n_per_class"], claim6["n_cases"]) == ("arcface − conventional", "20", 2)
+    assert claim6["effect"] == pytest.approx(blocks.mean())
+    assert claim6["p_holm"] == pytest.approx(sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue)
 
 
 def test_inline_values(namespace):
@@ -176,7 +180,7 @@ def test_inline_values(namespace):
     assert inline["scorer"] == "cosine_k1"
     assert inline['config["cases"]'] == 2
     # Cross-references of items this run makes are plain @labels.
-    assert inline['ref("fig-tsne", "a t-SNE map")'].data == "@fig-tsne"
+    assert inline['ref("fig-tsne", "A t-SNE map")'].data == "@fig-tsne"
 
 
 def test_all_cells_run_without_ipython(results, monkeypatch):

@@ -22,16 +22,33 @@ def needs_annex(config: dict) -> str | None:
 
 
 
+def annex_recipe(config: dict) -> str:
+    """What ``annex.training`` changes in the recipe of each annex dataset, against its main runs:
+    ``"digits: epochs 20 (main runs 6)"``; ``"none"`` when it changes nothing."""
+    from dmlbench.config import annex_conditions, training_recipe
+
+    parts = []
+    for dataset in dict.fromkeys(d for d, _ in annex_conditions(config)):
+        main = training_recipe(config, dataset, "all")
+        annex = dict(main, **config["annex"]["training"])
+        changed = [f"{key} {annex[key]} (main runs {main.get(key, '–')})" for key in config["annex"]["training"]
+                   if annex[key] != main.get(key)]
+        if changed:
+            parts.append(f"{dataset}: {', '.join(changed)}")
+    return "; ".join(parts) or "none"
+
+
 def sample_size_table(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1"
+    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", distance_scorer: str | None = None
 ) -> pd.DataFrame:
     """AUROC and anomaly distance per condition, method and number of training images per class.
 
     Only numeric ``n_per_class`` values (annex A.2's subsampled runs) are kept; the main
     study's "all" is left out because it is no point on a numeric axis. Columns: dataset,
     n_anomaly, method, n_per_class (int), auroc_mean, auroc_ci_low, auroc_ci_high (from
-    ``summary``), anomaly_distance_mean (mean ``normalised`` over the anomaly-class rows of
-    ``class_distances``: all cases, seeds and anomaly classes), n (AUROC values).
+    ``summary``), anomaly_distance_mean (mean ``normalised`` of ``distance_scorer``, default
+    ``scorer``, over the anomaly-class rows of ``class_distances``: all cases, seeds and anomaly
+    classes), n (AUROC values).
     """
     auroc = auroc_rows(summary, "summary.parquet", SUMMARY_COLUMNS)
     require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances.parquet")
@@ -49,7 +66,9 @@ def sample_size_table(
             f"those rows have scorers {sorted(numeric['scorer'].unique().tolist())}."
         )
     keys = ["dataset", "n_anomaly", "method", "n_per_class"]
-    anomalies = class_distances[(class_distances["role"] == "anomaly") & (class_distances["scorer"] == scorer)]
+    distance_scorer = distance_scorer or scorer
+    anomalies = class_distances[(class_distances["role"] == "anomaly")
+                                & (class_distances["scorer"] == distance_scorer)]
     distance = (
         anomalies.assign(n_per_class=anomalies["n_per_class"].astype(str))
         .groupby(keys, sort=False)["normalised"].mean().rename("anomaly_distance_mean").reset_index()
@@ -64,11 +83,12 @@ def sample_size_table(
 
 
 def sample_size_chart(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1"
+    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", distance_scorer: str | None = None
 ):
     """AUROC (top, with 95 % CI bars) and mean anomaly distance (bottom) against images per
     class on a log axis, colour = method, one column per condition (annex A.2)."""
-    data, conditions = with_condition(sample_size_table(summary, class_distances, scorer))
+    distance_scorer = distance_scorer or scorer
+    data, conditions = with_condition(sample_size_table(summary, class_distances, scorer, distance_scorer))
     methods = method_order(data["method"].unique())
     sizes = sorted(data["n_per_class"].unique().tolist())
     scale = alt.Scale(type="log", domain=[sizes[0] / 1.25, sizes[-1] * 1.25], nice=False)
@@ -109,8 +129,9 @@ def sample_size_chart(
     return titled(
         chart,
         "Annex A.2: effect of the number of training images per class",
-        [selection(scorer=scorer), "mean over cases × seeds; bars: 95 % bootstrap interval"],
-        scorer=scorer,
+        [selection(scorer=scorer) + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"),
+         "mean over cases × seeds; bars: 95 % bootstrap interval"],
+        scorer=scorer, distance_scorer=distance_scorer,
     )
 
 
@@ -119,7 +140,8 @@ FIGURES = (
         "fig-annex-sample-size",
         "Mean AUROC (with its 95 % bootstrap interval) and mean normalised anomaly distance against the number "
         "of training images per normal class.",
-        lambda v: sample_size_chart(v.t["summary"], v.t["class_distances"], scorer=v.scorer),
+        lambda v: sample_size_chart(v.t["summary"], v.t["class_distances"], scorer=v.scorer,
+                                    distance_scorer=v.distance_scorer),
         needs_annex,
     ),
 )
@@ -128,7 +150,8 @@ TABLES = (
         "tbl-annex-sample-size",
         "Mean AUROC with its 95 % bootstrap interval and mean normalised anomaly distance per condition, method "
         "and number of training images per class.",
-        lambda v: sample_size_table(v.t["summary"], v.t["class_distances"], scorer=v.scorer),
+        lambda v: sample_size_table(v.t["summary"], v.t["class_distances"], scorer=v.scorer,
+                                    distance_scorer=v.distance_scorer),
         needs_annex,
         columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
                  Column("method", "method", None, 1.1), Column("n_per_class", "images per class", "d"),

@@ -17,21 +17,25 @@ BALANCE_MEASURES = {"auroc_mean": "mean AUROC", "anomaly_distance_mean": "anomal
 
 
 def balance_table(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all"
+    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all",
+    distance_scorer: str | None = None,
 ) -> pd.DataFrame:
-    """Per condition × method: mean AUROC (summary) and mean normalised distance of the anomaly
-    classes (over cases × seeds × anomaly classes of ``class_distances``); NaN where one is missing.
+    """Per condition × method: mean AUROC of ``scorer`` (summary) and mean normalised distance of the
+    anomaly classes (over cases × seeds × anomaly classes of ``class_distances``) of
+    ``distance_scorer`` (default ``scorer``; a scorer that is no distance has none); NaN where one
+    is missing.
 
     Columns: dataset, n_anomaly, method, auroc_mean, anomaly_distance_mean.
     """
     keys = ["dataset", "n_anomaly", "method"]
     auroc = summary_auroc(summary, scorer, n_per_class)[keys + ["mean"]].rename(columns={"mean": "auroc_mean"})
     require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances.parquet")
-    rows = select(class_distances, "class_distances.parquet", scorer=scorer, n_per_class=n_per_class)
+    distance_scorer = distance_scorer or scorer
+    rows = select(class_distances, "class_distances.parquet", scorer=distance_scorer, n_per_class=n_per_class)
     anomalies = rows[rows["role"] == "anomaly"]
     if anomalies.empty:
         raise DmlbenchError(
-            f"class_distances.parquet has no anomaly-class rows for scorer={scorer!r} and "
+            f"class_distances.parquet has no anomaly-class rows for scorer={distance_scorer!r} and "
             f"n_per_class={str(n_per_class)!r}; re-run `dmlbench aggregate`."
         )
     distance = (
@@ -42,7 +46,8 @@ def balance_table(
 
 
 def balance_chart(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all"
+    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all",
+    distance_scorer: str | None = None,
 ):
     """Effect of the number of anomaly classes: mean AUROC (top row) and mean normalised anomaly
     distance (bottom row) against n_anomaly, one line per method, one column per dataset.
@@ -50,7 +55,8 @@ def balance_chart(
     Each row's data is its part of ``balance_table`` in long form (columns dataset, n_anomaly,
     method, measure, value).
     """
-    table = balance_table(summary, class_distances, scorer, n_per_class)
+    distance_scorer = distance_scorer or scorer
+    table = balance_table(summary, class_distances, scorer, n_per_class, distance_scorer)
     data = table.melt(
         id_vars=["dataset", "n_anomaly", "method"], value_vars=list(BALANCE_MEASURES),
         var_name="measure", value_name="value",
@@ -81,8 +87,9 @@ def balance_chart(
     return titled(
         alt.vconcat(*rows),
         "Effect of the normal/anomaly balance",
-        [selection(scorer=scorer, n_per_class=n_per_class), "means over cases × seeds"],
-        scorer=scorer, n_per_class=n_per_class,
+        [selection(scorer=scorer, n_per_class=n_per_class)
+         + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"), "means over cases × seeds"],
+        scorer=scorer, n_per_class=n_per_class, distance_scorer=distance_scorer,
     )
 
 
@@ -91,7 +98,8 @@ FIGURES = (
         "fig-balance",
         "Mean AUROC (top) and mean normalised distance of the anomaly classes (bottom) against the number of "
         "anomaly classes, per dataset and method.",
-        lambda v: balance_chart(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n),
+        lambda v: balance_chart(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n,
+                                distance_scorer=v.distance_scorer),
     ),
 )
 TABLES = (
@@ -99,7 +107,8 @@ TABLES = (
         "tbl-balance",
         "Mean AUROC and mean normalised distance of the anomaly classes per dataset, number of anomaly classes "
         "and method.",
-        lambda v: balance_table(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n),
+        lambda v: balance_table(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n,
+                                distance_scorer=v.distance_scorer),
         columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
                  Column("method", "method", None, 1.1), Column("auroc_mean", "mean AUROC", ".3f"),
                  Column("anomaly_distance_mean", "anomaly distance (× normal)", ".2f", 1.2)),

@@ -58,7 +58,7 @@ FIGURES = (
         "fig-normalised-distance",
         "Normalised distance of normal and anomaly test classes per condition and method. Boxes: quartiles and "
         "median over cases × seeds × test classes; dashed: the normal level (1.0).",
-        lambda v: normalised_distance_box(v.t["class_distances"], scorer=v.scorer, n_per_class=v.n),
+        lambda v: normalised_distance_box(v.t["class_distances"], scorer=v.distance_scorer, n_per_class=v.n),
     ),
 )
 TABLES = ()

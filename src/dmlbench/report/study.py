@@ -28,6 +28,20 @@ def knn_parts(scorer: str) -> tuple[str, str] | None:
     return (distance, k) if sep and distance in ("cosine", "euclidean") else None
 
 
+#: Scorers that are no distances (the head's negated maximum softmax probability and maximum
+#: logit): their normal level is not positive, so they have no normalised distance.
+NOT_DISTANCES = ("msp", "maxlogit")
+
+
+def distance_scorer(config: dict, scorer: str) -> str:
+    """The scorer of the normalised distances: the report's ``scorer``, unless it is not a distance
+    (``NOT_DISTANCES``); then the nearest-neighbour (k = 1) cosine distance, or Euclidean when
+    cosine is not configured."""
+    if scorer not in NOT_DISTANCES:
+        return scorer
+    return "cosine_k1" if "cosine" in config["scoring"]["distances"] else "euclidean_k1"
+
+
 def miss_scorer(config: dict, scorer: str) -> str:
     """The worst misses use the nearest neighbour (k = 1) of the report scorer's distance."""
     parts = knn_parts(scorer)
@@ -123,6 +137,11 @@ class View:
     def n(self) -> str:
         """Images per class of the main figures ("all" or a number)."""
         return main_n_per_class(self.config)
+
+    @property
+    def distance_scorer(self) -> str:
+        """The scorer of the normalised distances (``distance_scorer``: the report's when it is a distance)."""
+        return distance_scorer(self.config, self.scorer)
 
     @property
     def k(self) -> str:

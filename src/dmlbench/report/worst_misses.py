@@ -73,7 +73,7 @@ def worst_miss_frame(
     """The ``n`` worst misses of every method for one condition, case, seed and scorer, with images.
 
     One row per (method, rank, kind), kind "anomaly" (the test image) then "nearest normal"
-    (its nearest reference image, from the official train split). Columns: method, rank,
+    (its nearest reference image, from the dataset's train split). Columns: method, rank,
     kind, class_name, score (the anomaly's score on both rows), index (``test_index`` or
     ``nearest_index``), image (PNG data URL). Methods in the study's order.
     """
