@@ -51,6 +51,7 @@ from .errors import ConfigError, TrainingError
 from .heads import build_head
 from .io import write_csv, write_json, write_npz
 from .models import EmbeddingNet, build_backbone
+from .sampling import ClassBalancedBatches
 from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
@@ -207,6 +208,8 @@ class HeadLoss:
 
 def head_accuracy(head: nn.Module):
     def accuracy(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not getattr(head, "has_logits", True):  # a pair loss predicts no class
+            return torch.full((), float("nan"), device=embeddings.device)
         return (head.logits(embeddings.float()).argmax(dim=1) == labels).float().mean()
     return accuracy
 
@@ -378,15 +381,18 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
 
 
 @torch.no_grad()
-def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order."""
+def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order (logits
+    None for a head without them: a pair or tuple loss)."""
     model.eval()
+    with_logits = getattr(model.head, "has_logits", True)
     embs, logits = [], []
     for x, _ in batches:
         e = model(x).float()
         embs.append(e)
-        logits.append(model.head.logits(e).float())
-    return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy()
+        if with_logits:
+            logits.append(model.head.logits(e).float())
+    return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy() if with_logits else None
 
 
 def git_commit() -> str | None:
@@ -476,7 +482,8 @@ class JobTrainer:
         """A fresh backbone + head on the CPU, initialised from the global RNG."""
         m = self.spec["model"]
         backbone = build_backbone(m["backbone"], self.in_channels, m.get("embedding_dim", 64))
-        head = build_head(self.spec["method"], backbone.embedding_dim, self.n_normal, **self.head_params)
+        head = build_head(self.spec.get("head", self.spec["method"]), backbone.embedding_dim, self.n_normal,
+                          **self.head_params)
         return EmbeddingNet(backbone, head)
 
     def reset(self, seed: int) -> None:
@@ -532,7 +539,7 @@ class JobTrainer:
             self.model.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------ one case
-    def loaders(self, case: Case) -> tuple[torch.Tensor, DeviceBatches, DeviceBatches]:
+    def loaders(self, case: Case) -> tuple[torch.Tensor, DeviceBatches | ClassBalancedBatches, DeviceBatches]:
         """Labels remapped to the case's normal classes, training and validation batches."""
         d, training, bs = self.data, self.training, self.training["batch_size"]
         normals = list(case.normal_classes)
@@ -545,6 +552,8 @@ class JobTrainer:
         train_dl = DeviceBatches(d.x_train, local, case.train_idx, bs, shuffle=True, flip=self.spec["flip"],
                                  crop_padding=training["crop_padding"], seed=case_seed(self.spec["seed"], case.case),
                                  drop_last=len(case.train_idx) > bs, **common)
+        if getattr(self.model.head, "balanced_batches", False):  # pair losses need several images per class
+            train_dl = ClassBalancedBatches(train_dl)
         valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
         valid_dl = DeviceBatches(d.x_train, local, valid_idx, bs, **common)
         return local, train_dl, valid_dl
@@ -598,7 +607,7 @@ class JobTrainer:
         test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
                                                                bs, **common))
         for name, arr in (("reference", ref_emb), ("test", test_emb), ("logits", test_logits)):
-            if not np.isfinite(arr).all():
+            if arr is not None and not np.isfinite(arr).all():
                 raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
                                     f"infinite values after training; lower training.lr. No embeddings were written.")
         k = case.case
@@ -607,9 +616,10 @@ class JobTrainer:
             f"case{k}_reference_index": case.train_idx.astype(np.int64),
             f"case{k}_reference_labels": self.ds.y_train[case.train_idx].astype(np.int64),
             f"case{k}_test": test_emb.astype(np.float16),
-            f"case{k}_test_logits": test_logits.astype(np.float32),
             f"case{k}_normal_classes": np.asarray(case.normal_classes, dtype=np.int64),
         }
+        if test_logits is not None:  # a pair or tuple loss has none: no logit-based scores for it
+            arrays[f"case{k}_test_logits"] = test_logits.astype(np.float32)
         return arrays, rows
 
 
