@@ -22,7 +22,6 @@ are letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from typing import Any, Iterable
 
@@ -50,10 +49,6 @@ def value_text(value: Any) -> str:
             return str(int(value))
         return format(value, "g").replace("e+", "e")
     return str(value)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- one variant
@@ -283,8 +278,3 @@ def sweeps(methods: dict) -> dict[str, dict]:
         out[group] = {"head": methods[labels[0]]["head"], "labels": labels, "params": params,
                       "values": {lab: {p: methods[lab].get(p) for p in params} for lab in labels}}
     return out
-
-
-def numeric(value: Any) -> float | None:
-    """A swept value as a number for a chart axis (None when it is not a finite number)."""
-    return float(value) if _number(value) and math.isfinite(value) else None

@@ -37,6 +37,7 @@ INTEGER_ARGUMENTS = frozenset({"sub_centers", "centers_per_class", "num_bins", "
 #: Losses of the installed PML left out of the table, and why.
 EXCLUDED_LOSSES = {
     "VICRegLoss": "self-supervised: it compares two views of each image and takes no labels",
+    "ManifoldLoss": "unsupervised: it refuses labels",
     "SmoothAPLoss": "needs batches sorted by class in equal blocks, which the training batches are not",
     "HistogramLoss": "has no usable default (n_bins or delta must be given as a count or a step)",
 }

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .errors import ConfigError, DmlbenchError
 
@@ -107,6 +106,8 @@ def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf
     float32 ``[n_test]``: ``min_c sqrt((x - mu_c)^T P (x - mu_c))`` with ``P`` the
     (pseudo-)inverse of the tied covariance, in embedding units (a distance, not its square).
     """
+    from scipy.linalg import pinvh  # here: the config check reads this module's names without SciPy
+
     x = _matrix(test, "test")
     classes, means, cov = tied_covariance(reference, reference_labels, shrinkage)
     if x.shape[1] != means.shape[1]:

@@ -115,8 +115,8 @@ def test_worst_misses_table_matches_the_images(test_run):
 
     results = test_run / "results"
     table = pd.read_csv(results / "tables" / "tbl-worst-misses.csv", dtype={"class_name": str})
-    assert set(table["method"]) == {"conventional", "arcface"}
-    assert table.groupby("method").size().tolist() == [10, 10]  # 5 anomalies, each with its neighbour
+    assert set(table["method"]) == {"conventional", "arcface_margin0.3", "arcface_margin0.5", "supcon"}
+    assert table.groupby("method").size().tolist() == [10] * 4  # 5 anomalies, each with its neighbour
     misses = pd.read_parquet(results / "tables" / "worst_misses.parquet")
     sel = misses[(misses.scorer == "cosine_k1") & (misses.n_per_class == "all") & (misses.case == 0)
                  & (misses["rank"] <= 5)]

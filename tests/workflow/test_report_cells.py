@@ -163,11 +163,13 @@ def test_findings_section_shows_the_recomputed_claims(namespace, results):
     assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
     assert row.loc["k10-beats-k1", "verdict"] == "not testable"
     assert row.loc["sphereface-euclidean-below-chance", "verdict"] == "not testable"
-    # annex A.2 at 20 images per class: arcface against conventional, paired by case and seed
+    # annex A.2 at 20 images per class: each other method against conventional, paired by case and seed;
+    # the number is the share of them with a positive mean difference
     small = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "20") & (metrics.scorer == "cosine_k1")]
     by_method = small.pivot_table(index=["case", "seed"], columns="method", values="value")
-    arcface_wins = (by_method["arcface"] - by_method["conventional"]).mean() > 0
-    assert row.loc["metric-learning-beats-conventional-small-samples", "number"] == float(arcface_wins)
+    others = [m for m in by_method.columns if m != "conventional"]
+    share = sum((by_method[m] - by_method["conventional"]).mean() > 0 for m in others) / len(others)
+    assert row.loc["metric-learning-beats-conventional-small-samples", "number"] == pytest.approx(share)
 
 
 def test_inline_values(namespace):
