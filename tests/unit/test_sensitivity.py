@@ -79,8 +79,8 @@ def test_rank_changes_per_condition_and_the_sentence(swept):
         [1, 1, 2, True], [5, 3, 3, False]]
     assert changes.loc[0, "ranks"] == "arcface_margin0.2: 1, arcface_margin0.35: 1, arcface_margin0.5: 2"
     text = sensitivity.rank_summary(changes)
-    assert text == ("- **arcface** (arcface): its rank among the 2 other methods changes in 1 of 2 conditions "
-                    "(digits · 1 anomaly class: rank 1 to 2).\n")
+    assert text == ("- Sweep `arcface` (head arcface): its rank among the 2 other methods changes in 1 of 2 "
+                    "conditions (digits · 1 anomaly class: rank 1 to 2).\n")
 
 
 def test_sensitivity_chart_plots_each_swept_value_with_its_interval_and_rank(swept):
@@ -127,7 +127,7 @@ def test_methods_table_shows_each_labels_head_and_parameters():
         _style.use_methods(None)
     assert list(table.index) == ["conventional", "arcface_margin0.2", "arcface_margin0.5", "tm"]
     assert table.loc["arcface_margin0.2", "head"] == "arcface"
-    assert table.loc["arcface_margin0.2", "parameters"] == "margin=0.2, scale=30"
+    assert table.loc["arcface_margin0.2", "parameters"] == "scale=30, margin=0.2"  # the head's declared order
     assert table.loc["tm", "head"] == "pml: TripletMarginLoss"
     assert table.loc["tm", "parameters"] == ("miner=MultiSimilarityMiner(epsilon=0.1), margin=0.05, swap=False, "
                                              "smooth_loss=False, triplets_per_anchor=all")

@@ -89,8 +89,8 @@ def test_sections_follow_the_study():
     assert headings == [s.TITLE for s in sections.SECTIONS]
     assert headings == ["Setup", "AUROC per condition", "Normalised distances", "Balance of normal and anomaly classes",
                         "Cosine vs Euclidean", "Scorers compared", "Ranking", "Worst misses", "Embeddings",
-                        "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Findings",
-                        "Reproducibility"]
+                        "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Sensitivity",
+                        "Findings", "Reproducibility"]
 
 
 def test_quarto_config_renders_self_contained_html_and_a4_typst_pdf():

@@ -244,15 +244,6 @@ class Document:
         print(_raw("typst", table_typst(columns, rows, notes, tab.small)))
         print(f"{tab.caption}\n\n:::\n")
 
-    def sensitivity_summary(self) -> str:
-        """One line per sweep saying whether its head's rank changes across it ("" when nothing is
-        swept: the section's figure says so)."""
-        from dmlbench.report.sensitivity import rank_summary
-
-        if self.why_not("tbl-sensitivity-ranks") is not None:
-            return ""
-        return rank_summary(self.table_frame("tbl-sensitivity-ranks"))
-
     def markdown(self, text: str) -> None:
         """Print Markdown computed by a section (the findings list, the config)."""
         print(text if text.endswith("\n") else text + "\n")

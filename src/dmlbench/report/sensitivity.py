@@ -22,6 +22,7 @@ from dmlbench.report._style import (
 )
 
 TITLE = "Sensitivity"
+RANKS = "tbl-sensitivity-ranks"
 SENSITIVITY_COLUMNS = ["dataset", "n_anomaly", "sweep", "head", "parameter", "value", "setting", "method",
                        "auroc_mean", "auroc_ci_low", "auroc_ci_high", "n", "rank", "n_ranked"]
 
@@ -112,8 +113,17 @@ def rank_summary(changes: pd.DataFrame) -> str:
         verdict = (f"changes in {len(moved)} of {len(grp)} condition{'s' if len(grp) > 1 else ''} ({where})"
                    if len(moved) else f"stays the same in all {len(grp)} condition{'s' if len(grp) > 1 else ''}")
         others = int(grp["n_ranked"].iloc[0]) - 1
-        lines.append(f"- **{sweep}** ({grp['head'].iloc[0]}): its rank among the {others} other methods {verdict}.")
+        lines.append(f"- Sweep `{sweep}` (head {grp['head'].iloc[0]}): its rank among the {others} other methods "
+                     f"{verdict}.")
     return "\n".join(lines) + "\n"
+
+
+def summary_markdown(doc) -> str:
+    """What the section says under its figure (``doc``: the report's Document): one line per
+    sweep, from the printed rank table; "" when nothing is swept (the figure's place says why)."""
+    if doc.why_not(RANKS) is not None:
+        return ""
+    return rank_summary(doc.table_frame(RANKS))
 
 
 def sensitivity_chart(summary: pd.DataFrame, methods: dict, scorer: str = "cosine_k1", n_per_class: str = "all"):
@@ -188,7 +198,7 @@ TABLES = (
         printed=False,
     ),
     Table(
-        "tbl-sensitivity-ranks",
+        RANKS,
         "Rank of each swept head among the methods outside its sweep, with each of its variants, per condition "
         "(1 = highest mean AUROC); changes: the rank is not the same across the sweep.",
         lambda v: rank_changes_table(sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer,

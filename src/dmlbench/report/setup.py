@@ -115,6 +115,7 @@ def methods_table(config: dict) -> pd.DataFrame:
     loss, which has no per-sample loss to mix) and, when annex A.2 runs (``annex.sample_size``),
     mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides the method's own when set,
     for the methods that can mix)."""
+    from dmlbench import head_params
     from dmlbench import methods as method_entries
 
     methods = config.get("methods")
@@ -135,6 +136,10 @@ def methods_table(config: dict) -> pd.DataFrame:
         loss = params.pop("loss", None)
         mixup, alpha = params.pop("mixup", False), params.pop("mixup_alpha", None)
         mixes = method_entries.mixes({"head": head})
+        # a head's own parameters in the order it declares them, whatever order the entry has
+        declared = list(head_params.HEAD_PARAMS.get(head, {}))
+        params = {k: params[k] for k in sorted(params, key=lambda k: (declared.index(k) if k in declared
+                                                                      else len(declared)))}
         row = {"method": method, "head": f"{head}: {loss}" if loss else head,
                "parameters": _parameters_text(params), "mixup": mixup_text(mixup, alpha) if mixes else "n/a"}
         if annex.get("sample_size"):
