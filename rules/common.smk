@@ -1,5 +1,6 @@
 # Shared helpers: config validation, job lists, per-job specs. No lambdas inside rules.
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -56,7 +57,7 @@ HAVE_QUARTO = shutil.which("quarto") is not None
 wildcard_constraints:
     dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
     n_anomaly=r"\d+",
-    method="|".join(config["methods"]),
+    method="|".join(re.escape(label) for label in config["methods"]),  # labels may hold '.' (sweeps)
     n_per_class=r"all|\d+",
     seed=r"\d+",
 

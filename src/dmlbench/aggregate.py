@@ -36,8 +36,9 @@ def tables_for_run(keys: dict, scores: pd.DataFrame) -> tuple[list[dict], list[d
         base = {**keys, "case": int(case)}
         normal = ~df["is_anomaly"].to_numpy()
         labels = df["label"].to_numpy()
-        accuracy = float((df["head_pred"].to_numpy()[normal] == labels[normal]).mean())
-        metrics.append({**base, "scorer": "head", "metric": "accuracy", "value": accuracy})
+        if "head_pred" in df:  # a head without logits (pair or tuple loss) predicts no class
+            accuracy = float((df["head_pred"].to_numpy()[normal] == labels[normal]).mean())
+            metrics.append({**base, "scorer": "head", "metric": "accuracy", "value": accuracy})
         normal_classes = np.unique(labels[normal])
         names = df.groupby("label", sort=True)["class_name"].first()
         for scorer in scorer_columns(df):

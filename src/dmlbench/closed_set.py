@@ -28,8 +28,9 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise DmlbenchError(f"{run_dir} is not a closed-set run (n_anomaly {keys['n_anomaly']}, expected a0)")
     try:
         with np.load(run_dir / "embeddings.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in ("test_labels", "classes", case_key(0, "test"), case_key(0, "test_logits"),
-                                          case_key(0, "normal_classes"))}
+            arrays = {k: npz[k] for k in ("test_labels", "classes", case_key(0, "test"), case_key(0, "normal_classes"))}
+            if case_key(0, "test_logits") in npz.files:  # a pair or tuple loss has no logits
+                arrays[case_key(0, "test_logits")] = npz[case_key(0, "test_logits")]
     except (OSError, KeyError, ValueError) as exc:
         raise DmlbenchError(f"{run_dir}/embeddings.npz is missing or damaged ({exc}); delete the run folder "
                             "and rerun `dmlbench train`") from None
@@ -65,18 +66,23 @@ def closed_set_tables(run_dirs: list[str | Path], points: int = 2000, perplexity
                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tsne, closed_set) tables from closed-set run folders (columns: TSNE_COLUMNS, CLOSED_SET_COLUMNS).
 
-    Accuracy is over the whole test split: the head's arg-max class against the label. t-SNE uses
-    a stratified sample of ``points`` test images, seeded by the run's seed.
+    Accuracy is over the whole test split: the head's arg-max class against the label (NaN for a
+    head without logits: a pair or tuple loss predicts no class). t-SNE uses a stratified sample of
+    ``points`` test images, seeded by the run's seed.
     """
     tsne_parts, rows = [], []
     for run_dir in sorted(map(Path, run_dirs)):
         keys, a = _load(run_dir)
         classes = [str(c) for c in a["classes"]]
         labels = a["test_labels"].astype(np.int64)
-        predicted = a[case_key(0, "normal_classes")][a[case_key(0, "test_logits")].argmax(axis=1)]
+        if case_key(0, "test_logits") in a:
+            predicted = a[case_key(0, "normal_classes")][a[case_key(0, "test_logits")].argmax(axis=1)]
+            accuracy = float((predicted == labels).mean())
+        else:
+            accuracy = float("nan")
         run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
         rows.append({"dataset": keys["dataset"], "method": keys["method"], "seed": keys["seed"],
-                     "n_test": len(labels), "accuracy": float((predicted == labels).mean()),
+                     "n_test": len(labels), "accuracy": accuracy,
                      "epochs": int(run.get("spec", {}).get("training", {}).get("epochs", -1))})
         idx = stratified_sample(labels, points, keys["seed"])
         xy = tsne_coordinates(a[case_key(0, "test")][idx], perplexity, keys["seed"])

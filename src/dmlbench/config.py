@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from . import datasets as dataset_sources
-from . import head_params
+from . import methods as method_entries
 from .errors import ConfigError
 
 #: Classes of the built-in sources, so impossible conditions are refused before any job.
@@ -173,17 +173,30 @@ def validate(config: dict, source: str = "config") -> dict:
     if lines:
         lines = "\n  ".join(lines)
         raise ConfigError(f"{source} does not match schemas/config.schema.yaml:\n  {lines}")
+    try:
+        config["methods"] = method_entries.expand(config["methods"], head_defaults(schema))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     check_semantics(config, source)
     return config
+
+
+def head_defaults(schema: dict | None = None) -> dict[str, dict]:
+    """head -> parameter -> default, as the schema states them (definitions.heads): the values a
+    method entry is filled with (equal to dmlbench.head_params' declarations; a test keeps them so)."""
+    heads = (schema or load_schema())["definitions"]["heads"]["properties"]
+    return {head: {k: p["default"] for k, p in entry["properties"].items() if k not in method_entries.TRAINING_KEYS}
+            for head, entry in heads.items()}
 
 
 def check_semantics(config: dict, source: str = "config") -> None:
     """Checks a JSON Schema cannot express: references between keys, class counts, and every
     value a component would refuse, asked of the component's own declarations (a head's
     parameter ranges in dmlbench.head_params, a dataset reader's options in dmlbench.datasets),
-    so that a value no job could run with stops here, before any job. Imports no torch."""
+    so that a value no job could run with stops here, before any job. The method entries are
+    checked, and sweeps expanded, by dmlbench.methods.expand before (in :func:`validate`).
+    Imports no torch."""
     datasets = config["datasets"]
-    _check_methods(config, source)
     _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
@@ -215,33 +228,38 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_annex(config, source)
     _check_worst_misses(config, source)
     _check_report_scorer(config, source)
-
-
-#: Keys of a method entry that the trainer reads (mixup), not the head.
-TRAINING_METHOD_KEYS = ("mixup", "mixup_alpha")
+    _check_methods(config, source)
 
 
 def _check_methods(config: dict, source: str) -> None:
-    """Every head parameter of `methods` inside the range its head declares (head_params)."""
-    known = list(head_params.HEAD_PARAMS)
-    for method, params in config["methods"].items():
-        if method not in known:
-            raise ConfigError(
-                f"{source}: method '{method}' is not available in this version of dmlbench "
-                f"(available: {', '.join(known)}); remove it from `methods`"
-            )
-        declared = head_params.HEAD_PARAMS[method]
-        for key, value in params.items():
-            if key in TRAINING_METHOD_KEYS:
-                continue
-            where = f"methods.{method}.{key}"
-            try:
-                head_params.check_value(method, key, value, where=where)
-            except ConfigError as exc:
-                param = declared.get(key)
-                hint = (f"; head '{method}' takes {key} in {param.interval()} (default {param.default}): give a "
-                        f"value in that range, or leave {where} out for the default") if param else ""
-                raise ConfigError(f"{source}: {exc}{hint}") from None
+    """What a variant needs of the conditions and the report, once the entries are expanded and
+    checked (dmlbench.methods.expand): a pair or tuple loss needs two normal classes (with one,
+    no pair has a negative); the report's scorer must exist for every method (a logit scorer
+    does not for a head without logits)."""
+    from .scorers import LOGIT_SCORERS
+
+    without_logits = [label for label, entry in config["methods"].items() if not method_entries.has_logits(entry)]
+    if config["report"]["scorer"] in LOGIT_SCORERS and without_logits:
+        raise ConfigError(
+            f"{source}: report.scorer '{config['report']['scorer']}' reads the head's logits, which methods."
+            f"{without_logits[0]} ({config['methods'][without_logits[0]]['loss']}, a pair or tuple loss) does not "
+            f"have; choose a distance scorer (e.g. cosine_k1) or mahalanobis for the report"
+        )
+    pair = [label for label, entry in config["methods"].items()
+            if entry["head"] == method_entries.PML and not method_entries.has_logits(entry)]
+    if not pair:
+        return
+    for i, cond in enumerate(config["conditions"]):
+        n_classes = KNOWN_CLASS_COUNTS.get(config["datasets"].get(cond["dataset"], {}).get("source"))
+        if n_classes is None:
+            continue
+        for n in cond["n_anomaly"]:
+            if n_classes - n < 2:
+                raise ConfigError(
+                    f"{source}: methods.{pair[0]} ({config['methods'][pair[0]]['loss']}) learns from pairs of "
+                    f"images of different classes, but conditions.{i} (dataset '{cond['dataset']}', n_anomaly {n}) "
+                    f"leaves {n_classes - n} normal class; use n_anomaly <= {n_classes - 2} or remove the method"
+                )
 
 
 def _check_dataset_options(config: dict, source: str) -> None:
@@ -459,9 +477,13 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
     if method not in config["methods"]:
         raise ConfigError(f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})")
     ds = config["datasets"][dataset]
-    method_params = dict(config["methods"][method])
-    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None:
+    entry = config["methods"][method]
+    # `head` and `sweep` are not the head's parameters; the head is named in the spec only when it
+    # is not the label, so that a config of head-named methods keeps its specs (and its runs).
+    method_params = {k: v for k, v in entry.items() if k not in ("head", "sweep")}
+    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None and method_entries.mixes(entry):
         method_params["mixup"] = bool(config["annex"]["mixup"])
+    head = {} if entry.get("head", method) == method else {"head": entry["head"]}
     return {
         "dataset": dataset,
         "source": ds["source"],
@@ -469,6 +491,7 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
         "flip": ds.get("flip", FLIP_DEFAULT[ds["source"]]),
         "n_anomaly": int(n_anomaly),
         "method": method,
+        **head,
         "method_params": method_params,
         "n_per_class": parse_n_per_class(n_per_class),
         "seed": int(seed),
@@ -482,7 +505,8 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
 def score_spec(config: dict) -> dict:
     sc = config["scoring"]
     return {"distances": list(sc["distances"]), "k": list(sc["k"]), "scorers": list(sc["scorers"]),
-            "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"], "lof_neighbors": sc["lof_neighbors"]}
+            "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"], "lof_neighbors": sc["lof_neighbors"],
+            "knn_normalised_k": sc["knn_normalised_k"]}
 
 
 def spec_from_arg(value: str) -> dict:

@@ -45,15 +45,17 @@ def pack_job(test_labels: np.ndarray, classes: Sequence[str]) -> dict[str, np.nd
 
 
 def pack_case(case: int, *, reference: np.ndarray, reference_index: np.ndarray, reference_labels: np.ndarray,
-              test: np.ndarray, test_logits: np.ndarray, normal_classes: Sequence[int]) -> dict[str, np.ndarray]:
+              test: np.ndarray, test_logits: np.ndarray | None, normal_classes: Sequence[int]
+              ) -> dict[str, np.ndarray]:
     """Case ``case``'s arrays under their keys, in the stored dtypes: embeddings [n, D] as float16,
-    logits [n_test, n_normal] as float32, indices and classes as int64."""
+    logits [n_test, n_normal] as float32 (absent when None: a pair or tuple loss has no logits, and
+    no logit-based scores), indices and classes as int64."""
     arrays = {
         "reference": reference.astype(np.float16),
         "reference_index": reference_index.astype(np.int64),
         "reference_labels": reference_labels.astype(np.int64),
         "test": test.astype(np.float16),
-        "test_logits": test_logits.astype(np.float32),
+        "test_logits": None if test_logits is None else test_logits.astype(np.float32),
         "normal_classes": np.asarray(normal_classes, dtype=np.int64),
     }
-    return {case_key(case, name): arrays[name] for name in CASE_ARRAYS}
+    return {case_key(case, name): arrays[name] for name in CASE_ARRAYS if arrays[name] is not None}

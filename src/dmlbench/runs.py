@@ -16,8 +16,9 @@ import pandas as pd
 
 from .embeddings_file import case_key
 from .errors import DmlbenchError
-from .scorers import (DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, SCORERS, ScorerUnavailable, lof_scores,
-                      mahalanobis_scores, maxlogit_scores, msp_scores)
+from .scorers import (DEFAULT_KNN_K, DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, LOGIT_SCORERS, SCORERS,
+                      ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores, mahalanobis_scores,
+                      maxlogit_scores, msp_scores)
 from .scoring import knn_scores
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) ->
     for name in SCORERS:
         if name not in wanted:
             continue
+        if name in LOGIT_SCORERS and not has_logits(arrays, cases):
+            # a pair or tuple loss has no logits: the score is not applicable, not skipped for a fault
+            log.info("%s scorer not applicable: the head gives no logits (a pair or tuple loss)", name)
+            continue
         if name == "mahalanobis":
             missing = [k for k in cases if case_key(k, "reference_labels") not in arrays]
             if missing:
@@ -77,8 +82,21 @@ def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) ->
                 log.warning("lof scorer skipped: a case has only %d reference images, LOF needs more than "
                             "n_neighbors=%d", smallest, n_neighbors)
                 continue
+        if name == "knn_normalised":
+            k = spec.get("knn_normalised_k", DEFAULT_KNN_K)
+            smallest = min(len(arrays[f"case{c}_reference"]) for c in cases)
+            if smallest < k:
+                log.warning("knn_normalised scorer skipped: a case has only %d reference images, fewer than "
+                            "knn_normalised_k=%d", smallest, k)
+                continue
         out.append(name)
     return out
+
+
+def has_logits(arrays: dict[str, np.ndarray], cases: list[int]) -> bool:
+    """Did the train stage write head logits for every case? A head without logits (a pair or
+    tuple loss) writes none."""
+    return all(case_key(k, "test_logits") in arrays for k in cases)
 
 
 def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -> np.ndarray:
@@ -91,6 +109,11 @@ def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -
         return msp_scores(arrays[case_key(k, "test_logits")])
     if name == "maxlogit":
         return maxlogit_scores(arrays[case_key(k, "test_logits")])
+    if name == "energy":
+        return energy_scores(arrays[case_key(k, "test_logits")])
+    if name == "knn_normalised":
+        return knn_normalised_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
+                                     k=spec.get("knn_normalised_k", DEFAULT_KNN_K))
     if name == "lof":
         return lof_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
                           n_neighbors=spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS))
@@ -98,19 +121,23 @@ def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -
 
 
 def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
-    """One row per (case, test image): label, is_anomaly, head prediction, one column per scorer,
-    and per distance the train-split index of the nearest reference image.
+    """One row per (case, test image): label, is_anomaly, head prediction (when the head has
+    logits), one column per scorer, and per distance the train-split index of the nearest
+    reference image.
 
     Score columns: the kNN distances of ``spec["distances"]`` x ``spec["k"]``, then the scorers of
     ``spec.get("scorers")`` (default all of :data:`dmlbench.scorers.SCORERS`, in that order) that
     the run can compute: ``mahalanobis`` needs ``case{k}_reference_labels`` in embeddings.npz,
-    ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images; others are skipped with a
-    warning. Then the ``{distance}_nn`` columns.
+    ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images, ``knn_normalised`` at least
+    ``spec.get("knn_normalised_k", 50)``; others are skipped with a warning. ``msp``, ``maxlogit``
+    and ``energy`` need the head's logits: a run without them (a pair or tuple loss) has neither
+    these columns nor ``head_pred``. Then the ``{distance}_nn`` columns.
     """
     meta, arrays = load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]
     extra = _available_scorers(meta, arrays, spec)
+    logits = has_logits(arrays, [info["case"] for info in meta["cases"]])
     frames = []
     for info in meta["cases"]:
         k = info["case"]
@@ -124,8 +151,9 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
             "label": labels.astype(np.int64),
             "class_name": classes[labels],
             "is_anomaly": ~np.isin(labels, normals),
-            "head_pred": normals[arrays[case_key(k, "test_logits")].argmax(axis=1)].astype(np.int64),
         }
+        if logits:
+            frame["head_pred"] = normals[arrays[case_key(k, "test_logits")].argmax(axis=1)].astype(np.int64)
         # score columns first (kNN, then the other scorers), then the nearest-reference indices
         for name, values in scores.items():
             if not name.endswith("_nn"):

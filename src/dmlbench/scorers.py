@@ -8,7 +8,14 @@ in embedding units; probabilities and logits keep the head's units (see each fun
   reference set, with one shared (tied) covariance, shrunk (Ledoit-Wolf or a fixed amount).
 * :func:`msp_scores` - negated maximum softmax probability of the head's logits.
 * :func:`maxlogit_scores` - negated maximum logit of the head.
+* :func:`energy_scores` - the free energy ``-logsumexp`` of the head's logits (Liu et al. 2020).
 * :func:`lof_scores` - Local Outlier Factor of each test row with respect to the reference set.
+* :func:`knn_normalised_scores` - Euclidean distance of the L2-normalised embedding to its k-th
+  nearest L2-normalised reference embedding (OpenOOD's KNN, Sun et al. 2022).
+
+msp, maxlogit and energy read the head's logits (:data:`LOGIT_SCORERS`); a head without logits
+(a pair or tuple loss) has no such scores: they are not applicable, never computed from
+something else.
 
 The names in :data:`SCORERS` are the score-column names written by ``runs.score_run``.
 """
@@ -18,14 +25,17 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.linalg import pinvh
 
 from .errors import ConfigError, DmlbenchError
 
 #: Scorer names in the order of their score columns.
-SCORERS = ("mahalanobis", "msp", "maxlogit", "lof")
+SCORERS = ("mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised")
+#: Scorers computed from the head's logits: not applicable to a head without logits.
+LOGIT_SCORERS = ("msp", "maxlogit", "energy")
 DEFAULT_SHRINKAGE = "ledoit_wolf"
 DEFAULT_LOF_NEIGHBORS = 20
+DEFAULT_KNN_K = 50  # OpenOOD's K for CIFAR-10 (configs/postprocessors/knn.yml)
+NORM_EPS = 1e-10    # OpenOOD's normaliser: x / (||x|| + 1e-10)
 DEFAULT_CHUNK = 4096
 
 
@@ -96,6 +106,8 @@ def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf
     float32 ``[n_test]``: ``min_c sqrt((x - mu_c)^T P (x - mu_c))`` with ``P`` the
     (pseudo-)inverse of the tied covariance, in embedding units (a distance, not its square).
     """
+    from scipy.linalg import pinvh  # here: the config check reads this module's names without SciPy
+
     x = _matrix(test, "test")
     classes, means, cov = tied_covariance(reference, reference_labels, shrinkage)
     if x.shape[1] != means.shape[1]:
@@ -128,6 +140,47 @@ def maxlogit_scores(logits) -> np.ndarray:
     """Negated maximum logit: ``-max_j l_j`` for logits ``[n_test, n_normal]``; float32
     ``[n_test]`` in the head's logit units (margin heads scale cosines by ``s``)."""
     return (-_matrix(logits, "logits").max(axis=1)).astype(np.float32)
+
+
+def energy_scores(logits) -> np.ndarray:
+    """The free energy at temperature 1, ``E = -log sum_j exp(l_j)``, of logits ``[n_test, n_normal]``
+    (Liu et al. 2020, "Energy-based Out-of-distribution Detection"): normal images get large logits
+    and so a low energy, so the energy itself is the anomaly score. Computed stably in float64 as
+    ``-(max l + log sum_j exp(l_j - max l))``; float32 ``[n_test]`` in the head's logit units.
+    Inference logits carry no margin (``Head.logits``)."""
+    z = _matrix(logits, "logits")
+    top = z.max(axis=1, keepdims=True)
+    return (-(top[:, 0] + np.log(np.exp(z - top).sum(axis=1)))).astype(np.float32)
+
+
+def knn_normalised_scores(test, reference, k: int = DEFAULT_KNN_K, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+    """OpenOOD's KNN (Sun et al. 2022, "Out-of-Distribution Detection with Deep Nearest Neighbors"):
+    every row is L2-normalised (``x / (||x|| + 1e-10)``), and a test row's score is the Euclidean
+    distance to its ``k``-th nearest normalised reference row - the k-th distance itself, not a mean
+    of the k smallest. Float32 ``[n_test]`` in [0, 2] (a distance between unit vectors,
+    ``sqrt(2 - 2 cos)``). Computed in float64 by chunks of ``chunk_size`` test rows (memory
+    ``O(chunk_size * n_ref)``).
+
+    Raises :class:`ScorerUnavailable` when the reference set has fewer than ``k`` rows.
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ConfigError(f"knn_normalised k must be a positive integer, got {k!r}")
+    ref = _matrix(reference, "reference")
+    x = _matrix(test, "test")
+    if ref.shape[0] < k:
+        raise ScorerUnavailable(f"knn_normalised needs at least k={k} reference rows, got {ref.shape[0]}")
+    if x.shape[1] != ref.shape[1]:
+        raise ConfigError(f"dimension mismatch: test has {x.shape[1]} columns, reference has {ref.shape[1]}")
+    ref = ref / (np.linalg.norm(ref, axis=1, keepdims=True) + NORM_EPS)
+    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + NORM_EPS)
+    ref_sq = (ref * ref).sum(axis=1)
+    out = np.empty(x.shape[0], dtype=np.float32)
+    for i0 in range(0, x.shape[0], max(1, int(chunk_size))):
+        xc = x[i0:i0 + chunk_size]
+        d2 = (xc * xc).sum(axis=1)[:, None] + ref_sq[None, :] - 2.0 * (xc @ ref.T)
+        kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
+        out[i0:i0 + len(xc)] = np.sqrt(np.maximum(kth, 0.0))
+    return out
 
 
 def lof_scores(test, reference, n_neighbors: int = DEFAULT_LOF_NEIGHBORS) -> np.ndarray:

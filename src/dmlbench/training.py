@@ -59,6 +59,7 @@ from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
 from .models import EmbeddingNet, build_backbone
 from .provenance import code_provenance
+from .sampling import ClassBalancedBatches
 from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
@@ -215,6 +216,8 @@ class HeadLoss:
 
 def head_accuracy(head: nn.Module):
     def accuracy(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not getattr(head, "has_logits", True):  # a pair loss predicts no class
+            return torch.full((), float("nan"), device=embeddings.device)
         return (head.logits(embeddings.float()).argmax(dim=1) == labels).float().mean()
     return accuracy
 
@@ -281,15 +284,18 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
 
 
 @torch.no_grad()
-def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order."""
+def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order (logits
+    None for a head without them: a pair or tuple loss)."""
     model.eval()
+    with_logits = getattr(model.head, "has_logits", True)
     embs, logits = [], []
     for x, _ in batches:
         e = model(x).float()
         embs.append(e)
-        logits.append(model.head.logits(e).float())
-    return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy()
+        if with_logits:
+            logits.append(model.head.logits(e).float())
+    return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy() if with_logits else None
 
 
 def versions() -> dict:
@@ -393,12 +399,15 @@ class CompiledBackbone:
             self.model.zero_grad(set_to_none=True)
 
 
-def case_loaders(data: JobData, case: Case, spec: dict) -> tuple[torch.Tensor, DeviceBatches, DeviceBatches]:
+def case_loaders(data: JobData, case: Case, spec: dict, *, balanced: bool = False
+                 ) -> tuple[torch.Tensor, DeviceBatches | ClassBalancedBatches, DeviceBatches]:
     """Labels of the train split remapped to the case's normal classes (0..n_normal-1, -1 for
     the anomaly classes) [n_train] int64, and the case's training and validation batches.
 
-    Training batches are shuffled, augmented and seeded by the case; the validation batches are
-    the case's validation carve-out (its first training batch when the carve-out is empty)."""
+    Training batches are shuffled, augmented and seeded by the case (class-balanced when
+    ``balanced``: pair and tuple losses need several images per class in a batch); the
+    validation batches are the case's validation carve-out (its first training batch when the
+    carve-out is empty)."""
     training, bs = spec["training"], spec["training"]["batch_size"]
     device, normals = data.device, list(case.normal_classes)
     remap = torch.full((len(data.ds.classes),), -1, dtype=torch.long, device=device)
@@ -408,6 +417,8 @@ def case_loaders(data: JobData, case: Case, spec: dict) -> tuple[torch.Tensor, D
     train_dl = DeviceBatches(data.x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
                              crop_padding=training["crop_padding"], seed=case_seed(spec["seed"], case.case),
                              drop_last=len(case.train_idx) > bs, **common)
+    if balanced:
+        train_dl = ClassBalancedBatches(train_dl)
     valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
     valid_dl = DeviceBatches(data.x_train, local, valid_idx, bs, **common)
     return local, train_dl, valid_dl
@@ -460,7 +471,8 @@ class JobTrainer:
         """A fresh backbone + head on the CPU, initialised from the global RNG."""
         m = self.spec["model"]
         backbone = build_backbone(m["backbone"], self.in_channels, m.get("embedding_dim", 64))
-        head = build_head(self.spec["method"], backbone.embedding_dim, self.n_normal, **self.head_params)
+        head = build_head(self.spec.get("head", self.spec["method"]), backbone.embedding_dim, self.n_normal,
+                          **self.head_params)
         return EmbeddingNet(backbone, head)
 
     def reset(self, seed: int) -> None:
@@ -478,7 +490,8 @@ class JobTrainer:
         if len(case.normal_classes) != self.n_normal:
             raise ConfigError(f"case {case.case} has {len(case.normal_classes)} normal classes, "
                               f"the job's model {self.n_normal}")
-        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec)
+        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec,
+                                                 balanced=getattr(self.model.head, "balanced_batches", False))
         learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device)
         return learn, local
 
@@ -502,7 +515,7 @@ class JobTrainer:
         test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
                                                                bs, **common))
         for name, arr in (("reference", ref_emb), ("test", test_emb), ("logits", test_logits)):
-            if not np.isfinite(arr).all():
+            if arr is not None and not np.isfinite(arr).all():
                 raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
                                     f"infinite values after training; lower training.lr. No embeddings were written.")
         return pack_case(case.case, reference=ref_emb, reference_index=case.train_idx,

@@ -148,7 +148,7 @@ def locked_run(tmp_path_factory) -> dict:
         b = subprocess.run(sm_cmd(workdir, "--configfile", str(config), "--cores", "1", *TABLES),
                            cwd=workdir, env=sm_env(), capture_output=True, text=True, timeout=300)
         a_running_after_b = a.poll() is None
-        a_out, _ = a.communicate(timeout=600)
+        a_out, _ = a.communicate(timeout=1800)  # a safety net, not a speed check
     finally:
         if a.poll() is None:
             a.kill()

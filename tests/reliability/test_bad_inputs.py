@@ -102,7 +102,7 @@ def _delete(path: str):
 
 CONFIG_CASES = {
     # id: (mutation, parts the message must contain)
-    "unknown method": (_set("methods.triplet", {}), ["methods.triplet", "allowed keys here: arcface"]),
+    "unknown method": (_set("methods.triplet", {}), ["methods.triplet", "is not a head", "known heads: conventional"]),
     "unknown dataset in a condition": (_set("conditions.0.dataset", "svhn"),
                                        ["conditions.0.dataset", "'svhn'", "add it there or fix the name"]),
     "unknown dataset source": (_set("datasets.digits.source", "imagenet"),
@@ -165,7 +165,7 @@ def test_unknown_method_through_the_workflow(tmp_path):
     proc = snakemake(work, "--configfile", str(config), "--cores", "1", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out
-    assert_names(out, "methods.triplet", "allowed keys here")
+    assert_names(out, "methods.triplet", "is not a head")
     assert not (work / "results").exists() and not (work / "logs").exists()
 
 

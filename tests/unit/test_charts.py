@@ -236,9 +236,9 @@ def test_methods_table_lists_parameters_and_mixup_in_study_order():
     }}
     table = setup.methods_table(config)
     assert table.to_dict("records") == [
-        {"method": "conventional", "parameters": "—", "mixup": "no"},
-        {"method": "arcface", "parameters": "scale=30, margin=0.5", "mixup": "yes (alpha 0.4)"},
-        {"method": "centerloss", "parameters": "weight=0.003", "mixup": "no"},
+        {"method": "conventional", "head": "conventional", "parameters": "—", "mixup": "no"},
+        {"method": "arcface", "head": "arcface", "parameters": "scale=30, margin=0.5", "mixup": "yes (alpha 0.4)"},
+        {"method": "centerloss", "head": "centerloss", "parameters": "weight=0.003", "mixup": "no"},
     ]
     with pytest.raises(DmlbenchError, match="methods"):
         setup.methods_table({})
@@ -466,23 +466,29 @@ def scorer_metrics() -> pd.DataFrame:
 
 def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
     table = scorers.scorers_table(scorer_metrics)
-    assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n"]
-    assert table[["method", "scorer", "n"]].values.tolist() == [
-        ["conventional", "cosine_k1", 2], ["conventional", "euclidean_k1", 2], ["conventional", "msp", 2],
-        ["conventional", "lof", 1], ["arcface", "cosine_k1", 2],
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n", "applicable"]
+    # arcface has no msp here: a logit scorer a method lacks is marked not applicable (other scorers
+    # it lacks, as lof here, are simply absent)
+    assert table[["method", "scorer", "n", "applicable"]].values.tolist() == [
+        ["conventional", "cosine_k1", 2, True], ["conventional", "euclidean_k1", 2, True],
+        ["conventional", "msp", 2, True], ["conventional", "lof", 1, True], ["arcface", "cosine_k1", 2, True],
+        ["arcface", "msp", 0, False],
     ]
-    assert table["mean"].tolist() == pytest.approx([0.70, 0.60, 0.925, 0.30, 0.95])
+    assert table["mean"].tolist()[:5] == pytest.approx([0.70, 0.60, 0.925, 0.30, 0.95])
+    assert np.isnan(table["mean"].iloc[5])
 
 
 def test_scorers_chart_is_a_labelled_heatmap(scorer_metrics):
     spec = scorers.scorers_chart(scorer_metrics).to_dict()
     rows = chart_rows(spec)
-    assert {(r["method"], r["scorer"]): r["mean"] for r in rows} == pytest.approx({
+    assert {(r["method"], r["scorer"]): r["mean"] for r in rows if r["applicable"]} == pytest.approx({
         ("conventional", "cosine_k1"): 0.70, ("conventional", "euclidean_k1"): 0.60,
         ("conventional", "msp"): 0.925, ("conventional", "lof"): 0.30, ("arcface", "cosine_k1"): 0.95,
     })
-    assert layer_marks(spec) == ["rect", "text"]
-    cells, labels = spec["spec"]["layer"]
+    assert [(r["method"], r["scorer"]) for r in rows if not r["applicable"]] == [("arcface", "msp")]
+    assert layer_marks(spec) == ["rect", "text", "rect", "text"]  # values, then the grey n/a cells
+    cells, labels, na_cells, na_text = spec["spec"]["layer"]
+    assert na_text["mark"]["text"] == "n/a" and na_cells["mark"]["color"] == "#d9d9d9"
     assert cells["encoding"]["x"]["sort"] == ["cosine_k1", "euclidean_k1", "msp", "lof"]
     assert cells["encoding"]["y"]["sort"] == ["conventional", "arcface"]
     assert cells["encoding"]["color"]["field"] == "mean"

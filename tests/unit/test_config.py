@@ -14,7 +14,7 @@ MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"datase
 def test_defaults_are_filled():
     cfg = validate(MINIMAL)
     assert cfg["cases"] == 10 and cfg["seeds"] == [0] and cfg["n_per_class"] == ["all"]
-    assert cfg["methods"] == {"conventional": {"mixup": False, "mixup_alpha": 0.4}}
+    assert cfg["methods"] == {"conventional": {"head": "conventional", "mixup": False, "mixup_alpha": 0.4}}
     assert cfg["scoring"]["k"] == [1, 5, 10, 20, 30, "all"]
     assert cfg["datasets"]["digits"]["class_order"] == "canonical"
     assert cfg["training"]["val_fraction"] == 0.1
@@ -38,7 +38,7 @@ def test_every_schema_key_has_a_description():
 def test_method_defaults_in_schema_match_the_heads():
     schema = load_schema()
     for method, params in PARAMS.items():
-        props = schema["properties"]["methods"]["properties"][method]["properties"]
+        props = schema["definitions"]["heads"]["properties"][method]["properties"]
         assert set(props) - {"mixup", "mixup_alpha"} == set(params), method
         for name, default in params.items():
             assert props[name]["default"] == default, (method, name)
@@ -67,11 +67,13 @@ def test_full_study_grid():
     (lambda c: c["datasets"]["digits"].update(source="imagenet"),
      "datasets.digits.source.*allowed values: cifar10, mnist, fashion_mnist, digits, folder"),
     (lambda c: c.update(methods={"triplet": {}}),
-     "'methods'.*allowed keys here: arcface, centerloss, conventional, cosface, l2softmax, sphereface"),
+     "methods.triplet: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
+     "centerloss, pml"),
     (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
     (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
     (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
-    (lambda c: c.update(methods={"arcface": {"s": 64}}), "methods.arcface.*allowed keys here: margin, mixup, mixup_alpha, scale"),
+    (lambda c: c.update(methods={"arcface": {"s": 64}}),
+     r"methods.arcface.s: head 'arcface' takes no parameter 's' \(its parameters: scale, margin, mixup, mixup_alpha\)"),
     (lambda c: c.update(threads=8), "allowed keys here: annex, cases, conditions"),
     (lambda c: c.pop("conditions"), "'conditions' is a required property"),
 ])

@@ -127,7 +127,7 @@ def test_bounds_worked_out_by_hand(head, key, value, allowed):
 
 def test_schema_states_each_head_parameter_as_declared_and_no_bound_of_its_own():
     """Defaults and types agree with head_params; the range is only in the description (one source)."""
-    methods = load_schema()["properties"]["methods"]["properties"]
+    methods = load_schema()["definitions"]["heads"]["properties"]
     for head, params in head_params.HEAD_PARAMS.items():
         props = methods[head]["properties"]
         assert set(props) - {"mixup", "mixup_alpha"} == set(params), head

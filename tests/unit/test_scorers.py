@@ -1,4 +1,5 @@
-"""Scorers beyond kNN: Mahalanobis, MSP, max logit, LOF; and their columns in score_run."""
+"""Scorers beyond kNN: Mahalanobis, MSP, max logit, energy, LOF, OpenOOD's KNN; and their columns in
+score_run."""
 
 import json
 import logging
@@ -10,8 +11,8 @@ from sklearn.neighbors import LocalOutlierFactor
 
 from dmlbench.errors import ConfigError
 from dmlbench.runs import score_run
-from dmlbench.scorers import (ScorerUnavailable, lof_scores, mahalanobis_scores, maxlogit_scores, msp_scores,
-                              tied_covariance)
+from dmlbench.scorers import (ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores,
+                              mahalanobis_scores, maxlogit_scores, msp_scores, tied_covariance)
 
 
 def _gaussian_classes(seed=0, n=300, d=8, c=3):
@@ -86,6 +87,61 @@ def test_msp_and_maxlogit_by_hand():
     assert msp_scores(logits).dtype == np.float32 and maxlogit_scores(logits).dtype == np.float32
 
 
+def test_energy_by_hand():
+    """E = -log sum_j exp(l_j): for (1, 2, 3) -log(e + e^2 + e^3) = -(3 + log(1 + e^-1 + e^-2)) = -3.40760596;
+    for (0, 0, 0) -log 3; for (1000, -5, 0) -1000 (no overflow: the maximum is taken out first)."""
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1000.0, -5.0, 0.0]])
+    got = energy_scores(logits)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [-3.40760596, -np.log(3.0), -1000.0], rtol=1e-6)
+    # larger logits, lower energy: shifting every logit by c shifts the energy by -c
+    np.testing.assert_allclose(energy_scores(logits[:2] + 2.5), got[:2] - 2.5, rtol=1e-6)
+
+
+def test_knn_normalised_by_hand():
+    """Reference (1, 0), (0, 2), (-3, 0) normalise to (1, 0), (0, 1), (-1, 0). Test (2, 0) -> (1, 0) is at
+    0, sqrt 2, 2 from them; test (0, -0.5) -> (0, -1) at sqrt 2, 2, sqrt 2. The score is the k-th of
+    these, not a mean; the length of a vector does not matter."""
+    ref = np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])
+    test = np.array([[2.0, 0.0], [0.0, -0.5]])
+    r2 = np.sqrt(2.0)
+    np.testing.assert_allclose(knn_normalised_scores(test, ref, k=1), [0.0, r2], atol=1e-6)
+    np.testing.assert_allclose(knn_normalised_scores(test, ref, k=2), [r2, r2], atol=1e-6)
+    np.testing.assert_allclose(knn_normalised_scores(test, ref, k=3, chunk_size=1), [2.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(knn_normalised_scores(test * 7, ref * 0.1, k=2), [r2, r2], atol=1e-6)
+    assert knn_normalised_scores(test, ref, k=1).dtype == np.float32
+
+
+def test_knn_normalised_is_a_monotone_map_of_the_cosine_kth_distance():
+    """Between unit vectors ||a - b|| = sqrt(2 - 2 cos) = sqrt(2 * cosine distance): the k-th nearest by
+    one is the k-th nearest by the other (a check against brute force)."""
+    rng = np.random.default_rng(7)
+    ref, test = rng.normal(size=(60, 5)), rng.normal(size=(9, 5))
+    cos = 1 - (test / np.linalg.norm(test, axis=1, keepdims=True)) @ (ref / np.linalg.norm(ref, axis=1,
+                                                                                        keepdims=True)).T
+    kth = np.sort(cos, axis=1)[:, 4]
+    np.testing.assert_allclose(knn_normalised_scores(test, ref, k=5), np.sqrt(2 * kth), rtol=1e-5)
+    with pytest.raises(ScorerUnavailable, match="at least k=61 reference rows, got 60"):
+        knn_normalised_scores(test, ref, k=61)
+    with pytest.raises(ConfigError, match="positive integer"):
+        knn_normalised_scores(test, ref, k=0)
+
+
+def test_score_run_without_logits_has_no_logit_scores(tmp_path, caplog):
+    """A pair loss writes no logits: MSP, max logit, energy and the head's prediction are not in
+    its scores (not applicable), the distance scorers are."""
+    import zipfile
+
+    arrays = _fake_run(tmp_path, with_labels=True)
+    np.savez(tmp_path / "embeddings.npz", **{k: v for k, v in arrays.items() if not k.endswith("_test_logits")})
+    with caplog.at_level(logging.INFO):
+        df = score_run(tmp_path, SPEC | {"knn_normalised_k": 10})
+    assert list(df.columns) == ["case", "test_index", "label", "class_name", "is_anomaly"] + KNN + [
+        "mahalanobis", "lof", "knn_normalised", "cosine_nn", "euclidean_nn"]
+    assert "msp scorer not applicable: the head gives no logits" in caplog.text
+    assert zipfile.is_zipfile(tmp_path / "embeddings.npz")
+
+
 def test_lof_matches_sklearn_and_is_higher_for_outliers():
     rng = np.random.default_rng(3)
     ref = rng.normal(size=(200, 5)).astype(np.float32)
@@ -134,22 +190,28 @@ KNN = ["cosine_k1", "cosine_kall", "euclidean_k1", "euclidean_kall"]
 
 def test_score_run_adds_every_scorer_column(tmp_path):
     arrays = _fake_run(tmp_path, with_labels=True)
-    df = score_run(tmp_path, SPEC)
-    assert list(df.columns) == FIXED + KNN + ["mahalanobis", "msp", "maxlogit", "lof", "cosine_nn", "euclidean_nn"]
+    df = score_run(tmp_path, SPEC | {"knn_normalised_k": 10})
+    assert list(df.columns) == FIXED + KNN + ["mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised",
+                                              "cosine_nn", "euclidean_nn"]
     c1 = df[df.case == 1]
     np.testing.assert_array_equal(c1["msp"], msp_scores(arrays["case1_test_logits"]))
+    np.testing.assert_array_equal(c1["energy"], energy_scores(arrays["case1_test_logits"]))
+    np.testing.assert_array_equal(c1["knn_normalised"], knn_normalised_scores(
+        arrays["case1_test"], arrays["case1_reference"], k=10))
     np.testing.assert_array_equal(c1["lof"], lof_scores(arrays["case1_test"], arrays["case1_reference"]))
     np.testing.assert_array_equal(c1["mahalanobis"], mahalanobis_scores(
         arrays["case1_test"], arrays["case1_reference"], arrays["case1_reference_labels"]))
-    assert all(df[c].dtype == np.float32 for c in ["mahalanobis", "msp", "maxlogit", "lof"])
+    assert all(df[c].dtype == np.float32 for c in ["mahalanobis", "msp", "maxlogit", "energy", "lof",
+                                                   "knn_normalised"])
 
 
 def test_score_run_skips_what_it_cannot_compute_with_a_warning(tmp_path, caplog):
     _fake_run(tmp_path, with_labels=False, n_ref=15)
     with caplog.at_level(logging.WARNING):
         df = score_run(tmp_path, SPEC)
-    assert list(df.columns) == FIXED + KNN + ["msp", "maxlogit", "cosine_nn", "euclidean_nn"]
+    assert list(df.columns) == FIXED + KNN + ["msp", "maxlogit", "energy", "cosine_nn", "euclidean_nn"]
     assert "mahalanobis scorer skipped" in caplog.text and "lof scorer skipped" in caplog.text
+    assert "knn_normalised scorer skipped: a case has only 15 reference images" in caplog.text
     df = score_run(tmp_path, SPEC | {"scorers": ["maxlogit"], "lof_neighbors": 5})
     assert list(df.columns) == FIXED + KNN + ["maxlogit", "cosine_nn", "euclidean_nn"]
     df = score_run(tmp_path, SPEC | {"lof_neighbors": 5})

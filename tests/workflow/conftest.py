@@ -25,9 +25,10 @@ def clean_env(env: dict[str, str] | None = None, **extra: str) -> dict[str, str]
     return {**env, "PATH": without_dmlbench(env.get("PATH", "")), **extra}
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile in `workdir` (its results/, logs/, benchmarks/ land there),
-    with the venv's snakemake by its path and no `dmlbench` on PATH (see ``clean_env``)."""
+    with the venv's snakemake by its path and no `dmlbench` on PATH (see ``clean_env``). The
+    timeout is a safety net for a hung run on a shared machine, not a speed check."""
     env = clean_env()
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)

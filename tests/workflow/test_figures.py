@@ -42,13 +42,14 @@ def copy(test_run, tmp_path) -> Path:
 
 def test_planned_labels_follow_the_config():
     base = {"datasets": {"d": {"source": "digits"}}, "conditions": [{"dataset": "d", "n_anomaly": [1]}]}
-    full = validate({**base, "annex": {"sample_size": [30]}})
+    full = validate({**base, "annex": {"sample_size": [30]}, "methods": {"arcface": {"margin": [0.3, 0.5]}}})
     assert planned_figures(full) == list(ALL_FIGURES) and planned_tables(full) == list(ALL_TABLES)
     lean = validate({**base, "tsne": {"enabled": False}, "scoring": {"distances": ["cosine"]}})
     assert set(ALL_FIGURES) - set(planned_figures(lean)) == {"fig-tsne", "fig-annex-sample-size",
-                                                             "fig-cosine-euclidean"}
+                                                             "fig-cosine-euclidean", "fig-sensitivity"}
     assert set(ALL_TABLES) - set(planned_tables(lean)) == {"tbl-closed-set", "tbl-annex-sample-size",
-                                                           "tbl-cosine-euclidean"}
+                                                           "tbl-cosine-euclidean", "tbl-sensitivity",
+                                                           "tbl-sensitivity-ranks"}
 
 
 @pytest.mark.parametrize("label", ALL_FIGURES)
@@ -114,8 +115,8 @@ def test_worst_misses_table_matches_the_images(test_run):
 
     results = test_run / "results"
     table = pd.read_csv(results / "tables" / "tbl-worst-misses.csv", dtype={"class_name": str})
-    assert set(table["method"]) == {"conventional", "arcface"}
-    assert table.groupby("method").size().tolist() == [10, 10]  # 5 anomalies, each with its neighbour
+    assert set(table["method"]) == {"conventional", "arcface_margin0.3", "arcface_margin0.5", "supcon"}
+    assert table.groupby("method").size().tolist() == [10] * 4  # 5 anomalies, each with its neighbour
     misses = pd.read_parquet(results / "tables" / "worst_misses.parquet")
     sel = misses[(misses.scorer == "cosine_k1") & (misses.n_per_class == "all") & (misses.case == 0)
                  & (misses["rank"] <= 5)]

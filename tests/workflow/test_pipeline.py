@@ -20,15 +20,17 @@ pytestmark = pytest.mark.slow
 JOB = "digits/a3/conventional/nall/s0"
 KNN_SCORERS = ["cosine_k1", "cosine_k5", "cosine_kall", "euclidean_k1", "euclidean_k5", "euclidean_kall"]
 # embeddings.npz holds no reference labels yet, so the mahalanobis scorer is skipped (with a warning)
-SCORERS = KNN_SCORERS + ["mahalanobis", "msp", "maxlogit", "lof"]
+SCORERS = KNN_SCORERS + ["mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised"]
+#: config/test.yaml's methods: a sweep of ArcFace's margin and a pair loss of pytorch-metric-learning
+METHODS = ("conventional", "arcface_margin0.3", "arcface_margin0.5", "supcon")
 DETECTION_METRICS = ["aupr_in", "aupr_out", "auroc", "fpr95"]
 
 
 def test_every_output_exists(test_run):
     from dmlbench.figures import ALL_FIGURES, ALL_TABLES
 
-    jobs = [f"digits/a3/{m}/{n}/s0" for m in ("conventional", "arcface") for n in ("nall", "n20")]
-    closed = [f"digits/a0/{m}/nall/s0" for m in ("conventional", "arcface")]
+    jobs = [f"digits/a3/{m}/{n}/s0" for m in METHODS for n in ("nall", "n20")]
+    closed = [f"digits/a0/{m}/nall/s0" for m in METHODS]
     expected = ["results/data/digits.npz", "results/config.yaml"]
     expected += [f"results/runs/{j}/{f}" for j in jobs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")]
     expected += [f"results/scores/{j}.parquet" for j in jobs] + [f"benchmarks/score/{j}.tsv" for j in jobs]
@@ -47,8 +49,12 @@ def test_every_output_exists(test_run):
 
 
 def test_annex_and_closed_set_runs_use_their_recipes(test_run):
-    annex = json.loads((test_run / "results/runs/digits/a3/arcface/n20/s0/run.json").read_text())
+    annex = json.loads((test_run / "results/runs/digits/a3/arcface_margin0.3/n20/s0/run.json").read_text())
     assert annex["spec"]["training"]["epochs"] == 2 and annex["spec"]["method_params"]["mixup"] is True
+    assert annex["spec"]["head"] == "arcface" and annex["spec"]["method_params"]["margin"] == 0.3
+    # annex.mixup: true leaves the pair loss without mixup (it has no per-sample loss to mix)
+    pair = json.loads((test_run / "results/runs/digits/a3/supcon/n20/s0/run.json").read_text())
+    assert pair["spec"]["head"] == "pml" and pair["spec"]["method_params"]["mixup"] is False
     assert all(c["n_train"] + c["n_val"] == 7 * 20 for c in annex["cases"])
     closed = json.loads((test_run / "results/runs/digits/a0/conventional/nall/s0/run.json").read_text())
     assert len(closed["cases"]) == 1 and closed["cases"][0]["anomaly_classes"] == []
@@ -58,15 +64,19 @@ def test_annex_and_closed_set_runs_use_their_recipes(test_run):
         n_test = len(npz["test_labels"])
     row = table[table.method == "conventional"].iloc[0]
     assert row["accuracy"] == pytest.approx(accuracy) and row["n_test"] == n_test
+    # the pair loss has no classifier: no logits written, its closed-set accuracy undefined
+    with np.load(test_run / "results/runs/digits/a0/supcon/nall/s0/embeddings.npz") as npz:
+        assert "case0_test_logits" not in npz.files and "case0_test" in npz.files
+    assert np.isnan(table.loc[table.method == "supcon", "accuracy"].item())
     tsne = pd.read_parquet(test_run / "results/tables/tsne.parquet")
-    assert tsne.groupby("method").size().to_dict() == {"arcface": 300, "conventional": 300}
+    assert tsne.groupby("method").size().to_dict() == {m: 300 for m in METHODS}
 
 
 def test_runs_table_records_the_provenance(test_run):
     runs = pd.read_parquet(test_run / "results/tables/runs.parquet")
-    assert len(runs) == 4 and set(runs["n_per_class"]) == {"all", "20"}
+    assert len(runs) == 2 * len(METHODS) and set(runs["n_per_class"]) == {"all", "20"}
     assert runs["device"].str.startswith("cpu").all() and (runs["torch"] != "").all()
-    assert runs.loc[runs.n_per_class == "20", "epochs"].tolist() == [2, 2]
+    assert runs.loc[runs.n_per_class == "20", "epochs"].tolist() == [2] * len(METHODS)
 
 
 def test_dataset_file(test_run):
@@ -108,7 +118,10 @@ def test_metrics_table(test_run):
     metrics = pd.read_parquet(test_run / "results/tables/metrics.parquet")
     assert list(metrics.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
                                      "metric", "value"]
-    assert set(metrics.method) == {"conventional", "arcface"} and set(metrics.n_per_class) == {"all", "20"}
+    assert set(metrics.method) == set(METHODS) and set(metrics.n_per_class) == {"all", "20"}
+    # the pair loss: no head accuracy and no logit scorer, every other scorer
+    pair = metrics[(metrics.method == "supcon") & (metrics.n_per_class == "all")]
+    assert sorted(pair.scorer.unique()) == sorted(set(SCORERS) - {"msp", "maxlogit", "energy"})
     metrics = metrics[(metrics.method == "conventional") & (metrics.n_per_class == "all")]
     assert len(metrics) == 2 * (len(DETECTION_METRICS) * len(SCORERS) + 1)
     assert sorted(metrics.metric.unique()) == ["accuracy", *DETECTION_METRICS]
@@ -145,7 +158,8 @@ def test_runtime_table(test_run):
     assert set(runtime["rule"]) == {"train", "score"}
     assert (runtime["seconds"] > 0).all()
     train = runtime[runtime.rule == "train"]
-    assert len(train) == 6 and sorted(train["n_anomaly"].unique().tolist()) == [0, 3]
+    # per method: the main run, the annex A.2 run and the closed-set model
+    assert len(train) == 3 * len(METHODS) and sorted(train["n_anomaly"].unique().tolist()) == [0, 3]
 
 
 def test_report_cells_run_against_the_test_results(test_run):

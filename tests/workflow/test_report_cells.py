@@ -90,8 +90,8 @@ def test_sections_follow_the_study():
     assert headings == [s.TITLE for s in sections.SECTIONS]
     assert headings == ["Setup", "AUROC per condition", "Normalised distances", "Balance of normal and anomaly classes",
                         "Cosine vs Euclidean", "Scorers compared", "Ranking", "Worst misses", "Embeddings",
-                        "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Findings",
-                        "Reproducibility"]
+                        "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Sensitivity",
+                        "Findings", "Reproducibility"]
 
 
 def test_quarto_config_renders_self_contained_html_and_a4_typst_pdf():
@@ -163,15 +163,26 @@ def test_findings_section_prints_the_recomputed_claims_and_tests(namespace, resu
     assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
     assert row.loc["k10-beats-k1", "verdict"] == "not testable"
     assert row.loc["sphereface-euclidean-below-chance", "verdict"] == "not testable"
-    # annex A.2 at 20 images per class, recomputed here from metrics.parquet: arcface − conventional per
-    # (seed, case), averaged per case, one-sample t-test (one test: Holm leaves p as it is)
+    # annex A.2 at 20 images per class, recomputed here from metrics.parquet: each method − conventional per
+    # (seed, case), averaged per case, one-sample t-test, Holm across the claim's tests (variants included)
     small = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "20") & (metrics.scorer == "cosine_k1")]
     wide = small.pivot_table(index=["seed", "case"], columns="method", values="value")
-    blocks = (wide["arcface"] - wide["conventional"]).groupby(level="case").mean()
-    claim6 = tests[tests["number"] == 6].iloc[0]
-    assert (claim6["comparison"], claim6["n_per_class"], claim6["n_cases"]) == ("arcface − conventional", "20", 2)
-    assert claim6["effect"] == pytest.approx(blocks.mean())
-    assert claim6["p_holm"] == pytest.approx(sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue)
+    others = [m for m in wide.columns if m != "conventional"]
+    claim6 = tests[tests["number"] == 6].set_index("comparison")
+    assert sorted(claim6.index) == sorted(f"{m} − conventional" for m in others) and len(others) >= 2
+    p_values = {}
+    for m in others:
+        blocks = (wide[m] - wide["conventional"]).groupby(level="case").mean()
+        row6 = claim6.loc[f"{m} − conventional"]
+        assert (row6["n_per_class"], row6["n_cases"]) == ("20", 2)
+        assert row6["effect"] == pytest.approx(blocks.mean())
+        p_values[m] = sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue
+        assert row6["p_value"] == pytest.approx(p_values[m])
+    # Holm by hand: the i-th smallest p times (m − i), running maximum, capped at 1
+    ordered, running = sorted(p_values.items(), key=lambda kv: kv[1]), 0.0
+    for i, (m, p) in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - i) * p))
+        assert claim6.loc[f"{m} − conventional", "p_holm"] == pytest.approx(running)
 
 
 def test_inline_values(namespace):

@@ -1,9 +1,9 @@
 """Classification / deep-metric-learning heads and their registry.
 
 ``build_head(name, in_features, n_classes, **params)`` returns a :class:`Head`;
-``HEADS`` maps method names to classes and ``PARAMS`` maps method names to their
-parameters' defaults (the config schema is checked against it).  See
-docs/methods.md for the definitions.
+``HEADS`` maps the study's six heads to their classes and ``PARAMS`` maps them to their
+parameters' defaults (the config schema is checked against it); ``pml`` builds any
+pytorch-metric-learning loss (:class:`PmlHead`). See docs/methods.md for the definitions.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .centerloss import CenterLossHead
 from .conventional import ConventionalHead
 from .cosface import CosFaceHead
 from .l2softmax import L2SoftmaxHead
+from .pml import PmlHead
 from .sphereface import SphereFaceHead
 
 HEADS: dict[str, type[Head]] = {
@@ -29,11 +30,14 @@ PARAMS: dict[str, dict[str, Any]] = {name: dict(cls.PARAMS) for name, cls in HEA
 
 
 def head_class(name: str) -> type[Head]:
+    """The class of head ``name``: one of :data:`HEADS`, or ``pml`` (:class:`PmlHead`)."""
+    if name == PmlHead.NAME:
+        return PmlHead
     try:
         return HEADS[name]
     except (KeyError, TypeError):
         raise ConfigError(
-            f"unknown head method {name!r}; known methods: {', '.join(sorted(HEADS))}"
+            f"unknown head method {name!r}; known methods: {', '.join(sorted(HEADS))}, {PmlHead.NAME}"
         ) from None
 
 
@@ -48,5 +52,5 @@ def build_head(name: str, in_features: int, n_classes: int, **params: Any) -> He
 __all__ = [
     "HEADS", "PARAMS", "build_head", "head_class", "Head", "LinearSoftmaxHead",
     "CosineMarginHead", "ConventionalHead", "L2SoftmaxHead", "ArcFaceHead",
-    "CosFaceHead", "SphereFaceHead", "CenterLossHead",
+    "CosFaceHead", "SphereFaceHead", "CenterLossHead", "PmlHead",
 ]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dmlbench.report import (
     annex_k, annex_sample_size, auroc, balance, cosine_euclidean, distances, embeddings, findings, ranking,
-    reproducibility, scorers, setup, worst_misses,
+    reproducibility, scorers, sensitivity, setup, worst_misses,
 )
 from dmlbench.report._declare import Column, Figure, Table
 
 #: The sections in report order; ``report/sections/<name>.qmd`` is each one's include.
 SECTIONS = (setup, auroc, distances, balance, cosine_euclidean, scorers, ranking, worst_misses, embeddings,
-            annex_k, annex_sample_size, findings, reproducibility)
+            annex_k, annex_sample_size, sensitivity, findings, reproducibility)
 
 
 def section_name(section) -> str:

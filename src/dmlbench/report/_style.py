@@ -12,7 +12,7 @@ import math
 from typing import Iterable
 
 
-from dmlbench import METHOD_ORDER
+from dmlbench import methods as method_entries
 from dmlbench.errors import DmlbenchError
 
 
@@ -86,18 +86,55 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], table: str,
         raise DmlbenchError(f"{table} lacks column(s) {missing}; it has {list(df.columns)}. {hint}")
 
 
+#: The method entries of the study being reported (label -> entry with its head), set by
+#: :func:`use_methods` when a study is loaded: the order and colours of variants follow their
+#: heads. Without it a label's head is read off the label (``arcface_margin0.3`` -> arcface).
+_METHODS: dict[str, dict] = {}
+
+
+def use_methods(methods: dict | None) -> None:
+    """Order and colour the methods as the expanded config ``methods`` (label -> entry) says."""
+    _METHODS.clear()
+    _METHODS.update(methods or {})
+
+
 def method_order(methods: Iterable[str]) -> list[str]:
-    """The methods present, in the study's order; unknown names after, alphabetically."""
-    present = set(methods)
-    known = [m for m in METHOD_ORDER if m in present]
-    return known + sorted(present - set(METHOD_ORDER))
+    """The methods present, grouped by head in the study's order (dmlbench.METHOD_ORDER), each
+    head's variants together (in the config's order), then pytorch-metric-learning losses, then
+    unknown labels alphabetically (dmlbench.methods.method_order)."""
+    return method_entries.method_order(methods, _METHODS)
+
+
+def _mix(colour: str, towards: str, share: float) -> str:
+    """``colour`` moved ``share`` of the way to ``towards`` (both ``#rrggbb``)."""
+    a = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    b = [int(towards[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * share):02x}" for x, y in zip(a, b))
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, str]:
+    """A colour per method: each head's own (METHOD_COLOURS; other heads and each PML loss one of
+    the extra colours), and a head's variants shades of it, darkest first in method order (from
+    35 % towards black to 45 % towards white)."""
+    order = method_order(methods)
+    families: dict[str, list[str]] = {}
+    for label in order:
+        families.setdefault(method_entries.family(label, _METHODS or None), []).append(label)
+    extra = iter(_EXTRA_COLOURS * (1 + len(families)))
+    colours = {}
+    for fam, labels in families.items():
+        base = METHOD_COLOURS.get(fam) or next(extra)
+        for i, label in enumerate(labels):
+            t = -0.35 + 0.8 * i / (len(labels) - 1) if len(labels) > 1 else 0.0
+            colours[label] = _mix(base, "#000000", -t) if t < 0 else _mix(base, "#ffffff", t)
+    return colours
 
 
 def method_colour_scale(methods: Iterable[str]):
     """Colour scale that gives each method the same colour in every chart."""
     order = method_order(methods)
-    extra = iter(_EXTRA_COLOURS * (1 + len(order)))
-    return alt.Scale(domain=order, range=[METHOD_COLOURS.get(m) or next(extra) for m in order])
+    colours = method_colours(order)
+    return alt.Scale(domain=order, range=[colours[m] for m in order])
 
 
 def method_colour(methods: list[str]):

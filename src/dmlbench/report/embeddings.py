@@ -76,7 +76,8 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-closed-set",
-        "Closed-set test accuracy of the models trained on all classes (every test image).",
+        "Closed-set test accuracy of the models trained on all classes (every test image); – for a pair or tuple "
+        "loss, which has no classifier.",
         lambda v: v.t["closed_set"],
         needs_tsne,
         columns=(Column("dataset", "dataset"), Column("method", "method"), Column("seed", "seed", "d", 0.5),

@@ -1,5 +1,6 @@
-"""Section 6, Scorers compared: kNN distances, Mahalanobis, MSP, max logit and LOF on the same
-embeddings and heads."""
+"""Section 6, Scorers compared: kNN distances, Mahalanobis, MSP, max logit, energy, LOF and
+OpenOOD's KNN on the same embeddings and heads. A logit scorer of a head without logits (a pair
+or tuple loss) is shown as not applicable, never filled from another score."""
 
 from __future__ import annotations
 
@@ -17,14 +18,19 @@ TITLE = "Scorers compared"
 
 def scorer_order(k: str = "1") -> list[str]:
     """Scorers compared in this section, in the order they are shown."""
-    return [f"cosine_k{k}", f"euclidean_k{k}", "mahalanobis", "msp", "maxlogit", "lof"]
+    return [f"cosine_k{k}", f"euclidean_k{k}", "mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised"]
 
 
 def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1") -> pd.DataFrame:
     """Mean AUROC over cases × seeds per condition × method × scorer (``scorer_order``, those present).
 
-    Columns: dataset, n_anomaly, method, scorer, mean, n.
+    Columns: dataset, n_anomaly, method, scorer, mean, n, applicable. A logit scorer (MSP, max
+    logit, energy) that other methods of the condition have but a method has not - a pair or tuple
+    loss, which has no logits - gets a row with mean NaN, n 0 and applicable False: not
+    applicable, shown as such, never filled from another score.
     """
+    from dmlbench.scorers import LOGIT_SCORERS
+
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     auroc = auroc_rows(metrics, "metrics.parquet")
     order = scorer_order(str(k))
@@ -41,13 +47,22 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
         .reset_index()
         .astype({"n_anomaly": "int64", "n": "int64"})
     )
+    # every (condition, method) gets a row for each logit scorer of its condition: missing = no logits
+    logit = out[out["scorer"].isin(LOGIT_SCORERS)]
+    full = out[["dataset", "n_anomaly", "method"]].drop_duplicates().merge(
+        logit[["dataset", "n_anomaly", "scorer"]].drop_duplicates(), on=["dataset", "n_anomaly"])
+    full = pd.concat([out[["dataset", "n_anomaly", "method", "scorer"]], full]).drop_duplicates()
+    out = full.merge(out, on=["dataset", "n_anomaly", "method", "scorer"], how="left")
+    out["applicable"] = out["n"].notna()
+    out = out.astype({"n": "float64"}).fillna({"n": 0}).astype({"n": "int64"})
     out["_s"] = out["scorer"].map(order.index)
     return ordered(out, "_s").drop(columns="_s")
 
 
 def scorers_chart(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1"):
     """Heatmap of mean AUROC, method (rows) × scorer (columns), one panel per condition; white is
-    chance (0.5), blue better, red worse. The chart's data is ``scorers_table`` with a condition label."""
+    chance (0.5), blue better, red worse; a grey "n/a" cell is a scorer that does not apply to the
+    method (no logits). The chart's data is ``scorers_table`` with a condition label."""
     k = str(k)
     data, conditions = with_condition(scorers_table(metrics, n_per_class, k))
     scorers = [s for s in scorer_order(k) if s in set(data["scorer"])]
@@ -56,7 +71,10 @@ def scorers_chart(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
         x=alt.X("scorer:N", sort=scorers, title=None, axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("method:N", sort=methods, title=None),
     )
-    cells = base.mark_rect().encode(
+    not_applicable = base.mark_rect(color="#d9d9d9").transform_filter("!datum.applicable")
+    na_text = base.mark_text(fontSize=FONT["mark"], color="#555555", text="n/a").transform_filter(
+        "!datum.applicable")
+    cells = base.mark_rect().transform_filter("datum.applicable").encode(
         color=alt.Color(
             "mean:Q",
             scale=alt.Scale(scheme="redblue", domain=[0, 1], domainMid=0.5),
@@ -64,15 +82,16 @@ def scorers_chart(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
         ),
         tooltip=["method:N", "scorer:N", alt.Tooltip("mean:Q", format=".3f"), "n:Q"],
     )
-    labels = base.mark_text(fontSize=FONT["mark"]).encode(
+    labels = base.mark_text(fontSize=FONT["mark"]).transform_filter("datum.applicable").encode(
         text=alt.Text("mean:Q", format=".2f"),
         color=alt.condition("abs(datum.mean - 0.5) > 0.35", alt.value("white"), alt.value("black")),
     )
-    layered = alt.layer(cells, labels, data=data).properties(width=alt.Step(26), height=alt.Step(16))
+    layered = alt.layer(cells, labels, not_applicable, na_text, data=data).properties(
+        width=alt.Step(26), height=alt.Step(16))
     return titled(
         facet(layered, conditions),
         "Mean AUROC per scorer",
-        [selection(k=k, n_per_class=n_per_class), "mean over cases × seeds; white: chance"],
+        [selection(k=k, n_per_class=n_per_class), "mean over cases × seeds; white: chance; n/a: no logits"],
         k=k, n_per_class=n_per_class, scorers=scorers,
     )
 
@@ -81,14 +100,15 @@ FIGURES = (
     Figure(
         "fig-scorers",
         "Mean AUROC per method and scorer, per condition (over cases × seeds); white: chance (0.5), blue: better, "
-        "red: worse.",
+        "red: worse; grey n/a: the scorer reads the head's logits, which a pair or tuple loss does not have.",
         lambda v: scorers_chart(v.t["metrics"], n_per_class=v.n, k=v.k),
     ),
 )
 TABLES = (
     Table(
         "tbl-scorers",
-        "Mean AUROC per condition, method and scorer over cases × seeds (the numbers of the scorers figure).",
+        "Mean AUROC per condition, method and scorer over cases × seeds (the numbers of the scorers figure; "
+        "applicable false: the scorer needs logits the method does not have).",
         lambda v: scorers_table(v.t["metrics"], n_per_class=v.n, k=v.k),
         printed=False,
     ),

@@ -98,11 +98,26 @@ def _format_param(value) -> str:
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
+def _parameters_text(params: dict) -> str:
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict):  # a PML miner: its class and arguments
+            args = ", ".join(f"{k}={_format_param(v)}" for k, v in value.items() if k != "name")
+            value = f"{value.get('name')}({args})"
+        parts.append(f"{key}={_format_param(value)}")
+    return ", ".join(parts) or "—"
+
+
 def methods_table(config: dict) -> pd.DataFrame:
-    """The configured methods in study order: columns method, parameters ("scale=30, margin=0.5";
-    "—" when none), mixup ("yes (alpha 0.4)" or "no") and, when annex A.2 runs
-    (``annex.sample_size``), mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides
-    the method's own when set)."""
+    """The configured methods (variants of a head together, in study order): columns method (the
+    label), head ("arcface"; "pml: SupConLoss" for a pytorch-metric-learning loss), parameters
+    ("scale=30, margin=0.5"; "—" when none), mixup ("yes (alpha 0.4)", "no", or "n/a" for a PML
+    loss, which has no per-sample loss to mix) and, when annex A.2 runs (``annex.sample_size``),
+    mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides the method's own when set,
+    for the methods that can mix)."""
+    from dmlbench import head_params
+    from dmlbench import methods as method_entries
+
     methods = config.get("methods")
     if not methods:
         raise DmlbenchError(
@@ -116,14 +131,22 @@ def methods_table(config: dict) -> pd.DataFrame:
     rows = []
     for method in method_order(methods):
         params = dict(methods[method] or {})
+        head = params.pop("head", method)
+        params.pop("sweep", None)
+        loss = params.pop("loss", None)
         mixup, alpha = params.pop("mixup", False), params.pop("mixup_alpha", None)
-        row = {"method": method,
-               "parameters": ", ".join(f"{k}={_format_param(v)}" for k, v in params.items()) or "—",
-               "mixup": mixup_text(mixup, alpha)}
+        mixes = method_entries.mixes({"head": head})
+        # a head's own parameters in the order it declares them, whatever order the entry has
+        declared = list(head_params.HEAD_PARAMS.get(head, {}))
+        params = {k: params[k] for k in sorted(params, key=lambda k: (declared.index(k) if k in declared
+                                                                      else len(declared)))}
+        row = {"method": method, "head": f"{head}: {loss}" if loss else head,
+               "parameters": _parameters_text(params), "mixup": mixup_text(mixup, alpha) if mixes else "n/a"}
         if annex.get("sample_size"):
-            row["mixup_annex"] = mixup_text(mixup if annex.get("mixup") is None else annex["mixup"], alpha)
+            on = mixup if annex.get("mixup") is None else annex["mixup"]
+            row["mixup_annex"] = mixup_text(on, alpha) if mixes else "n/a"
         rows.append(row)
-    columns = ["method", "parameters", "mixup"] + (["mixup_annex"] if annex.get("sample_size") else [])
+    columns = ["method", "head", "parameters", "mixup"] + (["mixup_annex"] if annex.get("sample_size") else [])
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -141,10 +164,13 @@ TABLES = (
     ),
     Table(
         "tbl-methods",
-        "The methods and their settings: the papers' defaults unless the config sets them. The settings are "
-        "fixed; what each method learns (class weights, CenterLoss's centres) is trained with the backbone.",
+        "The methods (labels), their heads and settings: the papers' defaults unless the config sets them "
+        "(a pytorch-metric-learning loss: its own defaults). The settings are fixed; what each method learns "
+        "(class weights, proxies, CenterLoss's centres) is trained with the backbone. Mixup n/a: a "
+        "pytorch-metric-learning loss gives no per-sample loss to mix.",
         lambda v: methods_table(v.config),
-        columns=(Column("method", "method"), Column("parameters", "parameters", None, 2.5),
+        columns=(Column("method", "method", None, 1.3), Column("head", "head", None, 1.2),
+                 Column("parameters", "parameters", None, 2.5),
                  Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2")),
     ),
 )

@@ -78,6 +78,12 @@ class Study:
     data_dir: Path | None = None
     _miss_frames: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        # every chart orders and colours the methods as this config's entries say (variants by head)
+        from dmlbench.report._style import use_methods
+
+        use_methods(self.config.get("methods"))
+
     @classmethod
     def load(cls, results: str | os.PathLike, config: str | os.PathLike | dict | None = None,
              tables_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> "Study":
