@@ -48,7 +48,7 @@ def main() -> None:
         seconds = float(per_method.loc[per_method.index.isin(extra), "seconds"].sum())
         added[group] = {"variants": sweep["labels"], "added_variants": extra, "added_job_seconds": seconds,
                         "added_wall_seconds_estimate": seconds / args.cores}
-    print(f"| method | train jobs | train s | score jobs | score s | total s |\n|---|---|---|---|---|---|")
+    print("| method | train jobs | train s | score jobs | score s | total s |\n|---|---|---|---|---|---|")
     for method, row in per_method.iterrows():
         print(f"| {method} | {int(row.get('train_count', 0))} | {row.get('train_sum', 0):.0f} | "
               f"{int(row.get('score_count', 0))} | {row.get('score_sum', 0):.0f} | {row['seconds']:.0f} |")

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\ndevice: {label}; bf16 peak: {peak if peak else 'unknown'} TFLOP/s; steps timed: {args.steps} "
           f"after {args.warmup} warm-up")
-    header = f"| input | batch | (a) fastai plain | (b) eager | (c) compiled | (c)/(a) | (c) TFLOP/s | peak fraction |"
+    header = "| input | batch | (a) fastai plain | (b) eager | (c) compiled | (c)/(a) | (c) TFLOP/s | peak fraction |"
     print(header + "\n|---|---|---|---|---|---|---|---|")
     for name in args.inputs:
         for bs in map(str, args.batch_sizes):

@@ -11,7 +11,6 @@ import pandas as pd
 from .errors import DmlbenchError
 from .io import write_parquet
 from .metrics import class_mean_scores, detection_metrics
-from .plan import TABLE_NAMES
 from .runs import keys_from_path, scorer_columns
 from .stats import ranking_table, summary_table
 

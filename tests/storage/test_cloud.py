@@ -6,7 +6,6 @@ is built where a container engine runs and otherwise checked statically."""
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml

@@ -10,7 +10,6 @@ run's (the wall-time columns aside).
   (`make venv-s3`); skipped, saying why, where neither that venv nor this one has it.
 """
 
-import os
 import shutil
 import socket
 import subprocess

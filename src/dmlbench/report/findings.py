@@ -70,7 +70,6 @@ The claims
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
