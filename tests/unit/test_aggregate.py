@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench.aggregate import TABLE_NAMES, WORST_MISS_COLUMNS, metrics_tables, write_tables
+from dmlbench.aggregate import WORST_MISS_COLUMNS, metrics_tables, write_tables
+from dmlbench.plan import TABLE_NAMES
 from dmlbench.errors import DmlbenchError
 from dmlbench.metrics import fpr95
 from dmlbench.stats import RANKING_COLUMNS, SUMMARY_COLUMNS
