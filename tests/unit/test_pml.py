@@ -137,7 +137,7 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
 
     from dmlbench.datasets import Dataset
     from dmlbench.sampling import ClassBalancedBatches
-    from dmlbench.training import JobTrainer, job_cases
+    from dmlbench.training import JobTrainer, case_loaders, job_cases
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 20)
@@ -152,7 +152,9 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
                          "crop_padding": 0, "optimizer": "adam", "precision": "fp32", "compile": False}}
     trainer = JobTrainer(ds, spec, torch.device("cpu"))
     case = job_cases(ds, spec)[0]
-    _, train_dl, _ = trainer.loaders(case)
+    learn, _ = trainer.learner(case)  # the trainer asks the head for class-balanced batches
+    assert isinstance(learn.dls.train, ClassBalancedBatches)
+    _, train_dl, _ = case_loaders(trainer.data, case, spec, balanced=True)
     assert isinstance(train_dl, ClassBalancedBatches)
     for _, yb in train_dl:
         # 16 images of the 3 normal classes: 3 classes x 5 images
