@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from . import datasets as dataset_sources
-from . import head_params
+from . import head_params, model_options
 from .errors import ConfigError
 
 #: Classes of the built-in sources, so impossible conditions are refused before any job.
@@ -184,6 +184,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     so that a value no job could run with stops here, before any job. Imports no torch."""
     datasets = config["datasets"]
     _check_methods(config, source)
+    _check_model(config, source)
     _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
@@ -242,6 +243,35 @@ def _check_methods(config: dict, source: str) -> None:
                 hint = (f"; head '{method}' takes {key} in {param.interval()} (default {param.default}): give a "
                         f"value in that range, or leave {where} out for the default") if param else ""
                 raise ConfigError(f"{source}: {exc}{hint}") from None
+        head_keys = {k: v for k, v in params.items() if k not in TRAINING_METHOD_KEYS}
+        try:
+            head_params.check_combination(method, head_params.resolve(method, head_keys), where=f"methods.{method}")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+
+#: Keys of `training` that only a pretrained model reads (fastai's fine_tune).
+FINE_TUNE_KEYS = ("freeze_epochs", "lr_mult")
+
+
+def _check_model(config: dict, source: str) -> None:
+    """`model` as the model builder checks it (dmlbench.model_options), and no fine-tuning key
+    set for a model trained from scratch, where it would be ignored."""
+    try:
+        model_options.check_model(config["model"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if model_options.weights_name(config["model"]["backbone"], config["model"]["pretrained"]) is not None:
+        return
+    defaults = load_schema()["properties"]["training"]["properties"]
+    recipes = [("training", config["training"]), ("annex.training", config["annex"]["training"])]
+    recipes += [(f"datasets.{name}.training", entry.get("training", {})) for name, entry in config["datasets"].items()]
+    for where, recipe in recipes:
+        for key in FINE_TUNE_KEYS:
+            if key in recipe and recipe[key] != defaults[key]["default"]:
+                raise ConfigError(f"{source}: {where}.{key} is read only with model.pretrained (fastai's fine-tuning "
+                                  f"of a pretrained body), and the model is trained from scratch; remove it, or set "
+                                  f"model.pretrained")
 
 
 def _check_dataset_options(config: dict, source: str) -> None:

@@ -109,7 +109,7 @@ def sample_size_chart(
     return titled(
         chart,
         "Annex A.2: effect of the number of training images per class",
-        [selection(scorer=scorer), "mean over cases × seeds; bars: 95 % bootstrap interval"],
+        [selection(scorer=scorer), "mean over cases × seeds; bars: 95 % bootstrap interval over cases"],
         scorer=scorer,
     )
 

@@ -127,6 +127,22 @@ def methods_table(config: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def with_final_lambda(methods: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The methods table with ``lambda_final``: SphereFace's λ at the last training step, from
+    the runs table's ``final_lambda`` of each method's jobs ("5", or "5–8.7" from the smallest
+    to the largest over its jobs; "—" for a method without λ). Unchanged when no run has a λ."""
+    if "final_lambda" not in runs.columns or not runs["final_lambda"].notna().any():
+        return methods
+    spans = runs.dropna(subset=["final_lambda"]).groupby("method")["final_lambda"].agg(["min", "max"])
+
+    def text(method: str) -> str:
+        if method not in spans.index:
+            return "—"
+        lo, hi = spans.loc[method, "min"], spans.loc[method, "max"]
+        return f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+
+    return methods.assign(lambda_final=[text(m) for m in methods["method"]])
+
 
 TABLES = (
     Table(
@@ -142,10 +158,12 @@ TABLES = (
     Table(
         "tbl-methods",
         "The methods and their settings: the papers' defaults unless the config sets them. The settings are "
-        "fixed; what each method learns (class weights, CenterLoss's centres) is trained with the backbone.",
-        lambda v: methods_table(v.config),
+        "fixed; what each method learns (class weights, CenterLoss's centres) is trained with the backbone. "
+        "λ at the last step: SphereFace's annealed λ when training ended (over all its jobs).",
+        lambda v: with_final_lambda(methods_table(v.config), v.t["runs"]),
         columns=(Column("method", "method"), Column("parameters", "parameters", None, 2.5),
-                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2")),
+                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2"),
+                 Column("lambda_final", "λ at the last step", None, 0.9)),
     ),
 )
 
