@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dmlbench.errors import DmlbenchError
-from dmlbench.metrics import (DETECTION_METRICS, aupr_in, aupr_out, auroc, average_precision, class_mean_scores, normalised_distances,
-                              detection_metrics, fpr95, fpr_at_tpr)
+from dmlbench.metrics import (DETECTION_METRICS, aupr_in, aupr_out, auroc, average_precision, class_mean_scores,
+                              detection_metrics, fpr95, fpr_at_tpr, normalised_distances)
 
 
 def test_auroc_worked_example_with_ties():

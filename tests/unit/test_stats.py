@@ -6,7 +6,6 @@ import pytest
 from scipy import stats as sst
 
 from dmlbench.errors import DmlbenchError
-
 from dmlbench.stats import (RANKING_COLUMNS, SUMMARY_COLUMNS, average_ranks, bootstrap_ci, friedman, holm,
                             nemenyi_cd, ranking_table, summary_table, wilcoxon_p)
 
