@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import DmlbenchError
 from .io import write_parquet
-from .metrics import class_mean_scores, detection_metrics
+from .metrics import detection_metrics, normalised_distances
 from .runs import keys_from_path, scorer_columns
 from .stats import ranking_table, summary_table
 
@@ -44,12 +44,11 @@ def tables_for_run(keys: dict, scores: pd.DataFrame) -> tuple[list[dict], list[d
             values = df[scorer].to_numpy()
             for name, value in detection_metrics(values, ~normal).items():
                 metrics.append({**base, "scorer": scorer, "metric": name, "value": value})
-            classes, means, normal_mean = class_mean_scores(values, labels, normal_classes)
-            for c, mean in zip(classes, means):
+            classes, means, _, normalised = normalised_distances(values, labels, normal_classes)
+            for c, mean, ratio in zip(classes, means, normalised):
                 distances.append({**base, "scorer": scorer, "class_index": int(c), "class_name": str(names[c]),
                                   "role": "normal" if c in normal_classes else "anomaly",
-                                  "mean_score": float(mean),
-                                  "normalised": float(mean / normal_mean) if normal_mean > 0 else float("nan")})
+                                  "mean_score": float(mean), "normalised": float(ratio)})
     return metrics, distances
 
 
@@ -149,14 +148,24 @@ def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchma
 
 
 RUNS_COLUMNS = KEYS + ["device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench",
-                       "git_commit", "git_dirty", "code_hash", "epochs", "batch_size", "lr", "wall_seconds"]
+                       "git_commit", "git_dirty", "code_hash", "epochs", "batch_size", "lr", "final_lambda",
+                       "wall_seconds"]
+
+
+def final_lambda(run: dict) -> float:
+    """The largest λ at the last training step over a job's cases (SphereFace's head state in
+    run.json; the cases differ only where their training sets, hence their steps, differ), NaN
+    for a head without λ."""
+    values = [case.get("head_state", {}).get("lambda") for case in run.get("cases", [])]
+    values = [float(v) for v in values if v is not None]
+    return max(values) if values else float("nan")
 
 
 def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
     """Provenance per train job from its run.json (results/runs/.../run.json): device, threads,
     precision, package versions, the code (git commit, dirty flag, package source hash; missing
-    in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe and
-    wall time."""
+    in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe,
+    SphereFace's λ at the last step (:func:`final_lambda`) and wall time."""
     rows = []
     for path in sorted(map(Path, run_paths)):
         try:
@@ -171,8 +180,8 @@ def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
                      "git_commit": str(run.get("git_commit") or ""), "git_dirty": run.get("git_dirty"),
                      "code_hash": str(run.get("code_hash") or ""), "epochs": training.get("epochs"),
                      "batch_size": training.get("batch_size"), "lr": training.get("lr"),
-                     "wall_seconds": float(run.get("wall_seconds", np.nan))})
+                     "final_lambda": final_lambda(run), "wall_seconds": float(run.get("wall_seconds", np.nan))})
     df = pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(
         {"n_anomaly": "int64", "seed": "int64", "threads": "Int64", "git_dirty": "boolean", "epochs": "Int64",
-         "batch_size": "Int64", "lr": "float64", "wall_seconds": "float64"})
+         "batch_size": "Int64", "lr": "float64", "final_lambda": "float64", "wall_seconds": "float64"})
     return _sorted(df, KEYS) if len(df) else df

@@ -20,6 +20,7 @@ import yaml
 
 from . import datasets as dataset_sources
 from . import methods as method_entries
+from . import model_options
 from .errors import ConfigError
 
 #: Classes of the built-in sources, so impossible conditions are refused before any job.
@@ -197,6 +198,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     checked, and sweeps expanded, by dmlbench.methods.expand before (in :func:`validate`).
     Imports no torch."""
     datasets = config["datasets"]
+    _check_model(config, source)
     _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
@@ -260,6 +262,30 @@ def _check_methods(config: dict, source: str) -> None:
                     f"images of different classes, but conditions.{i} (dataset '{cond['dataset']}', n_anomaly {n}) "
                     f"leaves {n_classes - n} normal class; use n_anomaly <= {n_classes - 2} or remove the method"
                 )
+
+
+#: Keys of `training` that only a pretrained model reads (fastai's fine_tune).
+FINE_TUNE_KEYS = ("freeze_epochs", "lr_mult")
+
+
+def _check_model(config: dict, source: str) -> None:
+    """`model` as the model builder checks it (dmlbench.model_options), and no fine-tuning key
+    set for a model trained from scratch, where it would be ignored."""
+    try:
+        model_options.check_model(config["model"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if model_options.weights_name(config["model"]["backbone"], config["model"]["pretrained"]) is not None:
+        return
+    defaults = load_schema()["properties"]["training"]["properties"]
+    recipes = [("training", config["training"]), ("annex.training", config["annex"]["training"])]
+    recipes += [(f"datasets.{name}.training", entry.get("training", {})) for name, entry in config["datasets"].items()]
+    for where, recipe in recipes:
+        for key in FINE_TUNE_KEYS:
+            if key in recipe and recipe[key] != defaults[key]["default"]:
+                raise ConfigError(f"{source}: {where}.{key} is read only with model.pretrained (fastai's fine-tuning "
+                                  f"of a pretrained body), and the model is trained from scratch; remove it, or set "
+                                  f"model.pretrained")
 
 
 def _check_dataset_options(config: dict, source: str) -> None:

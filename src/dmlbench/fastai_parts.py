@@ -130,13 +130,15 @@ class FastOptimWrapper(OptimWrapper):
 class EpochLog(Callback):
     """Appends one row per epoch to ``rows`` (case, epoch, train and validation loss, validation
     accuracy, seconds) and stops the fit with a TrainingError when a loss is NaN or infinite.
+    ``epoch_offset`` is added to the epoch of a fit that continues another (fine-tuning).
     ``device``: where the model runs; on CUDA the epoch's clock starts after a synchronisation."""
 
     order = 60  # after the Recorder has its epoch values
 
-    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict]):
+    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict], epoch_offset: int = 0):
         super().__init__()
         self.method, self.case, self.device, self.rows = method, case, device, rows
+        self.epoch_offset = epoch_offset  # a second fit (fine-tuning) continues the epoch count
 
     def before_epoch(self):
         if self.device.type == "cuda":
@@ -148,12 +150,12 @@ class EpochLog(Callback):
         train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
         if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
             raise TrainingError(
-                f"method '{self.method}', case {self.case}, epoch {self.epoch}: the loss became "
+                f"method '{self.method}', case {self.case}, epoch {self.epoch + self.epoch_offset}: the loss became "
                 f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
                 f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
                 f"method's parameters. No embeddings were written."
             )
-        self.rows.append({"case": self.case, "epoch": self.epoch, "train_loss": train_loss,
+        self.rows.append({"case": self.case, "epoch": self.epoch + self.epoch_offset, "train_loss": train_loss,
                           "valid_loss": valid_loss, "valid_accuracy": accuracy,
                           "seconds": time.perf_counter() - self.t0})
         log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",

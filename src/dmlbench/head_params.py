@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Param", "HEAD_PARAMS", "defaults", "number", "resolve", "check_value"]
+__all__ = ["Param", "Choice", "HEAD_PARAMS", "defaults", "number", "choice", "resolve", "check_value",
+           "check_combination"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,32 @@ class Param:
         return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One named option: its default and the allowed names (a string parameter)."""
+
+    default: str
+    choices: tuple[str, ...]
+
+    def interval(self) -> str:
+        """The allowed names as a set, e.g. ``{run, reference}``."""
+        return "{" + ", ".join(self.choices) + "}"
+
+    def contains(self, value: str) -> bool:
+        return value in self.choices
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+#: SphereFace's default anneal_fraction: the share of its run at which the reference code's
+#: schedule reaches lambda_min (iteration 1659 of 28,000 with base 1000, gamma 0.12, power 1,
+#: lambda_min 5), so a run of any length anneals as the reference run did.
+ANNEAL_FRACTION = 0.06
+
 #: head name -> parameter name -> declaration. The defaults are the papers' (docs/methods.md).
-HEAD_PARAMS: dict[str, dict[str, Param]] = {
+HEAD_PARAMS: dict[str, dict[str, Param | Choice]] = {
     "conventional": {},
     "l2softmax": {
         "alpha": Param(16.0, low=0, low_open=True),  # the radius of the hypersphere
@@ -77,6 +98,11 @@ HEAD_PARAMS: dict[str, dict[str, Param]] = {
         "gamma": Param(0.12, low=0),
         "power": Param(1.0, low=0),
         "lambda_min": Param(5.0, low=0),
+        # run: lambda reaches lambda_min at anneal_fraction of the run's training steps, whatever
+        # its length; reference: the reference code's per-iteration schedule (base, gamma, power),
+        # written for its ~28k iterations (docs/methods.md)
+        "lambda_schedule": Choice("run", ("run", "reference")),
+        "anneal_fraction": Param(ANNEAL_FRACTION, low=0, low_open=True, high=1),
     },
     "centerloss": {
         "weight": Param(0.003, low=0),
@@ -115,21 +141,32 @@ def number(where: str, value: Any, param: Param) -> float | int:
     return value
 
 
-def _declared(head: str) -> dict[str, Param]:
+def choice(where: str, value: Any, param: Choice) -> str:
+    """``value`` checked against ``param``: one of its names. ConfigError ``"<where> must be one
+    of ..., got <value>"`` otherwise."""
+    if not isinstance(value, str) or value not in param.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(param.choices)}, got {value!r}")
+    return value
+
+
+def _declared(head: str) -> dict[str, Param | Choice]:
     try:
         return HEAD_PARAMS[head]
     except (KeyError, TypeError):
         raise ConfigError(f"unknown head method {head!r}; known methods: {', '.join(sorted(HEAD_PARAMS))}") from None
 
 
-def check_value(head: str, key: str, value: Any, where: str | None = None) -> float | int:
+def check_value(head: str, key: str, value: Any, where: str | None = None) -> float | int | str:
     """One parameter of ``head`` checked against its declaration; ``where`` names it in the
     message (default: ``head 'arcface' parameter 'margin'``, the head's own wording)."""
     declared = _declared(head)
     if key not in declared:
         allowed = ", ".join(sorted(declared)) or "(none)"
         raise ConfigError(f"unknown parameter {key!r} for head {head!r}; allowed parameters: {allowed}")
-    return number(where or f"head {head!r} parameter {key!r}", value, declared[key])
+    where = where or f"head {head!r} parameter {key!r}"
+    if isinstance(declared[key], Choice):
+        return choice(where, value, declared[key])
+    return number(where, value, declared[key])
 
 
 def resolve(head: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -142,3 +179,28 @@ def resolve(head: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"unknown parameter {unknown[0]!r} for head {head!r}; allowed parameters: {allowed}")
     merged = {**defaults(head), **params}
     return {key: check_value(head, key, merged[key]) for key in declared}
+
+
+def _sphereface_combination(p: dict[str, Any]) -> tuple[str, str] | None:
+    # The run schedule must reach lambda_min in finite time: a hyperbola from base never reaches 0.
+    if p["lambda_schedule"] == "run" and p["lambda_min"] == 0 and p["base"] > 0 and p["power"] > 0:
+        return "lambda_min", ("must be > 0 with lambda_schedule 'run' (lambda reaches lambda_min at anneal_fraction "
+                              "of the run, and base*(1 + c*t)^-power never reaches 0), got 0; set lambda_min > 0, "
+                              "or lambda_schedule: reference")
+    return None
+
+
+#: head name -> check of a head's parameters together: None, or (the parameter at fault, what is wrong).
+COMBINATIONS = {"sphereface": _sphereface_combination}
+
+
+def check_combination(head: str, params: dict[str, Any], where: str | None = None) -> None:
+    """ConfigError when ``params`` (every declared parameter of ``head``, each already checked)
+    cannot go together, naming the parameter at fault as ``head 'sphereface' parameter
+    'lambda_min'`` or, with ``where`` (``methods.sphereface``), as ``methods.sphereface.lambda_min``."""
+    rule = COMBINATIONS.get(head)
+    found = rule(params) if rule else None
+    if found:
+        key, problem = found
+        name = f"{where}.{key}" if where else f"head {head!r} parameter {key!r}"
+        raise ConfigError(f"{name} {problem}")

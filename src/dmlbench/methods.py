@@ -77,6 +77,8 @@ def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[st
         except ConfigError as exc:
             raise ConfigError(f"{exc}; head '{head}' takes {key} in {param.interval()} (default {param.default}): "
                               f"give a value in that range, or leave {key} out for the default") from None
+    head_keys = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+    head_params.check_combination(head, head_params.resolve(head, head_keys), where=f"methods.{label}")
     filled = dict(entry)
     for key, default in defaults.items():
         filled.setdefault(key, default)

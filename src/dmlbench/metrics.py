@@ -87,6 +87,8 @@ def fpr95(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
 
 #: Detection metrics per (case, scorer), by name in the metrics table.
 DETECTION_METRICS = {"aupr_in": aupr_in, "aupr_out": aupr_out, "auroc": auroc, "fpr95": fpr95}
+#: Direction of every metric of the metrics table: True when a higher value is better.
+HIGHER_IS_BETTER = {"accuracy": True, "aupr_in": True, "aupr_out": True, "auroc": True, "fpr95": False}
 
 
 def detection_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, float]:
@@ -95,12 +97,32 @@ def detection_metrics(scores: np.ndarray, is_anomaly: np.ndarray) -> dict[str, f
 
 
 def class_mean_scores(scores: np.ndarray, labels: np.ndarray, normal_classes) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per test class: (class indices, mean score); plus the mean score of all normal test images.
-
-    The normalised distance of a class is its mean score divided by the normal mean (normal = 1.0).
-    """
+    """Per test class: (class indices ascending, mean score of the class's test images); plus the
+    normal level: the mean of the normal classes' mean scores (each normal class weighs the same,
+    whatever its number of test images). See :func:`normalised_distances`."""
     scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
     classes = np.unique(labels)
     means = np.array([scores[labels == c].mean() for c in classes])
-    normal_mask = np.isin(labels, list(normal_classes))
-    return classes, means, float(scores[normal_mask].mean())
+    is_normal = np.isin(classes, list(normal_classes))
+    if not is_normal.any():
+        raise DmlbenchError("normalised distances need at least one normal test class")
+    return classes, means, float(means[is_normal].mean())
+
+
+def normalised_distances(scores: np.ndarray, labels: np.ndarray, normal_classes) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The normalised distance of every test class of a case (docs/metrics.md, the one definition):
+
+        normalised(c) = mean score of class c / normal level,
+        normal level  = mean over the normal classes n of (mean score of class n),
+
+    so the normal classes' normalised distances average exactly 1 ("an anomaly class at 3 lies
+    three times as far from the reference set as a normal class, on average"). NaN for every
+    class when the normal level is not positive (scores that are not distances: msp, maxlogit).
+
+    ``scores`` [N] (higher = more anomalous), ``labels`` [N] test classes, ``normal_classes`` the
+    case's normal class indices. Returns (classes ascending, class means, normal level,
+    normalised), the arrays [n_classes]."""
+    classes, means, level = class_mean_scores(scores, labels, normal_classes)
+    normalised = means / level if level > 0 else np.full(len(means), np.nan)
+    return classes, means, level, normalised

@@ -3,7 +3,8 @@ Nemenyi critical difference, paired Wilcoxon tests against a baseline with Holm 
 the t-test of a mean with its interval (the findings' paired tests over cases).
 
 Blocks are (case, seed) pairs: every method sees the same cases and seeds (paired design), so a
-method comparison is made within a block. Column meanings are in docs/tables.md and the
+method comparison is made within a block. The bootstrap intervals resample cases (the seeds of a
+case averaged first): seeds share a case's classes and test images, so they are not independent. Column meanings are in docs/tables.md and the
 definitions in docs/metrics.md.
 """
 
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats as sst
+
+from .errors import DmlbenchError
+from .metrics import HIGHER_IS_BETTER
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -81,11 +85,12 @@ def holm(pvalues) -> np.ndarray:
 # --------------------------------------------------------------------------- ranks and tests
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
+def average_ranks(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """Mean over blocks (rows) of the rank of each method (column) within its block; rank 1 =
-    highest value (best AUROC), ties get the average of the ranks they span."""
+    the best value (the highest, e.g. AUROC, or with ``higher_is_better=False`` the lowest, e.g.
+    FPR@95), ties get the average of the ranks they span."""
     values = np.asarray(values, dtype=np.float64)
-    return sst.rankdata(-values, axis=1).mean(axis=0)
+    return sst.rankdata(-values if higher_is_better else values, axis=1).mean(axis=0)
 
 
 def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
@@ -179,8 +184,14 @@ def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = 
 
     Within each (dataset, n_anomaly, n_per_class, scorer) the blocks are the (case, seed) pairs
     with a value of ``metric`` for EVERY method of the group (incomplete blocks are dropped, as
-    the tests are paired). Columns: see ``RANKING_COLUMNS`` and docs/tables.md.
+    the tests are paired). Rank 1 is the best method in a block: the highest value, or the
+    lowest for a lower-is-better metric (fpr95; dmlbench.metrics.HIGHER_IS_BETTER). Columns: see
+    ``RANKING_COLUMNS`` and docs/tables.md.
     """
+    if metric not in HIGHER_IS_BETTER:
+        raise DmlbenchError(f"ranking_table: metric {metric!r} is unknown; known metrics: "
+                            f"{', '.join(sorted(HIGHER_IS_BETTER))}")
+    higher = HIGHER_IS_BETTER[metric]
     m = metrics[metrics["metric"] == metric]
     rows = []
     group_keys = ["dataset", "n_anomaly", "n_per_class", "scorer"]
@@ -195,7 +206,7 @@ def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = 
             ranks = np.full(k, np.nan)
             notes.append("no (case, seed) block has every method")
         else:
-            ranks = average_ranks(values)
+            ranks = average_ranks(values, higher)
         stat, p, note = friedman(values) if n else (np.nan, np.nan, "")
         if note:
             notes.append(note)
@@ -222,26 +233,45 @@ def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = 
     return df.sort_values(group_keys + ["method"], kind="mergesort").reset_index(drop=True)
 
 
+def case_means(values, cases) -> np.ndarray:
+    """The mean of ``values`` within each case (the clusters of the bootstrap: seeds of one case
+    share its classes and test images), in ascending case order."""
+    frame = pd.DataFrame({"case": np.asarray(cases), "value": np.asarray(values, dtype=np.float64)})
+    return frame.groupby("case", sort=True)["value"].mean().to_numpy()
+
+
+def cluster_bootstrap_ci(values, cases, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean that resamples cases, not values: the values of a case
+    (its seeds) are averaged first, then :func:`bootstrap_ci` resamples the case means. Repeating
+    a case's seeds adds no information about new cases and leaves the interval as it was."""
+    return bootstrap_ci(case_means(values, cases), level, resamples, seed)
+
+
 SUMMARY_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "scorer", "metric", "mean", "std", "n",
-                   "ci_low", "ci_high"]
+                   "n_cases", "ci_low", "ci_high"]
 
 
 def summary_table(metrics: pd.DataFrame, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
                   seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; NaN for one value), count and percentile-bootstrap CI of
-    the mean over cases x seeds, per (dataset, n_anomaly, method, n_per_class, scorer, metric).
-    Values enter the bootstrap sorted by (case, seed), so the interval is reproducible."""
+    """Per (dataset, n_anomaly, method, n_per_class, scorer, metric): the mean over cases of the
+    case means (seeds averaged within a case; the plain mean over cases x seeds when every case
+    has the same seeds), the standard deviation of the n values (ddof 1; NaN for one value), n
+    (cases x seeds), n_cases, and the percentile-bootstrap CI of the mean over cases
+    (:func:`cluster_bootstrap_ci`). Case means enter the bootstrap in case order, so the
+    interval is reproducible."""
     keys = ["dataset", "n_anomaly", "method", "n_per_class", "scorer", "metric"]
     rows = []
     m = metrics.sort_values(keys + ["case", "seed"], kind="mergesort")
     for key, grp in m.groupby(keys, sort=True):
         v = grp["value"].to_numpy(dtype=np.float64)
-        lo, hi = bootstrap_ci(v, level, resamples, seed)
-        rows.append(dict(zip(keys, key)) | {"mean": float(v.mean()),
+        per_case = case_means(v, grp["case"].to_numpy())
+        lo, hi = bootstrap_ci(per_case, level, resamples, seed)
+        rows.append(dict(zip(keys, key)) | {"mean": float(per_case.mean()),
                                             "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-                                            "n": len(v), "ci_low": lo, "ci_high": hi})
+                                            "n": len(v), "n_cases": len(per_case), "ci_low": lo, "ci_high": hi})
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     df = df.astype({"dataset": "str", "n_anomaly": "int64", "method": "str", "n_per_class": "str", "scorer": "str",
-                    "metric": "str", "mean": "float64", "std": "float64", "n": "int64", "ci_low": "float64",
-                    "ci_high": "float64"})
+                    "metric": "str", "mean": "float64", "std": "float64", "n": "int64", "n_cases": "int64",
+                    "ci_low": "float64", "ci_high": "float64"})
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)

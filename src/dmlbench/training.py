@@ -33,9 +33,16 @@ Per job it writes (DESIGN section 4), each file atomically:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
                   (keys and dtypes: dmlbench.embeddings_file)
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, precision, compilation, wall time, per-case
-                  classes, and the code: git commit, dirty flag, package source hash
-                  (dmlbench.provenance)
+  run.json        the spec, versions, device, precision, compilation, wall time, the
+                  pretrained weights (torchvision enum member, or null), per case its classes,
+                  sizes and the head's state after training (`head_state`: SphereFace's λ at
+                  the last step, the steps counted and the run's length), and the code: git
+                  commit, dirty flag, package source hash (dmlbench.provenance)
+
+Inputs: per case, the images are normalised with the mean and standard deviation of the case's
+own training images (its normal classes: the anomaly classes are no part of what the model may
+see), or with ImageNet's constants for a pretrained backbone (`case_inputs`). A pretrained
+backbone is fine-tuned as fastai's `fine_tune` does (`fine_tune`).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import logging
 import math
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +65,7 @@ from .errors import ConfigError, TrainingError
 from .heads import build_head
 from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
+from .model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
 from .models import EmbeddingNet, build_backbone
 from .provenance import code_provenance
 from .sampling import ClassBalancedBatches
@@ -135,15 +144,23 @@ class DeviceBatches:
     padded with `crop_padding` black pixels (as torchvision's RandomCrop(padding=p) does) and a
     horizontal flip with probability 1/2 — then normalised with the per-channel `mean` and `std`
     (fractions of 255, shape [1,C,1,1]). Evaluation batches are never augmented.
+
+    For an ImageNet backbone (`model.pretrained`): `channels` 3 repeats a grey image's channel
+    (before the normalisation, so `mean` and `std` have 3 channels), and `size` resizes every
+    batch to `size` x `size` (bilinear, antialiased when shrinking; `model.input_size`) after the
+    augmentation. None leaves the channels or the size as they are.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, idx: np.ndarray, batch_size: int, *,
                  mean: torch.Tensor, std: torch.Tensor, shuffle: bool = False, flip: bool = False,
-                 crop_padding: int = 0, seed: int = 0, drop_last: bool = False):
+                 crop_padding: int = 0, seed: int = 0, drop_last: bool = False, channels: int | None = None,
+                 size: int | None = None):
         self.images, self.labels = images, labels
         self.idx = torch.as_tensor(idx, dtype=torch.long, device=images.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.flip, self.crop_padding = flip, crop_padding
+        self.channels = channels if channels and channels != images.shape[3] else None
+        self.size = size if size and tuple(images.shape[1:3]) != (size, size) else None
         self.mean, self.std = mean, std
         # x / 255 then (x - mean) / std as one multiply-subtract on the device.
         self.scale = (1.0 / (255.0 * std)).to(images.device, torch.float32)
@@ -194,9 +211,19 @@ class DeviceBatches:
             x = self.images[ix]
             if self.shuffle:  # training batches are augmented, evaluation ones never
                 x = self._augment_nhwc(x, gen)
-            # NHWC memory seen as NCHW is channels_last already: the float copy keeps the strides.
-            x = x.permute(0, 3, 1, 2).float().mul_(self.scale).sub_(self.shift)
-            yield x.contiguous(memory_format=torch.channels_last), self.labels[ix]
+            yield self._to_input(x), self.labels[ix]
+
+    def _to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC batch -> normalised float NCHW, channels_last (channels repeated, resized)."""
+        # NHWC memory seen as NCHW is channels_last already: the float copy keeps the strides.
+        x = x.permute(0, 3, 1, 2).float()
+        if self.channels:
+            x = x.expand(-1, self.channels, -1, -1).contiguous(memory_format=torch.channels_last)
+        x = x.mul_(self.scale).sub_(self.shift)
+        if self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                          antialias=self.size < max(x.shape[2:]))
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 class HeadLoss:
@@ -222,7 +249,7 @@ def head_accuracy(head: nn.Module):
     return accuracy
 
 
-def optimizer_func(training: dict, device: torch.device):
+def optimizer_func(training: dict, device: torch.device, decay: list[bool] | None = None):
     """fastai `opt_func` building PyTorch's AdamW (fused on CUDA) or SGD with Nesterov momentum.
 
     The splitter gives two groups: weights with `training.weight_decay`, and normalisation and
@@ -231,6 +258,7 @@ def optimizer_func(training: dict, device: torch.device):
     decay (p -= lr * wd * p), betas (0.9, 0.99), eps 1e-5 as fastai's Adam; sgd: L2 penalty
     added to the gradient (torch.optim.SGD), the convention of the SGD literature values.
     fastai's one-cycle schedule drives lr and momentum (Adam's beta1 / SGD's momentum).
+    `decay`: which of the splitter's groups get the weight decay (default: the first of two).
     """
     name = training.get("optimizer", "adam")
     if name not in OPTIMIZERS:
@@ -238,7 +266,8 @@ def optimizer_func(training: dict, device: torch.device):
     wd = float(training["weight_decay"])
 
     def opt_func(param_groups, lr):
-        groups = [{"params": list(ps), "weight_decay": w} for ps, w in zip(param_groups, (wd, 0.0)) if len(ps)]
+        decays = [wd if d else 0.0 for d in (decay or (True, False))]
+        groups = [{"params": list(ps), "weight_decay": w} for ps, w in zip(param_groups, decays) if len(ps)]
         if name == "adam":
             opt = torch.optim.AdamW(groups, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS,
                                     fused=device.type == "cuda")
@@ -260,9 +289,87 @@ def decay_groups(model: nn.Module) -> list[list[nn.Parameter]]:
     return [[p for p in params if id(p) not in no_decay], [p for p in params if id(p) in no_decay]]
 
 
+@dataclass(frozen=True)
+class ParamGroup:
+    """One optimiser group of fine-tuning: its parameters, whether they get weight decay, and its
+    `level` (0 = the earliest layers of the body; the last level is the embedding layer and head)."""
+
+    params: list
+    decay: bool
+    level: int
+
+
+def fine_tune_groups(model: EmbeddingNet) -> list[ParamGroup]:
+    """fastai's split of a pretrained model (``_resnet_split``): the body's stem and stages 1-2,
+    its stages 3-4, then the embedding layer with the head — each split into weights (with
+    weight decay) and normalisation and bias parameters (without); empty groups left out."""
+    from fastai.torch_core import norm_bias_params
+
+    no_decay = {id(p) for p in norm_bias_params(model, with_bias=True)}
+    levels = [*model.backbone.groups()[:-1], [*model.backbone.embedding.parameters(), *model.head.parameters()]]
+    groups = []
+    for level, params in enumerate(levels):
+        params = [p for p in params if p.requires_grad]
+        for decay in (True, False):
+            chosen = [p for p in params if (id(p) not in no_decay) == decay]
+            if chosen:
+                groups.append(ParamGroup(chosen, decay, level))
+    return groups
+
+
+class GroupSplitter:
+    """fastai splitter returning fixed parameter groups."""
+
+    def __init__(self, groups: list[ParamGroup]):
+        self.groups = groups
+
+    def __call__(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        return [g.params for g in self.groups]
+
+
+def set_frozen(model: EmbeddingNet, groups: list[ParamGroup], frozen: bool) -> None:
+    """Freeze (or unfreeze) every level but the last, batch-norm parameters excepted, as fastai's
+    ``freeze`` with ``train_bn=True``: the pretrained body's weights stay, its batch norms adapt."""
+    from fastai.torch_core import norm_bias_params
+
+    norms = {id(p) for p in norm_bias_params(model, with_bias=False)}
+    last = max(g.level for g in groups)
+    for g in groups:
+        for p in g.params:
+            p.requires_grad_(not frozen or g.level == last or id(p) in norms)
+
+
+def even_mults(start: float, stop: float, n: int) -> np.ndarray:
+    """n values from start to stop, evenly spaced on a log scale (fastai's even_mults)."""
+    if n == 1:
+        return np.array([stop])
+    return start * (stop / start) ** (np.arange(n) / (n - 1))
+
+
+def fine_tune(learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs: int, lr_mult: float,
+              epoch_log) -> None:
+    """fastai's ``Learner.fine_tune`` on our parameter groups: `freeze_epochs` epochs of one-cycle
+    (pct_start 0.99) with every level but the last frozen (learning rate `lr` there), then
+    `epochs` epochs of one-cycle (pct_start 0.3, div 5) on the whole model with discriminative
+    learning rates from lr/2/lr_mult (earliest level) to lr/2 (embedding layer and head), evenly
+    spaced on a log scale. `epoch_log(offset)` makes the epoch logger of a phase."""
+    groups = learn.splitter.groups
+    levels = np.array([g.level for g in groups])
+    n = levels.max() + 1
+    if freeze_epochs:
+        set_frozen(model, groups, True)
+        # fastai's slice(lr): lr/10 on the frozen levels (their norms still train), lr on the last
+        frozen_lrs = np.where(levels == n - 1, lr, lr / 10)
+        learn.fit_one_cycle(freeze_epochs, frozen_lrs, pct_start=0.99, cbs=[epoch_log(0)])
+    set_frozen(model, groups, False)
+    lrs = even_mults(lr / 2 / lr_mult, lr / 2, n)[levels]
+    learn.fit_one_cycle(epochs, lrs, pct_start=0.3, div=5.0, cbs=[epoch_log(freeze_epochs)])
+
+
 def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: DeviceBatches, training: dict,
-                  method_params: dict, device: torch.device | None = None):
-    """The fastai Learner the pipeline trains with (tests take optimiser steps through it)."""
+                  method_params: dict, device: torch.device | None = None, groups: list[ParamGroup] | None = None):
+    """The fastai Learner the pipeline trains with (tests take optimiser steps through it).
+    `groups`: the optimiser's parameter groups (default: :func:`decay_groups`' two)."""
     import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
     from fastai.data.core import DataLoaders
@@ -276,8 +383,13 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
     metric = DeviceAvgMetric(head_accuracy(model.head), name="accuracy")
     # wd=None: the optimiser's groups carry the weight decay (see optimizer_func); a Learner wd
     # would be set on every group, normalisation and bias parameters included.
+    if groups is None:
+        opt_func, splitter = optimizer_func(training, device), decay_groups
+    else:
+        opt_func = optimizer_func(training, device, [g.decay for g in groups])
+        splitter = GroupSplitter(groups)
     learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[metric], wd=None,
-                    opt_func=optimizer_func(training, device), splitter=decay_groups, cbs=cbs)
+                    opt_func=opt_func, splitter=splitter, cbs=cbs)
     learn.recorder.loss = DeviceAvgMetric(name="loss")
     learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
     return learn
@@ -312,7 +424,7 @@ def device_name(dev: torch.device) -> str:
 
 
 class JobData:
-    """A job's images on the device, once: train/test uint8 NHWC, labels, normalisation."""
+    """A job's images on the device, once: train/test uint8 NHWC and labels."""
 
     def __init__(self, ds: Dataset, device: torch.device):
         self.ds, self.device = ds, device
@@ -320,11 +432,46 @@ class JobData:
         self.x_test = torch.from_numpy(ds.x_test).to(device)
         self.y_train = torch.from_numpy(ds.y_train.astype(np.int64)).to(device)
         self.y_test = torch.from_numpy(ds.y_test.astype(np.int64)).to(device)
-        # Per-channel normalisation from the whole train split: the same for every case.
-        pixels = self.x_train.float()
-        self.mean = pixels.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
-        self.std = pixels.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
-        del pixels
+
+
+#: Images per chunk of the normalisation statistics (bounded memory on the device).
+STATS_CHUNK = 4096
+
+
+def channel_stats(images: torch.Tensor, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (ddof 1, at least 1e-3) of the uint8 NHWC
+    `images[idx]`, as fractions of 255, each [1, C, 1, 1] float32 on the images' device.
+    Summed in float64 in chunks, without a host read."""
+    index = torch.as_tensor(idx, dtype=torch.long, device=images.device)
+    total = torch.zeros(images.shape[3], dtype=torch.float64, device=images.device)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(index), STATS_CHUNK):
+        x = images[index[start:start + STATS_CHUNK]].double()
+        total += x.sum(dim=(0, 1, 2))
+        squares += x.square().sum(dim=(0, 1, 2))
+    n = len(index) * images.shape[1] * images.shape[2]
+    mean = total / n
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    std = var.clamp_min(0).sqrt()
+    return ((mean / 255).float().view(1, -1, 1, 1),
+            (std / 255).float().clamp_min(1e-3).view(1, -1, 1, 1))
+
+
+def case_inputs(data: JobData, case: Case, model: dict) -> dict:
+    """How a case's images become model inputs: DeviceBatches' `mean`, `std`, `channels` and
+    `size` arguments.
+
+    From scratch: the per-channel mean and standard deviation of the case's training images —
+    normal classes only, the anomaly classes are no part of what the model may see. Pretrained:
+    ImageNet's constants, grey images repeated to 3 channels. Either way `model.input_size`
+    (None: as they are)."""
+    m = model_options(model)
+    if weights_name(m["backbone"], m["pretrained"]) is not None:
+        mean = torch.tensor(IMAGENET_MEAN, device=data.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=data.device).view(1, 3, 1, 1)
+        return {"mean": mean, "std": std, "channels": 3, "size": m["input_size"]}
+    mean, std = channel_stats(data.x_train, case.train_idx)
+    return {"mean": mean, "std": std, "channels": None, "size": m["input_size"]}
 
 
 class CompiledBackbone:
@@ -399,7 +546,7 @@ class CompiledBackbone:
             self.model.zero_grad(set_to_none=True)
 
 
-def case_loaders(data: JobData, case: Case, spec: dict, *, balanced: bool = False
+def case_loaders(data: JobData, case: Case, spec: dict, inputs: dict | None = None, *, balanced: bool = False
                  ) -> tuple[torch.Tensor, DeviceBatches | ClassBalancedBatches, DeviceBatches]:
     """Labels of the train split remapped to the case's normal classes (0..n_normal-1, -1 for
     the anomaly classes) [n_train] int64, and the case's training and validation batches.
@@ -407,13 +554,14 @@ def case_loaders(data: JobData, case: Case, spec: dict, *, balanced: bool = Fals
     Training batches are shuffled, augmented and seeded by the case (class-balanced when
     ``balanced``: pair and tuple losses need several images per class in a batch); the
     validation batches are the case's validation carve-out (its first training batch when the
-    carve-out is empty)."""
+    carve-out is empty). `inputs`: the case's normalisation and input shape (default:
+    :func:`case_inputs`)."""
     training, bs = spec["training"], spec["training"]["batch_size"]
     device, normals = data.device, list(case.normal_classes)
     remap = torch.full((len(data.ds.classes),), -1, dtype=torch.long, device=device)
     remap[torch.as_tensor(normals, device=device)] = torch.arange(len(normals), device=device)
     local = remap[data.y_train]
-    common = dict(mean=data.mean, std=data.std)
+    common = inputs if inputs is not None else case_inputs(data, case, spec["model"])
     train_dl = DeviceBatches(data.x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
                              crop_padding=training["crop_padding"], seed=case_seed(spec["seed"], case.case),
                              drop_last=len(case.train_idx) > bs, **common)
@@ -444,15 +592,19 @@ class JobTrainer:
         self.data = data or JobData(ds, device)
         self.precision = resolve_precision(self.training.get("precision", "auto"), device)
         self.n_normal = len(ds.classes) - int(spec["n_anomaly"])
-        self.in_channels = int(ds.x_train.shape[3])
+        self.model_options = model_options(spec["model"])
+        self.weights = weights_name(self.model_options["backbone"], self.model_options["pretrained"])
+        # An ImageNet backbone sees 3 channels (grey images repeated) at model.input_size.
+        self.in_channels = 3 if self.weights else int(ds.x_train.shape[3])
+        size = self.model_options["input_size"]
+        self.input_hw = (size, size) if size else tuple(ds.x_train.shape[1:3])
         self.head_params = {k: v for k, v in spec["method_params"].items() if k not in ("mixup", "mixup_alpha")}
         self.model = self.build_model().to(device).to(memory_format=torch.channels_last)
         self.model.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.compiled_backbone = CompiledBackbone(self.model, compile_options)
         if resolve_compile(self.training.get("compile", "auto"), device, train_images):
-            h, w = ds.x_train.shape[1:3]
             bs = warm_up_batch_size or self.training["batch_size"]
-            self.compiled_backbone.compile((bs, self.in_channels, h, w), device)
+            self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device)
 
     # run.json's compile fields
     @property
@@ -468,12 +620,19 @@ class JobTrainer:
         return self.compiled_backbone.seconds
 
     def build_model(self) -> EmbeddingNet:
-        """A fresh backbone + head on the CPU, initialised from the global RNG."""
-        m = self.spec["model"]
-        backbone = build_backbone(m["backbone"], self.in_channels, m.get("embedding_dim", 64))
+        """A fresh backbone + head on the CPU, initialised from the global RNG (a pretrained
+        body: its ImageNet weights, read from the torch hub cache)."""
+        m = self.model_options
+        backbone = build_backbone(m["backbone"], self.in_channels, m["embedding_dim"], embedding=m["embedding"],
+                                  embedding_size=m["embedding_size"], pretrained=m["pretrained"])
         head = build_head(self.spec.get("head", self.spec["method"]), backbone.embedding_dim, self.n_normal,
                           **self.head_params)
         return EmbeddingNet(backbone, head)
+
+    @property
+    def fine_tunes(self) -> bool:
+        """Pretrained: fastai's fine_tune (frozen body first, then discriminative learning rates)."""
+        return self.weights is not None
 
     def reset(self, seed: int) -> None:
         """Seed the global RNGs and re-initialise the model as a fresh build with `seed` would be."""
@@ -490,9 +649,15 @@ class JobTrainer:
         if len(case.normal_classes) != self.n_normal:
             raise ConfigError(f"case {case.case} has {len(case.normal_classes)} normal classes, "
                               f"the job's model {self.n_normal}")
-        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec,
+        self.inputs = case_inputs(self.data, case, self.spec["model"])
+        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec, self.inputs,
                                                  balanced=getattr(self.model.head, "balanced_batches", False))
-        learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device)
+        groups = fine_tune_groups(self.model) if self.fine_tunes else None
+        learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device,
+                              groups=groups)
+        # A schedule over the run (SphereFace's λ) counts the optimiser steps of every phase.
+        epochs = self.training["epochs"] + (self.training.get("freeze_epochs", 0) if self.fine_tunes else 0)
+        self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 
     def train_case(self, case: Case) -> tuple[dict, list[dict]]:
@@ -501,16 +666,21 @@ class JobTrainer:
 
         learn, local = self.learner(case)
         rows: list[dict] = []
+        lr, epochs = self.training["lr"], self.training["epochs"]
         with learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(self.training["epochs"], self.training["lr"],
-                                cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
+            if self.fine_tunes:
+                fine_tune(learn, self.model, epochs, lr, self.training.get("freeze_epochs", 1),
+                          self.training.get("lr_mult", 100),
+                          lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset))
+            else:
+                learn.fit_one_cycle(epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
         return self.case_arrays(case, local), rows
 
     def case_arrays(self, case: Case, local: torch.Tensor) -> dict[str, np.ndarray]:
         """The trained model's reference and test embeddings and test logits, checked finite,
         packed under the case's embeddings.npz keys."""
         d, bs, method = self.data, self.training["batch_size"], self.spec["method"]
-        common = dict(mean=d.mean, std=d.std)
+        common = self.inputs
         ref_emb, _ = embed(self.model, DeviceBatches(d.x_train, local, case.train_idx, bs, **common))
         test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
                                                                bs, **common))
@@ -565,7 +735,8 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
         log_rows.extend(rows)
         case_info.append({"case": case.case, "normal_classes": list(case.normal_classes),
                           "anomaly_classes": list(case.anomaly_classes), "n_train": int(len(case.train_idx)),
-                          "n_val": int(len(case.val_idx)), "seconds": time.perf_counter() - t0})
+                          "n_val": int(len(case.val_idx)), "head_state": trainer.model.head.state_summary(),
+                          "seconds": time.perf_counter() - t0})
 
     out = Path(out_dir)
     # run.json last: the three files appear together at the end, never a partial job.
@@ -574,7 +745,7 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     write_json(out / "run.json", {
         "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
         "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
-        "precision": trainer.precision, "compiled": trainer.compiled,
+        "pretrained_weights": trainer.weights, "precision": trainer.precision, "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
         "wall_seconds": time.perf_counter() - t_start,
     })

@@ -99,3 +99,20 @@ def test_summary_and_ranking_tables(tmp_path, score_files):
 def test_no_score_files():
     with pytest.raises(DmlbenchError, match="no score files"):
         write_tables([], [], "benchmarks", "nowhere")
+
+
+def test_class_distances_normal_level_is_the_mean_of_the_normal_class_means():
+    """tables_for_run on one case whose normal classes have unequal test counts: normal classes 0
+    (four images scoring 1) and 1 (one scoring 3), anomaly class 2 (two scoring 6). The normal
+    classes' normalised distances average 1 and the anomaly class is at 6 / ((1 + 3) / 2) = 3."""
+    from dmlbench.aggregate import tables_for_run
+
+    labels = np.array([0, 0, 0, 0, 1, 2, 2])
+    score = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 6.0, 6.0])
+    scores = pd.DataFrame({"case": 0, "test_index": np.arange(7), "label": labels,
+                           "class_name": np.array(list("abc"))[labels], "is_anomaly": labels == 2,
+                           "head_pred": labels, "cosine_k1": score, "cosine_nn": np.zeros(7, np.int64)})
+    keys = {"dataset": "d", "n_anomaly": 1, "method": "conventional", "n_per_class": "all", "seed": 0}
+    _, distances = tables_for_run(keys, scores)
+    got = {row["class_index"]: row["normalised"] for row in distances if row["scorer"] == "cosine_k1"}
+    assert got == {0: 0.5, 1: 1.5, 2: 3.0}

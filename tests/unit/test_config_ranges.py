@@ -39,6 +39,8 @@ PAPER_RANGES = {
     ("sphereface", "gamma"): "[0, inf)",
     ("sphereface", "power"): "[0, inf)",
     ("sphereface", "lambda_min"): "[0, inf)",
+    ("sphereface", "lambda_schedule"): "{run, reference}",
+    ("sphereface", "anneal_fraction"): "(0, 1]",
     ("centerloss", "weight"): "[0, inf)",
     ("centerloss", "alpha"): "(0, 1]",
 }
@@ -59,8 +61,11 @@ def _accepted(call) -> tuple[bool, str]:
     return True, ""
 
 
-def _probes(param: head_params.Param) -> list[float | int]:
-    """Values at and just beside every finite bound, and far inside/outside the open ends."""
+def _probes(param: head_params.Param | head_params.Choice) -> list[float | int | str]:
+    """Values at and just beside every finite bound, and far inside/outside the open ends; for a
+    named option, every name and a wrong one."""
+    if isinstance(param, head_params.Choice):
+        return [*param.choices, "no-such-option"]
     values: list[float | int] = []
     for bound in (param.low, param.high):
         if bound is None:
@@ -134,6 +139,10 @@ def test_schema_states_each_head_parameter_as_declared_and_no_bound_of_its_own()
         for key, param in params.items():
             prop = props[key]
             assert prop["default"] == param.default, (head, key)
+            if isinstance(param, head_params.Choice):
+                assert prop["type"] == "string" and "enum" not in prop, (head, key)
+                assert f"one of {param.interval()}." in prop["description"], (head, key, prop["description"])
+                continue
             assert prop["type"] == ("integer" if param.integer else "number"), (head, key)
             assert not {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & set(prop), (head, key)
             assert f"range {param.interval()}." in prop["description"], (head, key, prop["description"])

@@ -320,6 +320,38 @@ def test_sphereface_lambda_schedule_counts_training_steps_only():
     assert int(state["iteration"]) == 10
 
 
+def test_sphereface_run_schedule_reaches_lambda_min_at_its_fraction_of_the_run():
+    """λ_t = max(λ_min, base (1 + c t / (f T))^-power), c = (base / λ_min)^(1/power) - 1, worked
+    out by hand for base 1000, λ_min 5, power 1 (c = 199), f = 0.5, T = 40: λ_min from step 20 on."""
+    head = build_head("sphereface", 3, 3, anneal_fraction=0.5)
+    head.set_run_length(40)
+    for t, expected in [(0, 1000.0), (1, 1000 / (1 + 199 / 20)), (10, 1000 / (1 + 199 / 2)),
+                        (19, 1000 / (1 + 199 * 19 / 20)), (20, 5.0), (21, 5.0), (40, 5.0)]:
+        head.iteration.fill_(t)
+        assert float(head.current_lambda()) == pytest.approx(expected, rel=1e-6), t
+    head.iteration.fill_(20)
+    assert float(head.current_lambda()) == 5.0  # exactly, not a rounding hair above
+    # power 2: c = sqrt(200) - 1; halfway through the annealing
+    head = build_head("sphereface", 3, 3, power=2.0, anneal_fraction=1.0)
+    head.set_run_length(100)
+    head.iteration.fill_(50)
+    assert float(head.current_lambda()) == pytest.approx(1000 * (1 + (200 ** 0.5 - 1) * 0.5) ** -2, rel=1e-6)
+    # the reference schedule ignores the run's length
+    ref = build_head("sphereface", 3, 3, lambda_schedule="reference")
+    ref.set_run_length(40)
+    ref.iteration.fill_(40)
+    assert float(ref.current_lambda()) == pytest.approx(1000 / (1 + 0.12 * 40), rel=1e-6)
+
+
+def test_sphereface_run_schedule_needs_a_positive_lambda_min():
+    with pytest.raises(ConfigError, match="parameter 'lambda_min' must be > 0 with lambda_schedule 'run'"):
+        build_head("sphereface", 3, 3, lambda_min=0.0)
+    build_head("sphereface", 3, 3, lambda_min=0.0, lambda_schedule="reference")
+    build_head("sphereface", 3, 3, lambda_min=0.0, base=0.0)  # nothing to anneal: λ = 0 throughout
+    with pytest.raises(ConfigError, match="'lambda_schedule' must be one of run, reference"):
+        build_head("sphereface", 3, 3, lambda_schedule="linear")
+
+
 def test_centerloss_update_follows_paper_rule():
     alpha = 0.5
     head = make_head("centerloss", alpha=alpha).train()
@@ -387,8 +419,8 @@ def test_registry_and_defaults():
     assert PARAMS["cosface"] == {"scale": 30.0, "margin": 0.4}
     assert PARAMS["l2softmax"] == {"alpha": 16.0}
     assert PARAMS["centerloss"] == {"weight": 0.003, "alpha": 0.5}
-    assert PARAMS["sphereface"] == {"margin": 4, "base": 1000.0, "gamma": 0.12,
-                                    "power": 1.0, "lambda_min": 5.0}
+    assert PARAMS["sphereface"] == {"margin": 4, "base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0,
+                                    "lambda_schedule": "run", "anneal_fraction": 0.06}
     for name in HEADS:
         head = build_head(name, 8, 4, **PARAMS[name])
         assert head.hparams == PARAMS[name]

@@ -4,7 +4,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dmlbench.errors import DmlbenchError
 from dmlbench.metrics import (DETECTION_METRICS, aupr_in, aupr_out, auroc, average_precision, class_mean_scores,
-                              detection_metrics, fpr95, fpr_at_tpr)
+                              detection_metrics, fpr95, fpr_at_tpr, normalised_distances)
 
 
 def test_auroc_worked_example_with_ties():
@@ -43,8 +43,21 @@ def test_class_mean_scores_normalised_by_normal_mean():
     classes, means, normal_mean = class_mean_scores(scores, labels, normal_classes=[0, 1])
     assert classes.tolist() == [0, 1, 2]
     assert means.tolist() == [2.0, 2.0, 9.0]
-    assert normal_mean == 2.0  # mean over all normal images: (1 + 3 + 2) / 3
+    assert normal_mean == 2.0  # mean of the normal class means: (2 + 2) / 2
     assert (means / normal_mean).tolist() == [1.0, 1.0, 4.5]
+
+
+def test_normalised_distance_divides_by_the_mean_of_the_normal_class_means_not_the_pooled_mean():
+    """Normal classes with unequal test counts (as MNIST's): class 0 has four images at 1, class 1
+    one at 3, anomaly class 2 two at 6. Normal level = (1 + 3) / 2 = 2, so class 2 sits at 3.0 and
+    the normal classes at 0.5 and 1.5 (average 1); the pooled normal mean (7 / 5 = 1.4) would put
+    class 2 at 4.29 and the normal classes at an average of 1.43."""
+    scores = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 6.0, 6.0])
+    labels = np.array([0, 0, 0, 0, 1, 2, 2])
+    classes, means, level, normalised = normalised_distances(scores, labels, [0, 1])
+    assert classes.tolist() == [0, 1, 2] and means.tolist() == [1.0, 3.0, 6.0] and level == 2.0
+    assert normalised.tolist() == [0.5, 1.5, 3.0]
+    assert np.isnan(normalised_distances(-scores, labels, [0, 1])[3]).all()  # not a distance: no ratio
 
 
 # --------------------------------------------------------------------------- AUPR

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sst
 
+from dmlbench.errors import DmlbenchError
 from dmlbench.stats import (RANKING_COLUMNS, SUMMARY_COLUMNS, average_ranks, bootstrap_ci, friedman, holm,
                             mean_test, nemenyi_cd, ranking_table, summary_table, wilcoxon_p)
 
@@ -187,3 +188,41 @@ def test_summary_table():
     assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
     # rows in a different order give the same table
     pd.testing.assert_frame_equal(summary, summary_table(metrics.sample(frac=1, random_state=0)))
+
+
+def test_duplicated_seeds_do_not_narrow_the_interval():
+    """Seeds of a case share its classes and test images: the interval resamples cases. A second
+    seed that repeats every case's value exactly adds no information, so the interval of the two
+    seeds equals the one-seed interval (resampling the 2 x 8 values as independent ones would
+    narrow it by about sqrt(2))."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(0.8, 0.05, size=8)
+    one = pd.DataFrame({"dataset": "d", "n_anomaly": 1, "method": "arcface", "n_per_class": "all", "seed": 0,
+                        "case": np.arange(8), "scorer": "cosine_k1", "metric": "auroc", "value": values})
+    two = pd.concat([one, one.assign(seed=1)], ignore_index=True)
+    a, b = summary_table(one).iloc[0], summary_table(two).iloc[0]
+    assert (b["ci_low"], b["ci_high"]) == (a["ci_low"], a["ci_high"])
+    assert (b["n"], b["n_cases"]) == (16, 8) and b["mean"] == pytest.approx(values.mean())
+    assert b["ci_high"] - b["ci_low"] > 0.9 * (a["ci_high"] - a["ci_low"])
+    # the interval of the case means, by hand: seeds averaged first, then the bootstrap
+    three = pd.concat([one, one.assign(seed=1, value=values + 0.02)], ignore_index=True)
+    c = summary_table(three).iloc[0]
+    assert (c["ci_low"], c["ci_high"]) == bootstrap_ci(values + 0.01)
+    assert c["mean"] == pytest.approx(values.mean() + 0.01)
+
+
+def test_ranking_of_a_lower_is_better_metric_puts_the_lowest_first():
+    """FPR@95: lower is better. Method 'arcface' has the lowest FPR in every block, 'cosface' the
+    highest: average ranks 1, 2, 3 (rank 1 = best), as for AUROC the other way round."""
+    rows = []
+    for case in range(4):
+        for method, fpr in (("arcface", 0.1), ("conventional", 0.3), ("cosface", 0.6)):
+            for metric, value in (("fpr95", fpr + 0.01 * case), ("auroc", 1 - fpr)):
+                rows.append(dict(dataset="d", n_anomaly=1, method=method, n_per_class="all", seed=0, case=case,
+                                 scorer="cosine_k1", metric=metric, value=value))
+    metrics = pd.DataFrame(rows)
+    for metric in ("fpr95", "auroc"):
+        ranks = ranking_table(metrics, metric=metric).set_index("method")["avg_rank"]
+        assert ranks.to_dict() == {"arcface": 1.0, "conventional": 2.0, "cosface": 3.0}, metric
+    with pytest.raises(DmlbenchError, match="metric 'latency' is unknown"):
+        ranking_table(metrics, metric="latency")

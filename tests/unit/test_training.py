@@ -158,3 +158,125 @@ def test_every_method_learns_the_digits_well_above_chance(tmp_path, method):
     normal = np.isin(ds.y_test, normals)
     accuracy = (pred[normal] == ds.y_test[normal]).mean()
     assert accuracy > 0.6, f"{method}: closed-set accuracy {accuracy:.3f} (chance {1 / len(normals):.3f})"
+
+
+# --------------------------------------------------------------------------- faithful to the papers
+
+
+def _steps(ds, spec) -> list[int]:
+    """Optimiser steps of each case of a job, counted by hand: epochs x full batches (the last
+    partial batch is dropped when a case has more images than a batch)."""
+    from dmlbench.training import job_cases
+
+    bs = spec["training"]["batch_size"]
+    return [spec["training"]["epochs"] * (len(c.train_idx) // bs) for c in job_cases(ds, spec)]
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({}, lambda steps: 5.0),  # run schedule: λ_min from 6 % of the run on
+    ({"lambda_schedule": "reference"}, lambda steps: max(5.0, 1000 / (1 + 0.12 * steps))),
+])
+def test_sphereface_job_records_lambda_at_the_last_step(tmp_path, params, expected):
+    """A short SphereFace job (2 epochs of some 12 steps): run.json records each case's λ after
+    training. The run schedule has reached λ_min = 5 (the reference schedule written for 28,000
+    iterations would still be at 1000 / (1 + 0.12 * 24) = 258), and the runs table carries it."""
+    from dmlbench.aggregate import runs_table
+
+    ds = _tiny_digits()
+    spec = {**_spec(epochs=2), "method": "sphereface", "method_params": {"mixup": False, **params}}
+    out = tmp_path / "digits" / "a3" / "sphereface" / "nall" / "s0"
+    train_job(ds, spec, out, device="cpu", threads=1)
+    run = json.loads((out / "run.json").read_text())
+    steps = _steps(ds, spec)
+    assert [c["head_state"]["steps"] for c in run["cases"]] == steps
+    for case, n in zip(run["cases"], steps):
+        assert case["head_state"]["run_steps"] == n
+        assert case["head_state"]["lambda"] == pytest.approx(expected(n), rel=1e-6)
+    assert runs_table([out / "run.json"])["final_lambda"].tolist() == pytest.approx([max(expected(n) for n in steps)])
+
+
+def test_methods_table_shows_the_final_lambda():
+    import pandas as pd
+
+    from dmlbench.report.setup import with_final_lambda
+
+    methods = pd.DataFrame({"method": ["conventional", "sphereface"], "parameters": ["—", "margin=4"]})
+    runs = pd.DataFrame({"method": ["conventional", "sphereface", "sphereface"],
+                         "final_lambda": [float("nan"), 5.0, 8.74]})
+    assert with_final_lambda(methods, runs)["lambda_final"].tolist() == ["—", "5–8.74"]
+    assert with_final_lambda(methods, runs.iloc[[0, 1]])["lambda_final"].tolist() == ["—", "5"]
+    assert "lambda_final" not in with_final_lambda(methods, runs.iloc[[0]])
+
+
+def test_normalisation_statistics_come_from_the_normal_classes_only():
+    """Anomaly class 0 is white (255), the normal classes 1 and 2 are 40 and 80: the case's
+    inputs are normalised with the normal classes' mean 60 / 255 and standard deviation 20 / 255
+    (ddof 1 over their pixels), as if the anomaly class did not exist."""
+    from dmlbench.splits import make_case
+    from dmlbench.training import JobData, case_loaders
+
+    y = np.repeat([0, 1, 2], 10)
+    x = np.zeros((30, 4, 4, 1), np.uint8)
+    x[y == 0], x[y == 1], x[y == 2] = 255, 40, 80
+    ds = Dataset(x, y, x, y, ["a", "b", "c"])
+    case = make_case(y, ds.classes, 0, 1, val_fraction=0.0)
+    spec = {**_spec(batch_size=64), "n_anomaly": 1, "cases": 1}  # one validation batch: every normal image
+    _, train_dl, valid_dl = case_loaders(JobData(ds, torch.device("cpu")), case, spec)
+    pixels = np.r_[np.full(160, 40.0), np.full(160, 80.0)]
+    assert float(train_dl.mean) == pytest.approx(60 / 255)
+    assert float(train_dl.std) == pytest.approx(pixels.std(ddof=1) / 255)
+    batch = torch.cat([xb for xb, _ in valid_dl])
+    assert batch.mean().item() == pytest.approx(0.0, abs=1e-5)  # the normal images are centred
+
+
+def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminative_rates(tmp_path):
+    """fastai's fine_tune on a ResNet18 whose 'ImageNet' weights are a file in a temporary hub
+    cache: during the frozen epoch the body's convolutions stay as loaded while its batch norms,
+    the embedding layer and the head train; then every level trains, at lr/2/100, lr/2/10 and lr/2
+    (earliest layers to head), and SphereFace's λ spans both phases."""
+    from torchvision.models import resnet18
+
+    from dmlbench.training import JobTrainer, fine_tune, job_cases
+
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+        torch.save(resnet18().state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+        ds = _tiny_digits()
+        spec = {**_spec(epochs=1, freeze_epochs=1, lr=0.01), "method": "sphereface", "cases": 1,
+                "method_params": {}, "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16}}
+        trainer = JobTrainer(ds, spec, torch.device("cpu"))
+        case = job_cases(ds, spec)[0]
+        learn, _ = trainer.learner(case)
+        model = trainer.model
+        loaded = {n: p.detach().clone() for n, p in model.named_parameters()}
+        seen = {}
+
+        from fastai.callback.core import Callback
+
+        class Watch(Callback):
+            def __init__(self, offset):
+                self.offset = offset
+
+            def after_fit(self):
+                seen[self.offset] = ({n: not torch.equal(loaded[n], p) for n, p in model.named_parameters()},
+                                     [h["lr"] for h in learn.opt.hypers],
+                                     [g.level for g in learn.splitter.groups])
+
+        with learn.no_bar(), learn.no_logging():
+            fine_tune(learn, model, 1, 0.01, 1, 100, Watch)
+    finally:
+        torch.hub.set_dir(old)
+    changed, _, _ = seen[0]
+    assert not changed["backbone.body.net.conv1.weight"] and not changed["backbone.body.net.layer4.1.conv2.weight"]
+    assert changed["backbone.body.net.bn1.weight"] and changed["backbone.embedding.2.weight"]
+    assert changed["head.weight"]
+    changed, lrs, levels = seen[1]
+    assert changed["backbone.body.net.conv1.weight"] and changed["backbone.body.net.layer4.1.conv2.weight"]
+    top = lrs[levels.index(2)]
+    for lr, level in zip(lrs, levels):
+        assert lr == pytest.approx(top * (1 / 100, 1 / 10, 1)[level], rel=1e-9)
+    steps = len(learn.dls.train) * 2
+    assert int(model.head.iteration) == steps and model.head.run_steps == steps
+    assert float(model.head.current_lambda()) == 5.0

@@ -158,7 +158,7 @@ def test_reset_restores_every_parameter_and_buffer_of_a_fresh_build(digits):
     assert live.keys() == ref.keys()
     assert all(torch.equal(live[k], ref[k]) for k in ref)
     # the live tensors are the same objects as before (a compiled module stays valid)
-    assert trainer.model.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.model.backbone.body.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_centerloss_centres_are_reset_per_case(digits):
@@ -389,11 +389,11 @@ def test_weight_decay_spares_normalisation_and_bias_parameters():
     learn.create_opt()
     decay, no_decay = learn.opt.opt.param_groups
     assert decay["weight_decay"] == TRAINING["weight_decay"] and no_decay["weight_decay"] == 0.0
-    bn = learn.model.backbone.features[1]
+    bn = learn.model.backbone.body.layers[1]
     ids = {id(p) for p in no_decay["params"]}
     assert id(bn.weight) in ids and id(bn.bias) in ids and id(learn.model.head.bias) in ids
     assert id(learn.model.head.weight) not in ids
-    assert id(learn.model.backbone.features[0].weight) not in ids
+    assert id(learn.model.backbone.body.layers[0].weight) not in ids
 
 
 def test_adamw_steps_like_fastais_adam():
@@ -419,10 +419,10 @@ def test_sgd_optimizer_trains(digits):
     learn, _ = trainer.learner(job_cases(digits, spec)[0])
     learn.create_opt()
     assert isinstance(learn.opt.opt, torch.optim.SGD) and learn.opt.opt.param_groups[0]["nesterov"]
-    before = trainer.model.backbone.features[0].weight.detach().clone()
+    before = trainer.model.backbone.body.layers[0].weight.detach().clone()
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(1, 0.05)
-    assert not torch.equal(before, trainer.model.backbone.features[0].weight)
+    assert not torch.equal(before, trainer.model.backbone.body.layers[0].weight)
     assert np.isfinite(learn.recorder.values[-1]).all()
     with pytest.raises(ConfigError, match="training.optimizer"):
         JobTrainer(digits, _spec(optimizer="lamb"), CPU).learner(job_cases(digits, spec)[0])

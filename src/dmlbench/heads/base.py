@@ -137,6 +137,15 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
     def _pre_step(self) -> None:
         pass
 
+    def set_run_length(self, steps: int) -> None:
+        """The run's number of training steps, given by the trainer before the first step (a
+        schedule over the run, e.g. SphereFace's λ, needs it); ignored by other heads."""
+
+    def state_summary(self) -> dict[str, Any]:
+        """What run.json records of the head's training state after a case ({} for a head
+        without one; SphereFace: λ at the last step)."""
+        return {}
+
     def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
         pass
 

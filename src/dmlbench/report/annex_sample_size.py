@@ -130,7 +130,7 @@ def sample_size_chart(
         chart,
         "Annex A.2: effect of the number of training images per class",
         [selection(scorer=scorer) + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"),
-         "mean over cases × seeds; bars: 95 % bootstrap interval"],
+         "mean over cases × seeds; bars: 95 % bootstrap interval over cases"],
         scorer=scorer, distance_scorer=distance_scorer,
     )
 

@@ -112,7 +112,7 @@ def auroc_overview(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class
     return titled(
         chart,
         "Mean AUROC per condition and method",
-        [selection(scorer=scorer, n_per_class=n_per_class), "mean over cases × seeds, 95 % bootstrap interval"],
+        [selection(scorer=scorer, n_per_class=n_per_class), "mean over cases × seeds, 95 % bootstrap interval over cases"],
         scorer=scorer, n_per_class=n_per_class,
     )
 
@@ -127,7 +127,8 @@ FIGURES = (
     Figure(
         "fig-auroc-overview",
         "Mean AUROC per condition and method with its 95 % bootstrap confidence interval "
-        "(percentile bootstrap over the cases × seeds); dashed: chance.",
+        "(percentile bootstrap over the cases, the seeds of a case averaged first: seeds share a case's "
+        "classes and test images); dashed: chance.",
         lambda v: auroc_overview(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
     ),
 )
@@ -135,8 +136,8 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-auroc-ci",
-        "Mean AUROC with its 95 % bootstrap confidence interval per condition and method; "
-        "best: the highest mean of the condition; n: cases × seeds.",
+        "Mean AUROC with its 95 % bootstrap confidence interval (resampling cases, seeds averaged within a "
+        "case) per condition and method; best: the highest mean of the condition; n: cases × seeds.",
         lambda v: auroc_ci_table(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
         columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
                  Column("method", "method", None, 1.1), Column("mean", "mean AUROC", ".3f"),

@@ -17,7 +17,8 @@ def normalised_distance_box(class_distances: pd.DataFrame, scorer: str = "cosine
     """Normalised distance of normal and anomaly test classes per method, one panel per condition.
 
     Each observation is one (case, seed, test class): the class's mean score divided by the
-    normal level of that case (``class_distances.normalised``, docs/metrics.md). Boxes are side
+    normal level of that case, the mean of its normal classes' mean scores
+    (``class_distances.normalised``; dmlbench.metrics.normalised_distances, docs/metrics.md). Boxes are side
     by side per method (colour = role); a dashed rule at 1.0 marks the normal level.
     """
     require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances.parquet")

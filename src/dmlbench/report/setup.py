@@ -150,6 +150,22 @@ def methods_table(config: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def with_final_lambda(methods: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The methods table with ``lambda_final``: SphereFace's λ at the last training step, from
+    the runs table's ``final_lambda`` of each method's jobs ("5", or "5–8.7" from the smallest
+    to the largest over its jobs; "—" for a method without λ). Unchanged when no run has a λ."""
+    if "final_lambda" not in runs.columns or not runs["final_lambda"].notna().any():
+        return methods
+    spans = runs.dropna(subset=["final_lambda"]).groupby("method")["final_lambda"].agg(["min", "max"])
+
+    def text(method: str) -> str:
+        if method not in spans.index:
+            return "—"
+        lo, hi = spans.loc[method, "min"], spans.loc[method, "max"]
+        return f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+
+    return methods.assign(lambda_final=[text(m) for m in methods["method"]])
+
 
 TABLES = (
     Table(
@@ -167,11 +183,13 @@ TABLES = (
         "The methods (labels), their heads and settings: the papers' defaults unless the config sets them "
         "(a pytorch-metric-learning loss: its own defaults). The settings are fixed; what each method learns "
         "(class weights, proxies, CenterLoss's centres) is trained with the backbone. Mixup n/a: a "
-        "pytorch-metric-learning loss gives no per-sample loss to mix.",
-        lambda v: methods_table(v.config),
+        "pytorch-metric-learning loss gives no per-sample loss to mix. λ at the last step: SphereFace's "
+        "annealed λ when training ended (over all its jobs).",
+        lambda v: with_final_lambda(methods_table(v.config), v.t["runs"]),
         columns=(Column("method", "method", None, 1.3), Column("head", "head", None, 1.2),
                  Column("parameters", "parameters", None, 2.5),
-                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2")),
+                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2"),
+                 Column("lambda_final", "λ at the last step", None, 0.9)),
     ),
 )
 
