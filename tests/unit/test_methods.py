@@ -70,8 +70,10 @@ def test_existing_configs_keep_their_train_specs():
     spec = train_spec(cfg, "cifar10", 1, "arcface", "all", 0)
     assert "head" not in spec
     assert spec["method_params"] == {"scale": 30, "margin": 0.5, "mixup": False, "mixup_alpha": 0.4}
+    # SphereFace's spec gained its λ schedule (issue 13 changed how it anneals: its runs are redone)
     assert json.dumps(train_spec(cfg, "mnist", 5, "sphereface", "all", 0)["method_params"], sort_keys=True) == (
-        '{"base": 1000, "gamma": 0.12, "lambda_min": 5, "margin": 4, "mixup": false, "mixup_alpha": 0.4, "power": 1}')
+        '{"anneal_fraction": 0.06, "base": 1000, "gamma": 0.12, "lambda_min": 5, "lambda_schedule": "run", '
+        '"margin": 4, "mixup": false, "mixup_alpha": 0.4, "power": 1}')
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "demo.yaml", "test.yaml"])
