@@ -486,9 +486,10 @@ def score_spec(config: dict) -> dict:
 
 
 def spec_from_arg(value: str) -> dict:
-    """A spec given on the command line: inline JSON or a path to a JSON file."""
+    """A spec given on the command line: inline JSON (an object, or a list of them) or a path to a
+    JSON file."""
     try:
-        if value.lstrip().startswith("{"):
+        if value.lstrip().startswith(("{", "[")):
             return json.loads(value)
         return json.loads(Path(value).read_text())
     except (OSError, json.JSONDecodeError) as exc:

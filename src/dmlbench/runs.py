@@ -97,7 +97,7 @@ def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -
     raise DmlbenchError(f"unknown scorer {name!r}")
 
 
-def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
+def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
     """One row per (case, test image): label, is_anomaly, head prediction, one column per scorer,
     and per distance the train-split index of the nearest reference image.
 
@@ -105,9 +105,10 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
     ``spec.get("scorers")`` (default all of :data:`dmlbench.scorers.SCORERS`, in that order) that
     the run can compute: ``mahalanobis`` needs ``case{k}_reference_labels`` in embeddings.npz,
     ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images; others are skipped with a
-    warning. Then the ``{distance}_nn`` columns.
+    warning. Then the ``{distance}_nn`` columns. ``run``: the run as :func:`load_run` returned it,
+    when the caller has read it already.
     """
-    meta, arrays = load_run(run_dir)
+    meta, arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]
     extra = _available_scorers(meta, arrays, spec)

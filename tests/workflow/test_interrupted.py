@@ -1,10 +1,11 @@
-"""A train job killed half way leaves nothing a rerun trusts; the rerun completes."""
+"""A train job killed half way leaves nothing a rerun trusts; the rerun completes, taking the runs
+the killed job had finished from the run cache instead of training them again."""
 
+import json
 import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 pytestmark = pytest.mark.slow
-JOB = "digits/a3/conventional/nall/s0"
+JOB = "digits/a3/nall/s0"  # its runs: conventional, then arcface
 
 
 def test_sigkill_during_training_then_rerun(tmp_path, test_run):
@@ -25,29 +26,41 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     log = tmp_path / "logs" / "train" / f"{JOB}.log"
+
+    def second_run_training() -> bool:
+        text = log.read_text() if log.exists() else ""
+        return "conventional: trained" in text and "case 0 epoch 0" in text.split("conventional: trained", 1)[1]
+
     deadline = time.monotonic() + 300
     try:
-        # kill the whole process group (snakemake and the train job) once case 0 has finished
+        # kill the whole process group (snakemake and the train job) once the job's first run has
+        # finished and its second is training
         while time.monotonic() < deadline:
-            if log.exists() and "case 0 epoch 0" in log.read_text():
+            if second_run_training():
                 break
             if proc.poll() is not None:
                 pytest.fail("snakemake ended before the train job could be killed")
             time.sleep(0.05)
         else:
-            pytest.fail("the train job never reached case 0's first epoch")
+            pytest.fail("the train job never reached its second run")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    run = tmp_path / "results" / "runs" / JOB
-    written = sorted(p.name for p in run.glob("*")) if run.exists() else []
+    runs = tmp_path / "results" / "runs" / "digits" / "a3"
+    arcface = runs / "arcface" / "nall" / "s0"
+    written = sorted(p.name for p in arcface.glob("*")) if arcface.exists() else []
     assert not {"embeddings.npz", "train_log.csv", "run.json"} & set(written), written
-    # The lock of the killed run is stale: unlock as the user would, then rerun.
+    assert not (tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").exists()
+    # The lock of the killed run is stale: unlock as the user would, then rerun. Snakemake takes
+    # the killed job as incomplete and runs it again; its finished run comes from the run cache.
     snakemake(tmp_path, "--configfile", str(config), "--unlock")
     snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
-    assert (run / "run.json").exists()
+    record = json.loads((tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").read_text())
+    assert [(r["method"], r["status"]) for r in record["runs"]] == [("conventional", "restored"),
+                                                                     ("arcface", "trained")]
+    assert (arcface / "run.json").exists()
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
     reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")
     pd.testing.assert_frame_equal(fresh, reference)
