@@ -14,22 +14,25 @@ import yaml
 from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 pytestmark = pytest.mark.slow
-JOB = "digits/a3/nall/s0"  # its runs: conventional, then arcface
+JOB = "digits/a3/nall/s0"  # its runs: the config's methods (conventional and arcface), in config order
 
 
 def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))  # methods in the order the job trains them
     env = clean_env()
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(config), "--cores", "2"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     log = tmp_path / "logs" / "train" / f"{JOB}.log"
 
+    first, second = list(cfg["methods"])
+
     def second_run_training() -> bool:
         text = log.read_text() if log.exists() else ""
-        return "conventional: trained" in text and "case 0 epoch 0" in text.split("conventional: trained", 1)[1]
+        done = f"run 1/2 {first}: trained"
+        return done in text and "case 0 epoch 0" in text.split(done, 1)[1]
 
     deadline = time.monotonic() + 300
     try:
@@ -48,9 +51,8 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    runs = tmp_path / "results" / "runs" / "digits" / "a3"
-    arcface = runs / "arcface" / "nall" / "s0"
-    written = sorted(p.name for p in arcface.glob("*")) if arcface.exists() else []
+    killed = tmp_path / "results" / "runs" / "digits" / "a3" / second / "nall" / "s0"
+    written = sorted(p.name for p in killed.glob("*")) if killed.exists() else []
     assert not {"embeddings.npz", "train_log.csv", "run.json"} & set(written), written
     assert not (tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").exists()
     # The lock of the killed run is stale: unlock as the user would, then rerun. Snakemake takes
@@ -58,9 +60,8 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     snakemake(tmp_path, "--configfile", str(config), "--unlock")
     snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
     record = json.loads((tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").read_text())
-    assert [(r["method"], r["status"]) for r in record["runs"]] == [("conventional", "restored"),
-                                                                     ("arcface", "trained")]
-    assert (arcface / "run.json").exists()
+    assert [(r["method"], r["status"]) for r in record["runs"]] == [(first, "restored"), (second, "trained")]
+    assert (killed / "run.json").exists()
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
     reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")
     pd.testing.assert_frame_equal(fresh, reference)
