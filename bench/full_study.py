@@ -152,7 +152,7 @@ def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[lis
 
 
 def job_images(spec: dict, per_class: list[int], n_test: int) -> dict:
-    """Images one train job trains on (steps x batch size), and evaluates (validation passes,
+    """Images one run trains on (steps x batch size), and evaluates (validation passes,
     reference and test embeddings), over all its cases; class sizes averaged over the cases."""
     t = spec["training"]
     n_classes = len(per_class)

@@ -7,6 +7,10 @@ process, score-job seconds, imports per process, compile seconds cold and warm -
     python bench/overhead.py --baseline /tmp/base --cores 2
     # a finished run (e.g. bench/full_study.py --keep on a GPU), analysed only
     python bench/overhead.py --workdir /path/to/workdir
+    # two finished runs made side by side (each `/usr/bin/time -v -o FILE snakemake ...` in its
+    # own checkout), compared: wall and CPU from the time files, tables, train share, start-up
+    python bench/overhead.py --workdir . --time-file after.time \
+        --baseline-workdir /path/to/old-checkout --baseline-time-file before.time
     # torch.compile cold and warm: two train jobs on an empty cache folder (a GPU: --device cuda)
     python bench/overhead.py --compile-check --device cuda
 
@@ -205,12 +209,56 @@ def per_unit(workdir: Path, analysis: dict) -> dict:
             "compile_warm_s": round(statistics.median(warm), 1) if warm else None}
 
 
-def tables_equal(a: Path, b: Path) -> dict:
+#: The study's tables compared between two runs (runtime and runs hold measured times: never equal).
+COMPARED_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses")
+
+
+def tables_equal(before: Path, after: Path, rtol: float = 1e-9) -> dict:
+    """Per table of :data:`COMPARED_TABLES` under ``<run>/results/tables``: ``identical`` (same
+    bytes), ``equal`` (same columns, rows and values; floats within ``rtol``), ``missing`` or
+    ``differs: ...``; for metrics also the largest absolute AUROC difference over the rows."""
     out = {}
-    for name in ("metrics", "class_distances", "summary", "ranking", "worst_misses"):
-        pa, pb = a / "results" / "tables" / f"{name}.parquet", b / "results" / "tables" / f"{name}.parquet"
-        out[name] = pa.exists() and pb.exists() and pa.read_bytes() == pb.read_bytes()
+    for name in COMPARED_TABLES:
+        pa, pb = (root / "results" / "tables" / f"{name}.parquet" for root in (before, after))
+        if not (pa.exists() and pb.exists()):
+            out[name] = "missing"
+            continue
+        if pa.read_bytes() == pb.read_bytes():
+            out[name] = "identical"
+            continue
+        a, b = pd.read_parquet(pa), pd.read_parquet(pb)
+        try:
+            pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=rtol, atol=0.0)
+            out[name] = "equal"
+        except AssertionError as exc:
+            out[name] = "differs: " + " ".join(str(exc).split())[:300]
+    ma, mb = (root / "results" / "tables" / "metrics.parquet" for root in (before, after))
+    if ma.exists() and mb.exists():
+        a, b = pd.read_parquet(ma), pd.read_parquet(mb)
+        if len(a) == len(b) and "auroc" in a and "auroc" in b:
+            out["metrics_rows"] = len(a)
+            out["max_abs_auroc_difference"] = float(np.abs(a["auroc"].to_numpy() - b["auroc"].to_numpy()).max())
     return out
+
+
+def time_file(path: Path) -> dict:
+    """Wall and CPU seconds and peak memory of a command from GNU time's ``-v`` report (the
+    command's children included: Snakemake and all its jobs)."""
+    text = path.read_text()
+
+    def field(label):
+        m = re.search(rf"^\s*{re.escape(label)}: (.+)$", text, re.MULTILINE)
+        if m is None:
+            raise SystemExit(f"{path}: no '{label}' line; give the output of /usr/bin/time -v -o FILE")
+        return m.group(1).strip()
+
+    wall = 0.0
+    for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
+        wall = wall * 60 + float(part)
+    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+    return {"time_file": str(path), "command": field("Command being timed").strip('"'), "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1), "max_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024),
+            "exit_status": int(field("Exit status"))}
 
 
 # --------------------------------------------------------------------------- compile check
@@ -289,7 +337,7 @@ def print_comparison(result: dict) -> None:
     line("imports per score process (modules; heavy)",
          lambda s: f"{s['startup']['score']['modules']}; {', '.join(s['startup']['score']['heavy_imports'])}")
     if "tables_equal" in result:
-        print(f"tables equal (bytes): {result['tables_equal']}")
+        print(f"tables before vs after: {result['tables_equal']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, help="another checkout (with .venv) to run side by side")
     p.add_argument("--sequential", action="store_true", help="run the baseline after this checkout, not at the same time")
     p.add_argument("--workdir", type=Path, help="analyse this finished run instead of running one")
+    p.add_argument("--baseline-workdir", type=Path, help="with --workdir: a finished run of the baseline, compared")
+    p.add_argument("--time-file", type=Path, help="with --workdir: `/usr/bin/time -v -o FILE` of its snakemake run")
+    p.add_argument("--baseline-time-file", type=Path, help="the same for --baseline-workdir")
+    p.add_argument("--note", help="how the runs were made (stored in the JSON)")
     p.add_argument("--scratch", type=Path, help="folder for the runs (default: a new temp folder, kept)")
     p.add_argument("--probes", type=int, default=3, help="start-up probes per process kind")
     p.add_argument("--compile-check", action="store_true", help="compile seconds cold and warm (two train jobs)")
@@ -324,10 +376,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.workdir:
-        result["this"] = {"analysis": analyse(args.workdir.resolve())}
-        print(json.dumps(result["this"]["analysis"], indent=1, default=str))
+        # finished runs, analysed only; with --baseline-workdir both, side by side
+        sides = {"this": (args.workdir.resolve(), args.time_file)}
+        if args.baseline_workdir:
+            sides["baseline"] = (args.baseline_workdir.resolve(), args.baseline_time_file)
+        for name, (workdir, timing) in sides.items():
+            result[name] = {"analysis": analyse(workdir)}
+            if timing:
+                result[name]["run"] = time_file(timing)
+            if args.probes and (workdir / ".venv").exists():  # the workdir is a checkout: its start-up
+                result[name]["startup"] = {kind: probe_startup(python_of(workdir), kind, args.probes,
+                                                               fast_exits(workdir)) for kind in PROBES}
+        if "baseline" in sides:
+            result["tables_equal"] = tables_equal(sides["baseline"][0], sides["this"][0])
+            if "run" in result["this"] and "run" in result["baseline"]:
+                result["wall_ratio"] = round(result["this"]["run"]["wall_s"] / result["baseline"]["run"]["wall_s"], 3)
+                result["cpu_ratio"] = round(result["this"]["run"]["cpu_s"] / result["baseline"]["run"]["cpu_s"], 3)
+            if args.note:
+                result["note"] = args.note
+            print_comparison(result)
+            if "wall_ratio" in result:
+                print(f"wall after/before: {result['wall_ratio']:.2f}; CPU after/before: {result['cpu_ratio']:.2f}")
+        else:
+            print(json.dumps(result["this"]["analysis"], indent=1, default=str))
+        result["per_unit"] = result["this"]["analysis"]["per_unit"]
         out = args.out or RESULTS / f"overhead-{label}{stem}.json"
-        write_json(out, {**result, "per_unit": result["this"]["analysis"]["per_unit"]})
+        write_json(out, result)
         print(f"wrote {out}")
         return 0
 

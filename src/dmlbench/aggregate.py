@@ -214,7 +214,7 @@ RUNS_COLUMNS = KEYS + ["device", "threads", "precision", "compiled", "python", "
 
 
 def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
-    """Provenance per train job from its run.json (results/runs/.../run.json): device, threads,
+    """Provenance per run from its run.json (results/runs/.../run.json): device, threads,
     precision, package versions, the code (git commit, dirty flag, package source hash; missing
     in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe and
     wall time."""

@@ -453,7 +453,8 @@ def parse_n_per_class(value: str | int) -> int | str:
 
 
 def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
-    """Everything one train job needs, and nothing else (so unrelated config edits don't retrain)."""
+    """Everything one run (a method trained on the cases of one condition, size and seed) needs,
+    and nothing else (so unrelated config edits don't retrain)."""
     if dataset not in config["datasets"]:
         raise ConfigError(f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})")
     if method not in config["methods"]:
