@@ -60,11 +60,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 HEAVY = ("torch", "torchvision", "fastai", "pandas", "pyarrow", "scipy", "sklearn", "matplotlib", "PIL", "altair",
          "vl_convert")
 #: What a train and a score process import before their work (both checkouts: the same modules;
-#: this one imports them up front, the one before issue 16 on first use).
+#: this one imports them up front, the one before issue 16 on first use). A dmlbench module that a
+#: checkout does not have (dmlbench.fastai_parts before issue 16) is skipped.
 PROBES = {
-    "train": "import dmlbench.cli, dmlbench.training, dmlbench.fastai_parts, fastai.callback.schedule, "
-             "fastai.callback.progress, torch._dynamo",
-    "score": "import dmlbench.cli, dmlbench.runs, dmlbench.io, sklearn.covariance, sklearn.neighbors",
+    "train": ("dmlbench.cli", "dmlbench.training", "dmlbench.fastai_parts", "fastai.callback.schedule",
+              "fastai.callback.progress", "torch._dynamo"),
+    "score": ("dmlbench.cli", "dmlbench.runs", "dmlbench.io", "sklearn.covariance", "sklearn.neighbors"),
 }
 #: Compile check: a CIFAR-10-shaped dataset (random pixels: compile time does not depend on them).
 COMPILE_SHAPE = (32, 32, 3)
@@ -102,8 +103,12 @@ def run_pipeline(checkout: Path, python: Path, config: Path, workdir: Path, core
 def probe_startup(python: Path, kind: str, probes: int, fast_exit: bool) -> dict:
     """Start a fresh interpreter ``probes`` times doing the imports of a ``kind`` process: median
     wall and CPU seconds (exit included), modules loaded, heavy packages among them."""
-    code = (PROBES[kind] + "; import sys, json; print(json.dumps([len(sys.modules), sorted({m.split('.')[0] "
-            "for m in sys.modules})])); sys.stdout.flush()" + ("; import os; os._exit(0)" if fast_exit else ""))
+    code = (f"import importlib, json, sys\nfor m in {PROBES[kind]!r}:\n"
+            "    try:\n        importlib.import_module(m)\n"
+            "    except ModuleNotFoundError as exc:\n        if exc.name != m or not m.startswith('dmlbench.'):\n"
+            "            raise\n"
+            "print(json.dumps([len(sys.modules), sorted({m.split('.')[0] for m in sys.modules})]))\n"
+            "sys.stdout.flush()\n" + ("import os; os._exit(0)\n" if fast_exit else ""))
     walls, cpus, modules, heavy = [], [], 0, []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     for _ in range(probes):
@@ -114,9 +119,10 @@ def probe_startup(python: Path, kind: str, probes: int, fast_exit: bool) -> dict
         _, status, usage = os.wait4(proc.pid, 0)
         walls.append(time.perf_counter() - start)
         cpus.append(usage.ru_utime + usage.ru_stime)
-        if os.waitstatus_to_exitcode(status) == 0 and out.strip():
-            n, packages = json.loads(out.strip().splitlines()[-1])
-            modules, heavy = n, [p for p in HEAVY if p in packages]
+        if os.waitstatus_to_exitcode(status) != 0 or not out.strip():
+            raise SystemExit(f"start-up probe ({kind}) failed in {python}: {python} -c {code!r}")
+        n, packages = json.loads(out.strip().splitlines()[-1])
+        modules, heavy = n, [p for p in HEAVY if p in packages]
     return {"wall_s": round(statistics.median(walls), 2), "cpu_s": round(statistics.median(cpus), 2),
             "modules": modules, "heavy_imports": heavy, "probes": probes}
 
