@@ -83,8 +83,9 @@ ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cos
            "case_build_s": 0.17}
 #: Where each assumption comes from (printed with the estimate).
 ASSUMPTION_NOTES = {
-    "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (7 s of CPU measured on the "
-                 "2-core CPU, bench/overhead.py) and the CUDA context (about 2 s, assumed)",
+    "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.5 s of CPU per train "
+                 "process in the demo's job records on the loaded 2-core CPU, bench/overhead.py; a GPU node's "
+                 "faster, idle cores would take less) and the CUDA context (about 2 s, assumed)",
     "data_s": "per process: the dataset npz read and moved to the GPU (CIFAR-10: 180 MB)",
     "compile_cold_s": "per process, first compiled job of an input kind: torch.compile with empty caches "
                       "(issue 16: 36 s measured, forced on)",
