@@ -21,10 +21,16 @@ Relative dataset roots in the config (data/cifar10, ...) resolve inside the scra
 --link puts folders there (default: the repository's data/ when it exists), e.g.
 --link /data/cifar10-jpg=data/cifar10-jpg.
 
---estimate runs no training: it takes every train job's spec from a snakemake dry run, counts
-the images each job trains on and evaluates, and converts them to minutes with training
-throughputs (images/s per input kind; default: assumptions stated in the output, or the
-compiled (c) rates of a bench/train_speed.py result with --speed-json).
+--estimate runs no training: it takes every train job's runs (their specs) from a snakemake dry
+run, counts the images each run trains on and evaluates, and converts them to GPU seconds with
+training throughputs (images/s per input kind; default: assumptions stated in the output, or the
+compiled (c) rates of a bench/train_speed.py result with --speed-json). It adds what is not
+training, per process (start-up, data, compile: cold for the first compiled job of an input
+kind, warm after it), per run (writing), per case (set-up) and per epoch (bookkeeping) - the
+assumptions printed with the result, or measured ones from a bench/overhead.py result
+(--overhead-json) - and prints their share of the GPU time, for the workflow's layout (one
+process per condition: every method of a (dataset, n_anomaly, n_per_class, seed)) and, for
+comparison, one process per run (the layout before issue 16).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
 TARGET_MINUTES = 30.0
+#: Start-up and overhead (everything but training steps and evaluation) at most this share of the GPU time.
+TARGET_OVERHEAD_SHARE = 0.10
+#: dmlbench.training.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
+#: many images), repeated here so the estimate imports no torch.
+COMPILE_MIN_IMAGES = 2_000_000
 #: Closed-set test accuracy targets for Conventional trained on all classes, by dataset source.
 ACCURACY_TARGETS = {"cifar10": 0.92, "mnist": 0.993, "fashion_mnist": 0.93}
 
@@ -61,12 +72,30 @@ SOURCE_SIZES = {
     "mnist": ([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949], 10000, "grey28"),
     "fashion_mnist": ([6000] * 10, 10000, "grey28"),
 }
-#: Assumed when no measurement is given: ResNet18 training images/s (bf16, compiled, batch 512)
-#: on one H100 SXM, an evaluation image costing 0.4 of a training image (forward only, eager),
-#: fixed seconds per train job (process start, data to the device, compilation from a warm
-#: inductor cache) and per epoch (validation set-up, the epoch's host sync, logging).
+#: Assumed when no measurement is given (--speed-json, --overhead-json), for one H100/H200-class
+#: GPU. Training: ResNet18 images/s (bf16, compiled, batch 512), an evaluated image costing 0.4 of a
+#: trained one (forward only). What is not training, as the GPU waits for it:
 ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cost": 0.4,
-           "job_overhead_s": 15.0, "epoch_overhead_s": 0.02}
+           "startup_s": 9.0, "data_s": 1.0, "compile_cold_s": 40.0, "compile_warm_s": 4.0,
+           "run_overhead_s": 0.5, "case_overhead_s": 0.05, "epoch_overhead_s": 0.005,
+           # the per-run layout (before issue 16) rebuilt every case's backbone: ResNet18's
+           # initialisation, 0.17 s of CPU measured here (now copied: dmlbench.seeded_memo)
+           "case_build_s": 0.17}
+#: Where each assumption comes from (printed with the estimate).
+ASSUMPTION_NOTES = {
+    "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.5 s of CPU per train "
+                 "process in the demo's job records on the loaded 2-core CPU, bench/overhead.py; a GPU node's "
+                 "faster, idle cores would take less) and the CUDA context (about 2 s, assumed)",
+    "data_s": "per process: the dataset npz read and moved to the GPU (CIFAR-10: 180 MB)",
+    "compile_cold_s": "per process, first compiled job of an input kind: torch.compile with empty caches "
+                      "(issue 16: 36 s measured, forced on)",
+    "compile_warm_s": "per later compiled process: Inductor's caches warm (issue 16: 3-4 s); later runs of a "
+                      "process reuse the compiled code (0 s)",
+    "run_overhead_s": "per run: writing embeddings.npz (up to 560 MB for CIFAR-10) and run.json, the run cache link",
+    "case_overhead_s": "per case: weights re-initialised (backbone copied from the job's first method), Learner "
+                       "and batches set up",
+    "epoch_overhead_s": "per epoch: fastai's callbacks and the epoch's host syncs, the GPU idle meanwhile",
+}
 
 
 def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
@@ -82,20 +111,22 @@ def snakemake_env() -> dict:
     return {**os.environ, "PATH": path, "PYTHONPATH": pythonpath}
 
 
-def train_specs_from_dry_run(configfile: Path) -> list[dict]:
-    """The spec of every train job of a config, as the workflow builds it (snakemake -n -p)."""
+def train_jobs_from_dry_run(configfile: Path) -> list[list[dict]]:
+    """The runs (specs) of every train job of a config, as the workflow builds them (snakemake -n -p):
+    one list per job, i.e. per process."""
     with tempfile.TemporaryDirectory(prefix="full_study-dry-") as tmp:
         cmd = snakemake_cmd(Path(tmp), configfile, "--dry-run", "--printshellcmds", "--forceall", "--cores", "1",
                             "--resources", "gpu=1")
         proc = subprocess.run(cmd, cwd=tmp, env=snakemake_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"snakemake dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    specs = []
+    jobs = []
     for line in (proc.stdout + proc.stderr).splitlines():
         if "dmlbench train" in line and "--spec" in line:
             words = shlex.split(line.strip())
-            specs.append(json.loads(words[words.index("--spec") + 1]))
-    return specs
+            spec = json.loads(words[words.index("--spec") + 1])
+            jobs.append(spec if isinstance(spec, list) else [spec])  # a list: the runs of one job
+    return jobs
 
 
 def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[list[int], int, str] | None:
@@ -122,7 +153,7 @@ def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[lis
 
 
 def job_images(spec: dict, per_class: list[int], n_test: int) -> dict:
-    """Images one train job trains on (steps x batch size), and evaluates (validation passes,
+    """Images one run trains on (steps x batch size), and evaluates (validation passes,
     reference and test embeddings), over all its cases; class sizes averaged over the cases."""
     t = spec["training"]
     n_classes = len(per_class)
@@ -145,36 +176,101 @@ def job_group(spec: dict) -> str:
     return "grid" if spec["n_per_class"] == "all" else "annex"
 
 
-def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict:
-    """Images to process and estimated minutes per (group, dataset) for a config."""
-    config = yaml.safe_load(configfile.read_text())
-    specs = train_specs_from_dry_run(configfile)
+def compiles(spec: dict, train_images: int) -> bool:
+    """Whether a run compiles on a GPU (dmlbench.training.resolve_compile with a CUDA device)."""
+    value = spec["training"].get("compile", "auto")
+    if value in (None, "auto"):
+        return train_images >= COMPILE_MIN_IMAGES
+    return str(value).lower() == "true"
+
+
+OVERHEADS = ("startup", "data", "compile", "run", "case", "epoch")
+
+
+def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run: bool) -> dict:
+    """GPU seconds of a config's train jobs, split into training (train images), evaluation (eval
+    images) and the overheads of :data:`OVERHEADS`, per (group, dataset). ``per_run``: one process
+    per run, each compiling anew and building every case's backbone (the layout before issue 16);
+    else one process per job as given (a job's later runs reuse its compiled code and copy its
+    first method's backbones)."""
+    processes = [[spec] for job in jobs for spec in job] if per_run else jobs
+    compiled_kinds: set[str] = set()
     groups: dict[tuple[str, str], dict] = {}
-    unknown = set()
-    for spec in specs:
-        profile = dataset_profile(spec, config, workdir)
-        if profile is None:
-            unknown.add(spec["dataset"])
-            continue
-        per_class, n_test, kind = profile
-        work = job_images(spec, per_class, n_test)
-        ips = speed["images_per_second"].get(kind) or speed["images_per_second"].get(
-            "rgb32" if kind.startswith("rgb") else "grey28")
-        seconds = ((work["train_images"] + speed["eval_cost"] * work["eval_images"]) / ips
-                   + speed["job_overhead_s"] + speed["epoch_overhead_s"] * work["epochs"])
-        g = groups.setdefault((job_group(spec), spec["dataset"]), {
-            "jobs": 0, "train_images": 0, "eval_images": 0, "minutes": 0.0, "input": kind,
-            "recipe": {k: spec["training"][k] for k in ("epochs", "batch_size", "lr") if k in spec["training"]}})
-        g["jobs"] += 1
-        g["train_images"] += work["train_images"]
-        g["eval_images"] += work["eval_images"]
-        g["minutes"] += seconds / 60
-    rows = [{"group": grp, "dataset": ds, **v} for (grp, ds), v in groups.items()]
+    for runs in processes:
+        cost = dict.fromkeys(("train", "eval", *OVERHEADS), 0.0)
+        kinds, compiled = set(), False
+        for spec in runs:
+            per_class, n_test, kind = profiles[spec["dataset"]]
+            work = job_images(spec, per_class, n_test)
+            ips = speed["images_per_second"].get(kind) or speed["images_per_second"].get(
+                "rgb32" if kind.startswith("rgb") else "grey28")
+            cost["train"] += work["train_images"] / ips
+            cost["eval"] += speed["eval_cost"] * work["eval_images"] / ips
+            cost["run"] += speed["run_overhead_s"]
+            cost["case"] += work["cases"] * (speed["case_overhead_s"] + (speed["case_build_s"] if per_run else 0.0))
+            cost["epoch"] += work["epochs"] * speed["epoch_overhead_s"]
+            compiled = compiled or compiles(spec, work["train_images"])
+            kinds.add(kind)
+        cost["startup"], cost["data"] = speed["startup_s"], speed["data_s"]
+        if compiled:
+            kind = min(kinds)
+            cost["compile"] = speed["compile_warm_s"] if kind in compiled_kinds else speed["compile_cold_s"]
+            compiled_kinds.add(kind)
+        first = runs[0]
+        g = groups.setdefault((job_group(first), first["dataset"]), {
+            "processes": 0, "runs": 0, "train_images": 0, "eval_images": 0,
+            "input": profiles[first["dataset"]][2], **{f"{k}_s": 0.0 for k in ("train", "eval", *OVERHEADS)},
+            "recipe": {k: first["training"][k] for k in ("epochs", "batch_size", "lr") if k in first["training"]}})
+        g["processes"] += 1
+        g["runs"] += len(runs)
+        for spec in runs:
+            per_class, n_test, _ = profiles[spec["dataset"]]
+            work = job_images(spec, per_class, n_test)
+            g["train_images"] += work["train_images"]
+            g["eval_images"] += work["eval_images"]
+        for k, v in cost.items():
+            g[f"{k}_s"] += v
+    rows = []
+    for (grp, ds), g in groups.items():
+        overhead = sum(g[f"{k}_s"] for k in OVERHEADS)
+        rows.append({"group": grp, "dataset": ds, **g, "overhead_s": overhead,
+                     "minutes": (g["train_s"] + g["eval_s"] + overhead) / 60})
+    totals = {k: sum(r[f"{k}_s"] for r in rows) for k in ("train", "eval", *OVERHEADS)}
+    overhead = sum(totals[k] for k in OVERHEADS)
+    total = totals["train"] + totals["eval"] + overhead
+    startup = totals["startup"] + totals["data"] + totals["compile"]
+    return {"rows": rows, "seconds": {k: round(v, 1) for k, v in totals.items()}, "total_minutes": round(total / 60, 1),
+            "processes": len(processes), "overhead_share": round(overhead / total, 4) if total else None,
+            "startup_share": round(startup / total, 4) if total else None}
+
+
+def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict:
+    """GPU minutes of a config's train jobs, their split into training, evaluation, start-up and
+    overhead, for the workflow's layout and the per-run one."""
+    config = yaml.safe_load(configfile.read_text())
+    jobs = train_jobs_from_dry_run(configfile)
+    profiles, unknown = {}, set()
+    for job in jobs:
+        for spec in job:
+            if spec["dataset"] not in profiles and spec["dataset"] not in unknown:
+                profile = dataset_profile(spec, config, workdir)
+                if profile is None:
+                    unknown.add(spec["dataset"])
+                else:
+                    profiles[spec["dataset"]] = profile
+    jobs = [[s for s in job if s["dataset"] in profiles] for job in jobs]
+    jobs = [job for job in jobs if job]
+    now, before = layout_seconds(jobs, profiles, speed, per_run=False), layout_seconds(jobs, profiles, speed, per_run=True)
     seeds = config.get("seeds", [0])
-    return {"config": str(configfile), "train_jobs": len(specs), "seeds": seeds, "assumptions": speed,
-            "rows": rows, "total_minutes": round(sum(r["minutes"] for r in rows), 1),
-            "total_train_images": int(sum(r["train_images"] for r in rows)),
-            "total_eval_images": int(sum(r["eval_images"] for r in rows)),
+    return {"config": str(configfile), "train_jobs": now["processes"], "runs": sum(len(j) for j in jobs),
+            "seeds": seeds, "assumptions": speed, "assumption_notes": ASSUMPTION_NOTES,
+            "rows": now["rows"], "total_minutes": now["total_minutes"], "seconds": now["seconds"],
+            "overhead_share": now["overhead_share"], "startup_share": now["startup_share"],
+            "per_run_layout": {k: before[k] for k in ("processes", "total_minutes", "seconds", "overhead_share",
+                                                       "startup_share")},
+            "target_overhead_share": TARGET_OVERHEAD_SHARE,
+            "total_train_images": int(sum(r["train_images"] for r in now["rows"])),
+            "total_eval_images": int(sum(r["eval_images"] for r in now["rows"])),
             "datasets_without_size": sorted(unknown)}
 
 
@@ -190,22 +286,46 @@ def speed_from_json(path: Path, batch_size: int = 512) -> dict:
     return {**ASSUMED, "images_per_second": {**ASSUMED["images_per_second"], **ips}, "source": str(path)}
 
 
+def overheads_from_json(path: Path, speed: dict) -> dict:
+    """The measured overheads of a bench/overhead.py result (its ``per_unit``) in place of the
+    assumed ones; those it did not measure stay assumed."""
+    measured = json.loads(path.read_text()).get("per_unit", {})
+    known = {k: float(v) for k, v in measured.items() if k in ASSUMED and k != "images_per_second" and v is not None}
+    return {**speed, **known, "overhead_source": f"{path} ({', '.join(sorted(known)) or 'nothing'} measured)"}
+
+
 def print_estimate(est: dict) -> None:
-    print(f"config: {est['config']}: {est['train_jobs']} train jobs, seeds {est['seeds']}")
-    print("| group | dataset | input | jobs | epochs / lr / bs | train images (M) | eval images (M) | minutes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"config: {est['config']}: {est['runs']} runs in {est['train_jobs']} train jobs (processes), "
+          f"seeds {est['seeds']}")
+    print("| group | dataset | input | processes | runs | epochs / lr / bs | train images (M) | eval images (M) "
+          "| training min | start-up + overhead min | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in est["rows"]:
         rec = r["recipe"]
-        print(f"| {r['group']} | {r['dataset']} | {r['input']} | {r['jobs']} | {rec.get('epochs')} / {rec.get('lr')} / "
-              f"{rec.get('batch_size')} | {r['train_images'] / 1e6:.1f} | {r['eval_images'] / 1e6:.1f} | "
+        print(f"| {r['group']} | {r['dataset']} | {r['input']} | {r['processes']} | {r['runs']} | "
+              f"{rec.get('epochs')} / {rec.get('lr')} / {rec.get('batch_size')} | {r['train_images'] / 1e6:.1f} | "
+              f"{r['eval_images'] / 1e6:.1f} | {(r['train_s'] + r['eval_s']) / 60:.1f} | {r['overhead_s'] / 60:.1f} | "
               f"{r['minutes']:.1f} |")
-    a = est["assumptions"]
+    sec, before = est["seconds"], est["per_run_layout"]
+    work = sec["train"] + sec["eval"]
     print(f"total: {est['total_train_images'] / 1e6:.1f} M training images, {est['total_eval_images'] / 1e6:.1f} M "
-          f"evaluated, about {est['total_minutes']:.0f} minutes of training on one GPU "
-          f"(target {TARGET_MINUTES:g}); grid and annex scale with the number of seeds")
-    print(f"at {a['images_per_second']} training images/s, an evaluated image = {a['eval_cost']} of a trained "
-          f"one, {a['job_overhead_s']} s per job, {a['epoch_overhead_s']} s per epoch"
-          + (f" (rates from {a['source']})" if "source" in a else " (assumed, not measured)"))
+          f"evaluated: about {est['total_minutes']:.0f} minutes on one GPU (target {TARGET_MINUTES:g}); grid and "
+          f"annex scale with the number of seeds")
+    print(f"GPU time: training steps {sec['train'] / 60:.1f} min, evaluation (validation, embeddings) "
+          f"{sec['eval'] / 60:.1f} min; start-up and overhead {sum(sec[k] for k in OVERHEADS) / 60:.1f} min = "
+          f"{est['overhead_share']:.1%} of the GPU time (target at most {est['target_overhead_share']:.0%}): "
+          + ", ".join(f"{k} {sec[k]:.0f} s" for k in OVERHEADS)
+          + f"; process start-up, data and compile alone {est['startup_share']:.1%}")
+    print(f"one process per run instead (before issue 16): {before['processes']} processes, "
+          f"{before['total_minutes']:.0f} minutes, start-up and overhead {before['overhead_share']:.1%}")
+    a = est["assumptions"]
+    print(f"assumptions: {a['images_per_second']} training images/s"
+          + (f" (from {a['source']})" if "source" in a else " (assumed, not measured)")
+          + f", an evaluated image = {a['eval_cost']} of a trained one; "
+          + (f"overheads from {a['overhead_source']}" if "overhead_source" in a else "overheads assumed") + ":")
+    for key, note in est["assumption_notes"].items():
+        print(f"  {key} = {a[key]:g}: {note}")
+    print(f"  work done: {work / 60:.1f} min; everything else is in 'start-up and overhead'")
     if est["datasets_without_size"]:
         print(f"not counted (size unknown before `prepare`): {', '.join(est['datasets_without_size'])}")
 
@@ -224,8 +344,10 @@ def rule_minutes(workdir: Path) -> tuple[dict, dict, dict]:
         seconds = float(pd.read_csv(tsv, sep="\t")["s"].sum())
         minutes[rule] = minutes.get(rule, 0.0) + seconds / 60
         jobs[rule] = jobs.get(rule, 0) + 1
-        if rule == "train" and len(rel.parts) >= 5:
-            a, n = rel.parts[2], rel.parts[4]
+        # benchmarks/train/{dataset}/a{n}/n{N}/s{seed}.tsv (a job of every method; before: .../a{n}/{method}/n{N}/...)
+        a = next((part for part in rel.parts[2:] if re.fullmatch(r"a\d+", part)), None)
+        n = next((part for part in rel.parts[3:] if re.fullmatch(r"n(all|\d+)", part)), None)
+        if rule == "train" and a and n:
             group = "closed_set" if a == "a0" else ("grid" if n == "nall" else "annex")
             train_groups[group] = train_groups.get(group, 0.0) + seconds / 60
     return ({k: round(v, 2) for k, v in minutes.items()}, jobs, {k: round(v, 2) for k, v in train_groups.items()})
@@ -236,7 +358,9 @@ def run_summary(workdir: Path) -> dict:
     if not runs:
         return {"train_jobs": 0}
     fallbacks = sorted({r["compile_fallback"] for r in runs if r.get("compile_fallback")})
+    caches = [r["compile_cache"]["cache"] for r in runs if r.get("compile_cache")]
     return {"train_jobs": len(runs), "precision": sorted({str(r.get("precision")) for r in runs}),
+            "compile_cache": {c: caches.count(c) for c in sorted(set(caches))},
             "compiled_jobs": sum(bool(r.get("compiled")) for r in runs), "compile_fallbacks": fallbacks,
             "compile_minutes": round(sum(r.get("compile_seconds", 0.0) for r in runs) / 60, 2),
             "train_wall_minutes": round(sum(r.get("wall_seconds", 0.0) for r in runs) / 60, 2),
@@ -308,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="--estimate: take the compiled images/s from this bench/train_speed.py result")
     p.add_argument("--images-per-second", nargs="*", default=[], metavar="KIND=RATE",
                    help="--estimate: training rates, e.g. rgb32=60000 grey28=80000")
+    p.add_argument("--overhead-json", type=Path, default=None,
+                   help="--estimate: the measured overheads of a bench/overhead.py result (its per_unit)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default bench/results/full_study-<device>[-<config>].json)")
     args = p.parse_args(argv)
@@ -317,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.estimate:
         speed = speed_from_json(args.speed_json) if args.speed_json else dict(ASSUMED)
+        if args.overhead_json:
+            speed = overheads_from_json(args.overhead_json, speed)
         for item in args.images_per_second:
             kind, _, rate = item.partition("=")
             speed["images_per_second"] = {**speed["images_per_second"], kind: float(rate)}

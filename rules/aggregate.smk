@@ -2,8 +2,10 @@ rule aggregate:
     input:
         scores=score_files(),
         runs=run_files(),
-        # Written by Snakemake for each train and score job (their `benchmark:`), read here for runtime.parquet.
+        # Written by Snakemake for each train and score job (their `benchmark:`), read here for runtime.parquet,
+        # with the jobs' own records of their phases.
         benchmarks=benchmark_files(),
+        jobs=job_record_files(),
     output:
         tables=TABLES,
     log:
@@ -12,13 +14,15 @@ rule aggregate:
         "benchmarks/aggregate/aggregate.tsv"
     params:
         benchmark_root=benchmark_root,
+        job_root=job_record_root,
         out=tables_out_folder,
     threads: 1
     conda:
         "../envs/dmlbench.yaml"
     shell:
         "dmlbench aggregate --scores {input.scores} --runs {input.runs} --benchmarks {input.benchmarks} "
-        "--benchmark-root {params.benchmark_root} --out {params.out} > {log} 2>&1"
+        "--benchmark-root {params.benchmark_root} --jobs {input.jobs} --job-root {params.job_root} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule closed_set:

@@ -89,27 +89,50 @@ def closed_set_jobs():
     ]
 
 
-JOB_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
+# A run: one method trained on the cases of one condition, size and seed (its own files).
+RUN_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
+# A train or score job: every method of one (dataset, n_anomaly, n_per_class, seed), in one process,
+# so start-up, data loading and compilation are paid once per job, not once per run (dmlbench.jobs).
+GROUP_PATH = "{dataset}/a{n_anomaly}/n{n_per_class}/s{seed}"
 
 
 def score_files():
-    return [f"{RESULTS}/scores/{JOB_PATH.format(**job)}.parquet" for job in train_jobs()]
+    return [f"{RESULTS}/scores/{RUN_PATH.format(**job)}.parquet" for job in train_jobs()]
 
 
 def run_files():
-    return [f"{RESULTS}/runs/{JOB_PATH.format(**job)}/run.json" for job in train_jobs()]
+    return [f"{RESULTS}/runs/{RUN_PATH.format(**job)}/run.json" for job in train_jobs()]
 
 
 def closed_set_run_dirs():
-    return [f"{RESULTS}/runs/{JOB_PATH.format(**job)}" for job in closed_set_jobs()]
+    return [f"{RESULTS}/runs/{RUN_PATH.format(**job)}" for job in closed_set_jobs()]
+
+
+def groups(jobs):
+    """The train or score jobs (GROUP_PATH keys) of a list of runs, in order."""
+    keys = ("dataset", "n_anomaly", "n_per_class", "seed")
+    return list(dict.fromkeys(tuple((k, job[k]) for k in keys) for job in jobs))
 
 
 def benchmark_files():
     scored = [
-        f"benchmarks/{stage}/{JOB_PATH.format(**job)}.tsv" for stage in ("train", "score") for job in train_jobs()
+        f"benchmarks/{stage}/{GROUP_PATH.format(**dict(g))}.tsv"
+        for stage in ("train", "score")
+        for g in groups(train_jobs())
     ]
-    closed_set = [f"benchmarks/train/{JOB_PATH.format(**job)}.tsv" for job in closed_set_jobs()]
+    closed_set = [f"benchmarks/train/{GROUP_PATH.format(**dict(g))}.tsv" for g in groups(closed_set_jobs())]
     return scored + closed_set
+
+
+def job_record_files():
+    """The job records (results/jobs/{rule}/...json: where each job's time went) of every train and score job."""
+    return [f"{RESULTS}/jobs/{Path(b).relative_to('benchmarks').with_suffix('.json')}" for b in benchmark_files()]
+
+
+def method_paths(template):
+    """``template`` (a path with the wildcards of RUN_PATH) once per method of the config, the
+    method filled in and the other wildcards kept: the files of a job's runs."""
+    return [template.replace("{method}", braces_escaped(method)) for method in config["methods"]]
 
 
 TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
@@ -132,14 +155,14 @@ def folder(path):
     return str(Path(path).parent)
 
 
-def run_folder(wildcards, input):
-    """The train job's folder holding the score rule's inputs (embeddings.npz, run.json)."""
-    return folder(input.run)
+def run_folders(wildcards, input):
+    """The run folders holding the score job's inputs (embeddings.npz, run.json), one per method."""
+    return [folder(path) for path in input.run]
 
 
-def train_out_folder(wildcards, output):
-    """The run folder the train job writes (embeddings.npz, train_log.csv, run.json)."""
-    return folder(output.run)
+def train_out_folders(wildcards, output):
+    """The run folders the train job writes (embeddings.npz, train_log.csv, run.json), one per method."""
+    return [folder(path) for path in output.run]
 
 
 def closed_set_folders(wildcards, input):
@@ -148,8 +171,13 @@ def closed_set_folders(wildcards, input):
 
 
 def benchmark_root(wildcards, input):
-    """The benchmarks/ folder above benchmarks/{rule}/{dataset}/a{n}/{method}/n{N}/s{seed}.tsv."""
-    return str(Path(input.benchmarks[0]).parents[len(JOB_PATH.split("/"))])
+    """The benchmarks/ folder above benchmarks/{rule}/{dataset}/a{n}/n{N}/s{seed}.tsv."""
+    return str(Path(input.benchmarks[0]).parents[len(GROUP_PATH.split("/"))])
+
+
+def job_record_root(wildcards, input):
+    """The results/jobs/ folder above results/jobs/{rule}/{dataset}/a{n}/n{N}/s{seed}.json."""
+    return str(Path(input.jobs[0]).parents[len(GROUP_PATH.split("/"))])
 
 
 def tables_out_folder(wildcards, output):
@@ -188,9 +216,15 @@ def prepare_spec(wildcards):
     return quoted(config["datasets"][wildcards.dataset])
 
 
-def job_train_spec(wildcards):
+def job_train_specs(wildcards):
+    """The specs of the job's runs, one per method (in config order, as its outputs)."""
     w = wildcards
-    return quoted(train_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed)))
+    return quoted(
+        [
+            train_spec(config, w.dataset, int(w.n_anomaly), method, w.n_per_class, int(w.seed))
+            for method in config["methods"]
+        ]
+    )
 
 
 def job_score_spec(wildcards):

@@ -1,18 +1,21 @@
 rule score:
     input:
-        embeddings=f"{RESULTS}/runs/{JOB_PATH}/embeddings.npz",
-        run=f"{RESULTS}/runs/{JOB_PATH}/run.json",
+        embeddings=method_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
+        run=method_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
     output:
-        f"{RESULTS}/scores/{JOB_PATH}.parquet",
+        scores=method_paths(f"{RESULTS}/scores/{RUN_PATH}.parquet"),
+        # Written last: the job's phases (start-up, data, scoring, writing).
+        job=f"{RESULTS}/jobs/score/{GROUP_PATH}.json",
     log:
-        f"logs/score/{JOB_PATH}.log",
+        f"logs/score/{GROUP_PATH}.log",
     benchmark:
-        f"benchmarks/score/{JOB_PATH}.tsv"
+        f"benchmarks/score/{GROUP_PATH}.tsv"
     params:
         spec=job_score_spec,
-        run=run_folder,
+        runs=run_folders,
     threads: 2
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench score --spec {params.spec} --run {params.run} --out {output} --threads {threads} > {log} 2>&1"
+        "dmlbench score --spec {params.spec} --run {params.runs} --out {output.scores} --job {output.job} "
+        "--threads {threads} > {log} 2>&1"

@@ -2,16 +2,18 @@ rule train:
     input:
         f"{RESULTS}/data/{{dataset}}.npz",
     output:
-        embeddings=f"{RESULTS}/runs/{JOB_PATH}/embeddings.npz",
-        train_log=f"{RESULTS}/runs/{JOB_PATH}/train_log.csv",
-        run=f"{RESULTS}/runs/{JOB_PATH}/run.json",
+        embeddings=method_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
+        train_log=method_paths(f"{RESULTS}/runs/{RUN_PATH}/train_log.csv"),
+        run=method_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
+        # Written last: the job's phases (start-up, data, build, compile, training, ...).
+        job=f"{RESULTS}/jobs/train/{GROUP_PATH}.json",
     log:
-        f"logs/train/{JOB_PATH}.log",
+        f"logs/train/{GROUP_PATH}.log",
     benchmark:
-        f"benchmarks/train/{JOB_PATH}.tsv"
+        f"benchmarks/train/{GROUP_PATH}.tsv"
     params:
-        spec=job_train_spec,
-        out=train_out_folder,
+        specs=job_train_specs,
+        out=train_out_folders,
     # One thread: on a GPU the device does the work; on a CPU two small jobs in parallel beat
     # one job on two threads. Raise it with --set-threads train=N for big models on CPUs.
     threads: 1
@@ -20,4 +22,5 @@ rule train:
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench train --spec {params.spec} --data {input} --out {params.out} --threads {threads} > {log} 2>&1"
+        "dmlbench train --spec {params.specs} --data {input} --out {params.out} --job {output.job} "
+        "--threads {threads} > {log} 2>&1"

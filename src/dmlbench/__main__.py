@@ -1,5 +1,5 @@
 """`python -m dmlbench <stage>`: the CLI run by a given interpreter (what the Snakemake rules call)."""
 
-from dmlbench.cli import main
+from dmlbench.cli import run
 
-raise SystemExit(main())
+run()

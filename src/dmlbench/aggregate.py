@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 from .errors import DmlbenchError
 from .io import write_parquet
 from .metrics import detection_metrics, normalised_distances
+from .phases import PHASES
 from .runs import keys_from_path, scorer_columns
 from .stats import ranking_table, summary_table
 
@@ -105,45 +107,104 @@ def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
 
 
 def build_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path = "benchmarks", run_paths: list[str | Path] = ()) -> dict[str, pd.DataFrame]:
+                 benchmark_root: str | Path = "benchmarks", run_paths: list[str | Path] = (),
+                 job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> dict[str, pd.DataFrame]:
     """Every table of :data:`TABLE_NAMES` (columns in docs/tables.md), built in memory."""
     metrics, distances, misses = _run_tables(score_paths)
     return {"metrics": metrics, "class_distances": distances, "summary": summary_table(metrics),
             "ranking": ranking_table(metrics, metric="auroc"), "worst_misses": misses,
-            "runtime": runtime_table(benchmark_paths, benchmark_root), "runs": runs_table(run_paths)}
+            "runtime": runtime_table(benchmark_paths, benchmark_root, job_paths, job_root),
+            "runs": runs_table(run_paths)}
 
 
 def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path, out_dir: str | Path, run_paths: list[str | Path] = ()) -> dict[str, pd.DataFrame]:
+                 benchmark_root: str | Path, out_dir: str | Path, run_paths: list[str | Path] = (),
+                 job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> dict[str, pd.DataFrame]:
     """Build every table, then write each as ``out_dir/<name>.parquet`` (atomically, one by one,
     after all were built, so an error leaves the previous files untouched). Returns the tables."""
-    tables = build_tables(score_paths, benchmark_paths, benchmark_root, run_paths)
+    tables = build_tables(score_paths, benchmark_paths, benchmark_root, run_paths, job_paths, job_root)
     for name, df in tables.items():
         write_parquet(Path(out_dir) / f"{name}.parquet", df)
     return tables
 
 
-def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchmarks") -> pd.DataFrame:
-    """Wall time and peak memory per job from Snakemake's `benchmark:` TSV files
-    (benchmarks/{rule}/{dataset}/a{n}/{method}/n{N}/s{seed}.tsv or benchmarks/{rule}/....tsv)."""
+#: A train or score job's path: {dataset}/a{n}/n{N}/s{seed} (every method of one condition).
+GROUP_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)$")
+#: runtime.parquet's phase columns, in the order of dmlbench.phases.PHASES.
+PHASE_COLUMNS = [f"{phase}_seconds" for phase in PHASES]
+RUNTIME_COLUMNS = (["rule", "job", "dataset", "n_anomaly", "method", "n_per_class", "seed", "runs", "seconds",
+                    "cpu_seconds", "max_rss_mb"] + PHASE_COLUMNS)
+
+
+def _job_keys(rel: Path) -> dict:
+    """The keys of a job path below benchmarks/ (or results/jobs/): a run's, or a job's of all methods."""
+    tail = rel.with_suffix("").as_posix().split("/", 1)[-1]
+    m = GROUP_PATTERN.fullmatch(tail)
+    if m:
+        return {"dataset": m["dataset"], "n_anomaly": int(m["n_anomaly"]), "n_per_class": m["n_per_class"],
+                "seed": int(m["seed"])}
+    try:
+        return keys_from_path(rel)
+    except DmlbenchError:
+        return {}
+
+
+def _job_records(job_paths: list[str | Path], root: str | Path) -> dict[str, dict]:
+    """The job records (results/jobs/{rule}/....json) by job (their path below ``root``, no suffix)."""
+    records = {}
+    for path in map(Path, job_paths):
+        if not path.exists():
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DmlbenchError(f"{path} is not a readable job record ({exc}); delete it and rerun its job") from None
+        rel = path.relative_to(root) if path.is_relative_to(root) else path
+        records[rel.with_suffix("").as_posix()] = record
+    return records
+
+
+def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchmarks",
+                  job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> pd.DataFrame:
+    """Wall time, CPU time, peak memory and where the time went, per job, from Snakemake's
+    `benchmark:` TSV files (benchmarks/{rule}/{dataset}/a{n}/n{N}/s{seed}.tsv or
+    benchmarks/{rule}/....tsv) and the train and score jobs' records (results/jobs/{rule}/....json,
+    dmlbench.jobs).
+
+    ``seconds`` is the benchmark's wall time; the ``{phase}_seconds`` columns split it (wall
+    seconds per phase of dmlbench.phases.PHASES, from the job record), ``other_seconds`` being
+    what the record does not account for (the shell around the process included), so the phases
+    add up to ``seconds``. ``cpu_seconds``: the process's CPU time from its record, else the
+    benchmark's ``cpu_time``. Jobs without a record have no phases (NaN) and ``runs`` <NA>."""
+    records = _job_records(job_paths, job_root)
     rows = []
     for path in sorted(map(Path, benchmark_paths)):
         if not path.exists():  # a job that ran in an earlier invocation may have lost its file
             continue
         bench = pd.read_csv(path, sep="\t")
         rel = path.relative_to(root) if path.is_relative_to(root) else path
-        row = {"rule": rel.parts[0], "job": rel.with_suffix("").as_posix()}
-        try:
-            row.update(keys_from_path(rel))
-        except DmlbenchError:
-            pass
+        job = rel.with_suffix("").as_posix()
+        row = {"rule": rel.parts[0], "job": job, **_job_keys(rel)}
         row["seconds"] = float(bench["s"].iloc[-1])
         rss = pd.to_numeric(bench.get("max_rss", pd.Series([np.nan])), errors="coerce").iloc[-1]
         row["max_rss_mb"] = float(rss)
+        cpu = pd.to_numeric(bench.get("cpu_time", pd.Series([np.nan])), errors="coerce").iloc[-1]
+        record = records.get(job)
+        if record is not None:
+            phases = record.get("phases", {})
+            measured = {p: float(phases[p]["wall_s"]) for p in PHASES if p in phases and p != "other"}
+            for p in PHASES:
+                row[f"{p}_seconds"] = measured.get(p, 0.0)
+            row["other_seconds"] = max(row["seconds"] - sum(measured.values()), 0.0)
+            row["runs"] = len(record.get("runs", []))
+            cpu = record.get("cpu_s", cpu)
+            # the benchmark samples memory: the process's own peak where it is larger
+            row["max_rss_mb"] = float(np.nanmax([row["max_rss_mb"], record.get("max_rss_mb", np.nan)]))
+        row["cpu_seconds"] = float(cpu)
         rows.append(row)
-    cols = ["rule", "job", "dataset", "n_anomaly", "method", "n_per_class", "seed", "seconds", "max_rss_mb"]
-    df = pd.DataFrame(rows, columns=cols)
-    df = df.astype({"n_anomaly": "Int64", "seed": "Int64", "seconds": "float64", "max_rss_mb": "float64"})
+    df = pd.DataFrame(rows, columns=RUNTIME_COLUMNS)
+    df = df.astype({"n_anomaly": "Int64", "seed": "Int64", "runs": "Int64", "seconds": "float64",
+                    "cpu_seconds": "float64", "max_rss_mb": "float64", **{c: "float64" for c in PHASE_COLUMNS}})
     return df.sort_values(["rule", "job"], kind="mergesort").reset_index(drop=True)
 
 
@@ -162,7 +223,7 @@ def final_lambda(run: dict) -> float:
 
 
 def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
-    """Provenance per train job from its run.json (results/runs/.../run.json): device, threads,
+    """Provenance per run from its run.json (results/runs/.../run.json): device, threads,
     precision, package versions, the code (git commit, dirty flag, package source hash; missing
     in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe,
     SphereFace's λ at the last step (:func:`final_lambda`) and wall time."""

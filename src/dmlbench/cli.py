@@ -24,7 +24,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _run_keys(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset")
     p.add_argument("--n-anomaly", type=int)
-    p.add_argument("--method")
+    p.add_argument("--method", nargs="+", help="one or more methods of the config, trained in one process")
     p.add_argument("--n-per-class", default="all")
     p.add_argument("--seed", type=int, default=0)
 
@@ -34,8 +34,9 @@ def run_dir(results: str, dataset: str, n_anomaly: int, method: str, n_per_class
 
 
 def cmd_validate(args) -> None:
-    from .config import load_config
     import yaml
+
+    from .config import load_config
 
     config = load_config(args.config)
     print(yaml.safe_dump(config, sort_keys=False), end="")
@@ -70,43 +71,81 @@ def _need(args, name):
     return value
 
 
-def cmd_train(args) -> None:
+def _train_specs(args) -> list[dict]:
+    """The specs of the runs to train: --spec (one JSON object, or a list of them) or --config
+    with the run's keys (one run per --method)."""
     from .config import load_config, spec_from_arg, train_spec
-    from .datasets import load_npz
-    from .training import train_job
 
     if args.spec:
-        spec = spec_from_arg(args.spec)
-    else:
-        config = load_config(_need(args, "config"))
-        spec = train_spec(config, _need(args, "dataset"), _need(args, "n_anomaly"), _need(args, "method"),
-                          args.n_per_class, args.seed)
-    data = Path(args.data or Path(args.results) / "data" / f"{spec['dataset']}.npz")
-    out = Path(args.out or run_dir(args.results, spec["dataset"], spec["n_anomaly"], spec["method"],
-                                   spec["n_per_class"], spec["seed"]))
-    train_job(load_npz(data), spec, out, device=args.device, threads=args.threads)
-    print(f"{out}: embeddings.npz, train_log.csv, run.json")
+        specs = spec_from_arg(args.spec)
+        specs = specs if isinstance(specs, list) else [specs]
+        if not specs or len({s.get("dataset") for s in specs}) != 1:
+            raise DmlbenchError("--spec must hold one run, or a list of runs of one dataset")
+        return specs
+    config = load_config(_need(args, "config"))
+    return [train_spec(config, _need(args, "dataset"), _need(args, "n_anomaly"), method, args.n_per_class, args.seed)
+            for method in _need(args, "method")]
+
+
+def cmd_train(args) -> None:
+    from .phases import PhaseClock
+
+    clock = PhaseClock()  # its origin is the process's start: the interpreter's start-up counts
+    specs = _train_specs(args)
+    from . import compile_cache, run_cache
+
+    cache = Path(args.cache_dir) if args.cache_dir else compile_cache.cache_root(args.results)
+    compile_cache.configure(cache)  # before anything compiles
+    # Start-up, paid once for all the job's runs: torch, fastai (what build_learner imports),
+    # torch._dynamo (every torch optimiser imports it, with Inductor, at its first parameter group),
+    # the device.
+    import fastai.callback.progress
+    import fastai.callback.schedule  # noqa: F401
+    import torch._dynamo
+
+    from . import fastai_parts  # noqa: F401
+    from .jobs import train_runs
+    from .training import resolve_device
+
+    dev = resolve_device(args.device)
+    if dev.type == "cuda":
+        import torch
+
+        torch.zeros(1, device=dev)  # the CUDA context
+    clock.since_mark("startup")
+
+    first = specs[0]
+    data = Path(args.data or Path(args.results) / "data" / f"{first['dataset']}.npz")
+    outs = args.out or [run_dir(args.results, s["dataset"], s["n_anomaly"], s["method"], s["n_per_class"], s["seed"])
+                        for s in specs]
+    use_cache = run_cache.enabled() and not args.no_run_cache
+    train_runs(data, specs, [Path(o) for o in outs], clock=clock, device=args.device, threads=args.threads,
+               cache_root=cache if use_cache else None, job_out=args.job)
+    for out in outs:
+        print(f"{out}: embeddings.npz, train_log.csv, run.json")
 
 
 def cmd_score(args) -> None:
+    from .phases import PhaseClock
+
+    clock = PhaseClock()
     import torch
 
     from .config import load_config, score_spec, spec_from_arg
-    from .io import write_parquet
-    from .runs import score_run
+    from .jobs import score_runs
+    from .runs import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = spec_from_arg(args.spec) if args.spec else score_spec(load_config(_need(args, "config")))
-    try:
-        scores = score_run(args.run, spec)
-    except DmlbenchError as exc:
-        message = str(exc)
-        if args.run not in message:  # name the run whose embeddings could not be scored
-            message = f"scoring run {args.run}: {message}"
-        raise type(exc)(message) from None
-    write_parquet(args.out, scores)
-    print(f"{args.out}: {len(scores)} rows")
+    # scikit-learn, which these two scorers import on first use, is start-up too
+    scorers = spec.get("scorers", ("mahalanobis", "lof"))
+    if "mahalanobis" in scorers:
+        import sklearn.covariance
+    if "lof" in scorers:
+        import sklearn.neighbors  # noqa: F401
+    clock.since_mark("startup")
+    score_runs(args.run, spec, args.out, clock=clock, job_out=args.job)
 
 
 def cmd_aggregate(args) -> None:
@@ -126,7 +165,12 @@ def cmd_aggregate(args) -> None:
         runs = [str(run_root / p.relative_to(score_root).with_suffix("") / "run.json")
                 for p in map(Path, scores) if p.is_relative_to(score_root)]
         runs = [r for r in runs if Path(r).is_file()]
-    tables = write_tables(scores, benchmarks, args.benchmark_root, out, run_paths=runs)
+    jobs = args.jobs
+    if jobs is None:  # the job records under --job-root
+        root = Path(args.job_root or Path(args.results) / "jobs")
+        jobs = sorted(str(p) for p in root.rglob("*.json") if not p.name.startswith(".")) if root.exists() else []
+    tables = write_tables(scores, benchmarks, args.benchmark_root, out, run_paths=runs, job_paths=jobs,
+                          job_root=args.job_root or Path(args.results) / "jobs")
     print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
 
 
@@ -195,15 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     _run_keys(p)
     p.add_argument("--data", help="dataset npz (default results/data/{dataset}.npz)")
-    p.add_argument("--out", help="run folder (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})")
+    p.add_argument("--out", nargs="+", help="run folder per run (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})")
+    p.add_argument("--job", help="job record to write last (JSON: the job's phases; results/jobs/train/...)")
     p.add_argument("--device", default=os.environ.get("DMLBENCH_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--cache-dir", help="run and compile caches (default $DMLBENCH_CACHE_DIR, else <results>/.cache)")
+    p.add_argument("--no-run-cache", action="store_true",
+                   help="train every run, restore none from the run cache (also: DMLBENCH_RUN_CACHE=off)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("score", help="score every test image of a run against its reference set")
     _config_args(p)
-    p.add_argument("--run", required=True, help="run folder written by `dmlbench train`")
-    p.add_argument("--out", required=True, help="scores parquet to write")
+    p.add_argument("--run", nargs="+", required=True, help="run folders written by `dmlbench train`")
+    p.add_argument("--out", nargs="+", required=True, help="scores parquet to write, one per --run")
+    p.add_argument("--job", help="job record to write last (JSON: the job's phases; results/jobs/score/...)")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_score)
 
@@ -212,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmarks", nargs="*", help="Snakemake benchmark TSVs (default: all under --benchmark-root)")
     p.add_argument("--benchmark-root", default="benchmarks")
     p.add_argument("--runs", nargs="*", help="run.json files for runs.parquet (default: those of the score files)")
+    p.add_argument("--jobs", nargs="*", help="job records of the train and score jobs (default: all under --job-root)")
+    p.add_argument("--job-root", help="folder of the job records (default <results>/jobs)")
     p.add_argument("--out", help="tables folder (default results/tables)")
     p.set_defaults(func=cmd_aggregate)
 
@@ -256,5 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The `dmlbench` command as a process: :func:`main`, then exit without the interpreter's
+    clean-up. Every output is complete on disk when main returns (written and renamed, dmlbench.io);
+    what the clean-up would do - tear down thousands of modules of torch, fastai and pandas -
+    costs a train job about 2 s of CPU (measured: bench/overhead.py), for nothing."""
+    status = main(argv)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -497,7 +497,8 @@ def parse_n_per_class(value: str | int) -> int | str:
 
 
 def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
-    """Everything one train job needs, and nothing else (so unrelated config edits don't retrain)."""
+    """Everything one run (a method trained on the cases of one condition, size and seed) needs,
+    and nothing else (so unrelated config edits don't retrain)."""
     if dataset not in config["datasets"]:
         raise ConfigError(f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})")
     if method not in config["methods"]:
@@ -536,9 +537,10 @@ def score_spec(config: dict) -> dict:
 
 
 def spec_from_arg(value: str) -> dict:
-    """A spec given on the command line: inline JSON or a path to a JSON file."""
+    """A spec given on the command line: inline JSON (an object, or a list of them) or a path to a
+    JSON file."""
     try:
-        if value.lstrip().startswith("{"):
+        if value.lstrip().startswith(("{", "[")):
             return json.loads(value)
         return json.loads(Path(value).read_text())
     except (OSError, json.JSONDecodeError) as exc:

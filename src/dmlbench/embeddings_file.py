@@ -4,7 +4,7 @@ The writer (dmlbench.training) packs its arrays with :func:`pack_job` and :func:
 the readers (dmlbench.runs, dmlbench.closed_set) name them with :func:`case_key`, so both
 sides spell every key the same way.
 
-One file per train job (results/runs/{dataset}/a{n}/{method}/n{N}/s{seed}/embeddings.npz):
+One file per run (results/runs/{dataset}/a{n}/{method}/n{N}/s{seed}/embeddings.npz):
 
 ====================================  ==========================  ===============================
 key                                   dtype, shape                meaning

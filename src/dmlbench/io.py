@@ -68,3 +68,18 @@ def write_npz(path: str | os.PathLike, **arrays) -> None:
 
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+def link_or_copy(src: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the file ``src`` at ``path`` atomically: a hard link (no copy, same bytes) where both
+    are on one filesystem, else a copy; through a temporary name beside ``path``, then renamed.
+    The new name gets the current modification time (a restored output is as new as its job)."""
+    import shutil
+
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # another filesystem, or links not supported
+            shutil.copyfile(src, tmp)
+        os.utime(tmp)

@@ -120,7 +120,7 @@ def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -
     raise DmlbenchError(f"unknown scorer {name!r}")
 
 
-def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
+def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
     """One row per (case, test image): label, is_anomaly, head prediction (when the head has
     logits), one column per scorer, and per distance the train-split index of the nearest
     reference image.
@@ -131,9 +131,10 @@ def score_run(run_dir: str | Path, spec: dict) -> pd.DataFrame:
     ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images, ``knn_normalised`` at least
     ``spec.get("knn_normalised_k", 50)``; others are skipped with a warning. ``msp``, ``maxlogit``
     and ``energy`` need the head's logits: a run without them (a pair or tuple loss) has neither
-    these columns nor ``head_pred``. Then the ``{distance}_nn`` columns.
+    these columns nor ``head_pred``. Then the ``{distance}_nn`` columns. ``run``: the run as
+    :func:`load_run` returned it, when the caller has read it already.
     """
-    meta, arrays = load_run(run_dir)
+    meta, arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]
     extra = _available_scorers(meta, arrays, spec)

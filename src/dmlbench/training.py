@@ -67,11 +67,17 @@ from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
 from .model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
 from .models import EmbeddingNet, build_backbone
+from .phases import NoClock, PhaseClock
 from .provenance import code_provenance
 from .sampling import ClassBalancedBatches
+from .seeded_memo import seeded_memo
 from .splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
+
+#: A case's fresh backbone depends only on its arguments and the seeded random state, and every
+#: method of a job has the same cases and seeds: all but the first method copy it (seeded_memo).
+build_backbone = seeded_memo(build_backbone)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 OPTIMIZERS = ("adam", "sgd")
@@ -487,12 +493,15 @@ class CompiledBackbone:
     to the eager backbone for the rest of the job and logs one warning.
 
     What run.json records: `compiled` (the compiled forward is in use), `fallback` (the failure
-    as 'Type: first line', or None) and `seconds` (compile and warm-up wall time).
+    as 'Type: first line', or None), `seconds` (compile and warm-up wall time) and `cache` (what
+    the compile found in Inductor's caches, dmlbench.compile_cache.outcome; None when nothing was
+    compiled).
     """
 
     def __init__(self, model: EmbeddingNet, options: dict | None = None):
         self.model, self.options = model, options or {}
         self.compiled, self.fallback, self.seconds = False, None, 0.0
+        self.cache: dict | None = None
         self._forward = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -505,7 +514,10 @@ class CompiledBackbone:
         return self.model.backbone(x)
 
     def compile(self, batch_shape: tuple[int, int, int, int], device: torch.device) -> None:
+        from . import compile_cache
+
         t0 = time.perf_counter()
+        before = compile_cache.counters()
         try:
             self._forward = torch.compile(self.model.backbone, **self.options)
         except Exception as exc:
@@ -515,8 +527,10 @@ class CompiledBackbone:
         self.compiled = True
         self._warm_up(batch_shape, device)
         self.seconds = time.perf_counter() - t0
+        self.cache = compile_cache.outcome(before, compile_cache.counters())
         if self.compiled:
-            log.info("backbone compiled in %.1fs (forward and backward)", self.seconds)
+            log.info("backbone compiled in %.1fs (forward and backward; caches %s)", self.seconds,
+                     self.cache["cache"])
 
     def _failed(self, exc: BaseException) -> None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -586,8 +600,9 @@ class JobTrainer:
 
     def __init__(self, ds: Dataset, spec: dict, device: torch.device, *, data: JobData | None = None,
                  compile_options: dict | None = None, warm_up_batch_size: int | None = None,
-                 train_images: int | None = None):
+                 train_images: int | None = None, clock: PhaseClock | None = None):
         self.ds, self.spec, self.device = ds, spec, device
+        self.clock = clock or NoClock()  # the compile is timed here; the caller times the rest
         self.training = spec["training"]
         self.data = data or JobData(ds, device)
         self.precision = resolve_precision(self.training.get("precision", "auto"), device)
@@ -604,7 +619,8 @@ class JobTrainer:
         self.compiled_backbone = CompiledBackbone(self.model, compile_options)
         if resolve_compile(self.training.get("compile", "auto"), device, train_images):
             bs = warm_up_batch_size or self.training["batch_size"]
-            self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device)
+            with self.clock.phase("compile"):
+                self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device)
 
     # run.json's compile fields
     @property
@@ -711,9 +727,16 @@ def setup_device(dev: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None) -> None:
-    """Train all cases of one job and write embeddings.npz, train_log.csv and run.json to out_dir."""
+def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None, *,
+              data: JobData | None = None, clock: PhaseClock | None = None) -> None:
+    """Train all cases of one run and write embeddings.npz, train_log.csv and run.json to out_dir.
+
+    ``data``: the images already on the device (a job of several runs moves them once);
+    ``clock``: books the run's phases (data, build, compile, training, embedding, writing;
+    dmlbench.phases), which run.json lists under ``phases``."""
     t_start = time.perf_counter()
+    clock = clock or NoClock()
+    booked = clock.snapshot()
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -722,15 +745,23 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
     bs, epochs = spec["training"]["batch_size"], spec["training"]["epochs"]
     train_images = sum(epochs * (len(c.train_idx) // bs * bs if len(c.train_idx) > bs else len(c.train_idx))
                        for c in cases)
-    trainer = JobTrainer(ds, spec, dev, warm_up_batch_size=min(bs, len(cases[0].train_idx)),
-                         train_images=train_images)
+    if data is None:
+        with clock.phase("data"):
+            data = JobData(ds, dev)
+    with clock.phase("build"):
+        trainer = JobTrainer(ds, spec, dev, data=data, warm_up_batch_size=min(bs, len(cases[0].train_idx)),
+                             train_images=train_images, clock=clock)
+    # A case's Learner set-up is build, its embeddings are embedding, the rest of it (the fit) training.
+    trainer.learner = clock.timed("build", trainer.learner)
+    trainer.case_arrays = clock.timed("embedding", trainer.case_arrays)
 
     arrays: dict[str, np.ndarray] = pack_job(ds.y_test, ds.classes)
     log_rows: list[dict] = []
     case_info = []
     for case in cases:
         t0 = time.perf_counter()
-        case_arrays, rows = trainer.train_case(case)
+        with clock.phase("training"):
+            case_arrays, rows = trainer.train_case(case)
         arrays.update(case_arrays)
         log_rows.extend(rows)
         case_info.append({"case": case.case, "normal_classes": list(case.normal_classes),
@@ -740,12 +771,14 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
 
     out = Path(out_dir)
     # run.json last: the three files appear together at the end, never a partial job.
-    write_npz(out / "embeddings.npz", **arrays)
-    write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
+    with clock.phase("writing"):
+        write_npz(out / "embeddings.npz", **arrays)
+        write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
     write_json(out / "run.json", {
         "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
         "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
         "pretrained_weights": trainer.weights, "precision": trainer.precision, "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
+        "compile_cache": trainer.compiled_backbone.cache, "phases": clock.since(booked),
         "wall_seconds": time.perf_counter() - t_start,
     })

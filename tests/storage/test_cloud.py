@@ -42,7 +42,7 @@ def test_cloud_profile_dry_run(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     train = [block for block in out.split("\n\n") if "rule train:" in block]
-    assert len(train) == 6  # 4 scored runs and 2 closed-set models of config/test.yaml
+    assert len(train) == 3  # config/test.yaml: 2 scored jobs (nall, n20) and 1 of closed-set models, 2 methods each
     assert all("gpu=1, gpu_manufacturer=nvidia, machine_type=<gpu instance type>" in b for b in train)
     # everything but train runs without a GPU
     assert not [b for b in out.split("\n\n") if "gpu=" in b and "rule train:" not in b]

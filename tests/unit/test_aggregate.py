@@ -7,6 +7,7 @@ import pytest
 from dmlbench.aggregate import WORST_MISS_COLUMNS, metrics_tables, write_tables
 from dmlbench.plan import TABLE_NAMES
 from dmlbench.errors import DmlbenchError
+from dmlbench.io import write_json
 from dmlbench.metrics import fpr95
 from dmlbench.stats import RANKING_COLUMNS, SUMMARY_COLUMNS
 
@@ -116,3 +117,42 @@ def test_class_distances_normal_level_is_the_mean_of_the_normal_class_means():
     _, distances = tables_for_run(keys, scores)
     got = {row["class_index"]: row["normalised"] for row in distances if row["scorer"] == "cosine_k1"}
     assert got == {0: 0.5, 1: 1.5, 2: 3.0}
+
+
+# --------------------------------------------------------------------------- runtime.parquet
+def _benchmark(path, seconds, max_rss, cpu_time):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:{int(seconds):02d}\t{max_rss}\t1\t1\t1\t0\t0\t1.0\t{cpu_time}\n")
+
+
+def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
+    """Train job of 2 runs: benchmark 20 s; its record books 12 s training, 3 s start-up, 1 s data,
+    0.5 s writing: other = 20 - 16.5 = 3.5 s (the shell around the process included)."""
+    from dmlbench.aggregate import PHASE_COLUMNS, RUNTIME_COLUMNS, runtime_table
+
+    bench, jobs = tmp_path / "benchmarks", tmp_path / "results" / "jobs"
+    _benchmark(bench / "train/digits/a3/nall/s0.tsv", 20.0, 900.5, 14.0)
+    _benchmark(bench / "score/digits/a3/nall/s0.tsv", 6.0, 400.0, 3.0)
+    _benchmark(bench / "aggregate/aggregate.tsv", 2.0, 300.0, 1.5)
+    record = {"rule": "train", "runs": [{"run": "a"}, {"run": "b"}], "wall_s": 17.0, "cpu_s": 15.5, "max_rss_mb": 950.0,
+              "phases": {"startup": {"wall_s": 3.0, "cpu_s": 2.5}, "data": {"wall_s": 1.0, "cpu_s": 0.5},
+                         "training": {"wall_s": 12.0, "cpu_s": 12.0}, "writing": {"wall_s": 0.5, "cpu_s": 0.1},
+                         "other": {"wall_s": 0.5, "cpu_s": 0.4}}}
+    write_json(jobs / "train/digits/a3/nall/s0.json", record)
+    paths = sorted(str(p) for p in bench.rglob("*.tsv"))
+    table = runtime_table(paths, bench, [str(jobs / "train/digits/a3/nall/s0.json")], jobs)
+    assert list(table.columns) == RUNTIME_COLUMNS
+    assert table["job"].tolist() == ["aggregate/aggregate", "score/digits/a3/nall/s0", "train/digits/a3/nall/s0"]
+    train = table.iloc[2]
+    assert (train["rule"], train["dataset"], train["n_anomaly"], train["n_per_class"], train["seed"]) == (
+        "train", "digits", 3, "all", 0)
+    assert pd.isna(train["method"]) and train["runs"] == 2
+    assert train["seconds"] == 20.0 and train["cpu_seconds"] == 15.5 and train["max_rss_mb"] == 950.0
+    expected = {"startup": 3.0, "data": 1.0, "build": 0.0, "compile": 0.0, "training": 12.0, "embedding": 0.0,
+                "restore": 0.0, "scoring": 0.0, "writing": 0.5, "other": 3.5}
+    assert {c.removesuffix("_seconds"): train[c] for c in PHASE_COLUMNS} == expected
+    assert sum(expected.values()) == train["seconds"]
+    score = table.iloc[1]  # no record: no phases, the benchmark's CPU time
+    assert score["cpu_seconds"] == 3.0 and pd.isna(score["runs"]) and score[PHASE_COLUMNS].isna().all()
+    assert table.iloc[0]["rule"] == "aggregate" and pd.isna(table.iloc[0]["dataset"])

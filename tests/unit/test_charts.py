@@ -603,3 +603,30 @@ def test_runtime_summary_per_rule_in_workflow_order():
     assert list(empty.columns) == list(table.columns) and empty.empty
     with pytest.raises(DmlbenchError, match=r"runtime\.parquet lacks column\(s\) \['seconds'\]"):
         reproducibility.runtime_summary(runtime.drop(columns="seconds"))
+
+
+def test_runtime_phases_per_rule_add_up_to_the_rules_wall_time():
+    """Two train jobs (60 s and 40 s wall) and a score job (10 s); prepare has no phases."""
+    nan = float("nan")
+    runtime = pd.DataFrame({
+        "rule": ["score", "train", "train", "prepare"],
+        "seconds": [10.0, 60.0, 40.0, 2.0],
+        "startup_seconds": [4.0, 8.0, 7.0, nan], "training_seconds": [0.0, 45.0, 28.0, nan],
+        "scoring_seconds": [5.0, 0.0, 0.0, nan], "writing_seconds": [0.5, 1.0, 1.0, nan],
+        "other_seconds": [0.5, 6.0, 4.0, nan],
+    })
+    table = reproducibility.runtime_phases(runtime)
+    assert list(table.columns) == ["rule", "phase", "total_minutes", "share", "per_job_seconds"]
+    names = reproducibility.PHASE_NAMES
+    assert table[["rule", "phase"]].values.tolist() == [
+        ["train", names["startup"]], ["train", names["training"]], ["train", names["writing"]],
+        ["train", names["other"]], ["score", names["startup"]], ["score", names["scoring"]],
+        ["score", names["writing"]], ["score", names["other"]]]
+    train = table[table.rule == "train"].set_index("phase")
+    assert train.loc[names["training"], "share"] == pytest.approx(73 / 100)
+    assert train.loc[names["startup"], "per_job_seconds"] == pytest.approx(7.5)
+    assert train.loc[names["training"], "total_minutes"] == pytest.approx(73 / 60)
+    for _, rule in table.groupby("rule"):
+        assert rule["share"].sum() == pytest.approx(1.0)
+    old = runtime[["rule", "seconds"]]  # a runtime table from before the phases
+    assert reproducibility.runtime_phases(old).empty

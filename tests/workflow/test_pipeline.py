@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,12 +29,16 @@ DETECTION_METRICS = ["aupr_in", "aupr_out", "auroc", "fpr95"]
 def test_every_output_exists(test_run):
     from dmlbench.figures import ALL_FIGURES, ALL_TABLES
 
-    jobs = [f"digits/a3/{m}/{n}/s0" for m in METHODS for n in ("nall", "n20")]
+    runs = [f"digits/a3/{m}/{n}/s0" for m in METHODS for n in ("nall", "n20")]
     closed = [f"digits/a0/{m}/nall/s0" for m in METHODS]
+    # a train or score job covers every method of one condition, size and seed
+    jobs, closed_jobs = ["digits/a3/nall/s0", "digits/a3/n20/s0"], ["digits/a0/nall/s0"]
     expected = ["results/data/digits.npz", "results/config.yaml"]
-    expected += [f"results/runs/{j}/{f}" for j in jobs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")]
-    expected += [f"results/scores/{j}.parquet" for j in jobs] + [f"benchmarks/score/{j}.tsv" for j in jobs]
-    expected += [f"logs/train/{j}.log" for j in jobs + closed] + [f"benchmarks/train/{j}.tsv" for j in jobs + closed]
+    expected += [f"results/runs/{r}/{f}" for r in runs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")]
+    expected += [f"results/scores/{r}.parquet" for r in runs]
+    for rule, rule_jobs in (("train", jobs + closed_jobs), ("score", jobs)):
+        expected += [f"{kind}/{rule}/{j}.{ext}" for j in rule_jobs
+                     for kind, ext in (("logs", "log"), ("benchmarks", "tsv"), ("results/jobs", "json"))]
     expected += [f"results/tables/{name}.parquet" for name in
                  ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs", "tsne",
                   "closed_set")]
@@ -155,12 +160,23 @@ def test_class_distances_table(test_run):
 
 
 def test_runtime_table(test_run):
+    from dmlbench.aggregate import PHASE_COLUMNS
+
     runtime = pd.read_parquet(test_run / "results/tables/runtime.parquet")
     assert set(runtime["rule"]) == {"train", "score"}
     assert (runtime["seconds"] > 0).all()
     train = runtime[runtime.rule == "train"]
-    # per method: the main run, the annex A.2 run and the closed-set model
-    assert len(train) == 3 * len(METHODS) and sorted(train["n_anomaly"].unique().tolist()) == [0, 3]
+    assert len(train) == 3 and sorted(train["n_anomaly"].unique().tolist()) == [0, 3]
+    assert train["runs"].tolist() == [len(METHODS)] * 3 and train["method"].isna().all()
+    # every job's phases, from its record, split its wall time; training and start-up were measured
+    assert np.allclose(runtime[PHASE_COLUMNS].sum(axis=1), runtime["seconds"])
+    assert (train["training_seconds"] > 0).all() and (train["startup_seconds"] > 0).all()
+    score = runtime[runtime.rule == "score"]
+    assert (score["scoring_seconds"] > 0).all() and (score["training_seconds"] == 0).all()
+    record = json.loads((test_run / "results/jobs/train/digits/a3/nall/s0.json").read_text())
+    assert [Path(r["run"]).parts[-3] for r in record["runs"]] == list(METHODS)
+    run = json.loads((test_run / f"results/runs/{JOB}/run.json").read_text())
+    assert run["phases"]["training"]["wall_s"] > 0 and run["compile_cache"] is None  # nothing compiled on the CPU
 
 
 def test_report_cells_run_against_the_test_results(test_run):
@@ -191,9 +207,9 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
     out = proc.stdout + proc.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # 5 conditions x 6 methods x 1 seed, annex A.2: 2 conditions x 6 methods x 4 sizes x 1 seed,
-    # closed-set models: 2 datasets x 6 methods
-    assert counts["score"] == 30 + 48 and counts["train"] == 30 + 48 + 12 and counts["prepare"] == 2
+    # one train and one score job per condition and size (its 6 methods): 5 conditions x 1 seed, annex
+    # A.2: 2 conditions x 4 sizes x 1 seed; one train job per dataset for the closed-set models
+    assert counts["score"] == 5 + 8 and counts["train"] == 5 + 8 + 2 and counts["prepare"] == 2
     assert counts["closed_set"] == counts["aggregate"] == counts["figures"] == counts["snapshot"] == 1
     assert not (tmp_path / "results").exists()
 

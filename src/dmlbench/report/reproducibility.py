@@ -11,6 +11,12 @@ from dmlbench.report._style import n_per_class_order, require_columns
 
 TITLE = "Reproducibility"
 RUNTIME_SUMMARY_COLUMNS = ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
+RUNTIME_PHASE_COLUMNS = ["rule", "phase", "total_minutes", "share", "per_job_seconds"]
+#: runtime.parquet's phases (dmlbench.phases.PHASES), as the report names them.
+PHASE_NAMES = {"startup": "start-up (interpreter, imports, device)", "data": "data load",
+               "build": "model and Learner set-up", "compile": "torch.compile", "training": "training (fits)",
+               "embedding": "embeddings", "restore": "run cache", "scoring": "scoring", "writing": "writing",
+               "other": "other"}
 # The workflow's stages in the order they run; other rules follow alphabetically.
 RULE_ORDER = ("prepare", "train", "score", "aggregate", "figures", "report")
 
@@ -63,6 +69,33 @@ def runtime_summary(runtime: pd.DataFrame) -> pd.DataFrame:
                        "max_seconds": "float64", "max_rss_mb": "float64"})
 
 
+def runtime_phases(runtime: pd.DataFrame) -> pd.DataFrame:
+    """Where the train and score jobs' time went: per rule whose jobs recorded their phases (workflow
+    order) and per phase (dmlbench.phases order) with any time, the phase's total minutes over the
+    rule's jobs, its share of those jobs' wall time (the shares of a rule add up to 1), and its mean
+    seconds per job. Columns: rule, phase (in words), total_minutes, share, per_job_seconds. Empty
+    (with those columns) when no job recorded phases."""
+    require_columns(runtime, ["rule", "seconds"], "runtime.parquet")
+    phases = [name for name in PHASE_NAMES if f"{name}_seconds" in runtime.columns]
+    rows = []
+    if phases:
+        timed = runtime.dropna(subset=[f"{p}_seconds" for p in phases], how="all")
+        rank = {r: i for i, r in enumerate(RULE_ORDER)}
+        for rule in sorted(timed["rule"].unique(), key=lambda r: (rank.get(r, len(rank)), r)):
+            grp = timed[timed["rule"] == rule]
+            wall = grp["seconds"].astype("float64").sum()
+            for name in phases:
+                seconds = grp[f"{name}_seconds"].astype("float64").fillna(0.0)
+                if seconds.sum() <= 0:
+                    continue
+                rows.append({"rule": rule, "phase": PHASE_NAMES[name], "total_minutes": seconds.sum() / 60,
+                             "share": seconds.sum() / wall if wall > 0 else float("nan"),
+                             "per_job_seconds": seconds.mean()})
+    out = pd.DataFrame(rows, columns=RUNTIME_PHASE_COLUMNS)
+    return out.astype({"rule": "str", "phase": "str", "total_minutes": "float64", "share": "float64",
+                       "per_job_seconds": "float64"})
+
+
 def config_yaml(config: dict) -> str:
     """The config as the report's reproducibility appendix prints it."""
     return yaml.safe_dump(config, sort_keys=False)
@@ -85,6 +118,17 @@ TABLES = (
         columns=(Column("rule", "stage"), Column("jobs", "jobs", "d", 0.6),
                  Column("total_minutes", "total (min)", ".1f"), Column("median_seconds", "median (s)", ".1f"),
                  Column("max_seconds", "longest (s)", ".1f"), Column("max_rss_mb", "peak memory (MB)", ".0f")),
+    ),
+    Table(
+        "tbl-runtime-phases",
+        "Where the train and score jobs' wall time went, per phase: total over the stage's jobs, share of "
+        "their wall time, mean per job. Each job trains (or scores) every method of one condition, size and "
+        "seed, so process start-up is paid once per job; 'other' is what the jobs' own clocks did not cover "
+        "(the shell around the process included).",
+        lambda v: runtime_phases(v.t["runtime"]),
+        columns=(Column("rule", "stage"), Column("phase", "phase", None, 2.4),
+                 Column("total_minutes", "total (min)", ".1f"), Column("share", "share", ".0%"),
+                 Column("per_job_seconds", "per job (s)", ".1f")),
     ),
 )
 FIGURES = ()

@@ -1,0 +1,160 @@
+"""A train or score job: several runs in one process, and the job's record of where its time went.
+
+One job covers every method of a (dataset, n_anomaly, n_per_class, seed): process start-up
+(Python, torch, fastai: some 5 s of CPU), reading the dataset and moving it to the device, and
+torch.compile are paid once for all its runs instead of once per run. Each run still writes
+its own files (results/runs/.../{embeddings.npz, train_log.csv, run.json}, and the score stage
+results/scores/....parquet), so the stages downstream see the contracts of DESIGN section 4.
+
+What Snakemake gives per run stays: the run cache (dmlbench.run_cache) restores the runs of a
+job that were finished before a kill or whose spec did not change; scoring is its own job, so a
+change of the scoring settings rescoring everything retrains nothing.
+
+The job record (results/jobs/{train,score}/{dataset}/a{n}/n{N}/s{seed}.json), written last:
+
+    rule, runs (per run: path, status trained|restored|scored, its phases), phases (the whole
+    process, dmlbench.phases: wall_s and cpu_s per phase), wall_s, cpu_s, max_rss_mb, device,
+    threads, compile (per compiled run: seconds and cache outcome), imports (modules loaded,
+    and which of the heavy packages)
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+from pathlib import Path
+
+from .io import write_json
+from .phases import PhaseClock
+
+log = logging.getLogger("dmlbench.jobs")
+
+#: Packages whose presence in a job's process the job record reports (the costly imports, and
+#: those a train or score job should never need: plotting, the report).
+WATCHED_IMPORTS = ("torch", "torchvision", "fastai", "pandas", "pyarrow", "scipy", "sklearn", "matplotlib",
+                   "PIL", "torch._dynamo", "torch._inductor", "altair", "vl_convert", "dmlbench.report",
+                   "dmlbench.figures", "dmlbench.charts")
+
+
+def imports_record() -> dict:
+    """Modules loaded in this process so far, and which of :data:`WATCHED_IMPORTS`."""
+    return {"modules": len(sys.modules), "watched": [m for m in WATCHED_IMPORTS if m in sys.modules]}
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def job_record(rule: str, clock: PhaseClock, runs: list[dict], **extra) -> dict:
+    return {"rule": rule, "runs": runs, **clock.record(), "max_rss_mb": max_rss_mb(), "imports": imports_record(),
+            **extra}
+
+
+def train_runs(data_path: str | Path, specs: list[dict], out_dirs: list[str | Path], *, clock: PhaseClock,
+               device: str = "auto", threads: int | None = None, cache_root: str | Path | None = None,
+               job_out: str | Path | None = None) -> dict:
+    """Train the runs ``specs`` (one dataset) into ``out_dirs``, one process for all: the data
+    is read and moved to the device once. A run found in the run cache under ``cache_root``
+    is restored instead (None: no cache). Writes the job record to ``job_out`` (when given) last;
+    returns it."""
+    import torch
+
+    from .datasets import load_npz
+    from .provenance import code_hash
+    from .run_cache import RunCache, file_digest, run_key
+    from .training import (
+        JobData,
+        device_name,
+        resolve_device,
+        setup_device,
+        train_job,
+        versions,
+    )
+
+    if len(specs) != len(out_dirs):
+        from .errors import DmlbenchError
+
+        raise DmlbenchError(f"{len(specs)} run specs but {len(out_dirs)} --out folders: give one folder per spec")
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    setup_device(dev)
+    with clock.phase("data"):
+        ds = load_npz(data_path)
+        data = JobData(ds, dev)
+    cache = RunCache(cache_root) if cache_root is not None else None
+    identity = None
+    if cache is not None:
+        with clock.phase("restore"):
+            identity = {"data": file_digest(data_path), "code": code_hash(), "versions": versions(),
+                        "device": device_name(dev), "threads": torch.get_num_threads()}
+    runs = []
+    for spec, out in zip(specs, out_dirs):
+        booked = clock.snapshot()
+        key = run_key(spec, identity) if cache is not None else None
+        with clock.phase("restore"):
+            restored = cache is not None and cache.restore(out, key)
+        if not restored:
+            train_job(ds, spec, out, device=device, threads=threads, data=data, clock=clock)
+            if cache is not None:
+                with clock.phase("restore"):
+                    cache.store(out, key)
+        runs.append({"run": Path(out).as_posix(), "method": spec["method"],
+                     "status": "restored" if restored else "trained", "phases": clock.since(booked)})
+        log.info("run %d/%d %s: %s", len(runs), len(specs), spec["method"], runs[-1]["status"])
+    compile_info = _compile_info(out_dirs, runs)
+    record = job_record("train", clock, runs, device=device_name(dev), threads=torch.get_num_threads(),
+                        compile=compile_info)
+    if job_out is not None:
+        write_json(job_out, record)
+    return record
+
+
+def _compile_info(out_dirs, runs) -> list[dict]:
+    """Per trained run that compiled: its compile seconds and cache outcome (from its run.json)."""
+    import json
+
+    info = []
+    for out, run in zip(out_dirs, runs):
+        if run["status"] != "trained":
+            continue
+        meta = json.loads((Path(out) / "run.json").read_text())
+        if meta.get("compile_cache") is not None:
+            info.append({"run": run["run"], "seconds": meta.get("compile_seconds"), **meta["compile_cache"]})
+    return info
+
+
+def score_runs(run_dirs: list[str | Path], spec: dict, outs: list[str | Path], *, clock: PhaseClock,
+               job_out: str | Path | None = None) -> dict:
+    """Score the runs ``run_dirs`` into the parquet files ``outs`` with the scoring ``spec``, one
+    process for all. Writes the job record to ``job_out`` (when given) last; returns it."""
+    from .errors import DmlbenchError
+    from .io import write_parquet
+    from .runs import load_run, score_run
+
+    if len(run_dirs) != len(outs):
+        raise DmlbenchError(f"{len(run_dirs)} --run folders but {len(outs)} --out files: give one output per run")
+    runs = []
+    for run_dir, out in zip(run_dirs, outs):
+        booked = clock.snapshot()
+        try:
+            with clock.phase("data"):
+                loaded = load_run(run_dir)
+            with clock.phase("scoring"):
+                scores = score_run(run_dir, spec, run=loaded)
+        except DmlbenchError as exc:
+            message = str(exc)
+            if str(run_dir) not in message:  # name the run whose embeddings could not be scored
+                message = f"scoring run {run_dir}: {message}"
+            raise type(exc)(message) from None
+        with clock.phase("writing"):
+            write_parquet(out, scores)
+        runs.append({"run": Path(run_dir).as_posix(), "status": "scored", "rows": len(scores),
+                     "phases": clock.since(booked)})
+        print(f"{out}: {len(scores)} rows")
+    record = job_record("score", clock, runs)
+    if job_out is not None:
+        write_json(job_out, record)
+    return record

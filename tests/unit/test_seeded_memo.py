@@ -1,0 +1,68 @@
+"""seeded_memo: a seeded build done twice gives the same module and leaves the same random state
+as building afresh, copies are independent, and the memo stays within its size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dmlbench.heads import build_head
+from dmlbench.models import build_backbone
+from dmlbench.seeded_memo import seeded_memo
+
+
+def _build(memo, seed: int, method: str, width: int = 16):
+    """A case's fresh model as the training code builds it: seed, backbone, then head."""
+    torch.manual_seed(seed)
+    backbone = memo("small_cnn", 1, width)
+    head = build_head(method, width, 7)
+    return backbone, head, torch.get_rng_state()
+
+
+def test_a_second_method_gets_the_fresh_build_bit_for_bit():
+    memo = seeded_memo(build_backbone)
+    _build(memo, 3, "arcface")  # the job's first method builds and fills the memo
+    got_backbone, got_head, got_state = _build(memo, 3, "cosface")  # from the memo
+    want_backbone, want_head, want_state = _build(build_backbone, 3, "cosface")  # afresh
+    assert len(memo.cache) == 1
+    for got, want in ((got_backbone, want_backbone), (got_head, want_head)):
+        a, b = got.state_dict(), want.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(got_state, want_state)  # the head drew from the same random state
+
+
+def test_other_seeds_and_arguments_build_anew_and_copies_are_independent():
+    memo = seeded_memo(build_backbone)
+    first, _, _ = _build(memo, 1, "arcface")
+    other_seed, _, _ = _build(memo, 2, "arcface")
+    _build(memo, 1, "arcface", width=32)
+    assert len(memo.cache) == 3
+    w = "features.0.weight"
+    assert not torch.equal(first.state_dict()[w], other_seed.state_dict()[w])
+    again, _, _ = _build(memo, 1, "arcface")
+    assert torch.equal(first.state_dict()[w], again.state_dict()[w])
+    with torch.no_grad():
+        again.features[0].weight.add_(1.0)  # training one copy ...
+    third, _, _ = _build(memo, 1, "arcface")
+    assert torch.equal(first.state_dict()[w], third.state_dict()[w])  # ... leaves the memo as built
+
+
+def test_the_memo_keeps_the_latest_builds_within_its_size():
+    def linear(n):
+        return nn.Linear(n, n, bias=False)  # n*n float32 parameters
+
+    memo = seeded_memo(linear, max_bytes=2 * 10 * 10 * 4)  # room for two 10x10 layers
+    for seed in range(3):
+        torch.manual_seed(seed)
+        memo(10)
+    assert len(memo.cache) == 2
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    memo(10)  # seed 0 was evicted: built again, which consumes the random numbers again
+    assert not torch.equal(torch.get_rng_state(), state) and len(memo.cache) == 2
+
+
+def test_unhashable_arguments_are_built_without_the_memo():
+    memo = seeded_memo(lambda sizes: nn.Linear(*sizes))
+    memo([3, 2])
+    assert len(memo.cache) == 0
