@@ -37,12 +37,12 @@ def test_other_seeds_and_arguments_build_anew_and_copies_are_independent():
     other_seed, _, _ = _build(memo, 2, "arcface")
     _build(memo, 1, "arcface", width=32)
     assert len(memo.cache) == 3
-    w = "features.0.weight"
+    w = "body.layers.0.weight"  # the first convolution
     assert not torch.equal(first.state_dict()[w], other_seed.state_dict()[w])
     again, _, _ = _build(memo, 1, "arcface")
     assert torch.equal(first.state_dict()[w], again.state_dict()[w])
     with torch.no_grad():
-        again.features[0].weight.add_(1.0)  # training one copy ...
+        again.state_dict()[w].add_(1.0)  # training one copy ...
     third, _, _ = _build(memo, 1, "arcface")
     assert torch.equal(first.state_dict()[w], third.state_dict()[w])  # ... leaves the memo as built
 

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from dmlbench.config import load_config
+
 from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -27,11 +29,12 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
                             start_new_session=True)
     log = tmp_path / "logs" / "train" / f"{JOB}.log"
 
-    first, second = list(cfg["methods"])
+    methods = list(load_config(config)["methods"])  # the labels, sweeps expanded, in training order
+    first, second = methods[:2]
 
     def second_run_training() -> bool:
         text = log.read_text() if log.exists() else ""
-        done = f"run 1/2 {first}: trained"
+        done = f"run 1/{len(methods)} {first}: trained"
         return done in text and "case 0 epoch 0" in text.split(done, 1)[1]
 
     deadline = time.monotonic() + 300
@@ -60,7 +63,8 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     snakemake(tmp_path, "--configfile", str(config), "--unlock")
     snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
     record = json.loads((tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").read_text())
-    assert [(r["method"], r["status"]) for r in record["runs"]] == [(first, "restored"), (second, "trained")]
+    assert [(r["method"], r["status"]) for r in record["runs"]] == (
+        [(first, "restored")] + [(m, "trained") for m in methods[1:]])
     assert (killed / "run.json").exists()
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
     reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")
