@@ -27,7 +27,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The model keys' defaults, as in schemas/config.schema.yaml (a test keeps them equal), for a
 #: train spec written by hand without them.
-DEFAULTS: dict[str, Any] = {"backbone": "resnet18", "embedding_dim": 64, "embedding": "linear_bn",
+DEFAULTS: dict[str, Any] = {"backbone": "resnet18", "embedding_dim": 64, "embedding": "fastai",
                             "embedding_size": None, "pretrained": False, "input_size": None}
 
 

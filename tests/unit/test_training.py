@@ -112,7 +112,7 @@ def _tiny_digits():
 def _spec(**training):
     return {"dataset": "digits", "source": "digits", "class_order": "canonical", "flip": False, "n_anomaly": 3,
             "method": "conventional", "method_params": {"mixup": False, "mixup_alpha": 0.4}, "n_per_class": "all",
-            "seed": 0, "cases": 2, "model": {"backbone": "small_cnn", "embedding_dim": 8},
+            "seed": 0, "cases": 2, "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
             "training": {**TRAINING, **training}}
 
 
@@ -245,7 +245,8 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
         torch.save(resnet18().state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
         ds = _tiny_digits()
         spec = {**_spec(epochs=1, freeze_epochs=1, lr=0.01), "method": "sphereface", "cases": 1,
-                "method_params": {}, "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16}}
+                "method_params": {}, "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16,
+                                                       "embedding": "linear_bn"}}
         trainer = JobTrainer(ds, spec, torch.device("cpu"))
         case = job_cases(ds, spec)[0]
         learn, _ = trainer.learner(case)
