@@ -147,7 +147,8 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
     spec = {"dataset": "t", "source": "digits", "class_order": "canonical", "flip": False, "n_anomaly": 1,
             "method": "sc", "head": "pml", "method_params": {"loss": "SupConLoss", "mixup": False,
                                                             "mixup_alpha": 0.4},
-            "n_per_class": "all", "seed": 0, "cases": 1, "model": {"backbone": "small_cnn", "embedding_dim": 8},
+            "n_per_class": "all", "seed": 0, "cases": 1,
+            "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
             "training": {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.0, "val_fraction": 0.1,
                          "crop_padding": 0, "optimizer": "adam", "precision": "fp32", "compile": False}}
     trainer = JobTrainer(ds, spec, torch.device("cpu"))
