@@ -159,7 +159,7 @@ def _head(key: str, entry: dict) -> str:
     if head not in known:
         if "head" in entry:
             raise ConfigError(f"methods.{key}.head: unknown head {head!r}; known: {', '.join(known)}")
-        raise ConfigError(f"methods.{key}: '{key}' is not a head, so the entry must name its head "
+        raise ConfigError(f"methods.{key}.head is missing: '{key}' is not a head, so the entry must name its head "
                           f"(e.g. {key}: {{head: arcface, margin: 0.3}}); known heads: {', '.join(known)}")
     return head
 

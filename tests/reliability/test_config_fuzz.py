@@ -132,6 +132,8 @@ def test_mutated_config_is_valid_or_names_the_key(mutation):
             return
         parent = ".".join(map(str, path[:-1]))
         named_rule = any(r in message for r in CONTAINER_RULES + REFERRING_KEYS)
+        if isinstance(path[-1], int) and parent and f"'{parent}'" in message and "[" in message:
+            return  # an item of a list (a sweep): the message names the list and shows its values
         assert kind == "delete" and named_rule and (parent == "" or parent in message), \
             f"mutated {dotted!r} ({kind}); message:\n{message}"
     # any other exception (KeyError, TypeError, ...) escapes and fails the test

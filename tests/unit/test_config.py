@@ -67,7 +67,7 @@ def test_full_study_grid():
     (lambda c: c["datasets"]["digits"].update(source="imagenet"),
      "datasets.digits.source.*allowed values: cifar10, mnist, fashion_mnist, digits, folder"),
     (lambda c: c.update(methods={"triplet": {}}),
-     "methods.triplet: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
+     "methods.triplet.head is missing: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
      "centerloss, pml"),
     (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
     (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),

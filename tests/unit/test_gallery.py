@@ -218,3 +218,24 @@ def test_tsne_chart_with_one_method_and_dataset():
     assert render_png(chart).size[0] > 150
     with pytest.raises(DmlbenchError, match="empty"):
         embeddings.tsne_chart(tsne_frame().iloc[:0])
+
+
+@pytest.mark.parametrize("n_methods", [2, 6, 7, 9, 12])
+def test_worst_misses_chart_fits_a_printed_page_for_any_number_of_methods(n_methods):
+    """With print fonts (1 chart px = 1 pt, scaled down to the text width when wider) the grid of
+    five ranks per method is at most MAX_CHART_HEIGHT high on the page, its smallest font (9 px)
+    stays at 7 pt or more, and up to six methods the images keep their full size."""
+    from dmlbench.report._style import MIN_PRINT_FONT_PT, PRINT_WIDTH_PT, print_config
+
+    grey = gallery.image_data_url(np.full((8, 8), 128, dtype=np.uint8))
+    out = pd.DataFrame(
+        [dict(method=f"m{m:02d}", rank=r, kind=k, class_name="c", score=0.1, index=r, image=grey)
+         for m in range(n_methods) for r in range(1, 6) for k in gallery.KIND_ORDER]
+    )
+    chart = gallery.worst_misses_chart(out, dataset="digits", n_anomaly=1, case=0, seed=0)
+    width, height = Image.open(io.BytesIO(vlc.vegalite_to_png(print_config(chart).to_dict(), scale=1))).size
+    scale = min(1.0, PRINT_WIDTH_PT / width)
+    assert height * scale <= gallery.MAX_CHART_HEIGHT
+    assert 9 * scale >= MIN_PRINT_FONT_PT
+    per_row, size = gallery.grid_layout(n_methods)
+    assert (size == gallery.IMAGE_SIZE) == (n_methods <= 6) and per_row == (2 if n_methods <= 6 else 3)

@@ -95,7 +95,7 @@ def test_value_text_of_swept_values():
     ({"arcface_m03": {"head": "arcfce", "margin": 0.3}},
      "methods.arcface_m03.head: unknown head 'arcfce'; known: conventional, l2softmax, arcface, cosface, sphereface, "
      "centerloss, pml"),
-    ({"triplet": {}}, "methods.triplet: 'triplet' is not a head, so the entry must name its head"),
+    ({"triplet": {}}, "methods.triplet.head is missing: 'triplet' is not a head, so the entry must name its head"),
     ({"arcface": {"margin": [0.2, 4, 0.5]}}, "methods.arcface.margin[1] must be < 3.14159 (pi), got 4.0"),
     ({"arcface": {"margin": [0.2, "wide"]}}, "methods.arcface.margin[1] must be a number, got 'wide'"),
     ({"arcface": {"margin": [0.2, 0.2]}}, "methods.arcface.margin: the sweep lists 0.2 more than once"),

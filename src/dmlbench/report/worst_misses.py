@@ -16,7 +16,7 @@ from dmlbench.report._style import pd
 
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Figure, Table
-from dmlbench.report._style import FONT, alt, condition_label, method_order, require_columns, selection, titled
+from dmlbench.report._style import FONT, PRINT_WIDTH_PT, alt, condition_label, method_order, require_columns, selection, titled
 
 TITLE = "Worst misses"
 WORST_MISSES_COLUMNS = [
@@ -29,6 +29,26 @@ KIND_ORDER = ("anomaly", "nearest normal")
 # small ones (8×8 digits) stay sharp; the chart draws them IMAGE_SIZE chart pixels wide.
 MIN_IMAGE_PIXELS = 64
 IMAGE_SIZE = 40
+#: The printed chart's height budget in points: an A4 page's text height (about 700 pt) less a
+#: two-line caption, so the figure and its caption fit one page (print fonts: 1 chart px = 1 pt
+#: until the chart is wider than the text, PRINT_WIDTH_PT, and is scaled down to it).
+MAX_CHART_HEIGHT = 650
+_FIXED_HEIGHT = 70  # title, subtitle and the rank axis
+_ROW_EXTRA = 43  # a panel's header and the spacing between rows
+_FIXED_WIDTH = 23  # the kind axis
+_MIN_SCALE = 0.8  # the print scale that keeps the smallest font (9 px) above 7 pt
+
+
+def grid_layout(n_methods: int, n_ranks: int = 5) -> tuple[int, int]:
+    """(panels per row, chart pixels per image) for ``n_methods`` panels of ``n_ranks`` columns:
+    two panels a row at :data:`IMAGE_SIZE` up to six methods; beyond, three a row, the images
+    as large as the page's width (scaled by at least 0.8) and height (:data:`MAX_CHART_HEIGHT`)
+    allow, at least 16."""
+    per_row = 2 if n_methods <= 6 else 3
+    rows = -(-n_methods // per_row)
+    by_height = ((MAX_CHART_HEIGHT - _FIXED_HEIGHT) / max(rows, 1) - _ROW_EXTRA) / 2 - 16
+    by_width = ((PRINT_WIDTH_PT / _MIN_SCALE - _FIXED_WIDTH - (per_row - 1) * 16) / (per_row * n_ranks)) - 8
+    return per_row, int(max(16, min(IMAGE_SIZE, by_height, by_width)))
 
 
 def image_data_url(image: np.ndarray) -> str:
@@ -128,8 +148,8 @@ def worst_misses_chart(
     scorer: str = "cosine_k1",
     n_per_class: str = "all",
 ):
-    """Image grid of ``worst_miss_frame``: one panel per method (two to a row, so any number of
-    methods fits the page), one column per rank.
+    """Image grid of ``worst_miss_frame``: one panel per method (two or three to a row, the images
+    sized so that the grid fits one printed page: :func:`grid_layout`), one column per rank.
 
     In each column the anomaly (top) sits above its nearest normal training image, each with its
     class name underneath; the keyword arguments name the selection in the title.
@@ -138,7 +158,8 @@ def worst_misses_chart(
     if frame.empty:
         raise DmlbenchError("The worst-miss frame is empty; build it with worst_miss_frame.")
     methods = method_order(frame["method"].unique())
-    row_height = IMAGE_SIZE + 16  # image, one line of caption, a gap
+    per_row, size = grid_layout(len(methods), frame["rank"].nunique())  # every panel on one printed page
+    row_height = size + 16  # image, one line of caption, a gap
     centres = [row_height / 2 - 5, 3 * row_height / 2 - 5]  # of the two images in a column
     base = alt.Chart().encode(
         x=alt.X("rank:O", title="rank (1 = lowest anomaly score)",
@@ -146,23 +167,26 @@ def worst_misses_chart(
         y=alt.Y(
             "kind:N", title=None,
             scale=alt.Scale(type="point", domain=list(KIND_ORDER), range=centres, padding=0),
-            axis=alt.Axis(ticks=False, domain=False, labelAngle=-90, labelAlign="center", labelBaseline="bottom"),
+            # smaller images, shorter rows: "nearest normal" would run into "anomaly" (the caption says it)
+            axis=alt.Axis(ticks=False, domain=False, labelAngle=-90, labelAlign="center", labelBaseline="bottom",
+                          labelExpr="datum.label" if size >= IMAGE_SIZE else
+                          "datum.label == 'nearest normal' ? 'normal' : datum.label"),
         ),
         tooltip=["method:N", "rank:O", "kind:N", "class_name:N", alt.Tooltip("score:Q", format=".4f"), "index:Q"],
     )
     # aria=False: an image's accessible label would otherwise repeat its whole data URL.
     images = base.mark_image(
-        width=IMAGE_SIZE, height=IMAGE_SIZE, align="center", baseline="middle", aria=False
+        width=size, height=size, align="center", baseline="middle", aria=False
     ).encode(url="image:N")
     captions = base.mark_text(
-        baseline="top", dy=IMAGE_SIZE / 2 + 1, fontSize=FONT["mark"], limit=IMAGE_SIZE + 8
+        baseline="top", dy=size / 2 + 1, fontSize=FONT["mark"], limit=size + 8
     ).encode(text="class_name:N")
     chart = (
         alt.layer(images, captions, data=frame)
-        .properties(width=alt.Step(IMAGE_SIZE + 8), height=2 * row_height, view=alt.ViewBackground(stroke=None))
+        .properties(width=alt.Step(size + 8), height=2 * row_height, view=alt.ViewBackground(stroke=None))
         .facet(
             facet=alt.Facet("method:N", sort=methods, title=None, header=alt.Header(labelAngle=0)),
-            columns=min(2, len(methods)),
+            columns=min(per_row, len(methods)),
             spacing={"row": 10, "column": 16},
         )
     )
