@@ -5,13 +5,16 @@ import json
 
 import pandas as pd
 
+from dmlbench.config import load_config
 from dmlbench.provenance import code_hash, git_state
+from tests.workflow.conftest import ROOT
 
 
 def test_runs_carry_the_code_identity(test_run):
     commit, dirty = git_state()
     runs = pd.read_parquet(test_run / "results/tables/runs.parquet")
-    assert len(runs) == 4
+    config = load_config(ROOT / "config" / "test.yaml")  # scored runs: every method, all images and annex sizes
+    assert len(runs) == len(config["methods"]) * (len(config["n_per_class"]) + len(config["annex"]["sample_size"]))
     assert (runs["code_hash"] == code_hash()).all()
     assert (runs["git_commit"] == (commit or "")).all()
     assert str(runs["git_dirty"].dtype) == "boolean"
