@@ -52,26 +52,33 @@ def includes(qmd_path: str | os.PathLike) -> list[str]:
     return _INCLUDE.findall(Path(qmd_path).read_text())
 
 
-def _split(qmd_path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(python cell sources, prose lines): fenced blocks other than cells are dropped."""
-    cells: list[str] = []
-    prose: list[str] = []
-    lines = expanded(qmd_path).splitlines()
+def _blocks(lines: list[str]) -> Iterator[tuple[str | None, list[str]]]:
+    """The document's lines in order: ``(None, [line])`` for a prose line, ``(info, block)`` for a
+    fenced block (its info string, its lines with both fences)."""
     i = 0
     while i < len(lines):
         match = _FENCE.match(lines[i])
         if not match:
-            prose.append(lines[i])
+            yield None, [lines[i]]
             i += 1
             continue
-        ticks, info = match["ticks"], match["info"].strip()
-        closing = re.compile(rf"^`{{{len(ticks)},}}\s*$")
+        closing = re.compile(rf"^`{{{len(match['ticks'])},}}\s*$")
         j = i + 1
         while j < len(lines) and not closing.match(lines[j]):
             j += 1
-        if _PYTHON_CELL.match(info):
-            cells.append("\n".join(lines[i + 1 : j]) + "\n")
+        yield match["info"].strip(), lines[i : j + 1]
         i = j + 1
+
+
+def _split(qmd_path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(python cell sources, prose lines): fenced blocks other than cells are dropped."""
+    cells: list[str] = []
+    prose: list[str] = []
+    for info, block in _blocks(expanded(qmd_path).splitlines()):
+        if info is None:
+            prose.extend(block)
+        elif _PYTHON_CELL.match(info):
+            cells.append("\n".join(block[1:-1] if len(block) > 1 and _FENCE.match(block[-1]) else block[1:]) + "\n")
     return cells, prose
 
 
@@ -260,21 +267,11 @@ def rendered_markdown(qmd_path: str | os.PathLike, namespace: dict[str, Any]) ->
     outputs = iter(namespace["__cell_stdout__"])
     inline = namespace["__inline__"]
     out: list[str] = []
-    lines = expanded(qmd_path).splitlines()
-    i = 0
-    while i < len(lines):
-        match = _FENCE.match(lines[i])
-        if not match:
-            out.append(_INLINE.sub(lambda m: inline_text(inline[m[1].strip()]), lines[i]))
-            i += 1
-            continue
-        ticks, info = match["ticks"], match["info"].strip()
-        closing = re.compile(rf"^`{{{len(ticks)},}}\s*$")
-        j = i + 1
-        while j < len(lines) and not closing.match(lines[j]):
-            j += 1
-        out.append(next(outputs) if _PYTHON_CELL.match(info) else "\n".join(lines[i : j + 1]))
-        i = j + 1
+    for info, block in _blocks(expanded(qmd_path).splitlines()):
+        if info is None:
+            out.append(_INLINE.sub(lambda m: inline_text(inline[m[1].strip()]), block[0]))
+        else:
+            out.append(next(outputs) if _PYTHON_CELL.match(info) else "\n".join(block))
     return "\n".join(out) + "\n"
 
 
