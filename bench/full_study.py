@@ -29,7 +29,8 @@ training, per process (start-up, data, compile: cold for the first compiled job 
 kind, warm after it), per run (writing), per case (set-up) and per epoch (bookkeeping) - the
 assumptions printed with the result, or measured ones from a bench/overhead.py result
 (--overhead-json) - and prints their share of the GPU time, for the workflow's layout (one
-process per condition: every method of a (dataset, n_anomaly, n_per_class, seed)) and, for
+process per condition: every method of a (dataset, n_anomaly, n_per_class, seed), and of annex A.2
+every size and method of a (dataset, n_anomaly, seed)) and, for
 comparison, one process per run (the layout before issue 16).
 """
 

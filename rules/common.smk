@@ -94,6 +94,13 @@ RUN_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
 # A train or score job: every method of one (dataset, n_anomaly, n_per_class, seed), in one process,
 # so start-up, data loading and compilation are paid once per job, not once per run (dmlbench.jobs).
 GROUP_PATH = "{dataset}/a{n_anomaly}/n{n_per_class}/s{seed}"
+# The main grid's sizes (and "all", the closed-set models'): the only ones the train and score rules match.
+GRID_SIZES = list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])]))
+# Annex A.2's sizes that are not main-grid sizes. Their runs are small (a few epochs of tens of images
+# per class), so one annex job trains or scores every size and method of a (dataset, n_anomaly, seed):
+# its path names the sizes (n50+100+200+500) where a grid job's names its one size.
+ANNEX_SIZES = [str(n) for n in config["annex"]["sample_size"] if str(n) not in GRID_SIZES]
+ANNEX_GROUP_PATH = "{dataset}/a{n_anomaly}/n" + "+".join(ANNEX_SIZES) + "/s{seed}"
 
 
 def score_files():
@@ -108,19 +115,21 @@ def closed_set_run_dirs():
     return [f"{RESULTS}/runs/{RUN_PATH.format(**job)}" for job in closed_set_jobs()]
 
 
+def group_path(job):
+    """The path (below benchmarks/{rule}/, results/jobs/{rule}/, logs/{rule}/) of the train or score
+    job that holds a run: GROUP_PATH, or ANNEX_GROUP_PATH for an annex size."""
+    template = ANNEX_GROUP_PATH if str(job["n_per_class"]) in ANNEX_SIZES else GROUP_PATH
+    return template.format(**job)
+
+
 def groups(jobs):
-    """The train or score jobs (GROUP_PATH keys) of a list of runs, in order."""
-    keys = ("dataset", "n_anomaly", "n_per_class", "seed")
-    return list(dict.fromkeys(tuple((k, job[k]) for k in keys) for job in jobs))
+    """The train or score jobs (their group paths) of a list of runs, in order."""
+    return list(dict.fromkeys(group_path(job) for job in jobs))
 
 
 def benchmark_files():
-    scored = [
-        f"benchmarks/{stage}/{GROUP_PATH.format(**dict(g))}.tsv"
-        for stage in ("train", "score")
-        for g in groups(train_jobs())
-    ]
-    closed_set = [f"benchmarks/train/{GROUP_PATH.format(**dict(g))}.tsv" for g in groups(closed_set_jobs())]
+    scored = [f"benchmarks/{stage}/{g}.tsv" for stage in ("train", "score") for g in groups(train_jobs())]
+    closed_set = [f"benchmarks/train/{g}.tsv" for g in groups(closed_set_jobs())]
     return scored + closed_set
 
 
@@ -133,6 +142,12 @@ def method_paths(template):
     """``template`` (a path with the wildcards of RUN_PATH) once per method of the config, the
     method filled in and the other wildcards kept: the files of a job's runs."""
     return [template.replace("{method}", braces_escaped(method)) for method in config["methods"]]
+
+
+def annex_paths(template):
+    """``template`` (a path with the wildcards of RUN_PATH) once per annex size and method, both
+    filled in (sizes outer, methods inner, as :func:`job_annex_specs`): the files of an annex job's runs."""
+    return [path.replace("{n_per_class}", size) for size in ANNEX_SIZES for path in method_paths(template)]
 
 
 TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
@@ -222,6 +237,18 @@ def job_train_specs(wildcards):
     return quoted(
         [
             train_spec(config, w.dataset, int(w.n_anomaly), method, w.n_per_class, int(w.seed))
+            for method in config["methods"]
+        ]
+    )
+
+
+def job_annex_specs(wildcards):
+    """The specs of an annex job's runs, one per size and method (in the order of its outputs)."""
+    w = wildcards
+    return quoted(
+        [
+            train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
+            for size in ANNEX_SIZES
             for method in config["methods"]
         ]
     )

@@ -11,6 +11,8 @@ rule train:
         f"logs/train/{GROUP_PATH}.log",
     benchmark:
         f"benchmarks/train/{GROUP_PATH}.tsv"
+    wildcard_constraints:
+        n_per_class="|".join(GRID_SIZES),
     params:
         specs=job_train_specs,
         out=train_out_folders,
@@ -24,3 +26,21 @@ rule train:
     shell:
         "dmlbench train --spec {params.specs} --data {input} --out {params.out} --job {output.job} "
         "--threads {threads} > {log} 2>&1"
+
+
+# Annex A.2: every size and method of a (dataset, n_anomaly, seed) in one process (common.smk).
+if ANNEX_SIZES:
+
+    use rule train as train_annex with:
+        output:
+            embeddings=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
+            train_log=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/train_log.csv"),
+            run=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
+            job=f"{RESULTS}/jobs/train/{ANNEX_GROUP_PATH}.json",
+        log:
+            f"logs/train/{ANNEX_GROUP_PATH}.log",
+        benchmark:
+            f"benchmarks/train/{ANNEX_GROUP_PATH}.tsv"
+        params:
+            specs=job_annex_specs,
+            out=train_out_folders,

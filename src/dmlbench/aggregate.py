@@ -128,7 +128,8 @@ def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path
     return tables
 
 
-#: A train or score job's path: {dataset}/a{n}/n{N}/s{seed} (every method of one condition).
+#: A train or score job's path: {dataset}/a{n}/n{N}/s{seed} (every method of one condition; an annex
+#: job's N lists its sizes: 50+100).
 GROUP_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)$")
 #: runtime.parquet's phase columns, in the order of dmlbench.phases.PHASES.
 PHASE_COLUMNS = [f"{phase}_seconds" for phase in PHASES]

@@ -1,6 +1,7 @@
 """A train or score job: several runs in one process, and the job's record of where its time went.
 
-One job covers every method of a (dataset, n_anomaly, n_per_class, seed): process start-up
+One job covers every method of a (dataset, n_anomaly, n_per_class, seed), and for annex A.2's small
+runs every size and method of a (dataset, n_anomaly, seed): process start-up
 (Python, torch, fastai: some 5 s of CPU), reading the dataset and moving it to the device, and
 torch.compile are paid once for all its runs instead of once per run. Each run still writes
 its own files (results/runs/.../{embeddings.npz, train_log.csv, run.json}, and the score stage

@@ -19,7 +19,6 @@ from .errors import DmlbenchError
 from .scorers import (DEFAULT_KNN_K, DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, LOGIT_SCORERS, SCORERS,
                       ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores, mahalanobis_scores,
                       maxlogit_scores, msp_scores)
-from .scoring import knn_scores
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +133,8 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
     these columns nor ``head_pred``. Then the ``{distance}_nn`` columns. ``run``: the run as
     :func:`load_run` returned it, when the caller has read it already.
     """
+    from .scoring import knn_scores  # torch: here, so that aggregate and closed-set reading runs do not import it
+
     meta, arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]

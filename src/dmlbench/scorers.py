@@ -56,10 +56,12 @@ def _matrix(x, name: str) -> np.ndarray:
     return arr
 
 
-def tied_covariance(reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit_wolf") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tied_covariance(reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit_wolf", *,
+                    return_shrinkage: bool = False) -> tuple[np.ndarray, ...]:
     """Class means and the shared (within-class, pooled) covariance of the reference set.
 
-    Returns ``(classes [C], means [C, D], covariance [D, D])`` (float64). The covariance is that of
+    Returns ``(classes [C], means [C, D], covariance [D, D])`` (float64), and the shrinkage ``a``
+    used when ``return_shrinkage``. The covariance is that of
     the reference rows centred on their own class mean (maximum-likelihood, divided by n_ref),
     shrunk towards ``mu * I`` (``mu`` = mean variance): ``(1 - a) * S + a * mu * I`` with
     ``a`` from Ledoit-Wolf (``shrinkage="ledoit_wolf"``, :class:`sklearn.covariance.LedoitWolf`)
@@ -86,7 +88,30 @@ def tied_covariance(reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit
     else:
         raise ConfigError(f"mahalanobis shrinkage must be 'ledoit_wolf' or a number in [0, 1], got {shrinkage!r}")
     cov = est.fit(centred).covariance_
+    if return_shrinkage:
+        return classes, means, cov, float(est.shrinkage_ if isinstance(shrinkage, str) else shrinkage)
     return classes, means, cov
+
+
+def tied_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
+    """The inverse of a tied covariance ``(1 - a) S + a mu I`` shrunk by ``a = shrinkage``.
+
+    With ``a > 0`` every eigenvalue is at least ``a mu`` and at most ``trace = D mu``, so the
+    condition number is at most ``D / a``: the matrix is positive definite and well conditioned, and
+    the inverse comes from its Cholesky factor (about ten times faster than an eigendecomposition
+    at D = 512, and the same matrix: the pseudo-inverse truncates nothing at that condition).
+    Unshrunk (``a = 0``: S itself, singular when there are fewer reference rows than dimensions)
+    or where the factorisation fails, the pseudo-inverse (``scipy.linalg.pinvh``)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, pinvh
+
+    if shrinkage > 1e-6:
+        try:
+            factor = cho_factor(cov, lower=True, check_finite=False)
+        except LinAlgError:
+            return pinvh(cov)
+        precision = cho_solve(factor, np.eye(cov.shape[0]), check_finite=False)
+        return (precision + precision.T) / 2.0                    # exactly symmetric
+    return pinvh(cov)                                             # symmetric; pinv is safe if singular
 
 
 def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf",
@@ -106,13 +131,11 @@ def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf
     float32 ``[n_test]``: ``min_c sqrt((x - mu_c)^T P (x - mu_c))`` with ``P`` the
     (pseudo-)inverse of the tied covariance, in embedding units (a distance, not its square).
     """
-    from scipy.linalg import pinvh  # here: the config check reads this module's names without SciPy
-
     x = _matrix(test, "test")
-    classes, means, cov = tied_covariance(reference, reference_labels, shrinkage)
+    classes, means, cov, a = tied_covariance(reference, reference_labels, shrinkage, return_shrinkage=True)
     if x.shape[1] != means.shape[1]:
         raise ConfigError(f"dimension mismatch: test has {x.shape[1]} columns, reference has {means.shape[1]}")
-    precision = pinvh(cov)                                   # symmetric; pinv is safe if singular
+    precision = tied_precision(cov, a)
     mu_p = means @ precision                                 # [C, D]
     mu_term = np.einsum("cd,cd->c", mu_p, means)             # [C]  mu^T P mu
     out = np.empty(x.shape[0], dtype=np.float32)

@@ -156,3 +156,25 @@ def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
     score = table.iloc[1]  # no record: no phases, the benchmark's CPU time
     assert score["cpu_seconds"] == 3.0 and pd.isna(score["runs"]) and score[PHASE_COLUMNS].isna().all()
     assert table.iloc[0]["rule"] == "aggregate" and pd.isna(table.iloc[0]["dataset"])
+
+
+def test_runtime_table_keys_of_an_annex_job_name_its_sizes(tmp_path):
+    """An annex job (every size of a condition and seed) keeps its sizes in n_per_class: 50+100."""
+    from dmlbench.aggregate import runtime_table
+
+    bench = tmp_path / "benchmarks"
+    _benchmark(bench / "train/cifar10/a1/n50+100/s2.tsv", 8.0, 500.0, 7.0)
+    row = runtime_table([str(bench / "train/cifar10/a1/n50+100/s2.tsv")], bench).iloc[0]
+    assert (row["rule"], row["dataset"], row["n_anomaly"], row["n_per_class"], row["seed"]) == (
+        "train", "cifar10", 1, "50+100", 2)
+
+
+def test_aggregate_and_closed_set_do_not_import_torch():
+    """They read score tables and embeddings.npz (numpy, pandas): torch's ~2 s start-up is for the
+    jobs that train or score."""
+    import subprocess
+    import sys
+
+    code = "import sys, dmlbench.aggregate, dmlbench.closed_set; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

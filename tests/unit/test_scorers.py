@@ -12,7 +12,8 @@ from sklearn.neighbors import LocalOutlierFactor
 from dmlbench.errors import ConfigError
 from dmlbench.runs import score_run
 from dmlbench.scorers import (ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores,
-                              mahalanobis_scores, maxlogit_scores, msp_scores, tied_covariance)
+                              mahalanobis_scores, maxlogit_scores, msp_scores, tied_covariance,
+                              tied_precision)
 
 
 def _gaussian_classes(seed=0, n=300, d=8, c=3):
@@ -64,6 +65,28 @@ def test_mahalanobis_is_zero_at_a_class_mean_and_handles_more_dims_than_rows():
     assert np.all(np.isfinite(got)) and np.allclose(got, 0, atol=1e-3)
     classes, m, cov = tied_covariance(ref, labels, 0.5)
     assert classes.tolist() == [0, 1] and np.allclose(m, means) and cov.shape == (20, 20)
+
+
+def test_tied_precision_is_the_inverse_by_cholesky_when_shrunk_and_the_pseudo_inverse_when_not():
+    """Shrunk (a > 0): positive definite, its Cholesky inverse times the covariance is the identity and
+    equals the eigendecomposition's pseudo-inverse. Unshrunk with fewer rows than dimensions (rank 4 of
+    10): no inverse; the pseudo-inverse (P C P = P) is what Mahalanobis uses, not a Cholesky of noise."""
+    from scipy.linalg import pinvh
+
+    rng = np.random.default_rng(5)
+    ref, labels = rng.normal(size=(60, 24)), np.arange(60) % 3
+    _, _, cov, a = tied_covariance(ref, labels, "ledoit_wolf", return_shrinkage=True)
+    assert 0 < a < 1
+    precision = tied_precision(cov, a)
+    np.testing.assert_allclose(precision @ cov, np.eye(24), atol=1e-10)
+    np.testing.assert_allclose(precision, pinvh(cov), rtol=1e-9, atol=1e-12)
+    assert np.array_equal(precision, precision.T)
+    ref = rng.normal(size=(6, 10))
+    _, _, cov, a = tied_covariance(ref, np.array([0, 0, 0, 1, 1, 1]), 0.0, return_shrinkage=True)
+    assert a == 0.0 and np.linalg.matrix_rank(cov) == 4
+    precision = tied_precision(cov, a)
+    np.testing.assert_allclose(precision, pinvh(cov))
+    np.testing.assert_allclose(precision @ cov @ precision, precision, atol=1e-8)
 
 
 def test_mahalanobis_rejects_bad_arguments():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -207,10 +208,34 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
     out = proc.stdout + proc.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # one train and one score job per condition and size (its 6 methods): 5 conditions x 1 seed, annex
-    # A.2: 2 conditions x 4 sizes x 1 seed; one train job per dataset for the closed-set models
-    assert counts["score"] == 5 + 8 and counts["train"] == 5 + 8 + 2 and counts["prepare"] == 2
+    # one train and one score job per condition (its 6 methods): 5 conditions x 1 seed; annex A.2: one
+    # per condition and seed for its 4 sizes, 2 x 1; one train job per dataset for the closed-set models
+    assert counts["score"] == 5 and counts["train"] == 5 + 2 and counts["prepare"] == 2
+    assert counts["score_annex"] == counts["train_annex"] == 2
     assert counts["closed_set"] == counts["aggregate"] == counts["figures"] == counts["snapshot"] == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_path):
+    """The full study's annex job of CIFAR-10 a1: 4 sizes x 6 methods, each spec written to the run
+    folder of its own size and method, and the score job reading and writing the same runs."""
+    proc = snakemake(tmp_path, "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json", "-n", "-p", "--cores", "1")
+    lines = [shlex.split(line[line.index("dmlbench "):]) for line in (proc.stdout + proc.stderr).splitlines()
+             if "dmlbench train " in line or "dmlbench score " in line]
+    train = next(w for w in lines if w[1] == "train")
+    score = next(w for w in lines if w[1] == "score")
+    specs = json.loads(train[train.index("--spec") + 1])
+    outs = train[train.index("--out") + 1:train.index("--job")]
+    methods = list(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["methods"])
+    expected = [f"results/runs/cifar10/a1/{m}/n{n}/s0" for n in (50, 100, 200, 500) for m in methods]
+    assert outs == expected and len(specs) == 24
+    assert [f"results/runs/{s['dataset']}/a{s['n_anomaly']}/{s['method']}/n{s['n_per_class']}/s{s['seed']}"
+            for s in specs] == expected
+    assert all(s["training"]["epochs"] == 30 and s["method_params"]["mixup"] for s in specs)
+    assert train[train.index("--job") + 1] == "results/jobs/train/cifar10/a1/n50+100+200+500/s0.json"
+    assert score[score.index("--run") + 1:score.index("--out")] == expected
+    assert score[score.index("--out") + 1:score.index("--job")] == [
+        f"results/scores/cifar10/a1/{m}/n{n}/s0.parquet" for n in (50, 100, 200, 500) for m in methods]
     assert not (tmp_path / "results").exists()
 
 
