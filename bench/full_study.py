@@ -84,9 +84,9 @@ ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cos
            "case_build_s": 0.17}
 #: Where each assumption comes from (printed with the estimate).
 ASSUMPTION_NOTES = {
-    "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.5 s of CPU per train "
-                 "process in the demo's job records on the loaded 2-core CPU, bench/overhead.py; a GPU node's "
-                 "faster, idle cores would take less) and the CUDA context (about 2 s, assumed)",
+    "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.1 s wall per train process "
+                 "in bench/overhead.py's start-up probe on the 2-core CPU, near idle; 4.6 s of it imports; a GPU "
+                 "node's faster cores would take less) and the CUDA context (about 2 s, assumed)",
     "data_s": "per process: the dataset npz read and moved to the GPU (CIFAR-10: 180 MB)",
     "compile_cold_s": "per process, first compiled job of an input kind: torch.compile with empty caches "
                       "(issue 16: 36 s measured, forced on)",
@@ -95,7 +95,9 @@ ASSUMPTION_NOTES = {
     "run_overhead_s": "per run: writing embeddings.npz (up to 560 MB for CIFAR-10) and run.json, the run cache link",
     "case_overhead_s": "per case: weights re-initialised (backbone copied from the job's first method), Learner "
                        "and batches set up",
-    "epoch_overhead_s": "per epoch: fastai's callbacks and the epoch's host syncs, the GPU idle meanwhile",
+    "epoch_overhead_s": "per epoch: fastai's callbacks and the epoch's host syncs, the GPU idle meanwhile "
+                        "(bench/overhead.py --loop-probe: 8.3 ms of host time per epoch of 4 batches and a "
+                        "validation pass on the 2-core CPU, the batches' own work included)",
 }
 
 
@@ -292,7 +294,10 @@ def overheads_from_json(path: Path, speed: dict) -> dict:
     assumed ones; those it did not measure stay assumed."""
     measured = json.loads(path.read_text()).get("per_unit", {})
     known = {k: float(v) for k, v in measured.items() if k in ASSUMED and k != "images_per_second" and v is not None}
-    return {**speed, **known, "overhead_source": f"{path} ({', '.join(sorted(known)) or 'nothing'} measured)"}
+    source = f"{path} ({', '.join(sorted(known)) or 'nothing'} measured)"
+    if speed.get("overhead_source"):
+        source = f"{speed['overhead_source']}; {source}"
+    return {**speed, **known, "overhead_source": source}
 
 
 def print_estimate(est: dict) -> None:
@@ -433,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="--estimate: take the compiled images/s from this bench/train_speed.py result")
     p.add_argument("--images-per-second", nargs="*", default=[], metavar="KIND=RATE",
                    help="--estimate: training rates, e.g. rgb32=60000 grey28=80000")
-    p.add_argument("--overhead-json", type=Path, default=None,
-                   help="--estimate: the measured overheads of a bench/overhead.py result (its per_unit)")
+    p.add_argument("--overhead-json", type=Path, nargs="+", default=[],
+                   help="--estimate: the measured overheads of bench/overhead.py results (their per_unit; "
+                        "a later file's keys over an earlier's)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default bench/results/full_study-<device>[-<config>].json)")
     args = p.parse_args(argv)
@@ -444,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.estimate:
         speed = speed_from_json(args.speed_json) if args.speed_json else dict(ASSUMED)
-        if args.overhead_json:
-            speed = overheads_from_json(args.overhead_json, speed)
+        for path in args.overhead_json:
+            speed = overheads_from_json(path, speed)
         for item in args.images_per_second:
             kind, _, rate = item.partition("=")
             speed["images_per_second"] = {**speed["images_per_second"], kind: float(rate)}

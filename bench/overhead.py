@@ -13,6 +13,8 @@ process, score-job seconds, imports per process, compile seconds cold and warm -
         --baseline-workdir /path/to/old-checkout --baseline-time-file before.time
     # torch.compile cold and warm: two train jobs on an empty cache folder (a GPU: --device cuda)
     python bench/overhead.py --compile-check --device cuda
+    # the training loop's own cost per epoch and per case, the model's work taken out (--device cuda)
+    python bench/overhead.py --loop-probe --device cpu
 
 A run is `snakemake --cores N --configfile <config>` (default config/demo.yaml, what `make demo`
 runs) from nothing in a scratch folder, timed by wall clock and by the CPU time of Snakemake and
@@ -30,7 +32,8 @@ imports a train or score process does, --probes times, in a fresh interpreter of
 (with its exit: the checkout before issue 16 tears the interpreter down, this one does not).
 
 Writes bench/results/overhead-<device>[-<config>].json with per_unit: the measured per-process,
-per-run, per-case overheads that `bench/full_study.py --estimate --overhead-json` takes.
+per-run, per-case overheads that `bench/full_study.py --estimate --overhead-json` takes (and
+--loop-probe overhead-loop-<device>.json: per epoch and per case).
 """
 
 from __future__ import annotations
@@ -267,6 +270,72 @@ def time_file(path: Path) -> dict:
             "exit_status": int(field("Exit status"))}
 
 
+# --------------------------------------------------------------------------- training loop
+def loop_probe(device: str = "cpu", n_per_class: int = 50, epochs: tuple[int, int] = (2, 12), cases: int = 4,
+               configfile: Path = ROOT / "config" / "demo.yaml") -> dict:
+    """The training loop's own cost per epoch and per case, the model's work taken out: the job's
+    trainer (dmlbench.training.JobTrainer: its batches, augmentation, fastai Learner, one-cycle fit,
+    EpochLog and the epoch's host sync) on the demo's digits at ``n_per_class`` images per class
+    (annex A.2's few batches per epoch), with a backbone that does almost nothing (average pooling
+    and one linear layer). Each of ``cases`` cases is set up (re-seeded weights, Learner, batches)
+    and fitted for ``epochs[0]`` and for ``epochs[1]`` epochs: per epoch = the slope, per case = the
+    set-up plus the fit's intercept. On a GPU this is what the device waits for between the model's
+    kernels; the bench/full_study.py estimate's ``epoch_overhead_s`` and ``case_overhead_s``."""
+    import torch
+    from torch import nn
+
+    import dmlbench.training as training
+    from dmlbench.config import load_config, train_spec
+    from dmlbench.datasets import load_source
+    from dmlbench.fastai_parts import EpochLog
+
+    class Idle(nn.Module):  # the backbone: next to no work, so what is timed is the loop
+        def __init__(self, in_channels: int, dim: int = 8):
+            super().__init__()
+            self.embedding_dim = dim
+            self.f = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, dim))
+
+        def forward(self, x):
+            return self.f(x)
+
+    torch.set_num_threads(1)
+    config = load_config(configfile)
+    dataset = next(iter(config["datasets"]))
+    ds = load_source(config["datasets"][dataset])
+    spec = train_spec(config, dataset, 1, "conventional", str(n_per_class), 0)
+    spec = {**spec, "cases": cases + 1, "model": {**spec["model"], "embedding": "none"}}
+    real_build = training.build_backbone
+    training.build_backbone = lambda name, in_channels, *args, **kwargs: Idle(in_channels)
+    try:
+        dev = training.resolve_device(device)
+        trainer = training.JobTrainer(ds, spec, dev)
+        all_cases = training.job_cases(ds, spec)
+        trainer.train_case(all_cases[0])  # warm-up: first-call costs are start-up, not per case
+        setups, fits = [], {e: [] for e in epochs}
+        for case in all_cases[1:]:
+            for n_epochs in epochs:
+                t0 = time.perf_counter()
+                learn, _ = trainer.learner(case)
+                t1 = time.perf_counter()
+                with learn.no_bar(), learn.no_logging():
+                    learn.fit_one_cycle(n_epochs, spec["training"]["lr"], cbs=[EpochLog("probe", case.case, dev, [])])
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                setups.append(t1 - t0)
+                fits[n_epochs].append(time.perf_counter() - t1)
+    finally:
+        training.build_backbone = real_build
+    lo, hi = (statistics.median(fits[e]) for e in epochs)
+    per_epoch = (hi - lo) / (epochs[1] - epochs[0])
+    per_case = statistics.median(setups) + max(lo - epochs[0] * per_epoch, 0.0)
+    batches = -(-len(all_cases[1].train_idx) // spec["training"]["batch_size"])
+    return {"device": str(dev), "dataset": dataset, "n_per_class": n_per_class, "train_images": len(all_cases[1].train_idx),
+            "batches_per_epoch": batches, "epochs": list(epochs), "cases": cases,
+            "fit_s": {str(e): round(statistics.median(fits[e]), 4) for e in epochs},
+            "setup_s": round(statistics.median(setups), 4),
+            "per_unit": {"epoch_overhead_s": round(per_epoch, 5), "case_overhead_s": round(per_case, 4)}}
+
+
 # --------------------------------------------------------------------------- compile check
 def compile_check(python: Path, device: str, workdir: Path, backbone: str = "resnet18", n_train: int = 5000) -> dict:
     """Two train jobs in turn on one empty cache folder, compile forced on, 1 case of 1 epoch of a
@@ -359,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", help="how the runs were made (stored in the JSON)")
     p.add_argument("--scratch", type=Path, help="folder for the runs (default: a new temp folder, kept)")
     p.add_argument("--probes", type=int, default=3, help="start-up probes per process kind")
+    p.add_argument("--loop-probe", action="store_true",
+                   help="the training loop's own seconds per epoch and per case (an idle backbone; --device)")
     p.add_argument("--compile-check", action="store_true", help="compile seconds cold and warm (two train jobs)")
     p.add_argument("--device", default="auto", help="--compile-check: cpu, cuda or auto")
     p.add_argument("--compile-backbone", default="resnet18", help="--compile-check: resnet18 or small_cnn (CPU smoke)")
@@ -370,6 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     stem = "" if args.configfile.name == "demo.yaml" else f"-{args.configfile.stem}"
     result: dict = {"config": str(args.configfile), "cores": args.cores, "cpu_count": os.cpu_count(),
                     "python": platform.python_version(), "device": label}
+
+    if args.loop_probe:
+        result["loop_probe"] = loop_probe(args.device)
+        result["per_unit"] = result["loop_probe"]["per_unit"]
+        print(json.dumps(result["loop_probe"], indent=1))
+        out = args.out or RESULTS / f"overhead-loop-{label}.json"
+        write_json(out, result)
+        print(f"wrote {out}")
+        return 0
 
     if args.compile_check:
         scratch = Path(tempfile.mkdtemp(prefix="dmlbench-compile-"))

@@ -10,12 +10,12 @@ rule score:
         f"logs/score/{GROUP_PATH}.log",
     benchmark:
         f"benchmarks/score/{GROUP_PATH}.tsv"
-    wildcard_constraints:
-        n_per_class="|".join(GRID_SIZES),
     params:
         spec=job_score_spec,
         runs=run_folders,
     threads: 2
+    wildcard_constraints:
+        n_per_class="|".join(GRID_SIZES),
     conda:
         "../envs/dmlbench.yaml"
     shell:

@@ -11,8 +11,6 @@ rule train:
         f"logs/train/{GROUP_PATH}.log",
     benchmark:
         f"benchmarks/train/{GROUP_PATH}.tsv"
-    wildcard_constraints:
-        n_per_class="|".join(GRID_SIZES),
     params:
         specs=job_train_specs,
         out=train_out_folders,
@@ -21,6 +19,8 @@ rule train:
     threads: 1
     resources:
         gpu=1,
+    wildcard_constraints:
+        n_per_class="|".join(GRID_SIZES),
     conda:
         "../envs/dmlbench.yaml"
     shell:

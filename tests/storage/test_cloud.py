@@ -29,6 +29,9 @@ def test_every_cluster_value_of_the_cloud_profile_is_a_commented_placeholder():
     # the Kubernetes plugin refuses a GPU job without a manufacturer
     assert profile["set-resources"]["train"]["gpu"] == 1
     assert profile["set-resources"]["train"]["gpu_manufacturer"] == "nvidia"
+    # annex A.2's jobs (rules train_annex, score_annex) get what train and score get
+    assert profile["set-resources"]["train_annex"] == profile["set-resources"]["train"]
+    assert profile["set-resources"]["score_annex"] == profile["set-resources"]["score"]
 
 
 def test_cloud_profile_dry_run(tmp_path):
@@ -41,11 +44,13 @@ def test_cloud_profile_dry_run(tmp_path):
     proc = subprocess.run(cmd, cwd=work, env=clean_env(), capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    train = [block for block in out.split("\n\n") if "rule train:" in block]
-    assert len(train) == 3  # config/test.yaml: 2 scored jobs (nall, n20) and 1 of closed-set models, 2 methods each
+    blocks = out.split("\n\n")
+    train = [b for b in blocks if "rule train:" in b or "rule train_annex:" in b]
+    # config/test.yaml: the scored job (nall), the annex job (n20) and the closed-set models' job
+    assert len(train) == 3 and sum("rule train_annex:" in b for b in train) == 1
     assert all("gpu=1, gpu_manufacturer=nvidia, machine_type=<gpu instance type>" in b for b in train)
     # everything but train runs without a GPU
-    assert not [b for b in out.split("\n\n") if "gpu=" in b and "rule train:" not in b]
+    assert not [b for b in blocks if "gpu=" in b and b not in train]
 
 
 DOCKERFILE = ROOT / "Dockerfile"
