@@ -123,7 +123,8 @@ TABLES = (
         "tbl-runtime-phases",
         "Where the train and score jobs' wall time went, per phase: total over the stage's jobs, share of "
         "their wall time, mean per job. Each job trains (or scores) every method of one condition, size and "
-        "seed, so process start-up is paid once per job; 'other' is what the jobs' own clocks did not cover "
+        "seed (annex A.2: every size of a condition and seed in one job), so process start-up is paid once per "
+        "job; 'other' is what the jobs' own clocks did not cover "
         "(the shell around the process included).",
         lambda v: runtime_phases(v.t["runtime"]),
         columns=(Column("rule", "stage"), Column("phase", "phase", None, 2.4),
