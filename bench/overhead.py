@@ -68,7 +68,8 @@ HEAVY = ("torch", "torchvision", "fastai", "pandas", "pyarrow", "scipy", "sklear
 PROBES = {
     "train": ("dmlbench.cli", "dmlbench.training", "dmlbench.fastai_parts", "fastai.callback.schedule",
               "fastai.callback.progress", "torch._dynamo"),
-    "score": ("dmlbench.cli", "dmlbench.runs", "dmlbench.io", "sklearn.covariance", "sklearn.neighbors"),
+    "score": ("dmlbench.cli", "dmlbench.runs", "dmlbench.scoring", "dmlbench.io", "sklearn.covariance",
+              "sklearn.neighbors"),
 }
 #: Compile check: a CIFAR-10-shaped dataset (random pixels: compile time does not depend on them).
 COMPILE_SHAPE = (32, 32, 3)

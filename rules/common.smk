@@ -100,7 +100,7 @@ GRID_SIZES = list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])
 # per class), so one annex job trains or scores every size and method of a (dataset, n_anomaly, seed):
 # its path names the sizes (n50+100+200+500) where a grid job's names its one size.
 ANNEX_SIZES = [str(n) for n in config["annex"]["sample_size"] if str(n) not in GRID_SIZES]
-ANNEX_GROUP_PATH = "{dataset}/a{n_anomaly}/n" + "+".join(ANNEX_SIZES) + "/s{seed}"
+ANNEX_GROUP_PATH = GROUP_PATH.replace("{n_per_class}", "+".join(ANNEX_SIZES))
 
 
 def score_files():

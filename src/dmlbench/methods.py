@@ -181,8 +181,9 @@ def expand(methods: dict, head_defaults: dict[str, dict] | None = None) -> dict[
         entry = {"head": _head(key, entry), **{k: v for k, v in entry.items() if k != "head"}}
         swept = _swept(key, entry)
         if swept and "sweep" in entry:
-            raise ConfigError(f"methods.{key}.sweep: an entry with lists is a sweep of its own (named '{key}'); "
-                              f"remove `sweep`")
+            lists = ", ".join(f"methods.{key}.{p}" for p, _ in swept)
+            raise ConfigError(f"methods.{key}.sweep: an entry with lists ({lists}) is a sweep of its own (named "
+                              f"'{key}'); remove `sweep`, or give those keys single values")
         if swept:
             names = [p for p, _ in swept]
             for i_values in itertools.product(*(list(enumerate(v)) for _, v in swept)):

@@ -45,6 +45,15 @@ def test_a_sweep_is_one_variant_per_value_labelled_by_it():
                                          "margin": 0.4}
 
 
+def test_a_variant_given_a_list_again_names_the_list():
+    """A variant of an expanded config (it carries `sweep`) edited to hold a list: the error names
+    the key holding the list, not only `sweep`."""
+    filled = config({"arcface": {"margin": [0.2, 0.5]}})["methods"]
+    filled["arcface_margin0.2"]["scale"] = [16, 30]
+    with pytest.raises(ConfigError, match=r"methods\.arcface_margin0\.2\.scale\) is a sweep of its own"):
+        m.expand(filled)
+
+
 def test_several_lists_sweep_every_combination_in_the_order_written():
     cfg = config({"arcface": {"scale": [16, 64], "margin": [0.3, 0.5]}})
     assert list(cfg["methods"]) == ["arcface_scale16_margin0.3", "arcface_scale16_margin0.5",
