@@ -443,24 +443,24 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"config": str(args.configfile), "cores": args.cores, "cpu_count": os.cpu_count(),
                     "python": platform.python_version(), "device": label}
 
-    if args.loop_probe:
-        result["loop_probe"] = loop_probe(args.device)
-        result["per_unit"] = result["loop_probe"]["per_unit"]
-        print(json.dumps(result["loop_probe"], indent=1))
-        out = args.out or RESULTS / f"overhead-loop-{label}.json"
+    def probe_done(key: str, name: str) -> int:
+        """Print the probe's result, write the whole result to --out or bench/results/overhead-<name>-<device>.json."""
+        print(json.dumps(result[key], indent=1))
+        out = args.out or RESULTS / f"overhead-{name}-{label}.json"
         write_json(out, result)
         print(f"wrote {out}")
         return 0
+
+    if args.loop_probe:
+        result["loop_probe"] = loop_probe(args.device)
+        result["per_unit"] = result["loop_probe"]["per_unit"]
+        return probe_done("loop_probe", "loop")
 
     if args.compile_check:
         scratch = Path(tempfile.mkdtemp(prefix="dmlbench-compile-"))
         result["compile_check"] = compile_check(python_of(me) if (me / ".venv").exists() else Path(sys.executable),
                                                 args.device, scratch, args.compile_backbone, args.compile_images)
-        print(json.dumps(result["compile_check"], indent=1))
-        out = args.out or RESULTS / f"overhead-compile-{label}.json"
-        write_json(out, result)
-        print(f"wrote {out}")
-        return 0
+        return probe_done("compile_check", "compile")
 
     if args.workdir:
         # finished runs, analysed only; with --baseline-workdir both, side by side

@@ -231,27 +231,27 @@ def prepare_spec(wildcards):
     return quoted(config["datasets"][wildcards.dataset])
 
 
-def job_train_specs(wildcards):
-    """The specs of the job's runs, one per method (in config order, as its outputs)."""
-    w = wildcards
-    return quoted(
-        [
-            train_spec(config, w.dataset, int(w.n_anomaly), method, w.n_per_class, int(w.seed))
-            for method in config["methods"]
-        ]
-    )
-
-
-def job_annex_specs(wildcards):
-    """The specs of an annex job's runs, one per size and method (in the order of its outputs)."""
+def job_specs(wildcards, sizes):
+    """The specs of a train job's runs: per size of ``sizes``, one per method (config order), as
+    its outputs (method_paths, annex_paths) list them."""
     w = wildcards
     return quoted(
         [
             train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
-            for size in ANNEX_SIZES
+            for size in sizes
             for method in config["methods"]
         ]
     )
+
+
+def job_train_specs(wildcards):
+    """The specs of a grid (or closed-set) job's runs: its one size, every method."""
+    return job_specs(wildcards, [wildcards.n_per_class])
+
+
+def job_annex_specs(wildcards):
+    """The specs of an annex job's runs: every annex size and method."""
+    return job_specs(wildcards, ANNEX_SIZES)
 
 
 def job_score_spec(wildcards):

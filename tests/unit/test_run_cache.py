@@ -32,12 +32,17 @@ def test_the_key_changes_with_every_input():
     assert len({key, *changed}) == 1 + len(changed)
 
 
-def test_stored_runs_are_restored_byte_for_byte_as_links(tmp_path):
+def _stored_run(tmp_path):
+    """A run written and stored in a fresh cache: (cache, run folder, key, cache entry)."""
     cache = RunCache(tmp_path / "cache")
     run = tmp_path / RUN
     _write_run(run, "first")
     key = run_key(SPEC, IDENTITY)
-    entry = cache.store(run, key)
+    return cache, run, key, cache.store(run, key)
+
+
+def test_stored_runs_are_restored_byte_for_byte_as_links(tmp_path):
+    cache, run, key, entry = _stored_run(tmp_path)
     assert entry == tmp_path / "cache" / "runs" / "digits/a3/arcface/nall/s0" / key[:32]
     saved = {name: (run / name).read_bytes() for name in RUN_FILES}
     for name in RUN_FILES:  # Snakemake deletes a job's outputs before it runs the job again
@@ -52,11 +57,7 @@ def test_stored_runs_are_restored_byte_for_byte_as_links(tmp_path):
 
 
 def test_an_unknown_key_or_an_incomplete_entry_restores_nothing(tmp_path):
-    cache = RunCache(tmp_path / "cache")
-    run = tmp_path / RUN
-    _write_run(run, "first")
-    key = run_key(SPEC, IDENTITY)
-    entry = cache.store(run, key)
+    cache, run, key, entry = _stored_run(tmp_path)
     for name in RUN_FILES:
         (run / name).unlink()
     assert not cache.restore(run, run_key({**SPEC, "seed": 7}, IDENTITY))
