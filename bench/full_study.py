@@ -292,7 +292,11 @@ def speed_from_json(path: Path, batch_size: int = 512) -> dict:
 def overheads_from_json(path: Path, speed: dict) -> dict:
     """The measured overheads of a bench/overhead.py result (its ``per_unit``) in place of the
     assumed ones; those it did not measure stay assumed."""
-    measured = json.loads(path.read_text()).get("per_unit", {})
+    try:
+        measured = json.loads(path.read_text()).get("per_unit", {})
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise SystemExit(f"--overhead-json {path}: not a readable bench/overhead.py result ({exc}); give the JSON "
+                         "that bench/overhead.py wrote (bench/results/overhead-*.json)") from None
     known = {k: float(v) for k, v in measured.items() if k in ASSUMED and k != "images_per_second" and v is not None}
     source = f"{path} ({', '.join(sorted(known)) or 'nothing'} measured)"
     if speed.get("overhead_source"):
