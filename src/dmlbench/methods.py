@@ -189,8 +189,10 @@ def expand(methods: dict, head_defaults: dict[str, dict] | None = None) -> dict[
             for i_values in itertools.product(*(list(enumerate(v)) for _, v in swept)):
                 combo = {p: v for p, (_, v) in zip(names, i_values)}
                 label = key + "".join(f"_{p}{value_text(v)}" for p, v in combo.items())
-                # a swept value is named by its place in the list the user wrote
-                where = {p: f"methods.{key}.{p}[{i}]" for p, (i, _) in zip(names, i_values)}
+                # a parameter is named as the user wrote it: under the entry's key, a swept value by
+                # its place in the list
+                where = {p: f"methods.{key}.{p}" for p in entry}
+                where.update({p: f"methods.{key}.{p}[{i}]" for p, (i, _) in zip(names, i_values)})
                 _add(out, origin, label, check_variant(label, {**entry, **combo, "sweep": key}, head_defaults, where),
                      key)
         else:

@@ -54,6 +54,11 @@ def test_a_variant_given_a_list_again_names_the_list():
         m.expand(filled)
 
 
+def test_an_unknown_parameter_of_a_sweep_is_named_under_the_entry_as_written():
+    with pytest.raises(ConfigError, match=r"methods\.arcface\.bogus: head 'arcface' takes no parameter"):
+        config({"arcface": {"margin": [0.2, 0.5], "bogus": 1}})
+
+
 def test_several_lists_sweep_every_combination_in_the_order_written():
     cfg = config({"arcface": {"scale": [16, 64], "margin": [0.3, 0.5]}})
     assert list(cfg["methods"]) == ["arcface_scale16_margin0.3", "arcface_scale16_margin0.5",
