@@ -1,5 +1,6 @@
 """seeded_memo: a seeded build done twice gives the same module and leaves the same random state
-as building afresh, copies are independent, and the memo stays within its size."""
+as building afresh, copies are independent, and the memo stays within its size; seeded_state_memo:
+the same for a build's weights kept on a device."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import nn
 
 from dmlbench.heads import build_head
 from dmlbench.models import build_backbone
-from dmlbench.seeded_memo import seeded_memo
+from dmlbench.seeded_memo import seeded_memo, seeded_state_memo
 
 
 def _build(memo, seed: int, method: str, width: int = 16):
@@ -66,3 +67,46 @@ def test_unhashable_arguments_are_built_without_the_memo():
     memo = seeded_memo(lambda sizes: nn.Linear(*sizes))
     memo([3, 2])
     assert len(memo.cache) == 0
+
+
+# --------------------------------------------------------------------------- state memo
+def test_the_state_memo_gives_a_fresh_builds_weights_and_random_state_again():
+    memo = seeded_state_memo(build_backbone)
+    torch.manual_seed(5)
+    first = memo("cpu", "small_cnn", 1, 16)
+    after_first = torch.get_rng_state()
+    torch.manual_seed(5)
+    again = memo("cpu", "small_cnn", 1, 16)  # from the memo: the same tensors, no build
+    assert again is first and len(memo.cache) == 1
+    assert torch.equal(torch.get_rng_state(), after_first)  # the head draws what it drew after a build
+    torch.manual_seed(5)
+    want = build_backbone("small_cnn", 1, 16).state_dict()
+    assert want.keys() == first.keys() and all(torch.equal(want[k], first[k]) for k in want)
+    assert torch.equal(torch.get_rng_state(), after_first)
+
+
+def test_the_state_memo_keys_the_device_and_its_tensors_live_there():
+    memo = seeded_state_memo(build_backbone)
+    torch.manual_seed(1)
+    on_cpu = memo("cpu", "small_cnn", 1, 16)
+    torch.manual_seed(1)
+    on_meta = memo(torch.device("meta"), "small_cnn", 1, 16)
+    assert len(memo.cache) == 2
+    assert all(t.device.type == "cpu" for t in on_cpu.values())
+    assert all(t.device.type == "meta" for t in on_meta.values())
+
+
+def test_the_state_memo_holds_copies_and_keeps_within_its_size():
+    def linear(n):
+        return nn.Linear(n, n, bias=False)
+
+    memo = seeded_state_memo(linear, max_bytes=2 * 10 * 10 * 4)
+    torch.manual_seed(0)
+    module = linear(10)
+    torch.manual_seed(0)
+    state = memo("cpu", 10)
+    assert state["weight"].data_ptr() != module.weight.data_ptr()
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        memo("cpu", 10)
+    assert len(memo.cache) == 2  # seed 0's weights were evicted

@@ -161,6 +161,25 @@ def test_reset_restores_every_parameter_and_buffer_of_a_fresh_build(digits):
     assert trainer.model.backbone.body.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_training_a_case_leaves_the_kept_initial_weights_as_built(digits):
+    """reset copies from the weights kept per seed (on the device); training must not write
+    through to them, or the job's next method would start from trained weights."""
+    from dmlbench.training import case_seed, initial_backbone_state
+
+    spec = _spec("arcface")
+    trainer = JobTrainer(digits, spec, CPU)
+    case = job_cases(digits, spec)[0]
+    trainer.train_case(case)
+    args, kwargs = trainer._backbone_args()
+    torch.manual_seed(case_seed(spec["seed"], case.case))
+    kept = initial_backbone_state(CPU, *args, **kwargs)
+    torch.manual_seed(case_seed(spec["seed"], case.case))
+    want = build_backbone(*args, **kwargs).state_dict()
+    assert all(torch.equal(kept[k], want[k]) for k in want)
+    live = trainer.model.backbone.state_dict()
+    assert not all(torch.equal(live[k], want[k]) for k in want)  # the live model did train
+
+
 def test_centerloss_centres_are_reset_per_case(digits):
     spec = _spec("centerloss")
     trainer = JobTrainer(digits, spec, CPU)
