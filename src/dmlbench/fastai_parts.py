@@ -6,7 +6,9 @@ first use, so commands that never train (validate, score, aggregate) do not pay 
 - DeviceAvgMetric, DeviceSmoothLoss: fastai's loss and metric averages kept on the device;
 - HeadMixUp: fastai's MixUp with the head's own mixup loss and device-side draws;
 - FastOptimWrapper: fastai's optimiser wrapper with cheaper hyper-parameter reads;
-- EpochLog: one train_log.csv row per epoch, and the stop on a NaN or infinite loss.
+- DeviceRecorder: fastai's Recorder keeping the epoch's averages on the device (no .item());
+- EpochLog: one train_log.csv row per epoch, and the stop on a NaN or infinite loss, read one
+  epoch late on a GPU so the host never waits for the device at an epoch's end.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
-from fastai.learner import Metric
+from fastai.learner import Metric, Recorder
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import find_bs
 
@@ -71,6 +73,27 @@ class DeviceSmoothLoss(Metric):
     @property
     def value(self):
         return None if self.val is None else self.val / (1 - self.beta ** self.count)
+
+
+class DeviceRecorder(Recorder):
+    """fastai's Recorder with the epoch's loss and metric averages left on the device: fastai's
+    calls ``.item()`` on each of them after the training and after the validation pass, two
+    host syncs per epoch that drain the device's queue. The values (tensors) are read by
+    EpochLog, an epoch later. Registered under fastai's name (``learn.recorder``)."""
+
+    def __init__(self, beta: float = 0.98, **kwargs):
+        super().__init__(beta=beta, **kwargs)
+        self.loss, self.smooth_loss = DeviceAvgMetric(name="loss"), DeviceSmoothLoss(beta=beta)
+
+    @property
+    def name(self):
+        return "recorder"
+
+    def after_train(self):
+        self.log += [m.value for m in self._train_mets]
+
+    def after_validate(self):
+        self.log += [m.value for m in self._valid_mets]
 
 
 class HeadMixUp(MixUp):
@@ -131,32 +154,67 @@ class EpochLog(Callback):
     """Appends one row per epoch to ``rows`` (case, epoch, train and validation loss, validation
     accuracy, seconds) and stops the fit with a TrainingError when a loss is NaN or infinite.
     ``epoch_offset`` is added to the epoch of a fit that continues another (fine-tuning).
-    ``device``: where the model runs; on CUDA the epoch's clock starts after a synchronisation."""
+    ``device``: where the model runs.
+
+    ``lag`` (default: 1 on CUDA, 0 on the CPU): an epoch's values are read (a host sync) at the
+    end of the epoch ``lag`` epochs later, and the rest at the end of the fit. Reading epoch
+    e - 1 at the end of epoch e waits only for work the device has done or is finishing while
+    epoch e's kernels are still queued, so the device never idles at an epoch's end waiting
+    for the host's bookkeeping and the next epoch's first launches. A NaN loss is then reported
+    one epoch later (the error names the epoch it appeared in). On CUDA an epoch's seconds are
+    the device time between two events recorded at its start and end (no sync); on the CPU,
+    the wall time."""
 
     order = 60  # after the Recorder has its epoch values
 
-    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict], epoch_offset: int = 0):
+    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict], epoch_offset: int = 0,
+                 lag: int | None = None):
         super().__init__()
         self.method, self.case, self.device, self.rows = method, case, device, rows
         self.epoch_offset = epoch_offset  # a second fit (fine-tuning) continues the epoch count
+        self.lag = (1 if device.type == "cuda" else 0) if lag is None else lag
+        self.pending: list[tuple] = []
+
+    def _mark(self):
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def before_fit(self):
+        self.pending = []
 
     def before_epoch(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.t0 = time.perf_counter()
+        self.start = self._mark()
 
     def after_epoch(self):
-        # The one host sync of the epoch: the Recorder reads its device-side averages.
-        train_loss, valid_loss, accuracy = (float(v) for v in self.learn.recorder.values[-1])
+        self.pending.append((self.epoch, self.learn.recorder.values[-1], self.start, self._mark()))
+        while len(self.pending) > self.lag:
+            self._read(*self.pending.pop(0))
+
+    def after_fit(self):
+        while self.pending:
+            self._read(*self.pending.pop(0))
+
+    def _read(self, epoch: int, values, start, end):
+        # The host sync: the epoch's device-side averages become numbers.
+        train_loss, valid_loss, accuracy = (float(v) for v in values)
+        epoch += self.epoch_offset
         if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
+            self.pending = []
             raise TrainingError(
-                f"method '{self.method}', case {self.case}, epoch {self.epoch + self.epoch_offset}: the loss became "
+                f"method '{self.method}', case {self.case}, epoch {epoch}: the loss became "
                 f"{'NaN' if math.isnan(train_loss) or math.isnan(valid_loss) else 'infinite'} "
                 f"(train {train_loss}, validation {valid_loss}); lower training.lr or check the "
                 f"method's parameters. No embeddings were written."
             )
-        self.rows.append({"case": self.case, "epoch": self.epoch + self.epoch_offset, "train_loss": train_loss,
-                          "valid_loss": valid_loss, "valid_accuracy": accuracy,
-                          "seconds": time.perf_counter() - self.t0})
+        if isinstance(end, float):
+            seconds = end - start
+        else:
+            end.synchronize()
+            seconds = start.elapsed_time(end) / 1000.0
+        self.rows.append({"case": self.case, "epoch": epoch, "train_loss": train_loss,
+                          "valid_loss": valid_loss, "valid_accuracy": accuracy, "seconds": seconds})
         log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
-                 self.case, self.epoch, train_loss, valid_loss, accuracy, self.rows[-1]["seconds"])
+                 self.case, epoch, train_loss, valid_loss, accuracy, seconds)

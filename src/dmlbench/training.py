@@ -7,10 +7,12 @@ The GPU is kept busy the way the fast CIFAR trainers do it (airbench, hlb-CIFAR1
   followed by a fused normalisation — no per-image Python, no host-to-device copies per step;
 - the backbone runs under bf16 autocast (``training.precision``) in channels_last; the heads
   compute their margins and losses in float32;
-- no host synchronisation per step: fastai's loss and metric averages call ``.cpu()`` on every
-  batch (``to_detach``), and its MixUp draws its weights on the CPU and copies them over;
-  both are replaced by versions that stay on the device, so the host only waits at the end
-  of an epoch;
+- no host synchronisation per step or at an epoch's end: fastai's loss and metric averages
+  call ``.cpu()`` on every batch (``to_detach``), its Recorder ``.item()`` after the training
+  and the validation pass of every epoch, and its MixUp draws its weights on the CPU and
+  copies them over; all are replaced by versions that stay on the device, and the epoch's
+  values are read one epoch late (EpochLog), so the host waits for the device once per case
+  (its embeddings);
 - the optimiser is PyTorch's fused AdamW (or SGD) wrapped for fastai: fastai's own Adam runs
   a Python loop of some 8 small kernels for each of ResNet18's ~60 parameter tensors, more
   host time per step than the GPU needs for the step;
@@ -390,7 +392,7 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
-    from .fastai_parts import DeviceAvgMetric, DeviceSmoothLoss, HeadMixUp
+    from .fastai_parts import DeviceAvgMetric, DeviceRecorder, HeadMixUp
 
     device = device or train_dl.device
     dls = DataLoaders(train_dl, valid_dl, device=train_dl.device)
@@ -405,8 +407,10 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
         splitter = GroupSplitter(groups)
     learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[metric], wd=None,
                     opt_func=opt_func, splitter=splitter, cbs=cbs)
-    learn.recorder.loss = DeviceAvgMetric(name="loss")
-    learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
+    # fastai's Recorder, with its averages kept on the device (no host sync per epoch)
+    beta = learn.recorder.smooth_loss.beta
+    learn.remove_cb(learn.recorder)
+    learn.add_cb(DeviceRecorder(beta=beta))
     return learn
 
 

@@ -1,7 +1,8 @@
 """The fast training path, checked on the CPU: on-device augmentation (crop padding, mirror,
 normalisation), weights re-initialised per case exactly as a fresh build, torch.compile with
 its eager fallback, precision resolution and bf16 autocast with float32 head losses, no host
-synchronisation per step, and the optimiser that replaces fastai's."""
+synchronisation per step or at an epoch's end (the epoch log reads an epoch late), and the
+optimiser that replaces fastai's."""
 
 import json
 import logging
@@ -9,9 +10,11 @@ import logging
 import numpy as np
 import pytest
 import torch
+from fastai.callback.core import Callback
 
 from dmlbench.datasets import Dataset, load_source
-from dmlbench.errors import ConfigError
+from dmlbench.errors import ConfigError, TrainingError
+from dmlbench.fastai_parts import EpochLog
 from dmlbench.heads import HEADS, build_head
 from dmlbench.models import EmbeddingNet, build_backbone
 from dmlbench.training import (COMPILE_MIN_IMAGES, DeviceBatches, HeadLoss, JobTrainer, build_learner, job_cases,
@@ -367,9 +370,62 @@ def test_no_host_reads_per_training_step(monkeypatch, method, mixup):
             monkeypatch.undo()
         counts.append(counter["n"])
         sites.append(counter["sites"])
-        assert np.isfinite(learn.recorder.values[-1]).all()
+        assert all(bool(torch.isfinite(v)) for v in learn.recorder.values[-1])
     assert counts[0] == counts[1], f"host reads grow with the steps: {counts}; {sites[1][:12]}"
     assert counts[1] <= 12  # a few per epoch (train loss, valid loss, accuracy) and per fit
+
+
+def test_no_host_reads_per_epoch_without_the_epoch_log(monkeypatch):
+    # fastai's Recorder read the epoch's loss and metric averages back (.item()) after the
+    # training and the validation pass of every epoch, draining the device's queue; ours keeps
+    # them on the device, so host reads do not grow with the epochs either.
+    counts = []
+    for epochs in (2, 5):
+        learn = _learner_for(32, False, "arcface")
+        with learn.no_bar(), learn.no_logging():
+            counter = _count_host_reads(monkeypatch)
+            learn.fit_one_cycle(epochs, 0.01)
+            monkeypatch.undo()
+        counts.append(counter["n"])
+        assert len(learn.recorder.values) == epochs
+        assert all(isinstance(v, torch.Tensor) for v in learn.recorder.values[-1])
+    assert counts[0] == counts[1], f"host reads grow with the epochs: {counts}"
+
+
+class _RowsAtEpochEnd(Callback):
+    """How many rows the epoch log holds at each epoch's end, after it ran."""
+
+    order = 70
+
+    def __init__(self, rows):
+        super().__init__()
+        self.rows, self.seen = rows, []
+
+    def after_epoch(self):
+        self.seen.append(len(self.rows))
+
+
+def test_the_epoch_log_reads_an_epoch_late_with_the_same_rows():
+    logs = {}
+    for lag in (0, 1):
+        learn = _learner_for(32, False, "cosface")
+        rows: list[dict] = []
+        probe = _RowsAtEpochEnd(rows)
+        with learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(4, 0.01, cbs=[EpochLog("cosface", 0, CPU, rows, lag=lag), probe])
+        logs[lag] = rows
+        # lag 0: epoch e's row is there at its end; lag 1: at the end of epoch e + 1, the last at the fit's end
+        assert probe.seen == ([1, 2, 3, 4] if lag == 0 else [0, 1, 2, 3])
+    assert [r["epoch"] for r in logs[1]] == [0, 1, 2, 3]
+    for a, b in zip(logs[0], logs[1]):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_a_nan_loss_read_an_epoch_late_names_the_epoch_it_appeared_in(epochs):
+    learn = _learner_for(32, False, "conventional")
+    with learn.no_bar(), learn.no_logging(), pytest.raises(TrainingError, match=r"case 0, epoch 0: the loss became"):
+        learn.fit_one_cycle(epochs, 1e12, cbs=[EpochLog("conventional", 0, CPU, [], lag=1)])
 
 
 CUDA_CASES = [pytest.param(m, False) for m in HEADS]
@@ -378,28 +434,35 @@ CUDA_CASES += [pytest.param("conventional", True, id="conventional-mixup")]
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("method,mixup", CUDA_CASES)
-def test_no_cuda_synchronisation_inside_the_training_loop(method, mixup):
-    # From the start to the end of each training loop — batch cutting, augmentation, mixup,
-    # forward, loss, backward, optimiser step, fastai's callbacks — any synchronising CUDA call
-    # raises; the Recorder reads its averages after the loop (order 0 < the Recorder's 50).
+def test_no_cuda_synchronisation_inside_an_epoch(method, mixup):
+    # From the start to the end of each epoch — batch cutting, augmentation, mixup, forward,
+    # loss, backward, optimiser step, the validation pass, fastai's callbacks and the Recorder's
+    # averages — any synchronising CUDA call raises (the guard's after_epoch, order 55, runs after
+    # the Recorder's, 50, and before the epoch log's read of the epoch before, 60).
     from fastai.callback.core import Callback
 
     class SyncGuard(Callback):
         order = 0
 
-        def before_train(self):
+        def before_epoch(self):
             torch.cuda.set_sync_debug_mode("error")
 
-        def after_train(self):
+    class SyncGuardEnd(Callback):
+        order = 55
+
+        def after_epoch(self):
             torch.cuda.set_sync_debug_mode("default")
 
     learn = _learner_for(96, mixup, method, device=torch.device("cuda"))
+    rows: list[dict] = []
     try:
         with learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(2, 0.01, cbs=[SyncGuard()])
+            learn.fit_one_cycle(3, 0.01, cbs=[SyncGuard(), SyncGuardEnd(),
+                                              EpochLog(method, 0, torch.device("cuda"), rows)])
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert np.isfinite(learn.recorder.values[-1]).all()
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert all(np.isfinite(r["train_loss"]) and r["seconds"] > 0 for r in rows)
 
 
 # --------------------------------------------------------------------------- optimiser
