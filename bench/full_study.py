@@ -26,9 +26,11 @@ run, counts the images each run trains on and evaluates, and converts them to GP
 training throughputs (images/s per input kind; default: assumptions stated in the output, or the
 compiled (c) rates of a bench/train_speed.py result with --speed-json). It adds what is not
 training, per process (start-up, data, compile: cold for the first compiled job of an input
-kind, warm after it), per run (writing), per case (set-up) and per epoch (bookkeeping) - the
-assumptions printed with the result, or measured ones from a bench/overhead.py result
-(--overhead-json) - and prints their share of the GPU time, for the workflow's layout (one
+kind, warm after it, the last run's files written), per case seed (the backbone's build), per
+run (its model copied, its files handed to the background writer), per case (set-up) and per
+epoch (bookkeeping) - the assumptions printed with the result, or measured ones from a
+bench/overhead.py result (--overhead-json) - and prints their share of the GPU time, and that
+share with single assumptions changed (SENSITIVITY), for the workflow's layout (one
 process per condition: every method of a (dataset, n_anomaly, n_per_class, seed), and of annex A.2
 every size and method of a (dataset, n_anomaly, seed)) and, for
 comparison, one process per run (the layout before issue 16).
@@ -78,10 +80,8 @@ SOURCE_SIZES = {
 #: trained one (forward only). What is not training, as the GPU waits for it:
 ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cost": 0.4,
            "startup_s": 9.0, "data_s": 1.0, "compile_cold_s": 40.0, "compile_warm_s": 4.0,
-           "run_overhead_s": 0.5, "case_overhead_s": 0.05, "epoch_overhead_s": 0.005,
-           # the per-run layout (before issue 16) rebuilt every case's backbone: ResNet18's
-           # initialisation, 0.17 s of CPU measured here (now copied: dmlbench.seeded_memo)
-           "case_build_s": 0.17}
+           "case_build_s": 0.17, "model_copy_s": 0.04, "run_overhead_s": 0.05, "write_s": 0.5,
+           "case_overhead_s": 0.01, "epoch_overhead_s": 0.001}
 #: Where each assumption comes from (printed with the estimate).
 ASSUMPTION_NOTES = {
     "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.1 s wall per train process "
@@ -92,13 +92,32 @@ ASSUMPTION_NOTES = {
                       "(issue 16: 36 s measured, forced on)",
     "compile_warm_s": "per later compiled process: Inductor's caches warm (issue 16: 3-4 s); later runs of a "
                       "process reuse the compiled code (0 s)",
-    "run_overhead_s": "per run: writing embeddings.npz (up to 560 MB for CIFAR-10) and run.json, the run cache link",
-    "case_overhead_s": "per case: weights re-initialised (backbone copied from the job's first method), Learner "
-                       "and batches set up",
-    "epoch_overhead_s": "per epoch: fastai's callbacks and the epoch's host syncs, the GPU idle meanwhile "
-                        "(bench/overhead.py --loop-probe: 8.3 ms of host time per epoch of 4 batches and a "
-                        "validation pass on the 2-core CPU, the batches' own work included)",
+    "case_build_s": "per process and case seed: the case's fresh backbone built once on the CPU (ResNet18's "
+                    "initialisation: 0.18 s measured on the 2-core CPU) and moved to the GPU, where the job's "
+                    "other methods copy it from (dmlbench.seeded_memo.seeded_state_memo); before issue 16 "
+                    "(one process per run) per case",
+    "model_copy_s": "per run: its model made at the start from the memoised build of the first case's backbone "
+                    "(a deep copy: 40 ms measured for ResNet18 on the 2-core CPU)",
+    "run_overhead_s": "per run: the embeddings packed (float16) and handed to the writer thread, run.json's record",
+    "write_s": "per process: the last run's embeddings.npz (up to 560 MB for CIFAR-10), train_log.csv, run.json "
+               "and the run cache link; every earlier run's files are written while the next run trains "
+               "(a background writer); before issue 16 per run",
+    "case_overhead_s": "per case: Learner and batches set up (the loop probe: 3-11 ms on the 2-core CPU with an "
+                       "idle backbone, varying with the machine's load), the backbone's weights copied on the "
+                       "GPU from the kept build (one copy of 131 tensors) and the head built",
+    "epoch_overhead_s": "per epoch: what the GPU waits for the host at an epoch's boundary. No host sync in an "
+                        "epoch or at its end (issue 16: the Recorder's averages stay on the device, the epoch "
+                        "log reads an epoch late), so fastai's per-epoch callbacks (the loop probe: 8-19 ms per "
+                        "epoch of 4 batches and a validation pass on the 2-core CPU, the batches' own launches "
+                        "included) run while the GPU works through the queued batches; 1 ms assumed for where "
+                        "the host falls behind. Not measured on a GPU: if annex A.2's eager batches of 128 are "
+                        "launch-bound, the host's whole per-epoch time is GPU idle (see the sensitivity line)",
 }
+#: The loop before issue 16, for the per-run layout's comparison: a host sync at every epoch's end
+#: (5 ms assumed) and every case's weights built on the CPU and moved over (50 ms assumed).
+BEFORE_ISSUE_16 = {"epoch_overhead_s": 0.005, "case_overhead_s": 0.05}
+#: Alternative assumptions whose overhead share the estimate also prints (how much rides on them).
+SENSITIVITY = {"epoch_overhead_s": 0.005, "startup_s": 12.0}
 
 
 def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
@@ -187,21 +206,22 @@ def compiles(spec: dict, train_images: int) -> bool:
     return str(value).lower() == "true"
 
 
-OVERHEADS = ("startup", "data", "compile", "run", "case", "epoch")
+OVERHEADS = ("startup", "data", "compile", "build", "run", "write", "case", "epoch")
 
 
 def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run: bool) -> dict:
     """GPU seconds of a config's train jobs, split into training (train images), evaluation (eval
     images) and the overheads of :data:`OVERHEADS`, per (group, dataset). ``per_run``: one process
-    per run, each compiling anew and building every case's backbone (the layout before issue 16);
-    else one process per job as given (a job's later runs reuse its compiled code and copy its
-    first method's backbones)."""
+    per run, each compiling anew, building every case's backbone and writing its files before it
+    ends (the layout before issue 16); else one process per job as given (a job's later runs reuse
+    its compiled code, copy the backbones built for its first method, and write in the background
+    while the next run trains)."""
     processes = [[spec] for job in jobs for spec in job] if per_run else jobs
     compiled_kinds: set[str] = set()
     groups: dict[tuple[str, str], dict] = {}
     for runs in processes:
         cost = dict.fromkeys(("train", "eval", *OVERHEADS), 0.0)
-        kinds, compiled = set(), False
+        kinds, compiled, builds = set(), False, set()
         for spec in runs:
             per_class, n_test, kind = profiles[spec["dataset"]]
             work = job_images(spec, per_class, n_test)
@@ -210,11 +230,17 @@ def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run:
             cost["train"] += work["train_images"] / ips
             cost["eval"] += speed["eval_cost"] * work["eval_images"] / ips
             cost["run"] += speed["run_overhead_s"]
-            cost["case"] += work["cases"] * (speed["case_overhead_s"] + (speed["case_build_s"] if per_run else 0.0))
+            cost["case"] += work["cases"] * speed["case_overhead_s"]
             cost["epoch"] += work["epochs"] * speed["epoch_overhead_s"]
+            cost["build"] += speed["model_copy_s"]
+            # a case's backbone is built once per process (its seed and model), then copied
+            model = json.dumps(spec.get("model", {}), sort_keys=True)
+            builds |= {(model, spec["seed"], k) for k in range(spec["cases"])}
             compiled = compiled or compiles(spec, work["train_images"])
             kinds.add(kind)
+        cost["build"] += len(builds) * speed["case_build_s"]
         cost["startup"], cost["data"] = speed["startup_s"], speed["data_s"]
+        cost["write"] = speed["write_s"]  # the last run's; the earlier ones overlap the next run's training
         if compiled:
             kind = min(kinds)
             cost["compile"] = speed["compile_warm_s"] if kind in compiled_kinds else speed["compile_cold_s"]
@@ -263,7 +289,9 @@ def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict
                     profiles[spec["dataset"]] = profile
     jobs = [[s for s in job if s["dataset"] in profiles] for job in jobs]
     jobs = [job for job in jobs if job]
-    now, before = layout_seconds(jobs, profiles, speed, per_run=False), layout_seconds(jobs, profiles, speed, per_run=True)
+    now, before = layout_seconds(jobs, profiles, speed, per_run=False), layout_seconds(jobs, profiles, {**speed, **BEFORE_ISSUE_16}, per_run=True)
+    sensitivity = {f"{k}={v:g}": layout_seconds(jobs, profiles, {**speed, k: v}, per_run=False)["overhead_share"]
+                   for k, v in SENSITIVITY.items()}
     seeds = config.get("seeds", [0])
     return {"config": str(configfile), "train_jobs": now["processes"], "runs": sum(len(j) for j in jobs),
             "seeds": seeds, "assumptions": speed, "assumption_notes": ASSUMPTION_NOTES,
@@ -271,7 +299,7 @@ def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict
             "overhead_share": now["overhead_share"], "startup_share": now["startup_share"],
             "per_run_layout": {k: before[k] for k in ("processes", "total_minutes", "seconds", "overhead_share",
                                                        "startup_share")},
-            "target_overhead_share": TARGET_OVERHEAD_SHARE,
+            "target_overhead_share": TARGET_OVERHEAD_SHARE, "sensitivity": sensitivity,
             "total_train_images": int(sum(r["train_images"] for r in now["rows"])),
             "total_eval_images": int(sum(r["eval_images"] for r in now["rows"])),
             "datasets_without_size": sorted(unknown)}
@@ -328,6 +356,9 @@ def print_estimate(est: dict) -> None:
           + f"; process start-up, data and compile alone {est['startup_share']:.1%}")
     print(f"one process per run instead (before issue 16): {before['processes']} processes, "
           f"{before['total_minutes']:.0f} minutes, start-up and overhead {before['overhead_share']:.1%}")
+    if est.get("sensitivity"):
+        print("sensitivity: start-up and overhead share with one assumption changed: "
+              + ", ".join(f"{k} s: {v:.1%}" for k, v in est["sensitivity"].items()))
     a = est["assumptions"]
     print(f"assumptions: {a['images_per_second']} training images/s"
           + (f" (from {a['source']})" if "source" in a else " (assumed, not measured)")
