@@ -276,12 +276,14 @@ def loop_probe(device: str = "cpu", n_per_class: int = 50, epochs: tuple[int, in
                configfile: Path = ROOT / "config" / "demo.yaml") -> dict:
     """The training loop's own cost per epoch and per case, the model's work taken out: the job's
     trainer (dmlbench.training.JobTrainer: its batches, augmentation, fastai Learner, one-cycle fit,
-    EpochLog and the epoch's host sync) on the demo's digits at ``n_per_class`` images per class
+    EpochLog's reads of the epoch's values) on the demo's digits at ``n_per_class`` images per class
     (annex A.2's few batches per epoch), with a backbone that does almost nothing (average pooling
     and one linear layer). Each of ``cases`` cases is set up (re-seeded weights, Learner, batches)
     and fitted for ``epochs[0]`` and for ``epochs[1]`` epochs: per epoch = the slope, per case = the
-    set-up plus the fit's intercept. On a GPU this is what the device waits for between the model's
-    kernels; the bench/full_study.py estimate's ``epoch_overhead_s`` and ``case_overhead_s``."""
+    set-up plus the fit's intercept. On a GPU this is the host's time per epoch and case: the device
+    waits for a case's set-up, and for an epoch's only where the host falls behind the queued
+    batches (no sync within or between epochs); the bench/full_study.py estimate's
+    ``epoch_overhead_s`` and ``case_overhead_s``."""
     import torch
     from torch import nn
 
