@@ -188,6 +188,8 @@ class RunWriter:
     def submit(self, entry: dict, out: str | Path, trained, cache, key: str | None) -> None:
         """Write ``trained`` to ``out`` (and store it under ``key``) in the background, after the
         previous write; its seconds go into ``entry``."""
+        # memory: the previous run's arrays are written before this run's join the queue, so at
+        # most one run's arrays wait besides those of the run training next
         self.wait()
         self.pending = (self.pool.submit(write_and_store, out, trained, cache, key), entry)
 
