@@ -17,7 +17,9 @@ Phases (:data:`PHASES`), in the order a job meets them:
 - ``embedding``: reference and test embeddings of each trained case;
 - ``restore``: runs taken from the run cache instead of trained (dmlbench.run_cache);
 - ``scoring``: anomaly scores of every test image;
-- ``writing``: the job's output files;
+- ``writing``: the job's output files; a train job writes its runs' files on a background
+  thread while the next run trains, and books here only the time its main thread waited for
+  that writer (the writer's own seconds are in the job record's runs, dmlbench.jobs);
 - ``other``: the rest of the process's time (provenance, argument parsing, unmeasured gaps).
 """
 

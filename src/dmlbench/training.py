@@ -29,13 +29,15 @@ optimiser wrapper, the epoch log) live in dmlbench.fastai_parts, imported on fir
 The components, top to bottom: DeviceBatches (batches cut on the device), HeadLoss,
 build_learner, JobData (a job's images on the device), CompiledBackbone (the compile life
 cycle), case_loaders (a case's batches), JobTrainer (model, learner and training per case),
-train_job (the cases of a job and its three files).
+train_run (the cases of a job), write_run (its three files), train_job (both).
 
-Per job it writes (DESIGN section 4), each file atomically:
+Per job it writes (DESIGN section 4), each file atomically, run.json last:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
                   (keys and dtypes: dmlbench.embeddings_file)
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, precision, compilation, wall time, the
+  run.json        the spec, versions, device, precision, compilation, the phases and wall
+                  time of training it (its writing not counted: run.json is what is being
+                  written, dmlbench.jobs writes it in the background), the
                   pretrained weights (torchvision enum member, or null), per case its classes,
                   sizes and the head's state after training (`head_state`: SphereFace's λ at
                   the last step, the steps counted and the run's length), and the code: git
@@ -49,6 +51,7 @@ backbone is fine-tuned as fastai's `fine_tune` does (`fine_tune`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import platform
@@ -755,13 +758,27 @@ def setup_device(dev: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None, *,
-              data: JobData | None = None, clock: PhaseClock | None = None) -> None:
-    """Train all cases of one run and write embeddings.npz, train_log.csv and run.json to out_dir.
+@dataclass
+class TrainedRun:
+    """A trained run's outputs, held in memory until :func:`write_run` writes them.
+
+    ``arrays``: embeddings.npz's arrays (dmlbench.embeddings_file); ``log_rows``: train_log.csv's
+    rows (per case and epoch); ``meta``: run.json."""
+
+    arrays: dict[str, np.ndarray]
+    log_rows: list[dict]
+    meta: dict
+
+
+def train_run(ds: Dataset, spec: dict, device: str = "auto", threads: int | None = None, *,
+              data: JobData | None = None, clock: PhaseClock | None = None) -> TrainedRun:
+    """Train all cases of one run; returns its files' contents, written by :func:`write_run`.
 
     ``data``: the images already on the device (a job of several runs moves them once);
-    ``clock``: books the run's phases (data, build, compile, training, embedding, writing;
-    dmlbench.phases), which run.json lists under ``phases``."""
+    ``clock``: books the run's phases (data, build, compile, training, embedding;
+    dmlbench.phases), which run.json lists under ``phases``, with ``wall_seconds`` their wall
+    time. Neither counts the writing: run.json is what is being written, and a job of several
+    runs writes a run in the background while the next one trains (dmlbench.jobs)."""
     t_start = time.perf_counter()
     clock = clock or NoClock()
     booked = clock.snapshot()
@@ -797,16 +814,35 @@ def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto"
                           "n_val": int(len(case.val_idx)), "head_state": trainer.model.head.state_summary(),
                           "seconds": time.perf_counter() - t0})
 
-    out = Path(out_dir)
-    # run.json last: the three files appear together at the end, never a partial job.
-    with clock.phase("writing"):
-        write_npz(out / "embeddings.npz", **arrays)
-        write_csv(out / "train_log.csv", pd.DataFrame(log_rows))
-    write_json(out / "run.json", {
-        "spec": spec, "classes": list(ds.classes), "cases": case_info, "versions": versions(),
+    # A copy of the spec: the run may be written on another thread while the caller goes on.
+    meta = {
+        "spec": copy.deepcopy(spec), "classes": list(ds.classes), "cases": case_info, "versions": versions(),
         "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
         "pretrained_weights": trainer.weights, "precision": trainer.precision, "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
         "compile_cache": trainer.compiled_backbone.cache, "phases": clock.since(booked),
         "wall_seconds": time.perf_counter() - t_start,
-    })
+    }
+    return TrainedRun(arrays, log_rows, meta)
+
+
+def write_run(out_dir: str | Path, run: TrainedRun) -> None:
+    """Write a trained run's embeddings.npz, train_log.csv and run.json to ``out_dir``, each
+    atomically; run.json last, so the three files appear together, never a partial run (a
+    folder without run.json is unfinished). Touches no torch state and no clock: safe on a
+    writer thread."""
+    out = Path(out_dir)
+    write_npz(out / "embeddings.npz", **run.arrays)
+    write_csv(out / "train_log.csv", pd.DataFrame(run.log_rows))
+    write_json(out / "run.json", run.meta)
+
+
+def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None, *,
+              data: JobData | None = None, clock: PhaseClock | None = None) -> None:
+    """Train all cases of one run and write embeddings.npz, train_log.csv and run.json to out_dir
+    before returning (:func:`train_run`, then :func:`write_run`; the writing is booked on
+    ``clock`` as ``writing``, not in run.json's phases)."""
+    clock = clock or NoClock()
+    run = train_run(ds, spec, device, threads, data=data, clock=clock)
+    with clock.phase("writing"):
+        write_run(out_dir, run)

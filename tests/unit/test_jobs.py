@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,17 @@ def _same_files(a, b) -> None:
             np.testing.assert_array_equal(x[key], y[key], err_msg=key)
     assert pd.read_csv(a / "train_log.csv").drop(columns="seconds").equals(
         pd.read_csv(b / "train_log.csv").drop(columns="seconds"))
+    assert _untimed(a / "run.json") == _untimed(b / "run.json")
+
+
+def _untimed(run_json) -> dict:
+    """run.json less what measures time (its phases, wall time, each case's seconds)."""
+    meta = json.loads(run_json.read_text())
+    for key in ("phases", "wall_seconds"):
+        meta.pop(key)
+    for case in meta["cases"]:
+        case.pop("seconds")
+    return meta
 
 
 def test_runs_trained_in_one_job_equal_runs_trained_alone(digits, tmp_path):
@@ -72,8 +84,11 @@ def test_runs_trained_in_one_job_equal_runs_trained_alone(digits, tmp_path):
     assert sum(p["wall_s"] for p in record["phases"].values()) == pytest.approx(record["wall_s"], abs=1e-3)
     for run, out in zip(record["runs"], _outs(tmp_path / "job")):
         meta = json.loads((out / "run.json").read_text())
+        # run.json has the run's training side; the job record's entry also the main thread's
+        # wait for the writer (writing) and the run cache look-up (restore)
         assert meta["phases"]["training"]["wall_s"] > 0 and meta["phases"] == {
-            k: v for k, v in run["phases"].items() if k != "restore"}
+            k: v for k, v in run["phases"].items() if k not in ("restore", "writing")}
+        assert run["write_s"] > 0 and run["write_cpu_s"] >= 0  # the writer thread's own seconds
     training = sum(r["phases"]["training"]["wall_s"] for r in record["runs"])
     assert training == pytest.approx(record["phases"]["training"]["wall_s"], rel=1e-3)
     assert record["imports"]["modules"] > 100 and "torch" in record["imports"]["watched"]
@@ -138,3 +153,81 @@ def test_mismatched_specs_and_folders_are_refused(digits, tmp_path):
                    device="cpu")
     with pytest.raises(DmlbenchError, match="2 --run folders but 1 --out files"):
         score_runs([tmp_path / "a", tmp_path / "b"], SCORING, [tmp_path / "s.parquet"], clock=PhaseClock())
+
+
+def test_a_failed_background_write_fails_the_job_with_its_error(digits, tmp_path, monkeypatch):
+    """The first run's embeddings cannot be written (a full disk): the job raises that OSError once
+    the next run has trained, trains no third run, writes no job record, and the failed run has no
+    run.json and no run cache entry (it is trained again next time)."""
+    import dmlbench.training
+
+    _, path = digits
+    real_write_npz = dmlbench.training.write_npz
+    calls = []
+
+    def write_npz(file, **arrays):
+        calls.append(file)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device", str(file))
+        real_write_npz(file, **arrays)
+
+    monkeypatch.setattr(dmlbench.training, "write_npz", write_npz)
+    outs, cache = _outs(tmp_path), tmp_path / "cache"
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        train_runs(path, [_spec(m) for m in METHODS], outs, clock=PhaseClock(), device="cpu", threads=1,
+                   cache_root=cache, job_out=tmp_path / "job.json")
+    assert raised.value.errno == 28 and raised.value.filename == str(outs[0] / "embeddings.npz")
+    assert calls == [outs[0] / "embeddings.npz"]  # the second run was trained, never written
+    assert not (tmp_path / "job.json").exists()
+    assert not (outs[0] / "run.json").exists() and not (outs[1] / "run.json").exists()
+    assert not outs[2].exists()
+    assert not list(cache.glob("runs/**/run.json"))  # no run in the run cache
+
+
+def test_runs_are_written_in_order_with_at_most_one_write_outstanding(digits, tmp_path, monkeypatch):
+    """A slow disk: the first run's write lasts until the second run has trained and then some.
+    Its write started before the second run's training ended (it ran in the background), and it
+    ended before the third run's training started (the main thread waited, booked as writing in
+    the second run's entry); the writes ran one at a time in the runs' order."""
+    import threading
+
+    import dmlbench.training
+
+    _, path = digits
+    real_train, real_write = dmlbench.training.train_run, dmlbench.training.write_run
+    events: list[tuple[str, str, float]] = []
+    second_trained = threading.Event()
+
+    def train_run(ds, spec, *args, **kwargs):
+        events.append(("train start", spec["method"], time.perf_counter()))
+        trained = real_train(ds, spec, *args, **kwargs)
+        events.append(("train end", spec["method"], time.perf_counter()))
+        if spec["method"] == METHODS[1]:
+            second_trained.set()
+        return trained
+
+    def write_run(out, trained):
+        method = trained.meta["spec"]["method"]
+        events.append(("write start", method, time.perf_counter()))
+        if method == METHODS[0]:
+            assert second_trained.wait(timeout=120)
+            time.sleep(0.3)
+        real_write(out, trained)
+        events.append(("write end", method, time.perf_counter()))
+
+    monkeypatch.setattr(dmlbench.training, "train_run", train_run)
+    monkeypatch.setattr(dmlbench.training, "write_run", write_run)
+    outs = _outs(tmp_path)
+    record = train_runs(path, [_spec(m) for m in METHODS], outs, clock=PhaseClock(), device="cpu", threads=1,
+                        cache_root=None, job_out=tmp_path / "job.json")
+    at = {(kind, method): t for kind, method, t in events}
+    writes = [(kind, method) for kind, method, _ in events if kind.startswith("write")]
+    assert writes == [(k, m) for m in METHODS for k in ("write start", "write end")]  # in order, one at a time
+    assert at["write start", METHODS[0]] < at["train end", METHODS[1]]  # in the background
+    for n in range(len(METHODS) - 2):
+        assert at["write end", METHODS[n]] <= at["train start", METHODS[n + 2]]  # the bound
+    assert record["runs"][1]["phases"]["writing"]["wall_s"] >= 0.25  # the wait for the first write
+    assert record["runs"][0]["write_s"] >= 0.3
+    assert record["phases"]["writing"]["wall_s"] >= sum(r["phases"].get("writing", {}).get("wall_s", 0)
+                                                        for r in record["runs"])
+    assert all((o / "run.json").exists() for o in outs) and (tmp_path / "job.json").exists()
