@@ -81,7 +81,8 @@ from .splits import Case, make_case
 log = logging.getLogger("dmlbench.train")
 
 #: A case's fresh backbone depends only on its arguments and the seeded random state, and every
-#: method of a job has the same cases and seeds: all but the first method copy it (seeded_memo).
+#: method of a job has the same cases and seeds: each run's model is made once, at its start,
+#: with the first case's seed, and all runs but the first copy that build (seeded_memo).
 build_backbone = seeded_memo(build_backbone)
 
 
