@@ -87,7 +87,10 @@ build_backbone = seeded_memo(build_backbone)
 
 
 def _fresh_backbone(*args, **kwargs):
-    return build_backbone(*args, **kwargs)  # looked up at call time (bench/overhead.py swaps it)
+    """A build for the kept weights, past seeded_memo: the state memo keeps it itself, and a second
+    CPU copy in seeded_memo would only cost a deep copy and memory. Looked up at call time
+    (bench/overhead.py swaps build_backbone)."""
+    return getattr(build_backbone, "__wrapped__", build_backbone)(*args, **kwargs)
 
 
 #: A case's fresh backbone weights, kept on the training device once built: every later method of
