@@ -1,7 +1,7 @@
 # dmlbench: two commands do all the set-up.
 #   make demo   create .venv, run the pipeline on config/demo.yaml, render the report (where quarto is)
 #   make test   create .venv, run the test suite
-#   make lint   snakefmt --check and snakemake --lint for every config in config/ (fails on any finding)
+#   make lint   ruff check + ruff format --check (src, tests, bench), snakefmt --check, snakemake --lint per config
 #   make venv-s3  optional: .venv-s3 with the S3 storage plugin and moto, for the S3 storage test
 PYTHON ?= python3
 VENV   ?= .venv
@@ -56,6 +56,8 @@ lint: venv
 	@# snakefmt (settings in pyproject.toml) and snakemake --lint for every config; some snakemake
 	@# versions exit 0 with findings, so a "Lints for" line fails the target too.
 	@fail=0; \
+	$(BIN)/ruff check src tests bench || { echo "make lint: ruff check found the problems above (run: $(BIN)/ruff check --fix src tests bench)" >&2; fail=1; }; \
+	$(BIN)/ruff format --check src tests bench || { echo "make lint: ruff format would reformat the files above (run: $(BIN)/ruff format src tests bench)" >&2; fail=1; }; \
 	$(BIN)/python -m snakefmt --check Snakefile rules/*.smk || { echo "make lint: snakefmt would reformat the files above (run: $(BIN)/python -m snakefmt Snakefile rules/)" >&2; fail=1; }; \
 	for c in $(LINT_CONFIGS); do \
 	  out=$$($(BIN)/snakemake --lint --configfile $$c 2>&1); rc=$$?; \

@@ -31,8 +31,9 @@ def mean_auroc(results: Path, scorer: str, n_per_class: str, cases: int | None) 
     """Per method: mean AUROC over conditions (each the mean over its cases and seeds), and the
     per-condition means [method x condition]."""
     metrics = pd.read_parquet(Path(results) / "tables" / "metrics.parquet")
-    rows = metrics[(metrics.metric == "auroc") & (metrics.scorer == scorer)
-                   & (metrics.n_per_class.astype(str) == n_per_class)]
+    rows = metrics[
+        (metrics.metric == "auroc") & (metrics.scorer == scorer) & (metrics.n_per_class.astype(str) == n_per_class)
+    ]
     if cases is not None:
         rows = rows[rows.case < cases]
     if rows.empty:
@@ -58,14 +59,20 @@ def main() -> None:
     table = pd.DataFrame({"before": before, "after": after})
     table["change"] = table["after"] - table["before"]
     table.loc["mean over methods"] = table.mean()
-    print(f"{args.name}: mean AUROC ({args.scorer}, n_per_class {args.n_per_class}"
-          f"{f', cases 0-{args.cases - 1}' if args.cases else ''})")
+    print(
+        f"{args.name}: mean AUROC ({args.scorer}, n_per_class {args.n_per_class}"
+        f"{f', cases 0-{args.cases - 1}' if args.cases else ''})"
+    )
     print(table.round(4).to_markdown())
 
     report = json.loads(OUT.read_text()) if OUT.exists() else {}
     report[args.name] = {
-        "before": str(args.before), "after": str(args.after), "scorer": args.scorer,
-        "n_per_class": args.n_per_class, "cases": args.cases, "note": args.note,
+        "before": str(args.before),
+        "after": str(args.after),
+        "scorer": args.scorer,
+        "n_per_class": args.n_per_class,
+        "cases": args.cases,
+        "note": args.note,
         "mean_auroc": {m: {k: float(v) for k, v in row.items()} for m, row in table.iterrows()},
         "by_condition": {"before": before_cond.to_dict(orient="index"), "after": after_cond.to_dict(orient="index")},
     }

@@ -45,13 +45,27 @@ def main() -> None:
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu-{args.threads}threads"
     rows = []
     for method in args.methods:
-        spec = {"dataset": args.source, "source": args.source, "class_order": "canonical",
-                "flip": args.source in ("cifar10", "folder"), "n_anomaly": 0, "method": method,
-                "method_params": {**PARAMS[method], "mixup": False, "mixup_alpha": 0.4}, "n_per_class": "all",
-                "seed": args.seed, "cases": 1,
-                "model": {"backbone": args.backbone, "embedding_dim": args.embedding_dim},
-                "training": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                             "weight_decay": 0.01, "val_fraction": 0.05, "crop_padding": 2}}
+        spec = {
+            "dataset": args.source,
+            "source": args.source,
+            "class_order": "canonical",
+            "flip": args.source in ("cifar10", "folder"),
+            "n_anomaly": 0,
+            "method": method,
+            "method_params": {**PARAMS[method], "mixup": False, "mixup_alpha": 0.4},
+            "n_per_class": "all",
+            "seed": args.seed,
+            "cases": 1,
+            "model": {"backbone": args.backbone, "embedding_dim": args.embedding_dim},
+            "training": {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "weight_decay": 0.01,
+                "val_fraction": 0.05,
+                "crop_padding": 2,
+            },
+        }
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train_job(ds, spec, tmp, device=args.device, threads=args.threads)
@@ -62,10 +76,20 @@ def main() -> None:
         rows.append({"method": method, "accuracy": acc, "seconds": seconds})
         print(f"{method:13s} accuracy {acc:.4f}  ({seconds:.0f} s)", flush=True)
 
-    result = {"dataset": args.source, "device": label, "backbone": args.backbone, "epochs": args.epochs,
-              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "n_train": int(len(ds.y_train)),
-              "n_test": int(len(ds.y_test)), "python": platform.python_version(), "torch": torch.__version__,
-              "results": rows}
+    result = {
+        "dataset": args.source,
+        "device": label,
+        "backbone": args.backbone,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "n_train": int(len(ds.y_train)),
+        "n_test": int(len(ds.y_test)),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "results": rows,
+    }
     out = Path(__file__).parent / "results" / f"closed_set_accuracy-{args.source}-{label.replace(' ', '_')}.json"
     write_json(out, result)
     print("\n| method | closed-set accuracy | seconds |\n|---|---|---|")

@@ -54,13 +54,31 @@ def run(workdir: Path, config: dict, device: str, cores: int) -> tuple[pd.DataFr
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "DMLBENCH_DEVICE": device,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "DMLBENCH_DEVICE": device,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     t0 = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "snakemake"), "results/tables/summary.parquet",
-                    "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(path),
-                    "--cores", str(cores), "--resources", "gpu=1"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "results/tables/summary.parquet",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(path),
+            "--cores",
+            str(cores),
+            "--resources",
+            "gpu=1",
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return pd.read_parquet(workdir / "results/tables/summary.parquet"), time.perf_counter() - t0
 
 
@@ -85,23 +103,43 @@ def main() -> None:
         base = Path(args.out or tmp)
         for text in args.values:
             value = parse_value(text)
-            summary, seconds[str(value)] = run(base / f"{args.key}={value}", variant(config, args.key, value, args.methods),
-                                               device, args.cores)
-            auroc = summary[(summary.metric == "auroc") & (summary.scorer == args.scorer)
-                            & (summary.n_per_class == summary.n_per_class.iloc[0])]
+            summary, seconds[str(value)] = run(
+                base / f"{args.key}={value}", variant(config, args.key, value, args.methods), device, args.cores
+            )
+            auroc = summary[
+                (summary.metric == "auroc")
+                & (summary.scorer == args.scorer)
+                & (summary.n_per_class == summary.n_per_class.iloc[0])
+            ]
             for method, grp in auroc.groupby("method"):
-                rows.append({"value": str(value), "method": method, "mean_auroc": float(grp["mean"].mean()),
-                             "mean_ci_half_width": float(((grp["ci_high"] - grp["ci_low"]) / 2).mean()),
-                             "by_condition": {f"{r.dataset}/a{r.n_anomaly}": float(r.mean) for r in grp.itertuples()}})
+                rows.append(
+                    {
+                        "value": str(value),
+                        "method": method,
+                        "mean_auroc": float(grp["mean"].mean()),
+                        "mean_ci_half_width": float(((grp["ci_high"] - grp["ci_low"]) / 2).mean()),
+                        "by_condition": {f"{r.dataset}/a{r.n_anomaly}": float(r.mean) for r in grp.itertuples()},
+                    }
+                )
     table = pd.DataFrame(rows)
     wide = table.pivot(index="method", columns="value", values="mean_auroc")[[str(parse_value(v)) for v in args.values]]
     wide.loc["mean over methods"] = wide.mean()
     print(f"mean AUROC ({args.scorer}), {args.key} = ...")
     print(wide.round(4).to_markdown())
     out = ROOT / "bench" / "results" / f"config_variants-{args.key}-{label.replace(' ', '_')}.json"
-    write_json(out, {"device": label, "config": str(args.config), "key": args.key, "values": args.values,
-                     "scorer": args.scorer, "rows": rows, "mean_over_methods": wide.loc["mean over methods"].to_dict(),
-                     "seconds": seconds})
+    write_json(
+        out,
+        {
+            "device": label,
+            "config": str(args.config),
+            "key": args.key,
+            "values": args.values,
+            "scorer": args.scorer,
+            "rows": rows,
+            "mean_over_methods": wide.loc["mean over methods"].to_dict(),
+            "seconds": seconds,
+        },
+    )
     print(f"wrote {out}")
 
 

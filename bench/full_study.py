@@ -78,40 +78,50 @@ SOURCE_SIZES = {
 #: Assumed when no measurement is given (--speed-json, --overhead-json), for one H100/H200-class
 #: GPU. Training: ResNet18 images/s (bf16, compiled, batch 512), an evaluated image costing 0.4 of a
 #: trained one (forward only). What is not training, as the GPU waits for it:
-ASSUMED = {"images_per_second": {"rgb32": 50000.0, "grey28": 65000.0}, "eval_cost": 0.4,
-           "startup_s": 9.0, "data_s": 1.0, "compile_cold_s": 40.0, "compile_warm_s": 4.0,
-           "case_build_s": 0.17, "model_copy_s": 0.04, "run_overhead_s": 0.05, "write_s": 0.5,
-           "case_overhead_s": 0.01, "epoch_overhead_s": 0.001}
+ASSUMED = {
+    "images_per_second": {"rgb32": 50000.0, "grey28": 65000.0},
+    "eval_cost": 0.4,
+    "startup_s": 9.0,
+    "data_s": 1.0,
+    "compile_cold_s": 40.0,
+    "compile_warm_s": 4.0,
+    "case_build_s": 0.17,
+    "model_copy_s": 0.04,
+    "run_overhead_s": 0.05,
+    "write_s": 0.5,
+    "case_overhead_s": 0.01,
+    "epoch_overhead_s": 0.001,
+}
 #: Where each assumption comes from (printed with the estimate).
 ASSUMPTION_NOTES = {
     "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.1 s wall per train process "
-                 "in bench/overhead.py's start-up probe on the 2-core CPU, near idle; 4.6 s of it imports; a GPU "
-                 "node's faster cores would take less) and the CUDA context (about 2 s, assumed)",
+    "in bench/overhead.py's start-up probe on the 2-core CPU, near idle; 4.6 s of it imports; a GPU "
+    "node's faster cores would take less) and the CUDA context (about 2 s, assumed)",
     "data_s": "per process: the dataset npz read and moved to the GPU (CIFAR-10: 180 MB)",
     "compile_cold_s": "per process, first compiled job of an input kind: torch.compile with empty caches "
-                      "(issue 16: 36 s measured, forced on)",
+    "(issue 16: 36 s measured, forced on)",
     "compile_warm_s": "per later compiled process: Inductor's caches warm (issue 16: 3-4 s); later runs of a "
-                      "process reuse the compiled code (0 s)",
+    "process reuse the compiled code (0 s)",
     "case_build_s": "per process and case seed: the case's fresh backbone built once on the CPU (ResNet18's "
-                    "initialisation: 0.18 s measured on the 2-core CPU) and moved to the GPU, where the job's "
-                    "other methods copy it from (dmlbench.seeded_memo.seeded_state_memo); before issue 16 "
-                    "(one process per run) per case",
+    "initialisation: 0.18 s measured on the 2-core CPU) and moved to the GPU, where the job's "
+    "other methods copy it from (dmlbench.seeded_memo.seeded_state_memo); before issue 16 "
+    "(one process per run) per case",
     "model_copy_s": "per run: its model made at the start from the memoised build of the first case's backbone "
-                    "(a deep copy: 40 ms measured for ResNet18 on the 2-core CPU)",
+    "(a deep copy: 40 ms measured for ResNet18 on the 2-core CPU)",
     "run_overhead_s": "per run: the embeddings packed (float16) and handed to the writer thread, run.json's record",
     "write_s": "per process: the last run's embeddings.npz (up to 560 MB for CIFAR-10), train_log.csv, run.json "
-               "and the run cache link; every earlier run's files are written while the next run trains "
-               "(a background writer); before issue 16 per run",
+    "and the run cache link; every earlier run's files are written while the next run trains "
+    "(a background writer); before issue 16 per run",
     "case_overhead_s": "per case: Learner and batches set up (the loop probe: 3-11 ms on the 2-core CPU with an "
-                       "idle backbone, varying with the machine's load), the backbone's weights copied on the "
-                       "GPU from the kept build (one copy of 131 tensors) and the head built",
+    "idle backbone, varying with the machine's load), the backbone's weights copied on the "
+    "GPU from the kept build (one copy of 131 tensors) and the head built",
     "epoch_overhead_s": "per epoch: what the GPU waits for the host at an epoch's boundary. No host sync in an "
-                        "epoch or at its end (issue 16: the Recorder's averages stay on the device, the epoch "
-                        "log reads an epoch late), so fastai's per-epoch callbacks (the loop probe: 8-19 ms per "
-                        "epoch of 4 batches and a validation pass on the 2-core CPU, the batches' own launches "
-                        "included) run while the GPU works through the queued batches; 1 ms assumed for where "
-                        "the host falls behind. Not measured on a GPU: if annex A.2's eager batches of 128 are "
-                        "launch-bound, the host's whole per-epoch time is GPU idle (see the sensitivity line)",
+    "epoch or at its end (issue 16: the Recorder's averages stay on the device, the epoch "
+    "log reads an epoch late), so fastai's per-epoch callbacks (the loop probe: 8-19 ms per "
+    "epoch of 4 batches and a validation pass on the 2-core CPU, the batches' own launches "
+    "included) run while the GPU works through the queued batches; 1 ms assumed for where "
+    "the host falls behind. Not measured on a GPU: if annex A.2's eager batches of 128 are "
+    "launch-bound, the host's whole per-epoch time is GPU idle (see the sensitivity line)",
 }
 #: The loop before issue 16, for the per-run layout's comparison: a host sync at every epoch's end
 #: (5 ms assumed) and every case's weights built on the CPU and moved over (50 ms assumed).
@@ -123,8 +133,15 @@ SENSITIVITY = {"epoch_overhead_s": 0.005, "startup_s": 12.0}
 def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
     exe = BIN / "snakemake"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
-    return base + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-                   "--configfile", str(configfile), *args]
+    return base + [
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
 
 
 def snakemake_env() -> dict:
@@ -137,8 +154,9 @@ def train_jobs_from_dry_run(configfile: Path) -> list[list[dict]]:
     """The runs (specs) of every train job of a config, as the workflow builds them (snakemake -n -p):
     one list per job, i.e. per process."""
     with tempfile.TemporaryDirectory(prefix="full_study-dry-") as tmp:
-        cmd = snakemake_cmd(Path(tmp), configfile, "--dry-run", "--printshellcmds", "--forceall", "--cores", "1",
-                            "--resources", "gpu=1")
+        cmd = snakemake_cmd(
+            Path(tmp), configfile, "--dry-run", "--printshellcmds", "--forceall", "--cores", "1", "--resources", "gpu=1"
+        )
         proc = subprocess.run(cmd, cwd=tmp, env=snakemake_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"snakemake dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -188,8 +206,12 @@ def job_images(spec: dict, per_class: list[int], n_test: int) -> dict:
     steps = math.floor(n_train / bs) if n_train > bs else 1
     trained = steps * min(bs, n_train) * t["epochs"]
     evaluated = t["epochs"] * max(n_val, 1) + n_train + n_test
-    return {"cases": spec["cases"], "epochs": t["epochs"] * spec["cases"],
-            "train_images": trained * spec["cases"], "eval_images": evaluated * spec["cases"]}
+    return {
+        "cases": spec["cases"],
+        "epochs": t["epochs"] * spec["cases"],
+        "train_images": trained * spec["cases"],
+        "eval_images": evaluated * spec["cases"],
+    }
 
 
 def job_group(spec: dict) -> str:
@@ -226,7 +248,8 @@ def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run:
             per_class, n_test, kind = profiles[spec["dataset"]]
             work = job_images(spec, per_class, n_test)
             ips = speed["images_per_second"].get(kind) or speed["images_per_second"].get(
-                "rgb32" if kind.startswith("rgb") else "grey28")
+                "rgb32" if kind.startswith("rgb") else "grey28"
+            )
             cost["train"] += work["train_images"] / ips
             cost["eval"] += speed["eval_cost"] * work["eval_images"] / ips
             cost["run"] += speed["run_overhead_s"]
@@ -246,10 +269,18 @@ def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run:
             cost["compile"] = speed["compile_warm_s"] if kind in compiled_kinds else speed["compile_cold_s"]
             compiled_kinds.add(kind)
         first = runs[0]
-        g = groups.setdefault((job_group(first), first["dataset"]), {
-            "processes": 0, "runs": 0, "train_images": 0, "eval_images": 0,
-            "input": profiles[first["dataset"]][2], **{f"{k}_s": 0.0 for k in ("train", "eval", *OVERHEADS)},
-            "recipe": {k: first["training"][k] for k in ("epochs", "batch_size", "lr") if k in first["training"]}})
+        g = groups.setdefault(
+            (job_group(first), first["dataset"]),
+            {
+                "processes": 0,
+                "runs": 0,
+                "train_images": 0,
+                "eval_images": 0,
+                "input": profiles[first["dataset"]][2],
+                **{f"{k}_s": 0.0 for k in ("train", "eval", *OVERHEADS)},
+                "recipe": {k: first["training"][k] for k in ("epochs", "batch_size", "lr") if k in first["training"]},
+            },
+        )
         g["processes"] += 1
         g["runs"] += len(runs)
         for spec in runs:
@@ -262,15 +293,27 @@ def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run:
     rows = []
     for (grp, ds), g in groups.items():
         overhead = sum(g[f"{k}_s"] for k in OVERHEADS)
-        rows.append({"group": grp, "dataset": ds, **g, "overhead_s": overhead,
-                     "minutes": (g["train_s"] + g["eval_s"] + overhead) / 60})
+        rows.append(
+            {
+                "group": grp,
+                "dataset": ds,
+                **g,
+                "overhead_s": overhead,
+                "minutes": (g["train_s"] + g["eval_s"] + overhead) / 60,
+            }
+        )
     totals = {k: sum(r[f"{k}_s"] for r in rows) for k in ("train", "eval", *OVERHEADS)}
     overhead = sum(totals[k] for k in OVERHEADS)
     total = totals["train"] + totals["eval"] + overhead
     startup = totals["startup"] + totals["data"] + totals["compile"]
-    return {"rows": rows, "seconds": {k: round(v, 1) for k, v in totals.items()}, "total_minutes": round(total / 60, 1),
-            "processes": len(processes), "overhead_share": round(overhead / total, 4) if total else None,
-            "startup_share": round(startup / total, 4) if total else None}
+    return {
+        "rows": rows,
+        "seconds": {k: round(v, 1) for k, v in totals.items()},
+        "total_minutes": round(total / 60, 1),
+        "processes": len(processes),
+        "overhead_share": round(overhead / total, 4) if total else None,
+        "startup_share": round(startup / total, 4) if total else None,
+    }
 
 
 def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict:
@@ -289,20 +332,36 @@ def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict
                     profiles[spec["dataset"]] = profile
     jobs = [[s for s in job if s["dataset"] in profiles] for job in jobs]
     jobs = [job for job in jobs if job]
-    now, before = layout_seconds(jobs, profiles, speed, per_run=False), layout_seconds(jobs, profiles, {**speed, **BEFORE_ISSUE_16}, per_run=True)
-    sensitivity = {f"{k}={v:g}": layout_seconds(jobs, profiles, {**speed, k: v}, per_run=False)["overhead_share"]
-                   for k, v in SENSITIVITY.items()}
+    now, before = (
+        layout_seconds(jobs, profiles, speed, per_run=False),
+        layout_seconds(jobs, profiles, {**speed, **BEFORE_ISSUE_16}, per_run=True),
+    )
+    sensitivity = {
+        f"{k}={v:g}": layout_seconds(jobs, profiles, {**speed, k: v}, per_run=False)["overhead_share"]
+        for k, v in SENSITIVITY.items()
+    }
     seeds = config.get("seeds", [0])
-    return {"config": str(configfile), "train_jobs": now["processes"], "runs": sum(len(j) for j in jobs),
-            "seeds": seeds, "assumptions": speed, "assumption_notes": ASSUMPTION_NOTES,
-            "rows": now["rows"], "total_minutes": now["total_minutes"], "seconds": now["seconds"],
-            "overhead_share": now["overhead_share"], "startup_share": now["startup_share"],
-            "per_run_layout": {k: before[k] for k in ("processes", "total_minutes", "seconds", "overhead_share",
-                                                       "startup_share")},
-            "target_overhead_share": TARGET_OVERHEAD_SHARE, "sensitivity": sensitivity,
-            "total_train_images": int(sum(r["train_images"] for r in now["rows"])),
-            "total_eval_images": int(sum(r["eval_images"] for r in now["rows"])),
-            "datasets_without_size": sorted(unknown)}
+    return {
+        "config": str(configfile),
+        "train_jobs": now["processes"],
+        "runs": sum(len(j) for j in jobs),
+        "seeds": seeds,
+        "assumptions": speed,
+        "assumption_notes": ASSUMPTION_NOTES,
+        "rows": now["rows"],
+        "total_minutes": now["total_minutes"],
+        "seconds": now["seconds"],
+        "overhead_share": now["overhead_share"],
+        "startup_share": now["startup_share"],
+        "per_run_layout": {
+            k: before[k] for k in ("processes", "total_minutes", "seconds", "overhead_share", "startup_share")
+        },
+        "target_overhead_share": TARGET_OVERHEAD_SHARE,
+        "sensitivity": sensitivity,
+        "total_train_images": int(sum(r["train_images"] for r in now["rows"])),
+        "total_eval_images": int(sum(r["eval_images"] for r in now["rows"])),
+        "datasets_without_size": sorted(unknown),
+    }
 
 
 def speed_from_json(path: Path, batch_size: int = 512) -> dict:
@@ -323,8 +382,10 @@ def overheads_from_json(path: Path, speed: dict) -> dict:
     try:
         measured = json.loads(path.read_text()).get("per_unit", {})
     except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise SystemExit(f"--overhead-json {path}: not a readable bench/overhead.py result ({exc}); give the JSON "
-                         "that bench/overhead.py wrote (bench/results/overhead-*.json)") from None
+        raise SystemExit(
+            f"--overhead-json {path}: not a readable bench/overhead.py result ({exc}); give the JSON "
+            "that bench/overhead.py wrote (bench/results/overhead-*.json)"
+        ) from None
     known = {k: float(v) for k, v in measured.items() if k in ASSUMED and k != "images_per_second" and v is not None}
     source = f"{path} ({', '.join(sorted(known)) or 'nothing'} measured)"
     if speed.get("overhead_source"):
@@ -333,37 +394,54 @@ def overheads_from_json(path: Path, speed: dict) -> dict:
 
 
 def print_estimate(est: dict) -> None:
-    print(f"config: {est['config']}: {est['runs']} runs in {est['train_jobs']} train jobs (processes), "
-          f"seeds {est['seeds']}")
-    print("| group | dataset | input | processes | runs | epochs / lr / bs | train images (M) | eval images (M) "
-          "| training min | start-up + overhead min | minutes |")
+    print(
+        f"config: {est['config']}: {est['runs']} runs in {est['train_jobs']} train jobs (processes), "
+        f"seeds {est['seeds']}"
+    )
+    print(
+        "| group | dataset | input | processes | runs | epochs / lr / bs | train images (M) | eval images (M) "
+        "| training min | start-up + overhead min | minutes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in est["rows"]:
         rec = r["recipe"]
-        print(f"| {r['group']} | {r['dataset']} | {r['input']} | {r['processes']} | {r['runs']} | "
-              f"{rec.get('epochs')} / {rec.get('lr')} / {rec.get('batch_size')} | {r['train_images'] / 1e6:.1f} | "
-              f"{r['eval_images'] / 1e6:.1f} | {(r['train_s'] + r['eval_s']) / 60:.1f} | {r['overhead_s'] / 60:.1f} | "
-              f"{r['minutes']:.1f} |")
+        print(
+            f"| {r['group']} | {r['dataset']} | {r['input']} | {r['processes']} | {r['runs']} | "
+            f"{rec.get('epochs')} / {rec.get('lr')} / {rec.get('batch_size')} | {r['train_images'] / 1e6:.1f} | "
+            f"{r['eval_images'] / 1e6:.1f} | {(r['train_s'] + r['eval_s']) / 60:.1f} | {r['overhead_s'] / 60:.1f} | "
+            f"{r['minutes']:.1f} |"
+        )
     sec, before = est["seconds"], est["per_run_layout"]
     work = sec["train"] + sec["eval"]
-    print(f"total: {est['total_train_images'] / 1e6:.1f} M training images, {est['total_eval_images'] / 1e6:.1f} M "
-          f"evaluated: about {est['total_minutes']:.0f} minutes on one GPU (target {TARGET_MINUTES:g}); grid and "
-          f"annex scale with the number of seeds")
-    print(f"GPU time: training steps {sec['train'] / 60:.1f} min, evaluation (validation, embeddings) "
-          f"{sec['eval'] / 60:.1f} min; start-up and overhead {sum(sec[k] for k in OVERHEADS) / 60:.1f} min = "
-          f"{est['overhead_share']:.1%} of the GPU time (target at most {est['target_overhead_share']:.0%}): "
-          + ", ".join(f"{k} {sec[k]:.0f} s" for k in OVERHEADS)
-          + f"; process start-up, data and compile alone {est['startup_share']:.1%}")
-    print(f"one process per run instead (before issue 16): {before['processes']} processes, "
-          f"{before['total_minutes']:.0f} minutes, start-up and overhead {before['overhead_share']:.1%}")
+    print(
+        f"total: {est['total_train_images'] / 1e6:.1f} M training images, {est['total_eval_images'] / 1e6:.1f} M "
+        f"evaluated: about {est['total_minutes']:.0f} minutes on one GPU (target {TARGET_MINUTES:g}); grid and "
+        f"annex scale with the number of seeds"
+    )
+    print(
+        f"GPU time: training steps {sec['train'] / 60:.1f} min, evaluation (validation, embeddings) "
+        f"{sec['eval'] / 60:.1f} min; start-up and overhead {sum(sec[k] for k in OVERHEADS) / 60:.1f} min = "
+        f"{est['overhead_share']:.1%} of the GPU time (target at most {est['target_overhead_share']:.0%}): "
+        + ", ".join(f"{k} {sec[k]:.0f} s" for k in OVERHEADS)
+        + f"; process start-up, data and compile alone {est['startup_share']:.1%}"
+    )
+    print(
+        f"one process per run instead (before issue 16): {before['processes']} processes, "
+        f"{before['total_minutes']:.0f} minutes, start-up and overhead {before['overhead_share']:.1%}"
+    )
     if est.get("sensitivity"):
-        print("sensitivity: start-up and overhead share with one assumption changed: "
-              + ", ".join(f"{k} s: {v:.1%}" for k, v in est["sensitivity"].items()))
+        print(
+            "sensitivity: start-up and overhead share with one assumption changed: "
+            + ", ".join(f"{k} s: {v:.1%}" for k, v in est["sensitivity"].items())
+        )
     a = est["assumptions"]
-    print(f"assumptions: {a['images_per_second']} training images/s"
-          + (f" (from {a['source']})" if "source" in a else " (assumed, not measured)")
-          + f", an evaluated image = {a['eval_cost']} of a trained one; "
-          + (f"overheads from {a['overhead_source']}" if "overhead_source" in a else "overheads assumed") + ":")
+    print(
+        f"assumptions: {a['images_per_second']} training images/s"
+        + (f" (from {a['source']})" if "source" in a else " (assumed, not measured)")
+        + f", an evaluated image = {a['eval_cost']} of a trained one; "
+        + (f"overheads from {a['overhead_source']}" if "overhead_source" in a else "overheads assumed")
+        + ":"
+    )
     for key, note in est["assumption_notes"].items():
         print(f"  {key} = {a[key]:g}: {note}")
     print(f"  work done: {work / 60:.1f} min; everything else is in 'start-up and overhead'")
@@ -400,20 +478,26 @@ def run_summary(workdir: Path) -> dict:
         return {"train_jobs": 0}
     fallbacks = sorted({r["compile_fallback"] for r in runs if r.get("compile_fallback")})
     caches = [r["compile_cache"]["cache"] for r in runs if r.get("compile_cache")]
-    return {"train_jobs": len(runs), "precision": sorted({str(r.get("precision")) for r in runs}),
-            "compile_cache": {c: caches.count(c) for c in sorted(set(caches))},
-            "compiled_jobs": sum(bool(r.get("compiled")) for r in runs), "compile_fallbacks": fallbacks,
-            "compile_minutes": round(sum(r.get("compile_seconds", 0.0) for r in runs) / 60, 2),
-            "train_wall_minutes": round(sum(r.get("wall_seconds", 0.0) for r in runs) / 60, 2),
-            "devices": sorted({r.get("device", "?") for r in runs})}
+    return {
+        "train_jobs": len(runs),
+        "precision": sorted({str(r.get("precision")) for r in runs}),
+        "compile_cache": {c: caches.count(c) for c in sorted(set(caches))},
+        "compiled_jobs": sum(bool(r.get("compiled")) for r in runs),
+        "compile_fallbacks": fallbacks,
+        "compile_minutes": round(sum(r.get("compile_seconds", 0.0) for r in runs) / 60, 2),
+        "train_wall_minutes": round(sum(r.get("wall_seconds", 0.0) for r in runs) / 60, 2),
+        "devices": sorted({r.get("device", "?") for r in runs}),
+    }
 
 
 def closed_set_accuracy(workdir: Path, config: dict) -> tuple[dict, str | None]:
     """Mean closed-set test accuracy of Conventional per dataset (over its seeds)."""
     path = workdir / "results" / "tables" / "closed_set.parquet"
     if not path.exists():
-        return {}, (f"{path.relative_to(workdir)} was not produced (the config trains no closed-set models, "
-                    f"or this workflow version has no closed_set rule): no accuracy to report")
+        return {}, (
+            f"{path.relative_to(workdir)} was not produced (the config trains no closed-set models, "
+            f"or this workflow version has no closed_set rule): no accuracy to report"
+        )
     table = pd.read_parquet(path)
     missing = {"dataset", "method", "accuracy"} - set(table.columns)
     if missing:
@@ -426,9 +510,13 @@ def closed_set_accuracy(workdir: Path, config: dict) -> tuple[dict, str | None]:
         source = config["datasets"].get(dataset, {}).get("source")
         target = ACCURACY_TARGETS.get(source)
         acc = float(rows["accuracy"].mean())
-        out[dataset] = {"accuracy": round(acc, 4), "seeds": sorted(int(s) for s in rows.get("seed", pd.Series([])).unique()),
-                        "source": source, "target": target,
-                        "meets_target": None if target is None else bool(acc >= target)}
+        out[dataset] = {
+            "accuracy": round(acc, 4),
+            "seeds": sorted(int(s) for s in rows.get("seed", pd.Series([])).unique()),
+            "source": source,
+            "target": target,
+            "meets_target": None if target is None else bool(acc >= target),
+        }
     return out, None
 
 
@@ -462,22 +550,46 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configfile", type=Path, default=ROOT / "config" / "config.yaml")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="snakemake --cores (default: all)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="scratch folder for the run (default: a new temp dir, removed unless --keep)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="scratch folder for the run (default: a new temp dir, removed unless --keep)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (results, logs, benchmarks)")
-    p.add_argument("--link", action="append", default=None, metavar="SRC[=DEST]",
-                   help="symlink SRC into the scratch folder as DEST (default: the repository's data/ if present)")
+    p.add_argument(
+        "--link",
+        action="append",
+        default=None,
+        metavar="SRC[=DEST]",
+        help="symlink SRC into the scratch folder as DEST (default: the repository's data/ if present)",
+    )
     p.add_argument("--snakemake-args", default="", help="extra snakemake arguments, one string")
     p.add_argument("--estimate", action="store_true", help="no run: images to process and estimated minutes")
-    p.add_argument("--speed-json", type=Path, default=None,
-                   help="--estimate: take the compiled images/s from this bench/train_speed.py result")
-    p.add_argument("--images-per-second", nargs="*", default=[], metavar="KIND=RATE",
-                   help="--estimate: training rates, e.g. rgb32=60000 grey28=80000")
-    p.add_argument("--overhead-json", type=Path, nargs="+", default=[],
-                   help="--estimate: the measured overheads of bench/overhead.py results (their per_unit; "
-                        "a later file's keys over an earlier's)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON path (default bench/results/full_study-<device>[-<config>].json)")
+    p.add_argument(
+        "--speed-json",
+        type=Path,
+        default=None,
+        help="--estimate: take the compiled images/s from this bench/train_speed.py result",
+    )
+    p.add_argument(
+        "--images-per-second",
+        nargs="*",
+        default=[],
+        metavar="KIND=RATE",
+        help="--estimate: training rates, e.g. rgb32=60000 grey28=80000",
+    )
+    p.add_argument(
+        "--overhead-json",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="--estimate: the measured overheads of bench/overhead.py results (their per_unit; "
+        "a later file's keys over an earlier's)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON path (default bench/results/full_study-<device>[-<config>].json)"
+    )
     args = p.parse_args(argv)
     configfile = args.configfile.resolve()
     config = yaml.safe_load(configfile.read_text())
@@ -502,12 +614,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="dmlbench-full-study-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if any((workdir / d).exists() for d in ("results", "benchmarks")):
-        raise SystemExit(f"{workdir} holds results/ or benchmarks/ from an earlier run; the study is timed from "
-                         f"nothing: give an empty --workdir")
+        raise SystemExit(
+            f"{workdir} holds results/ or benchmarks/ from an earlier run; the study is timed from "
+            f"nothing: give an empty --workdir"
+        )
     links = args.link if args.link is not None else ([str(ROOT / "data")] if (ROOT / "data").is_dir() else [])
     linked = link_inputs(workdir, links)
-    cmd = snakemake_cmd(workdir, configfile, "--cores", str(args.cores), "--resources", "gpu=1",
-                        *shlex.split(args.snakemake_args))
+    cmd = snakemake_cmd(
+        workdir, configfile, "--cores", str(args.cores), "--resources", "gpu=1", *shlex.split(args.snakemake_args)
+    )
     print("running:", shlex.join(cmd), flush=True)
     log_path = workdir / "full_study.snakemake.log"
     t0 = time.perf_counter()
@@ -531,22 +646,33 @@ def main(argv: list[str] | None = None) -> int:
     label = device_label(args.cores)
     total_min = total_s / 60
     result = {
-        "device": label, "config": str(configfile), "cores": args.cores, "snakemake_exit_status": proc.returncode,
+        "device": label,
+        "config": str(configfile),
+        "cores": args.cores,
+        "snakemake_exit_status": proc.returncode,
         "total_minutes": round(total_min, 2),
         "minutes_per_rule": minutes,
         "minutes_per_rule_note": "sum of the wall times of the rule's jobs (Snakemake benchmark files); jobs of "
-                                 "different rules run in parallel, so the sum over rules can exceed total_minutes",
-        "jobs_per_rule": jobs, "train_minutes_by_group": train_groups, "runs": runs,
+        "different rules run in parallel, so the sum over rules can exceed total_minutes",
+        "jobs_per_rule": jobs,
+        "train_minutes_by_group": train_groups,
+        "runs": runs,
         "accuracy": {d: v["accuracy"] for d, v in accuracy.items()},
-        "accuracy_detail": accuracy, "accuracy_note": accuracy_note,
+        "accuracy_detail": accuracy,
+        "accuracy_note": accuracy_note,
         "recipe_per_dataset": recipes,
         "target_minutes": TARGET_MINUTES,
         "meets_time_target": bool(total_min <= TARGET_MINUTES) if proc.returncode == 0 else False,
         # None where no dataset of the config has a target (digits, a user's folder)
-        "meets_accuracy_targets": (all(checked) if (checked := [v["meets_target"] for v in accuracy.values()
-                                                                if v["meets_target"] is not None]) else None),
-        "linked": linked, "workdir": str(workdir) if args.keep else None,
-        "python": platform.python_version(), "cpu_count": os.cpu_count(),
+        "meets_accuracy_targets": (
+            all(checked)
+            if (checked := [v["meets_target"] for v in accuracy.values() if v["meets_target"] is not None])
+            else None
+        ),
+        "linked": linked,
+        "workdir": str(workdir) if args.keep else None,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
     }
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
     out = args.out or RESULTS / f"full_study-{slug}{stem}.json"
@@ -562,7 +688,11 @@ def main(argv: list[str] | None = None) -> int:
         print("train minutes by group: " + ", ".join(f"{k} {v:.2f}" for k, v in train_groups.items()))
     if accuracy:
         for d, v in accuracy.items():
-            verdict = "" if v["target"] is None else f" (target {v['target']:.3f}: {'met' if v['meets_target'] else 'NOT met'})"
+            verdict = (
+                ""
+                if v["target"] is None
+                else f" (target {v['target']:.3f}: {'met' if v['meets_target'] else 'NOT met'})"
+            )
             print(f"closed-set accuracy, conventional, {d}: {v['accuracy']:.4f}{verdict}")
     else:
         print(f"closed-set accuracy: {accuracy_note}")

@@ -46,24 +46,45 @@ def main() -> None:
     for group, sweep in sweeps(config["methods"]).items():
         extra = sweep["labels"][1:]  # one variant would have run anyway
         seconds = float(per_method.loc[per_method.index.isin(extra), "seconds"].sum())
-        added[group] = {"variants": sweep["labels"], "added_variants": extra, "added_job_seconds": seconds,
-                        "added_wall_seconds_estimate": seconds / args.cores}
+        added[group] = {
+            "variants": sweep["labels"],
+            "added_variants": extra,
+            "added_job_seconds": seconds,
+            "added_wall_seconds_estimate": seconds / args.cores,
+        }
     print("| method | train jobs | train s | score jobs | score s | total s |\n|---|---|---|---|---|---|")
     for method, row in per_method.iterrows():
-        print(f"| {method} | {int(row.get('train_count', 0))} | {row.get('train_sum', 0):.0f} | "
-              f"{int(row.get('score_count', 0))} | {row.get('score_sum', 0):.0f} | {row['seconds']:.0f} |")
+        print(
+            f"| {method} | {int(row.get('train_count', 0))} | {row.get('train_sum', 0):.0f} | "
+            f"{int(row.get('score_count', 0))} | {row.get('score_sum', 0):.0f} | {row['seconds']:.0f} |"
+        )
     print(f"\nall jobs: {total:.0f} job seconds ({len(table)} jobs with a benchmark file)")
     for group, info in added.items():
-        share = (f", {100 * info['added_wall_seconds_estimate'] / args.wall_seconds:.0f} % of the "
-                 f"{args.wall_seconds:.0f} s wall time") if args.wall_seconds else ""
-        print(f"sweep {group}: {len(info['added_variants'])} variants beyond one add {info['added_job_seconds']:.0f} "
-              f"job seconds, about {info['added_wall_seconds_estimate']:.0f} s wall on {args.cores} cores{share}")
+        share = (
+            (
+                f", {100 * info['added_wall_seconds_estimate'] / args.wall_seconds:.0f} % of the "
+                f"{args.wall_seconds:.0f} s wall time"
+            )
+            if args.wall_seconds
+            else ""
+        )
+        print(
+            f"sweep {group}: {len(info['added_variants'])} variants beyond one add {info['added_job_seconds']:.0f} "
+            f"job seconds, about {info['added_wall_seconds_estimate']:.0f} s wall on {args.cores} cores{share}"
+        )
     name = args.name or run.name
     out = ROOT / "bench" / "results" / f"method_cost-{name}.json"
-    write_json(out, {"run": str(run), "cores": args.cores, "wall_seconds": args.wall_seconds,
-                     "job_seconds_total": total,
-                     "per_method": {m: {k: float(v) for k, v in row.items()} for m, row in per_method.iterrows()},
-                     "sweeps": added})
+    write_json(
+        out,
+        {
+            "run": str(run),
+            "cores": args.cores,
+            "wall_seconds": args.wall_seconds,
+            "job_seconds_total": total,
+            "per_method": {m: {k: float(v) for k, v in row.items()} for m, row in per_method.iterrows()},
+            "sweeps": added,
+        },
+    )
     print(f"wrote {out}")
 
 

@@ -56,20 +56,43 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json
+from dmlbench.io import write_json  # noqa: E402  (bench becomes a package: issue 30)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Packages counted as heavy in a process's imports.
-HEAVY = ("torch", "torchvision", "fastai", "pandas", "pyarrow", "scipy", "sklearn", "matplotlib", "PIL", "altair",
-         "vl_convert")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "fastai",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "sklearn",
+    "matplotlib",
+    "PIL",
+    "altair",
+    "vl_convert",
+)
 #: What a train and a score process import before their work (both checkouts: the same modules;
 #: this one imports them up front, the one before issue 16 on first use). A dmlbench module that a
 #: checkout does not have (dmlbench.fastai_parts before issue 16) is skipped.
 PROBES = {
-    "train": ("dmlbench.cli", "dmlbench.training", "dmlbench.fastai_parts", "fastai.callback.schedule",
-              "fastai.callback.progress", "torch._dynamo"),
-    "score": ("dmlbench.cli", "dmlbench.runs", "dmlbench.scoring", "dmlbench.io", "sklearn.covariance",
-              "sklearn.neighbors"),
+    "train": (
+        "dmlbench.cli",
+        "dmlbench.training",
+        "dmlbench.fastai_parts",
+        "fastai.callback.schedule",
+        "fastai.callback.progress",
+        "torch._dynamo",
+    ),
+    "score": (
+        "dmlbench.cli",
+        "dmlbench.runs",
+        "dmlbench.scoring",
+        "dmlbench.io",
+        "sklearn.covariance",
+        "sklearn.neighbors",
+    ),
 }
 #: Compile check: a CIFAR-10-shaped dataset (random pixels: compile time does not depend on them).
 COMPILE_SHAPE = (32, 32, 3)
@@ -83,42 +106,65 @@ def python_of(checkout: Path) -> Path:
     return exe
 
 
-def run_pipeline(checkout: Path, python: Path, config: Path, workdir: Path, cores: int,
-                 targets: list[str] = ()) -> dict:
+def run_pipeline(
+    checkout: Path, python: Path, config: Path, workdir: Path, cores: int, targets: list[str] = ()
+) -> dict:
     """snakemake of ``checkout`` on ``config`` in the empty ``workdir``: wall and CPU seconds (of
     Snakemake and every job it ran), exit status, load average before and after."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [str(python), "-m", "snakemake", "-s", str(checkout / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config), "--cores", str(cores), *targets]
+    cmd = [
+        str(python),
+        "-m",
+        "snakemake",
+        "-s",
+        str(checkout / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        str(cores),
+        *targets,
+    ]
     load_before = os.getloadavg()
     start = time.perf_counter()
     with open(workdir / "snakemake.out", "w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    return {"checkout": str(checkout), "workdir": str(workdir), "command": " ".join(cmd),
-            "exit_status": os.waitstatus_to_exitcode(status), "wall_s": round(wall, 1),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "max_rss_mb": round(usage.ru_maxrss / 1024),
-            "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in os.getloadavg()]}
+    return {
+        "checkout": str(checkout),
+        "workdir": str(workdir),
+        "command": " ".join(cmd),
+        "exit_status": os.waitstatus_to_exitcode(status),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "max_rss_mb": round(usage.ru_maxrss / 1024),
+        "load_before": [round(x, 1) for x in load_before],
+        "load_after": [round(x, 1) for x in os.getloadavg()],
+    }
 
 
 def probe_startup(python: Path, kind: str, probes: int, fast_exit: bool) -> dict:
     """Start a fresh interpreter ``probes`` times doing the imports of a ``kind`` process: median
     wall and CPU seconds (exit included), modules loaded, heavy packages among them."""
-    code = (f"import importlib, json, sys\nfor m in {PROBES[kind]!r}:\n"
-            "    try:\n        importlib.import_module(m)\n"
-            "    except ModuleNotFoundError as exc:\n        if exc.name != m or not m.startswith('dmlbench.'):\n"
-            "            raise\n"
-            "print(json.dumps([len(sys.modules), sorted({m.split('.')[0] for m in sys.modules})]))\n"
-            "sys.stdout.flush()\n" + ("import os; os._exit(0)\n" if fast_exit else ""))
+    code = (
+        f"import importlib, json, sys\nfor m in {PROBES[kind]!r}:\n"
+        "    try:\n        importlib.import_module(m)\n"
+        "    except ModuleNotFoundError as exc:\n        if exc.name != m or not m.startswith('dmlbench.'):\n"
+        "            raise\n"
+        "print(json.dumps([len(sys.modules), sorted({m.split('.')[0] for m in sys.modules})]))\n"
+        "sys.stdout.flush()\n" + ("import os; os._exit(0)\n" if fast_exit else "")
+    )
     walls, cpus, modules, heavy = [], [], 0, []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     for _ in range(probes):
         start = time.perf_counter()
-        proc = subprocess.Popen([str(python), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                text=True)
+        proc = subprocess.Popen(
+            [str(python), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+        )
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         walls.append(time.perf_counter() - start)
@@ -127,8 +173,13 @@ def probe_startup(python: Path, kind: str, probes: int, fast_exit: bool) -> dict
             raise SystemExit(f"start-up probe ({kind}) failed in {python}: {python} -c {code!r}")
         n, packages = json.loads(out.strip().splitlines()[-1])
         modules, heavy = n, [p for p in HEAVY if p in packages]
-    return {"wall_s": round(statistics.median(walls), 2), "cpu_s": round(statistics.median(cpus), 2),
-            "modules": modules, "heavy_imports": heavy, "probes": probes}
+    return {
+        "wall_s": round(statistics.median(walls), 2),
+        "cpu_s": round(statistics.median(cpus), 2),
+        "modules": modules,
+        "heavy_imports": heavy,
+        "probes": probes,
+    }
 
 
 def fast_exits(checkout: Path) -> bool:
@@ -140,14 +191,26 @@ def fast_exits(checkout: Path) -> bool:
 # --------------------------------------------------------------------------- analysis
 def _bench(workdir: Path, rule: str) -> dict[str, pd.Series]:
     root = workdir / "benchmarks" / rule
-    return {p.relative_to(root).with_suffix("").as_posix(): pd.read_csv(p, sep="\t").iloc[-1]
-            for p in sorted(root.rglob("*.tsv"))} if root.exists() else {}
+    return (
+        {
+            p.relative_to(root).with_suffix("").as_posix(): pd.read_csv(p, sep="\t").iloc[-1]
+            for p in sorted(root.rglob("*.tsv"))
+        }
+        if root.exists()
+        else {}
+    )
 
 
 def _records(workdir: Path, rule: str) -> dict[str, dict]:
     root = workdir / "results" / "jobs" / rule
-    return {p.relative_to(root).with_suffix("").as_posix(): json.loads(p.read_text())
-            for p in sorted(root.rglob("*.json"))} if root.exists() else {}
+    return (
+        {
+            p.relative_to(root).with_suffix("").as_posix(): json.loads(p.read_text())
+            for p in sorted(root.rglob("*.json"))
+        }
+        if root.exists()
+        else {}
+    )
 
 
 def analyse(workdir: Path) -> dict:
@@ -157,8 +220,12 @@ def analyse(workdir: Path) -> dict:
         bench, records = _bench(workdir, rule), _records(workdir, rule)
         wall = float(sum(b["s"] for b in bench.values()))
         cpu_times = [pd.to_numeric(b.get("cpu_time", np.nan), errors="coerce") for b in bench.values()]
-        row = {"jobs": len(bench), "wall_s": round(wall, 1), "mean_job_s": round(wall / len(bench), 2) if bench else None,
-               "benchmark_cpu_s": round(float(np.nansum(cpu_times)), 1)}
+        row = {
+            "jobs": len(bench),
+            "wall_s": round(wall, 1),
+            "mean_job_s": round(wall / len(bench), 2) if bench else None,
+            "benchmark_cpu_s": round(float(np.nansum(cpu_times)), 1),
+        }
         if records:
             phases: dict[str, dict[str, float]] = {}
             for rec in records.values():
@@ -167,14 +234,19 @@ def analyse(workdir: Path) -> dict:
                     p["wall_s"] += v["wall_s"]
                     p["cpu_s"] += v["cpu_s"]
             cpu = sum(r["cpu_s"] for r in records.values())
-            row.update({
-                "source": "job records (results/jobs)", "runs": sum(len(r["runs"]) for r in records.values()),
-                "process_cpu_s": round(cpu, 1),
-                "phases": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in phases.items()},
-                "startup_per_process": {"wall_s": round(phases["startup"]["wall_s"] / len(records), 2),
-                                        "cpu_s": round(phases["startup"]["cpu_s"] / len(records), 2)},
-                "imports_per_process": max((r["imports"] for r in records.values()), key=lambda i: i["modules"]),
-            })
+            row.update(
+                {
+                    "source": "job records (results/jobs)",
+                    "runs": sum(len(r["runs"]) for r in records.values()),
+                    "process_cpu_s": round(cpu, 1),
+                    "phases": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in phases.items()},
+                    "startup_per_process": {
+                        "wall_s": round(phases["startup"]["wall_s"] / len(records), 2),
+                        "cpu_s": round(phases["startup"]["cpu_s"] / len(records), 2),
+                    },
+                    "imports_per_process": max((r["imports"] for r in records.values()), key=lambda i: i["modules"]),
+                }
+            )
             if rule == "train":
                 row["training_share_wall"] = round(phases.get("training", {}).get("wall_s", 0.0) / wall, 4)
                 row["training_share_cpu"] = round(phases.get("training", {}).get("cpu_s", 0.0) / cpu, 4)
@@ -184,8 +256,13 @@ def analyse(workdir: Path) -> dict:
                 log = workdir / "results" / "runs" / job / "train_log.csv"
                 if log.exists():
                     epochs += float(pd.read_csv(log)["seconds"].sum())
-            row.update({"source": "train_log.csv epochs (no job records): an upper bound of the training share",
-                        "runs": len(bench), "training_share_wall": round(epochs / wall, 4) if wall else None})
+            row.update(
+                {
+                    "source": "train_log.csv epochs (no job records): an upper bound of the training share",
+                    "runs": len(bench),
+                    "training_share_wall": round(epochs / wall, 4) if wall else None,
+                }
+            )
         out[rule] = row
     runs = [json.loads(p.read_text()) for p in sorted((workdir / "results" / "runs").rglob("run.json"))]
     compiled = [r for r in runs if r.get("compiled")]
@@ -211,12 +288,22 @@ def per_unit(workdir: Path, analysis: dict) -> dict:
     runs = train["runs"]
     cold = [c["seconds"] for c in analysis["compile"] if c.get("cache") == "cold"]
     warm = [c["seconds"] for c in analysis["compile"] if c.get("cache") == "warm"]
-    return {"startup_s": round(ph["startup"]["wall_s"] / n, 2), "data_s": round(ph.get("data", {}).get("wall_s", 0) / n, 2),
-            "run_overhead_s": round((ph.get("writing", {}).get("wall_s", 0) + ph.get("restore", {}).get("wall_s", 0)
-                                     + ph.get("other", {}).get("wall_s", 0)) / runs, 3),
-            "case_overhead_s": round(ph.get("build", {}).get("wall_s", 0) / cases, 4) if cases else None,
-            "compile_cold_s": round(statistics.median(cold), 1) if cold else None,
-            "compile_warm_s": round(statistics.median(warm), 1) if warm else None}
+    return {
+        "startup_s": round(ph["startup"]["wall_s"] / n, 2),
+        "data_s": round(ph.get("data", {}).get("wall_s", 0) / n, 2),
+        "run_overhead_s": round(
+            (
+                ph.get("writing", {}).get("wall_s", 0)
+                + ph.get("restore", {}).get("wall_s", 0)
+                + ph.get("other", {}).get("wall_s", 0)
+            )
+            / runs,
+            3,
+        ),
+        "case_overhead_s": round(ph.get("build", {}).get("wall_s", 0) / cases, 4) if cases else None,
+        "compile_cold_s": round(statistics.median(cold), 1) if cold else None,
+        "compile_warm_s": round(statistics.median(warm), 1) if warm else None,
+    }
 
 
 #: The study's tables compared between two runs (runtime and runs hold measured times: never equal).
@@ -266,14 +353,24 @@ def time_file(path: Path) -> dict:
     for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
         wall = wall * 60 + float(part)
     cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    return {"time_file": str(path), "command": field("Command being timed").strip('"'), "wall_s": round(wall, 1),
-            "cpu_s": round(cpu, 1), "max_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024),
-            "exit_status": int(field("Exit status"))}
+    return {
+        "time_file": str(path),
+        "command": field("Command being timed").strip('"'),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "max_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024),
+        "exit_status": int(field("Exit status")),
+    }
 
 
 # --------------------------------------------------------------------------- training loop
-def loop_probe(device: str = "cpu", n_per_class: int = 50, epochs: tuple[int, int] = (2, 12), cases: int = 4,
-               configfile: Path = ROOT / "config" / "demo.yaml") -> dict:
+def loop_probe(
+    device: str = "cpu",
+    n_per_class: int = 50,
+    epochs: tuple[int, int] = (2, 12),
+    cases: int = 4,
+    configfile: Path = ROOT / "config" / "demo.yaml",
+) -> dict:
     """The training loop's own cost per epoch and per case, the model's work taken out: the job's
     trainer (dmlbench.training.JobTrainer: its batches, augmentation, fastai Learner, one-cycle fit,
     EpochLog's reads of the epoch's values) on the demo's digits at ``n_per_class`` images per class
@@ -332,11 +429,18 @@ def loop_probe(device: str = "cpu", n_per_class: int = 50, epochs: tuple[int, in
     per_epoch = (hi - lo) / (epochs[1] - epochs[0])
     per_case = statistics.median(setups) + max(lo - epochs[0] * per_epoch, 0.0)
     batches = -(-len(all_cases[1].train_idx) // spec["training"]["batch_size"])
-    return {"device": str(dev), "dataset": dataset, "n_per_class": n_per_class, "train_images": len(all_cases[1].train_idx),
-            "batches_per_epoch": batches, "epochs": list(epochs), "cases": cases,
-            "fit_s": {str(e): round(statistics.median(fits[e]), 4) for e in epochs},
-            "setup_s": round(statistics.median(setups), 4),
-            "per_unit": {"epoch_overhead_s": round(per_epoch, 5), "case_overhead_s": round(per_case, 4)}}
+    return {
+        "device": str(dev),
+        "dataset": dataset,
+        "n_per_class": n_per_class,
+        "train_images": len(all_cases[1].train_idx),
+        "batches_per_epoch": batches,
+        "epochs": list(epochs),
+        "cases": cases,
+        "fit_s": {str(e): round(statistics.median(fits[e]), 4) for e in epochs},
+        "setup_s": round(statistics.median(setups), 4),
+        "per_unit": {"epoch_overhead_s": round(per_epoch, 5), "case_overhead_s": round(per_case, 4)},
+    }
 
 
 # --------------------------------------------------------------------------- compile check
@@ -349,9 +453,13 @@ def compile_check(python: Path, device: str, workdir: Path, backbone: str = "res
 
     rng = np.random.default_rng(0)
     n_test = n_train // 5
-    ds = Dataset(x_train=rng.integers(0, 256, (n_train, *COMPILE_SHAPE), dtype=np.uint8),
-                 y_train=np.arange(n_train) % 10, x_test=rng.integers(0, 256, (n_test, *COMPILE_SHAPE), dtype=np.uint8),
-                 y_test=np.arange(n_test) % 10, classes=[f"c{i}" for i in range(10)])
+    ds = Dataset(
+        x_train=rng.integers(0, 256, (n_train, *COMPILE_SHAPE), dtype=np.uint8),
+        y_train=np.arange(n_train) % 10,
+        x_test=rng.integers(0, 256, (n_test, *COMPILE_SHAPE), dtype=np.uint8),
+        y_test=np.arange(n_test) % 10,
+        classes=[f"c{i}" for i in range(10)],
+    )
     data = workdir / "data.npz"
     save_npz(ds, data)
     config = load_config(str(ROOT / "config" / "config.yaml"))
@@ -363,14 +471,32 @@ def compile_check(python: Path, device: str, workdir: Path, backbone: str = "res
     env = {**os.environ, "DMLBENCH_CACHE_DIR": str(workdir / "cache"), "DMLBENCH_RUN_CACHE": "off"}
     for attempt in ("first", "second"):
         run = workdir / attempt
-        cmd = [str(python), "-m", "dmlbench", "train", "--spec", json.dumps(spec), "--data", str(data), "--out",
-               str(run), "--device", device, "--job", str(workdir / f"{attempt}.job.json")]
+        cmd = [
+            str(python),
+            "-m",
+            "dmlbench",
+            "train",
+            "--spec",
+            json.dumps(spec),
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--device",
+            device,
+            "--job",
+            str(workdir / f"{attempt}.job.json"),
+        ]
         proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"compile check: the {attempt} train job failed:\n{proc.stderr[-3000:]}")
         meta = json.loads((run / "run.json").read_text())
-        out[attempt] = {"compiled": meta["compiled"], "seconds": meta["compile_seconds"],
-                        "fallback": meta.get("compile_fallback"), **(meta.get("compile_cache") or {})}
+        out[attempt] = {
+            "compiled": meta["compiled"],
+            "seconds": meta["compile_seconds"],
+            "fallback": meta.get("compile_fallback"),
+            **(meta.get("compile_cache") or {}),
+        }
     return out
 
 
@@ -406,14 +532,28 @@ def print_comparison(result: dict) -> None:
     line("train jobs (runs)", lambda s: f"{s['analysis']['train']['jobs']} ({s['analysis']['train']['runs']})")
     line("train-job wall in training", lambda s: f"{s['analysis']['train']['training_share_wall']:.0%}")
     line("train-job CPU in training", lambda s: f"{s['analysis']['train']['training_share_cpu']:.0%}")
-    line("start-up per train process (s wall / CPU, probe)",
-         lambda s: f"{s['startup']['train']['wall_s']:.1f} / {s['startup']['train']['cpu_s']:.1f}")
-    line("start-up per run (s CPU)", lambda s: f"{s['startup']['train']['cpu_s'] * s['analysis']['train']['jobs'] / s['analysis']['train']['runs']:.2f}")
-    line("score jobs, mean s per job (runs)", lambda s: f"{s['analysis']['score']['mean_job_s']:.1f} ({s['analysis']['score']['jobs']} jobs)")
-    line("imports per train process (modules; heavy)",
-         lambda s: f"{s['startup']['train']['modules']}; {', '.join(s['startup']['train']['heavy_imports'])}")
-    line("imports per score process (modules; heavy)",
-         lambda s: f"{s['startup']['score']['modules']}; {', '.join(s['startup']['score']['heavy_imports'])}")
+    line(
+        "start-up per train process (s wall / CPU, probe)",
+        lambda s: f"{s['startup']['train']['wall_s']:.1f} / {s['startup']['train']['cpu_s']:.1f}",
+    )
+    line(
+        "start-up per run (s CPU)",
+        lambda s: (
+            f"{s['startup']['train']['cpu_s'] * s['analysis']['train']['jobs'] / s['analysis']['train']['runs']:.2f}"
+        ),
+    )
+    line(
+        "score jobs, mean s per job (runs)",
+        lambda s: f"{s['analysis']['score']['mean_job_s']:.1f} ({s['analysis']['score']['jobs']} jobs)",
+    )
+    line(
+        "imports per train process (modules; heavy)",
+        lambda s: f"{s['startup']['train']['modules']}; {', '.join(s['startup']['train']['heavy_imports'])}",
+    )
+    line(
+        "imports per score process (modules; heavy)",
+        lambda s: f"{s['startup']['score']['modules']}; {', '.join(s['startup']['score']['heavy_imports'])}",
+    )
     if "tables_equal" in result:
         print(f"tables before vs after: {result['tables_equal']}")
 
@@ -423,7 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configfile", type=Path, default=ROOT / "config" / "demo.yaml")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--baseline", type=Path, help="another checkout (with .venv) to run side by side")
-    p.add_argument("--sequential", action="store_true", help="run the baseline after this checkout, not at the same time")
+    p.add_argument(
+        "--sequential", action="store_true", help="run the baseline after this checkout, not at the same time"
+    )
     p.add_argument("--workdir", type=Path, help="analyse this finished run instead of running one")
     p.add_argument("--baseline-workdir", type=Path, help="with --workdir: a finished run of the baseline, compared")
     p.add_argument("--time-file", type=Path, help="with --workdir: `/usr/bin/time -v -o FILE` of its snakemake run")
@@ -431,8 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", help="how the runs were made (stored in the JSON)")
     p.add_argument("--scratch", type=Path, help="folder for the runs (default: a new temp folder, kept)")
     p.add_argument("--probes", type=int, default=3, help="start-up probes per process kind")
-    p.add_argument("--loop-probe", action="store_true",
-                   help="the training loop's own seconds per epoch and per case (an idle backbone; --device)")
+    p.add_argument(
+        "--loop-probe",
+        action="store_true",
+        help="the training loop's own seconds per epoch and per case (an idle backbone; --device)",
+    )
     p.add_argument("--compile-check", action="store_true", help="compile seconds cold and warm (two train jobs)")
     p.add_argument("--device", default="auto", help="--compile-check: cpu, cuda or auto")
     p.add_argument("--compile-backbone", default="resnet18", help="--compile-check: resnet18 or small_cnn (CPU smoke)")
@@ -442,8 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     me = ROOT
     label = device_label(args.cores)
     stem = "" if args.configfile.name == "demo.yaml" else f"-{args.configfile.stem}"
-    result: dict = {"config": str(args.configfile), "cores": args.cores, "cpu_count": os.cpu_count(),
-                    "python": platform.python_version(), "device": label}
+    result: dict = {
+        "config": str(args.configfile),
+        "cores": args.cores,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "device": label,
+    }
 
     def probe_done(key: str, name: str) -> int:
         """Print the probe's result, write the whole result to --out or bench/results/overhead-<name>-<device>.json."""
@@ -460,8 +610,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compile_check:
         scratch = Path(tempfile.mkdtemp(prefix="dmlbench-compile-"))
-        result["compile_check"] = compile_check(python_of(me) if (me / ".venv").exists() else Path(sys.executable),
-                                                args.device, scratch, args.compile_backbone, args.compile_images)
+        result["compile_check"] = compile_check(
+            python_of(me) if (me / ".venv").exists() else Path(sys.executable),
+            args.device,
+            scratch,
+            args.compile_backbone,
+            args.compile_images,
+        )
         return probe_done("compile_check", "compile")
 
     if args.workdir:
@@ -474,8 +629,9 @@ def main(argv: list[str] | None = None) -> int:
             if timing:
                 result[name]["run"] = time_file(timing)
             if args.probes and (workdir / ".venv").exists():  # the workdir is a checkout: its start-up
-                result[name]["startup"] = {kind: probe_startup(python_of(workdir), kind, args.probes,
-                                                               fast_exits(workdir)) for kind in PROBES}
+                result[name]["startup"] = {
+                    kind: probe_startup(python_of(workdir), kind, args.probes, fast_exits(workdir)) for kind in PROBES
+                }
         if "baseline" in sides:
             result["tables_equal"] = tables_equal(sides["baseline"][0], sides["this"][0])
             if "run" in result["this"] and "run" in result["baseline"]:
@@ -498,7 +654,9 @@ def main(argv: list[str] | None = None) -> int:
     sides = {"this": me}
     if args.baseline:
         sides["baseline"] = args.baseline.resolve()
-    pythons = {name: python_of(path) if (path / ".venv").exists() else Path(sys.executable) for name, path in sides.items()}
+    pythons = {
+        name: python_of(path) if (path / ".venv").exists() else Path(sys.executable) for name, path in sides.items()
+    }
     for name in sides:
         if (scratch / name).exists():
             raise SystemExit(f"{scratch / name} exists: give an empty --scratch")
@@ -516,9 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         run = runs[name]
         if run["exit_status"] != 0:
             print(f"{name}: snakemake failed ({run['exit_status']}); see {scratch / name / 'snakemake.out'}")
-        result[name] = {"run": run, "analysis": analyse(scratch / name),
-                        "startup": {kind: probe_startup(pythons[name], kind, args.probes, fast_exits(path))
-                                    for kind in PROBES}}
+        result[name] = {
+            "run": run,
+            "analysis": analyse(scratch / name),
+            "startup": {kind: probe_startup(pythons[name], kind, args.probes, fast_exits(path)) for kind in PROBES},
+        }
     if "baseline" in sides:
         result["tables_equal"] = tables_equal(scratch / "baseline", scratch / "this")
         result["wall_ratio"] = round(runs["this"]["wall_s"] / runs["baseline"]["wall_s"], 3)
@@ -526,9 +686,11 @@ def main(argv: list[str] | None = None) -> int:
     result["per_unit"] = result["this"]["analysis"]["per_unit"]
     print_comparison(result)
     if "wall_ratio" in result:
-        print(f"wall after/before: {result['wall_ratio']:.2f}; CPU after/before: {result['cpu_ratio']:.2f} "
-              f"({'at the same time' if not args.sequential else 'one after the other'}; load average "
-              f"{result['this']['run']['load_before']} at the start)")
+        print(
+            f"wall after/before: {result['wall_ratio']:.2f}; CPU after/before: {result['cpu_ratio']:.2f} "
+            f"({'at the same time' if not args.sequential else 'one after the other'}; load average "
+            f"{result['this']['run']['load_before']} at the start)"
+        )
     out = args.out or RESULTS / f"overhead-{label}{stem}.json"
     write_json(out, result)
     print(f"wrote {out}; runs kept in {scratch}")

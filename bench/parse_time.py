@@ -32,8 +32,11 @@ HEAVY = ("torch", "torchvision", "fastai", "altair", "vl_convert", "sklearn", "m
 
 def export(rev: str, dest: Path) -> Path:
     """The Snakefile, rules/, config/, profiles/, schemas/ and src/ of ``rev`` under ``dest``."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "Snakefile", "rules", "config", "profiles",
-                              "schemas", "src"], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "Snakefile", "rules", "config", "profiles", "schemas", "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     return dest
@@ -42,8 +45,22 @@ def export(rev: str, dest: Path) -> Path:
 def one_parse(tree: Path, config: str, workdir: Path) -> dict:
     """One `snakemake -n` of the workflow in ``tree``: wall and CPU seconds, peak RSS, heavy imports."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree / "src"), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(tree / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(tree / config), "-n", "--quiet", "rules"]
+    cmd = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "snakemake",
+        "-s",
+        str(tree / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(tree / config),
+        "-n",
+        "--quiet",
+        "rules",
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = proc.stderr.read()
@@ -53,15 +70,22 @@ def one_parse(tree: Path, config: str, workdir: Path) -> dict:
         raise SystemExit(f"snakemake -n failed for {tree}:\n{stderr[-3000:]}")
     modules = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", stderr, re.M)
     heavy = sorted({m.split(".")[0] for m in modules if m.split(".")[0] in HEAVY})
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_mb": usage.ru_maxrss / 1024,
-            "heavy_imports": heavy}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_mb": usage.ru_maxrss / 1024,
+        "heavy_imports": heavy,
+    }
 
 
 def summary(runs: list[dict]) -> dict:
-    return {"wall_s_median": statistics.median(r["wall_s"] for r in runs),
-            "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
-            "max_rss_mb": max(r["max_rss_mb"] for r in runs), "heavy_imports": runs[0]["heavy_imports"],
-            "runs": runs}
+    return {
+        "wall_s_median": statistics.median(r["wall_s"] for r in runs),
+        "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
+        "max_rss_mb": max(r["max_rss_mb"] for r in runs),
+        "heavy_imports": runs[0]["heavy_imports"],
+        "runs": runs,
+    }
 
 
 def main() -> None:
@@ -78,14 +102,23 @@ def main() -> None:
         for i in range(args.repeat):  # interleaved: both see the same load
             for name, tree in trees.items():
                 runs[name].append(one_parse(tree, args.config, Path(tmp) / f"work{i}"))
-    result = {"config": args.config, "repeat": args.repeat, "cpus": os.cpu_count(),
-              "load_average_1min": os.getloadavg()[0], "trees": {name: summary(r) for name, r in runs.items()}}
-    print(f"`snakemake -n --configfile {args.config}`, median of {args.repeat}, load average "
-          f"{result['load_average_1min']:.1f} on {result['cpus']} CPUs\n")
+    result = {
+        "config": args.config,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "trees": {name: summary(r) for name, r in runs.items()},
+    }
+    print(
+        f"`snakemake -n --configfile {args.config}`, median of {args.repeat}, load average "
+        f"{result['load_average_1min']:.1f} on {result['cpus']} CPUs\n"
+    )
     print("| tree | wall s | CPU s | peak MB | heavy packages imported |\n|---|---|---|---|---|")
     for name, s in result["trees"].items():
-        print(f"| {name} | {s['wall_s_median']:.2f} | {s['cpu_s_median']:.2f} | {s['max_rss_mb']:.0f} | "
-              f"{', '.join(s['heavy_imports']) or '-'} |")
+        print(
+            f"| {name} | {s['wall_s_median']:.2f} | {s['cpu_s_median']:.2f} | {s['max_rss_mb']:.0f} | "
+            f"{', '.join(s['heavy_imports']) or '-'} |"
+        )
     out = ROOT / "bench" / "results" / "parse_time.json"
     write_json(out, result)
     print(f"\nwritten: {out}")

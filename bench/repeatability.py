@@ -24,13 +24,30 @@ from dmlbench.io import write_json  # noqa: E402
 
 
 def run(workdir: Path, config: Path, device: str, cores: int) -> pd.DataFrame:
-    env = {**os.environ, "DMLBENCH_DEVICE": device,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([str(Path(sys.executable).parent / "snakemake"), "results/tables/metrics.parquet",
-                    "-s", str(ROOT / "Snakefile"),
-                    "--directory", str(workdir), "--configfile", str(config), "--cores", str(cores),
-                    "--resources", "gpu=1"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DMLBENCH_DEVICE": device,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "results/tables/metrics.parquet",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+            "--cores",
+            str(cores),
+            "--resources",
+            "gpu=1",
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return pd.read_parquet(workdir / "results/tables/metrics.parquet")
 
 
@@ -53,15 +70,23 @@ def main() -> None:
     diff = (auroc["value_1"] - auroc["value_2"]).abs()
     per_method = auroc.assign(diff=diff).groupby("method")["diff"].max()
     target = 0.0 if device == "cpu" else 0.005
-    result = {"device": label, "config": str(args.config), "n_values": int(len(auroc)),
-              "max_abs_auroc_difference": float(diff.max()), "mean_abs_auroc_difference": float(diff.mean()),
-              "max_by_method": {k: float(v) for k, v in per_method.items()}, "target": target,
-              "meets_target": bool(diff.max() <= target)}
+    result = {
+        "device": label,
+        "config": str(args.config),
+        "n_values": int(len(auroc)),
+        "max_abs_auroc_difference": float(diff.max()),
+        "mean_abs_auroc_difference": float(diff.mean()),
+        "max_by_method": {k: float(v) for k, v in per_method.items()},
+        "target": target,
+        "meets_target": bool(diff.max() <= target),
+    }
     print("| method | max |ΔAUROC| |\n|---|---|")
     for method, value in per_method.items():
         print(f"| {method} | {value:.6f} |")
-    print(f"\nmax {result['max_abs_auroc_difference']:.6f} over {len(auroc)} AUROC values (target {target}) "
-          f"on {label}: {'met' if result['meets_target'] else 'NOT met'}")
+    print(
+        f"\nmax {result['max_abs_auroc_difference']:.6f} over {len(auroc)} AUROC values (target {target}) "
+        f"on {label}: {'met' if result['meets_target'] else 'NOT met'}"
+    )
     out = ROOT / "bench" / "results" / f"repeatability-{label.replace(' ', '_')}.json"
     write_json(out, result)
     print(f"written: {out}")

@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=None, help="test rows per block (default: library)")
     p.add_argument("--ref-chunk-size", type=int, default=None, help="reference rows per block")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON path (default bench/results/score_speed-<host>.json)")
+    p.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/score_speed-<host>.json)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -71,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def once() -> float:
         t0 = time.perf_counter()
-        knn_scores(test, ref, distances=distances, ks=ks,
-                   chunk_size=args.chunk_size, ref_chunk_size=args.ref_chunk_size)
+        knn_scores(
+            test, ref, distances=distances, ks=ks, chunk_size=args.chunk_size, ref_chunk_size=args.ref_chunk_size
+        )
         return time.perf_counter() - t0
 
     first = once()
@@ -83,39 +83,47 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     device = cpu_model()
     print(f"{'size (test x ref x dim)':<26}{'threads':>8}{'first s':>10}{'best s':>10}{'test rows/s':>13}")
-    print(f"{f'{args.n_test} x {args.n_ref} x {args.dim}':<26}{args.threads:>8}"
-          f"{first:>10.2f}{best:>10.2f}{rows_per_s:>13.0f}")
-    print(f"device: {device} ({os.cpu_count()} CPUs); runs: first {first:.2f} s, then "
-          f"{', '.join(f'{t:.2f}' for t in times)} s; 1-min load average before/after: "
-          f"{load_before}/{load_after} (other work on the machine slows the run)")
+    print(
+        f"{f'{args.n_test} x {args.n_ref} x {args.dim}':<26}{args.threads:>8}"
+        f"{first:>10.2f}{best:>10.2f}{rows_per_s:>13.0f}"
+    )
+    print(
+        f"device: {device} ({os.cpu_count()} CPUs); runs: first {first:.2f} s, then "
+        f"{', '.join(f'{t:.2f}' for t in times)} s; 1-min load average before/after: "
+        f"{load_before}/{load_after} (other work on the machine slows the run)"
+    )
     meets = best < TARGET_SECONDS
-    print(f"target {TARGET_SECONDS:g} s: {'met' if meets else 'NOT met'}"
-          + ("" if (args.n_test, args.n_ref, args.dim) == (10_000, 50_000, 512)
-             else " (not the full-size problem)"))
+    print(
+        f"target {TARGET_SECONDS:g} s: {'met' if meets else 'NOT met'}"
+        + ("" if (args.n_test, args.n_ref, args.dim) == (10_000, 50_000, 512) else " (not the full-size problem)")
+    )
 
     out = args.out or RESULTS / f"score_speed-{host_label()}.json"
-    write_json(out, {
-        "device": device,
-        "threads": args.threads,
-        "n_test": args.n_test,
-        "n_ref": args.n_ref,
-        "dim": args.dim,
-        "ks": ks,
-        "distances": distances,
-        "chunk_size": args.chunk_size,
-        "ref_chunk_size": args.ref_chunk_size,
-        "seconds_best": round(best, 4),
-        "seconds_first": round(first, 4),
-        "seconds_all": [round(t, 4) for t in times],
-        "rows_per_second": round(rows_per_s, 1),
-        "target_seconds": TARGET_SECONDS,
-        "meets_target": bool(meets),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_before": load_before,
-        "load_average_1min_after": load_after,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    })
+    write_json(
+        out,
+        {
+            "device": device,
+            "threads": args.threads,
+            "n_test": args.n_test,
+            "n_ref": args.n_ref,
+            "dim": args.dim,
+            "ks": ks,
+            "distances": distances,
+            "chunk_size": args.chunk_size,
+            "ref_chunk_size": args.ref_chunk_size,
+            "seconds_best": round(best, 4),
+            "seconds_first": round(first, 4),
+            "seconds_all": [round(t, 4) for t in times],
+            "rows_per_second": round(rows_per_s, 1),
+            "target_seconds": TARGET_SECONDS,
+            "meets_target": bool(meets),
+            "cpu_count": os.cpu_count(),
+            "load_average_1min_before": load_before,
+            "load_average_1min_after": load_after,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    )
     print(f"wrote {out}")
     return 0
 

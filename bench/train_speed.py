@@ -52,9 +52,19 @@ VARIANTS = {"a": "fastai_plain", "b": "eager", "c": "compiled"}
 #: Dense bf16 tensor-core peak in TFLOP/s (vendor data sheets, without sparsity), matched in
 #: this order against torch.cuda.get_device_name().
 BF16_PEAK_TFLOPS = [
-    (r"H100.*PCIe", 756.0), (r"H100.*NVL", 835.0), (r"H100", 989.0), (r"H200", 989.0), (r"GH200", 989.0),
-    (r"B200", 2250.0), (r"A100", 312.0), (r"A800", 312.0), (r"L40S", 362.0), (r"L40", 181.0), (r"L4\b", 121.0),
-    (r"A10\b", 125.0), (r"A6000", 155.0),
+    (r"H100.*PCIe", 756.0),
+    (r"H100.*NVL", 835.0),
+    (r"H100", 989.0),
+    (r"H200", 989.0),
+    (r"GH200", 989.0),
+    (r"B200", 2250.0),
+    (r"A100", 312.0),
+    (r"A800", 312.0),
+    (r"L40S", 362.0),
+    (r"L40", 181.0),
+    (r"L4\b", 121.0),
+    (r"A10\b", 125.0),
+    (r"A6000", 155.0),
 ]
 
 
@@ -107,8 +117,7 @@ def step_timer(device: torch.device, warmup: int, steps: int):
 
 
 # --------------------------------------------------------------------------- (a) plain fastai
-def write_png_folder(root: Path, shape: tuple[int, int, int], n_train: int, n_classes: int = 10,
-                     seed: int = 0) -> None:
+def write_png_folder(root: Path, shape: tuple[int, int, int], n_train: int, n_classes: int = 10, seed: int = 0) -> None:
     """root/{train,valid}/<class>/*.png with random pixels (decoding cost is that of real images)."""
     from PIL import Image
 
@@ -123,28 +132,32 @@ def write_png_folder(root: Path, shape: tuple[int, int, int], n_train: int, n_cl
             img.save(root / split / f"class{i % n_classes}" / f"{i:06d}.png")
 
 
-def run_fastai_plain(root: Path, shape, batch_size: int, device: torch.device, warmup: int, steps: int,
-                     workers: int | None) -> float:
+def run_fastai_plain(
+    root: Path, shape, batch_size: int, device: torch.device, warmup: int, steps: int, workers: int | None
+) -> float:
     import fastai.callback.progress  # noqa: F401
     import fastai.callback.schedule  # noqa: F401
     from fastai.data.block import CategoryBlock, DataBlock
-    from fastai.data.transforms import GrandparentSplitter, get_image_files, parent_label
+    from fastai.data.transforms import GrandparentSplitter, Normalize, get_image_files, parent_label
     from fastai.learner import Learner
     from fastai.losses import CrossEntropyLossFlat
     from fastai.metrics import accuracy
     from fastai.vision.augment import CropPad, FlipItem, RandomCrop
     from fastai.vision.core import PILImage, PILImageBW
     from fastai.vision.data import ImageBlock
-    from fastai.data.transforms import Normalize
 
     h, w, c = shape
     item_tfms = [CropPad((h + 8, w + 8), pad_mode="zeros"), RandomCrop((h, w))]
     if c == 3:
         item_tfms.append(FlipItem(0.5))
-    block = DataBlock(blocks=(ImageBlock(cls=PILImage if c == 3 else PILImageBW), CategoryBlock),
-                      get_items=get_image_files, splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
-                      get_y=parent_label, item_tfms=item_tfms,
-                      batch_tfms=[Normalize.from_stats([0.5] * c, [0.25] * c)])
+    block = DataBlock(
+        blocks=(ImageBlock(cls=PILImage if c == 3 else PILImageBW), CategoryBlock),
+        get_items=get_image_files,
+        splitter=GrandparentSplitter(train_name="train", valid_name="valid"),
+        get_y=parent_label,
+        item_tfms=item_tfms,
+        batch_tfms=[Normalize.from_stats([0.5] * c, [0.25] * c)],
+    )
     kw = {} if workers is None else {"num_workers": workers}
     dls = block.dataloaders(root, bs=batch_size, device=device, **kw)
     model = nn.Sequential(resnet18_cifar(c), nn.Linear(512, 10))
@@ -169,16 +182,42 @@ def synthetic_dataset(shape, n_train: int, n_classes: int = 10, seed: int = 0) -
 
 def recipe_spec(shape, batch_size: int, compile_: bool) -> dict:
     rgb = shape[2] == 3
-    return {"dataset": "synthetic", "source": "folder", "class_order": "canonical", "flip": rgb, "n_anomaly": 0,
-            "method": "conventional", "method_params": {"mixup": False, "mixup_alpha": 0.4}, "n_per_class": "all",
-            "seed": 0, "cases": 1, "model": {"backbone": "resnet18", "embedding_dim": 64},
-            "training": {"epochs": 1, "batch_size": batch_size, "lr": 3e-3, "weight_decay": 0.01,
-                         "val_fraction": 0.01, "crop_padding": 4 if rgb else 2, "optimizer": "adam",
-                         "precision": "auto", "compile": compile_}}
+    return {
+        "dataset": "synthetic",
+        "source": "folder",
+        "class_order": "canonical",
+        "flip": rgb,
+        "n_anomaly": 0,
+        "method": "conventional",
+        "method_params": {"mixup": False, "mixup_alpha": 0.4},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 1,
+        "model": {"backbone": "resnet18", "embedding_dim": 64},
+        "training": {
+            "epochs": 1,
+            "batch_size": batch_size,
+            "lr": 3e-3,
+            "weight_decay": 0.01,
+            "val_fraction": 0.01,
+            "crop_padding": 4 if rgb else 2,
+            "optimizer": "adam",
+            "precision": "auto",
+            "compile": compile_,
+        },
+    }
 
 
-def run_dmlbench(ds: Dataset, shape, batch_size: int, device: torch.device, warmup: int, steps: int,
-                 compile_: bool, compile_options: dict) -> tuple[float, dict]:
+def run_dmlbench(
+    ds: Dataset,
+    shape,
+    batch_size: int,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    compile_: bool,
+    compile_options: dict,
+) -> tuple[float, dict]:
     spec = recipe_spec(shape, batch_size, compile_)
     if compile_:
         torch._dynamo.reset()  # a fresh compilation per batch size, not a dynamic-shape one
@@ -192,8 +231,12 @@ def run_dmlbench(ds: Dataset, shape, batch_size: int, device: torch.device, warm
     timer = step_timer(device, warmup, steps)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(1, spec["training"]["lr"], cbs=[timer])
-    info = {"precision": trainer.precision, "compiled": trainer.compiled,
-            "compile_fallback": trainer.compile_fallback, "setup_seconds": round(setup_seconds, 2)}
+    info = {
+        "precision": trainer.precision,
+        "compiled": trainer.compiled,
+        "compile_fallback": trainer.compile_fallback,
+        "setup_seconds": round(setup_seconds, 2),
+    }
     del learn, trainer
     return timer.seconds, info
 
@@ -214,12 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--workers", type=int, default=None, help="(a): DataLoader workers (default: fastai's)")
-    p.add_argument("--compile-mode", default=None,
-                   help="(c): torch.compile mode, e.g. max-autotune-no-cudagraphs (default: the pipeline's)")
-    p.add_argument("--compile-backend", default=None,
-                   help="(c): torch.compile backend (default inductor; --quick on the CPU: eager)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: batch size 8, 1 warm-up + 2 timed steps, results file *-quick.json")
+    p.add_argument(
+        "--compile-mode",
+        default=None,
+        help="(c): torch.compile mode, e.g. max-autotune-no-cudagraphs (default: the pipeline's)",
+    )
+    p.add_argument(
+        "--compile-backend",
+        default=None,
+        help="(c): torch.compile backend (default inductor; --quick on the CPU: eager)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: batch size 8, 1 warm-up + 2 timed steps, results file *-quick.json",
+    )
     p.add_argument("--scratch", type=Path, default=None, help="folder for the PNG files of (a) (default: a temp dir)")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/train_speed-<device>.json)")
     args = p.parse_args(argv)
@@ -263,8 +315,16 @@ def main(argv: list[str] | None = None) -> int:
                         seconds = run_fastai_plain(png_root, shape, bs, device, args.warmup, args.steps, args.workers)
                         info = {"precision": "fp32", "compiled": False}
                     else:
-                        seconds, info = run_dmlbench(ds, shape, bs, device, args.warmup, args.steps,
-                                                     key == "c", compile_options if key == "c" else {})
+                        seconds, info = run_dmlbench(
+                            ds,
+                            shape,
+                            bs,
+                            device,
+                            args.warmup,
+                            args.steps,
+                            key == "c",
+                            compile_options if key == "c" else {},
+                        )
                     rate = args.steps * bs / seconds
                     ips[name][variant][str(bs)] = round(rate, 1)
                     details[name].setdefault(variant, {})[str(bs)] = info
@@ -285,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         achieved[name] = {bs: round(3 * flops[name] * rate / 1e12, 2) for bs, rate in c.items()}
         peak_fraction[name] = {bs: (round(tf / peak, 4) if peak else None) for bs, tf in achieved[name].items()}
 
-    print(f"\ndevice: {label}; bf16 peak: {peak if peak else 'unknown'} TFLOP/s; steps timed: {args.steps} "
-          f"after {args.warmup} warm-up")
+    print(
+        f"\ndevice: {label}; bf16 peak: {peak if peak else 'unknown'} TFLOP/s; steps timed: {args.steps} "
+        f"after {args.warmup} warm-up"
+    )
     header = "| input | batch | (a) fastai plain | (b) eager | (c) compiled | (c)/(a) | (c) TFLOP/s | peak fraction |"
     print(header + "\n|---|---|---|---|---|---|---|---|")
     for name in args.inputs:
@@ -295,37 +357,52 @@ def main(argv: list[str] | None = None) -> int:
             sp = speedup[name].get(bs)
             pf = peak_fraction[name].get(bs)
             tf = achieved[name].get(bs)
-            print(f"| {name} | {bs} | {cell('fastai_plain')} | {cell('eager')} | {cell('compiled')} | "
-                  f"{f'{sp:.1f}x' if sp else '-'} | {tf if tf is not None else '-'} | "
-                  f"{f'{pf:.1%}' if pf is not None else '-'} |")
+            print(
+                f"| {name} | {bs} | {cell('fastai_plain')} | {cell('eager')} | {cell('compiled')} | "
+                f"{f'{sp:.1f}x' if sp else '-'} | {tf if tf is not None else '-'} | "
+                f"{f'{pf:.1%}' if pf is not None else '-'} |"
+            )
     full = not args.quick and device.type == "cuda"
     meets = bool(speedup) and all(v >= TARGET_SPEEDUP for s in speedup.values() for v in s.values())
     if speedup and any(speedup.values()):
-        print(f"target (c) >= {TARGET_SPEEDUP:g}x (a): {'met' if meets else 'NOT met'}"
-              + ("" if full else " (not a GPU measurement: smoke run only)"))
+        print(
+            f"target (c) >= {TARGET_SPEEDUP:g}x (a): {'met' if meets else 'NOT met'}"
+            + ("" if full else " (not a GPU measurement: smoke run only)")
+        )
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
     out = args.out or RESULTS / f"train_speed-{slug}{'-quick' if args.quick else ''}.json"
-    write_json(out, {
-        "device": label,
-        "images_per_second": ips,
-        "speedup_c_over_a": speedup,
-        "peak_fraction": peak_fraction,
-        "achieved_tflops_c": achieved,
-        "bf16_peak_tflops": peak,
-        "forward_gflops_per_image": {k: round(v / 1e9, 4) for k, v in flops.items()},
-        "train_flops_factor": 3,
-        "variants": {"fastai_plain": "(a) PNG files, fastai per-item DataLoader (pad 4 + random crop + flip "
-                                     "per item), default Learner (fastai Adam, float32)",
-                     "eager": "(b) dmlbench JobTrainer: uint8 on device, per-batch device augmentation, "
-                              "bf16 autocast, channels_last, fused AdamW, no per-step host sync",
-                     "compiled": "(c) (b) + torch.compile of the backbone's training step"},
-        "details": details,
-        "batch_sizes": args.batch_sizes, "warmup_steps": args.warmup, "timed_steps": args.steps,
-        "compile_options": compile_options, "quick": args.quick,
-        "target_speedup": TARGET_SPEEDUP, "meets_target": meets if full else None,
-        "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-    })
+    write_json(
+        out,
+        {
+            "device": label,
+            "images_per_second": ips,
+            "speedup_c_over_a": speedup,
+            "peak_fraction": peak_fraction,
+            "achieved_tflops_c": achieved,
+            "bf16_peak_tflops": peak,
+            "forward_gflops_per_image": {k: round(v / 1e9, 4) for k, v in flops.items()},
+            "train_flops_factor": 3,
+            "variants": {
+                "fastai_plain": "(a) PNG files, fastai per-item DataLoader (pad 4 + random crop + flip "
+                "per item), default Learner (fastai Adam, float32)",
+                "eager": "(b) dmlbench JobTrainer: uint8 on device, per-batch device augmentation, "
+                "bf16 autocast, channels_last, fused AdamW, no per-step host sync",
+                "compiled": "(c) (b) + torch.compile of the backbone's training step",
+            },
+            "details": details,
+            "batch_sizes": args.batch_sizes,
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+            "compile_options": compile_options,
+            "quick": args.quick,
+            "target_speedup": TARGET_SPEEDUP,
+            "meets_target": meets if full else None,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+        },
+    )
     print(f"wrote {out}")
     return 0
 

@@ -27,7 +27,9 @@ def _read_scores(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DmlbenchError(f"{path} is not a readable parquet file ({exc}); delete it and rerun `dmlbench score`") from None
+        raise DmlbenchError(
+            f"{path} is not a readable parquet file ({exc}); delete it and rerun `dmlbench score`"
+        ) from None
 
 
 def tables_for_run(keys: dict, scores: pd.DataFrame) -> tuple[list[dict], list[dict]]:
@@ -48,9 +50,17 @@ def tables_for_run(keys: dict, scores: pd.DataFrame) -> tuple[list[dict], list[d
                 metrics.append({**base, "scorer": scorer, "metric": name, "value": value})
             classes, means, _, normalised = normalised_distances(values, labels, normal_classes)
             for c, mean, ratio in zip(classes, means, normalised):
-                distances.append({**base, "scorer": scorer, "class_index": int(c), "class_name": str(names[c]),
-                                  "role": "normal" if c in normal_classes else "anomaly",
-                                  "mean_score": float(mean), "normalised": float(ratio)})
+                distances.append(
+                    {
+                        **base,
+                        "scorer": scorer,
+                        "class_index": int(c),
+                        "class_name": str(names[c]),
+                        "role": "normal" if c in normal_classes else "anomaly",
+                        "mean_score": float(mean),
+                        "normalised": float(ratio),
+                    }
+                )
     return metrics, distances
 
 
@@ -73,10 +83,19 @@ def worst_misses_for_run(keys: dict, scores: pd.DataFrame, scorers=MISS_SCORERS,
                 continue
             worst = anomalies.sort_values([scorer, "test_index"], kind="mergesort").head(n)
             for rank, r in enumerate(worst.itertuples(index=False), start=1):
-                rows.append({**keys, "case": int(case), "scorer": scorer, "rank": rank,
-                             "test_index": int(getattr(r, "test_index")), "label": int(getattr(r, "label")),
-                             "class_name": str(getattr(r, "class_name")), "score": float(getattr(r, scorer)),
-                             "nearest_index": int(getattr(r, nn_col))})
+                rows.append(
+                    {
+                        **keys,
+                        "case": int(case),
+                        "scorer": scorer,
+                        "rank": rank,
+                        "test_index": int(getattr(r, "test_index")),
+                        "label": int(getattr(r, "label")),
+                        "class_name": str(getattr(r, "class_name")),
+                        "score": float(getattr(r, scorer)),
+                        "nearest_index": int(getattr(r, nn_col)),
+                    }
+                )
     return rows
 
 
@@ -94,8 +113,17 @@ def _run_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
     metrics = _sorted(pd.DataFrame(metric_rows), KEYS + ["case", "scorer", "metric"])
     distances = _sorted(pd.DataFrame(distance_rows), KEYS + ["case", "scorer", "class_index"])
     misses = pd.DataFrame(miss_rows, columns=WORST_MISS_COLUMNS).astype(
-        {"n_anomaly": "int64", "seed": "int64", "case": "int64", "rank": "int64", "test_index": "int64",
-         "label": "int64", "score": "float64", "nearest_index": "int64"})
+        {
+            "n_anomaly": "int64",
+            "seed": "int64",
+            "case": "int64",
+            "rank": "int64",
+            "test_index": "int64",
+            "label": "int64",
+            "score": "float64",
+            "nearest_index": "int64",
+        }
+    )
     misses = _sorted(misses, KEYS + ["case", "scorer", "rank"])
     return metrics, distances, misses
 
@@ -106,20 +134,36 @@ def metrics_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Data
     return metrics, distances
 
 
-def build_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path = "benchmarks", run_paths: list[str | Path] = (),
-                 job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> dict[str, pd.DataFrame]:
+def build_tables(
+    score_paths: list[str | Path],
+    benchmark_paths: list[str | Path],
+    benchmark_root: str | Path = "benchmarks",
+    run_paths: list[str | Path] = (),
+    job_paths: list[str | Path] = (),
+    job_root: str | Path = "results/jobs",
+) -> dict[str, pd.DataFrame]:
     """Every table of :data:`TABLE_NAMES` (columns in docs/tables.md), built in memory."""
     metrics, distances, misses = _run_tables(score_paths)
-    return {"metrics": metrics, "class_distances": distances, "summary": summary_table(metrics),
-            "ranking": ranking_table(metrics, metric="auroc"), "worst_misses": misses,
-            "runtime": runtime_table(benchmark_paths, benchmark_root, job_paths, job_root),
-            "runs": runs_table(run_paths)}
+    return {
+        "metrics": metrics,
+        "class_distances": distances,
+        "summary": summary_table(metrics),
+        "ranking": ranking_table(metrics, metric="auroc"),
+        "worst_misses": misses,
+        "runtime": runtime_table(benchmark_paths, benchmark_root, job_paths, job_root),
+        "runs": runs_table(run_paths),
+    }
 
 
-def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path],
-                 benchmark_root: str | Path, out_dir: str | Path, run_paths: list[str | Path] = (),
-                 job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> dict[str, pd.DataFrame]:
+def write_tables(
+    score_paths: list[str | Path],
+    benchmark_paths: list[str | Path],
+    benchmark_root: str | Path,
+    out_dir: str | Path,
+    run_paths: list[str | Path] = (),
+    job_paths: list[str | Path] = (),
+    job_root: str | Path = "results/jobs",
+) -> dict[str, pd.DataFrame]:
     """Build every table, then write each as ``out_dir/<name>.parquet`` (atomically, one by one,
     after all were built, so an error leaves the previous files untouched). Returns the tables."""
     tables = build_tables(score_paths, benchmark_paths, benchmark_root, run_paths, job_paths, job_root)
@@ -133,8 +177,19 @@ def write_tables(score_paths: list[str | Path], benchmark_paths: list[str | Path
 GROUP_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)$")
 #: runtime.parquet's phase columns, in the order of dmlbench.phases.PHASES.
 PHASE_COLUMNS = [f"{phase}_seconds" for phase in PHASES]
-RUNTIME_COLUMNS = (["rule", "job", "dataset", "n_anomaly", "method", "n_per_class", "seed", "runs", "seconds",
-                    "cpu_seconds", "max_rss_mb"] + PHASE_COLUMNS)
+RUNTIME_COLUMNS = [
+    "rule",
+    "job",
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "runs",
+    "seconds",
+    "cpu_seconds",
+    "max_rss_mb",
+] + PHASE_COLUMNS
 
 
 def _job_keys(rel: Path) -> dict:
@@ -142,8 +197,12 @@ def _job_keys(rel: Path) -> dict:
     tail = rel.with_suffix("").as_posix().split("/", 1)[-1]
     m = GROUP_PATTERN.fullmatch(tail)
     if m:
-        return {"dataset": m["dataset"], "n_anomaly": int(m["n_anomaly"]), "n_per_class": m["n_per_class"],
-                "seed": int(m["seed"])}
+        return {
+            "dataset": m["dataset"],
+            "n_anomaly": int(m["n_anomaly"]),
+            "n_per_class": m["n_per_class"],
+            "seed": int(m["seed"]),
+        }
     try:
         return keys_from_path(rel)
     except DmlbenchError:
@@ -165,8 +224,12 @@ def _job_records(job_paths: list[str | Path], root: str | Path) -> dict[str, dic
     return records
 
 
-def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchmarks",
-                  job_paths: list[str | Path] = (), job_root: str | Path = "results/jobs") -> pd.DataFrame:
+def runtime_table(
+    benchmark_paths: list[str | Path],
+    root: str | Path = "benchmarks",
+    job_paths: list[str | Path] = (),
+    job_root: str | Path = "results/jobs",
+) -> pd.DataFrame:
     """Wall time, CPU time, peak memory and where the time went, per job, from Snakemake's
     `benchmark:` TSV files (benchmarks/{rule}/{dataset}/a{n}/n{N}/s{seed}.tsv or
     benchmarks/{rule}/....tsv) and the train and score jobs' records (results/jobs/{rule}/....json,
@@ -204,14 +267,38 @@ def runtime_table(benchmark_paths: list[str | Path], root: str | Path = "benchma
         row["cpu_seconds"] = float(cpu)
         rows.append(row)
     df = pd.DataFrame(rows, columns=RUNTIME_COLUMNS)
-    df = df.astype({"n_anomaly": "Int64", "seed": "Int64", "runs": "Int64", "seconds": "float64",
-                    "cpu_seconds": "float64", "max_rss_mb": "float64", **{c: "float64" for c in PHASE_COLUMNS}})
+    df = df.astype(
+        {
+            "n_anomaly": "Int64",
+            "seed": "Int64",
+            "runs": "Int64",
+            "seconds": "float64",
+            "cpu_seconds": "float64",
+            "max_rss_mb": "float64",
+            **{c: "float64" for c in PHASE_COLUMNS},
+        }
+    )
     return df.sort_values(["rule", "job"], kind="mergesort").reset_index(drop=True)
 
 
-RUNS_COLUMNS = KEYS + ["device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench",
-                       "git_commit", "git_dirty", "code_hash", "epochs", "batch_size", "lr", "final_lambda",
-                       "wall_seconds"]
+RUNS_COLUMNS = KEYS + [
+    "device",
+    "threads",
+    "precision",
+    "compiled",
+    "python",
+    "torch",
+    "fastai",
+    "dmlbench",
+    "git_commit",
+    "git_dirty",
+    "code_hash",
+    "epochs",
+    "batch_size",
+    "lr",
+    "final_lambda",
+    "wall_seconds",
+]
 
 
 def final_lambda(run: dict) -> float:
@@ -233,17 +320,39 @@ def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
         try:
             run = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise DmlbenchError(f"{path} is not a readable run.json ({exc}); delete its run folder and rerun "
-                                "`dmlbench train`") from None
+            raise DmlbenchError(
+                f"{path} is not a readable run.json ({exc}); delete its run folder and rerun `dmlbench train`"
+            ) from None
         versions, training = run.get("versions", {}), run.get("spec", {}).get("training", {})
-        rows.append({**keys_from_path(path), "device": str(run.get("device", "")), "threads": run.get("threads"),
-                     "precision": str(run.get("precision", "fp32")), "compiled": bool(run.get("compiled", False)),
-                     **{k: str(versions.get(k, "")) for k in ("python", "torch", "fastai", "dmlbench")},
-                     "git_commit": str(run.get("git_commit") or ""), "git_dirty": run.get("git_dirty"),
-                     "code_hash": str(run.get("code_hash") or ""), "epochs": training.get("epochs"),
-                     "batch_size": training.get("batch_size"), "lr": training.get("lr"),
-                     "final_lambda": final_lambda(run), "wall_seconds": float(run.get("wall_seconds", np.nan))})
+        rows.append(
+            {
+                **keys_from_path(path),
+                "device": str(run.get("device", "")),
+                "threads": run.get("threads"),
+                "precision": str(run.get("precision", "fp32")),
+                "compiled": bool(run.get("compiled", False)),
+                **{k: str(versions.get(k, "")) for k in ("python", "torch", "fastai", "dmlbench")},
+                "git_commit": str(run.get("git_commit") or ""),
+                "git_dirty": run.get("git_dirty"),
+                "code_hash": str(run.get("code_hash") or ""),
+                "epochs": training.get("epochs"),
+                "batch_size": training.get("batch_size"),
+                "lr": training.get("lr"),
+                "final_lambda": final_lambda(run),
+                "wall_seconds": float(run.get("wall_seconds", np.nan)),
+            }
+        )
     df = pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(
-        {"n_anomaly": "int64", "seed": "int64", "threads": "Int64", "git_dirty": "boolean", "epochs": "Int64",
-         "batch_size": "Int64", "lr": "float64", "final_lambda": "float64", "wall_seconds": "float64"})
+        {
+            "n_anomaly": "int64",
+            "seed": "int64",
+            "threads": "Int64",
+            "git_dirty": "boolean",
+            "epochs": "Int64",
+            "batch_size": "Int64",
+            "lr": "float64",
+            "final_lambda": "float64",
+            "wall_seconds": "float64",
+        }
+    )
     return _sorted(df, KEYS) if len(df) else df

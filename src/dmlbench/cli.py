@@ -48,18 +48,23 @@ def cmd_prepare(args) -> None:
 
     if args.spec:
         from .config import spec_from_arg
+
         entry = spec_from_arg(args.spec)
     else:
         config = load_config(_need(args, "config"))
         name = _need(args, "dataset")
         if name not in config["datasets"]:
-            raise DmlbenchError(f"dataset '{name}' is not defined in {args.config} (defined: {', '.join(config['datasets'])})")
+            raise DmlbenchError(
+                f"dataset '{name}' is not defined in {args.config} (defined: {', '.join(config['datasets'])})"
+            )
         entry = config["datasets"][name]
     out = Path(args.out or Path(args.results) / "data" / f"{_need(args, 'dataset')}.npz")
     ds = load_source(entry)
     save_npz(ds, out)
-    print(f"{out}: {len(ds.y_train)} train + {len(ds.y_test)} test images, {ds.x_train.shape[1:]} each, "
-          f"{len(ds.classes)} classes")
+    print(
+        f"{out}: {len(ds.y_train)} train + {len(ds.y_test)} test images, {ds.x_train.shape[1:]} each, "
+        f"{len(ds.classes)} classes"
+    )
     for note in ds.notes:
         print(f"{out}: {note}")
 
@@ -83,8 +88,10 @@ def _train_specs(args) -> list[dict]:
             raise DmlbenchError("--spec must hold one run, or a list of runs of one dataset")
         return specs
     config = load_config(_need(args, "config"))
-    return [train_spec(config, _need(args, "dataset"), _need(args, "n_anomaly"), method, args.n_per_class, args.seed)
-            for method in _need(args, "method")]
+    return [
+        train_spec(config, _need(args, "dataset"), _need(args, "n_anomaly"), method, args.n_per_class, args.seed)
+        for method in _need(args, "method")
+    ]
 
 
 def cmd_train(args) -> None:
@@ -116,11 +123,20 @@ def cmd_train(args) -> None:
 
     first = specs[0]
     data = Path(args.data or Path(args.results) / "data" / f"{first['dataset']}.npz")
-    outs = args.out or [run_dir(args.results, s["dataset"], s["n_anomaly"], s["method"], s["n_per_class"], s["seed"])
-                        for s in specs]
+    outs = args.out or [
+        run_dir(args.results, s["dataset"], s["n_anomaly"], s["method"], s["n_per_class"], s["seed"]) for s in specs
+    ]
     use_cache = run_cache.enabled() and not args.no_run_cache
-    train_runs(data, specs, [Path(o) for o in outs], clock=clock, device=args.device, threads=args.threads,
-               cache_root=cache if use_cache else None, job_out=args.job)
+    train_runs(
+        data,
+        specs,
+        [Path(o) for o in outs],
+        clock=clock,
+        device=args.device,
+        threads=args.threads,
+        cache_root=cache if use_cache else None,
+        job_out=args.job,
+    )
     for out in outs:
         print(f"{out}: embeddings.npz, train_log.csv, run.json")
 
@@ -152,25 +168,39 @@ def cmd_aggregate(args) -> None:
     from .aggregate import write_tables
 
     # Hidden files are temporary outputs of score jobs that were killed before their rename.
-    scores = args.scores or sorted(str(p) for p in Path(args.results, "scores").rglob("*.parquet")
-                                   if not p.name.startswith("."))
+    scores = args.scores or sorted(
+        str(p) for p in Path(args.results, "scores").rglob("*.parquet") if not p.name.startswith(".")
+    )
     out = Path(args.out or Path(args.results) / "tables")
     benchmarks = args.benchmarks
     if benchmarks is None:
-        benchmarks = sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv")
-                            if not p.name.startswith(".")) if Path(args.benchmark_root).exists() else []
+        benchmarks = (
+            sorted(str(p) for p in Path(args.benchmark_root).rglob("*.tsv") if not p.name.startswith("."))
+            if Path(args.benchmark_root).exists()
+            else []
+        )
     runs = args.runs
     if runs is None:  # the run.json of each score file's run, where it exists
         score_root, run_root = Path(args.results) / "scores", Path(args.results) / "runs"
-        runs = [str(run_root / p.relative_to(score_root).with_suffix("") / "run.json")
-                for p in map(Path, scores) if p.is_relative_to(score_root)]
+        runs = [
+            str(run_root / p.relative_to(score_root).with_suffix("") / "run.json")
+            for p in map(Path, scores)
+            if p.is_relative_to(score_root)
+        ]
         runs = [r for r in runs if Path(r).is_file()]
     jobs = args.jobs
     if jobs is None:  # the job records under --job-root
         root = Path(args.job_root or Path(args.results) / "jobs")
         jobs = sorted(str(p) for p in root.rglob("*.json") if not p.name.startswith(".")) if root.exists() else []
-    tables = write_tables(scores, benchmarks, args.benchmark_root, out, run_paths=runs, job_paths=jobs,
-                          job_root=args.job_root or Path(args.results) / "jobs")
+    tables = write_tables(
+        scores,
+        benchmarks,
+        args.benchmark_root,
+        out,
+        run_paths=runs,
+        job_paths=jobs,
+        job_root=args.job_root or Path(args.results) / "jobs",
+    )
     print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
 
 
@@ -193,8 +223,11 @@ def cmd_snapshot(args) -> None:
 
     config = validate(spec_from_arg(args.spec), "--spec") if args.spec else load_config(_need(args, "config"))
     out = Path(args.out or Path(args.results) / "config.yaml")
-    write_text(out, "# The effective config of this run (defaults filled), written by `dmlbench snapshot`.\n"
-               + yaml.safe_dump(config, sort_keys=False))
+    write_text(
+        out,
+        "# The effective config of this run (defaults filled), written by `dmlbench snapshot`.\n"
+        + yaml.safe_dump(config, sort_keys=False),
+    )
     print(out)
 
 
@@ -239,13 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     _run_keys(p)
     p.add_argument("--data", help="dataset npz (default results/data/{dataset}.npz)")
-    p.add_argument("--out", nargs="+", help="run folder per run (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})")
+    p.add_argument(
+        "--out", nargs="+", help="run folder per run (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})"
+    )
     p.add_argument("--job", help="job record to write last (JSON: the job's phases; results/jobs/train/...)")
     p.add_argument("--device", default=os.environ.get("DMLBENCH_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--cache-dir", help="run and compile caches (default $DMLBENCH_CACHE_DIR, else <results>/.cache)")
-    p.add_argument("--no-run-cache", action="store_true",
-                   help="train every run, restore none from the run cache (also: DMLBENCH_RUN_CACHE=off)")
+    p.add_argument(
+        "--no-run-cache",
+        action="store_true",
+        help="train every run, restore none from the run cache (also: DMLBENCH_RUN_CACHE=off)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("score", help="score every test image of a run against its reference set")
@@ -297,8 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
     try:
         args.func(args)
     except DmlbenchError as exc:

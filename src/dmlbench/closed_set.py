@@ -32,8 +32,9 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
             if case_key(0, "test_logits") in npz.files:  # a pair or tuple loss has no logits
                 arrays[case_key(0, "test_logits")] = npz[case_key(0, "test_logits")]
     except (OSError, KeyError, ValueError) as exc:
-        raise DmlbenchError(f"{run_dir}/embeddings.npz is missing or damaged ({exc}); delete the run folder "
-                            "and rerun `dmlbench train`") from None
+        raise DmlbenchError(
+            f"{run_dir}/embeddings.npz is missing or damaged ({exc}); delete the run folder and rerun `dmlbench train`"
+        ) from None
     return keys, arrays
 
 
@@ -58,12 +59,16 @@ def tsne_coordinates(embeddings: np.ndarray, perplexity: float, seed: int) -> np
     x = embeddings.astype(np.float64)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     perplexity = min(float(perplexity), (len(x) - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed,
-                n_jobs=1).fit_transform(x)
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", metric="cosine", random_state=seed, n_jobs=1
+    ).fit_transform(x)
 
 
-def closed_set_tables(run_dirs: list[str | Path], points: int = 2000, perplexity: float = 30.0,
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def closed_set_tables(
+    run_dirs: list[str | Path],
+    points: int = 2000,
+    perplexity: float = 30.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tsne, closed_set) tables from closed-set run folders (columns: TSNE_COLUMNS, CLOSED_SET_COLUMNS).
 
     Accuracy is over the whole test split: the head's arg-max class against the label (NaN for a
@@ -81,20 +86,56 @@ def closed_set_tables(run_dirs: list[str | Path], points: int = 2000, perplexity
         else:
             accuracy = float("nan")
         run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-        rows.append({"dataset": keys["dataset"], "method": keys["method"], "seed": keys["seed"],
-                     "n_test": len(labels), "accuracy": accuracy,
-                     "epochs": int(run.get("spec", {}).get("training", {}).get("epochs", -1))})
+        rows.append(
+            {
+                "dataset": keys["dataset"],
+                "method": keys["method"],
+                "seed": keys["seed"],
+                "n_test": len(labels),
+                "accuracy": accuracy,
+                "epochs": int(run.get("spec", {}).get("training", {}).get("epochs", -1)),
+            }
+        )
         idx = stratified_sample(labels, points, keys["seed"])
         xy = tsne_coordinates(a[case_key(0, "test")][idx], perplexity, keys["seed"])
-        tsne_parts.append(pd.DataFrame({
-            "dataset": keys["dataset"], "method": keys["method"], "seed": keys["seed"], "test_index": idx,
-            "label": labels[idx], "class_name": [classes[c] for c in labels[idx]],
-            "x": xy[:, 0], "y": xy[:, 1]}))
+        tsne_parts.append(
+            pd.DataFrame(
+                {
+                    "dataset": keys["dataset"],
+                    "method": keys["method"],
+                    "seed": keys["seed"],
+                    "test_index": idx,
+                    "label": labels[idx],
+                    "class_name": [classes[c] for c in labels[idx]],
+                    "x": xy[:, 0],
+                    "y": xy[:, 1],
+                }
+            )
+        )
     tsne = pd.concat(tsne_parts, ignore_index=True) if tsne_parts else pd.DataFrame(columns=TSNE_COLUMNS)
-    tsne = tsne[TSNE_COLUMNS].astype({"dataset": "str", "method": "str", "seed": "int64", "test_index": "int64",
-                                      "label": "int64", "class_name": "str", "x": "float64", "y": "float64"})
+    tsne = tsne[TSNE_COLUMNS].astype(
+        {
+            "dataset": "str",
+            "method": "str",
+            "seed": "int64",
+            "test_index": "int64",
+            "label": "int64",
+            "class_name": "str",
+            "x": "float64",
+            "y": "float64",
+        }
+    )
     closed = pd.DataFrame(rows, columns=CLOSED_SET_COLUMNS).astype(
-        {"dataset": "str", "method": "str", "seed": "int64", "n_test": "int64", "accuracy": "float64",
-         "epochs": "int64"})
-    return (tsne.sort_values(["dataset", "method", "seed", "test_index"], kind="mergesort").reset_index(drop=True),
-            closed.sort_values(["dataset", "method", "seed"], kind="mergesort").reset_index(drop=True))
+        {
+            "dataset": "str",
+            "method": "str",
+            "seed": "int64",
+            "n_test": "int64",
+            "accuracy": "float64",
+            "epochs": "int64",
+        }
+    )
+    return (
+        tsne.sort_values(["dataset", "method", "seed", "test_index"], kind="mergesort").reset_index(drop=True),
+        closed.sort_values(["dataset", "method", "seed"], kind="mergesort").reset_index(drop=True),
+    )

@@ -24,9 +24,13 @@ from pathlib import Path
 
 CACHE_ENV = "DMLBENCH_CACHE_DIR"
 #: The counters that tell a cache hit from a miss (torch._dynamo.utils.counters).
-CACHE_COUNTERS = (("inductor", "fxgraph_cache_hit"), ("inductor", "fxgraph_cache_miss"),
-                  ("aot_autograd", "autograd_cache_hit"), ("aot_autograd", "autograd_cache_miss"),
-                  ("frames", "ok"))
+CACHE_COUNTERS = (
+    ("inductor", "fxgraph_cache_hit"),
+    ("inductor", "fxgraph_cache_miss"),
+    ("aot_autograd", "autograd_cache_hit"),
+    ("aot_autograd", "autograd_cache_miss"),
+    ("frames", "ok"),
+)
 
 
 def cache_root(results: str | os.PathLike = "results") -> Path:

@@ -186,8 +186,10 @@ def head_defaults(schema: dict | None = None) -> dict[str, dict]:
     """head -> parameter -> default, as the schema states them (definitions.heads): the values a
     method entry is filled with (equal to dmlbench.head_params' declarations; a test keeps them so)."""
     heads = (schema or load_schema())["definitions"]["heads"]["properties"]
-    return {head: {k: p["default"] for k, p in entry["properties"].items() if k not in method_entries.TRAINING_KEYS}
-            for head, entry in heads.items()}
+    return {
+        head: {k: p["default"] for k, p in entry["properties"].items() if k not in method_entries.TRAINING_KEYS}
+        for head, entry in heads.items()
+    }
 
 
 def check_semantics(config: dict, source: str = "config") -> None:
@@ -247,8 +249,11 @@ def _check_methods(config: dict, source: str) -> None:
             f"{without_logits[0]} ({config['methods'][without_logits[0]]['loss']}, a pair or tuple loss) does not "
             f"have; choose a distance scorer (e.g. cosine_k1) or mahalanobis for the report"
         )
-    pair = [label for label, entry in config["methods"].items()
-            if entry["head"] == method_entries.PML and not method_entries.has_logits(entry)]
+    pair = [
+        label
+        for label, entry in config["methods"].items()
+        if entry["head"] == method_entries.PML and not method_entries.has_logits(entry)
+    ]
     if not pair:
         return
     for i, cond in enumerate(config["conditions"]):
@@ -283,9 +288,11 @@ def _check_model(config: dict, source: str) -> None:
     for where, recipe in recipes:
         for key in FINE_TUNE_KEYS:
             if key in recipe and recipe[key] != defaults[key]["default"]:
-                raise ConfigError(f"{source}: {where}.{key} is read only with model.pretrained (fastai's fine-tuning "
-                                  f"of a pretrained body), and the model is trained from scratch; remove it, or set "
-                                  f"model.pretrained")
+                raise ConfigError(
+                    f"{source}: {where}.{key} is read only with model.pretrained (fastai's fine-tuning "
+                    f"of a pretrained body), and the model is trained from scratch; remove it, or set "
+                    f"model.pretrained"
+                )
 
 
 def _check_dataset_options(config: dict, source: str) -> None:
@@ -299,8 +306,11 @@ def _check_dataset_options(config: dict, source: str) -> None:
         for key in sorted(reader_keys - reads):
             # a schema default (filled in for every entry) is no choice of the user's
             if key in entry and ("default" not in schema[key] or entry[key] != schema[key]["default"]):
-                readers = sorted(s for s, opts in dataset_sources.SOURCE_OPTIONS.items()
-                                 if key in opts or (key == "root" and s in dataset_sources.ROOT_SOURCES))
+                readers = sorted(
+                    s
+                    for s, opts in dataset_sources.SOURCE_OPTIONS.items()
+                    if key in opts or (key == "root" and s in dataset_sources.ROOT_SOURCES)
+                )
                 raise ConfigError(
                     f"{source}: datasets.{name}.{key} is not read by source '{src}' (only by "
                     f"{', '.join(readers)}), so it would be ignored; remove it, or use a source that reads it"
@@ -391,7 +401,9 @@ def _check_worst_misses(config: dict, source: str) -> None:
             f"which is not one of the `conditions`; choose one of {sorted(main)}"
         )
     if wm["case"] >= config["cases"]:
-        raise ConfigError(f"{source}: report.worst_misses.case {wm['case']} is not run: cases are 0..{config['cases'] - 1}")
+        raise ConfigError(
+            f"{source}: report.worst_misses.case {wm['case']} is not run: cases are 0..{config['cases'] - 1}"
+        )
     if wm["seed"] not in config["seeds"]:
         raise ConfigError(f"{source}: report.worst_misses.seed {wm['seed']} is not one of `seeds` {config['seeds']}")
 
@@ -405,8 +417,13 @@ def worst_miss_selection(config: dict) -> dict:
         n_anomaly = wm["n_anomaly"]
     else:
         n_anomaly = next((c["n_anomaly"][0] for c in config["conditions"] if c["dataset"] == dataset), 0)
-    return {"dataset": dataset, "n_anomaly": int(n_anomaly), "case": int(wm["case"]),
-            "seed": int(wm.get("seed", config["seeds"][0])), "count": int(wm["count"])}
+    return {
+        "dataset": dataset,
+        "n_anomaly": int(n_anomaly),
+        "case": int(wm["case"]),
+        "seed": int(wm.get("seed", config["seeds"][0])),
+        "count": int(wm["count"]),
+    }
 
 
 def tsne_datasets(config: dict) -> list[str]:
@@ -451,7 +468,9 @@ def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, 
         for n_per_class in config["n_per_class"]:
             if n_per_class == "all":
                 continue
-            size = reference_size(n_classes - n, n_per_class, training_recipe(config, name, n_per_class)["val_fraction"])
+            size = reference_size(
+                n_classes - n, n_per_class, training_recipe(config, name, n_per_class)["val_fraction"]
+            )
             if max(ks) > size:
                 raise ConfigError(
                     f"{source}: scoring.k {max(ks)} is larger than the reference set of conditions.{i} "
@@ -500,9 +519,13 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
     """Everything one run (a method trained on the cases of one condition, size and seed) needs,
     and nothing else (so unrelated config edits don't retrain)."""
     if dataset not in config["datasets"]:
-        raise ConfigError(f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})")
+        raise ConfigError(
+            f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})"
+        )
     if method not in config["methods"]:
-        raise ConfigError(f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})")
+        raise ConfigError(
+            f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})"
+        )
     ds = config["datasets"][dataset]
     entry = config["methods"][method]
     # `head` and `sweep` are not the head's parameters; the head is named in the spec only when it
@@ -531,9 +554,14 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
 
 def score_spec(config: dict) -> dict:
     sc = config["scoring"]
-    return {"distances": list(sc["distances"]), "k": list(sc["k"]), "scorers": list(sc["scorers"]),
-            "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"], "lof_neighbors": sc["lof_neighbors"],
-            "knn_normalised_k": sc["knn_normalised_k"]}
+    return {
+        "distances": list(sc["distances"]),
+        "k": list(sc["k"]),
+        "scorers": list(sc["scorers"]),
+        "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"],
+        "lof_neighbors": sc["lof_neighbors"],
+        "knn_normalised_k": sc["knn_normalised_k"],
+    }
 
 
 def spec_from_arg(value: str) -> dict:

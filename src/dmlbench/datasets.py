@@ -21,9 +21,9 @@ import os
 import pickle
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -137,8 +137,10 @@ def check_options(spec: dict, where: str | None = None) -> dict:
     size = opts.get("image_size")
     # bool is an int subclass; `image_size: true` is a typo, not 1
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE):
-        raise ConfigError(f"{name('image_size')} must be an integer >= {MIN_IMAGE_SIZE} (pixels per side; the "
-                          f"small CNN halves it twice), got {size!r}")
+        raise ConfigError(
+            f"{name('image_size')} must be an integer >= {MIN_IMAGE_SIZE} (pixels per side; the "
+            f"small CNN halves it twice), got {size!r}"
+        )
     channels = opts.get("channels")
     if channels not in (None, 1, 3) or isinstance(channels, bool):
         raise ConfigError(f"{name('channels')} must be 1 (grey) or 3 (RGB), got {channels!r}")
@@ -297,8 +299,7 @@ def _load_cifar10(spec: dict) -> Dataset:
             for d, m in looked
         )
         raise DatasetError(
-            f"CIFAR-10 not found; looked in {places}. Set `download: true` for this dataset in the "
-            f"config, or {manual}"
+            f"CIFAR-10 not found; looked in {places}. Set `download: true` for this dataset in the config, or {manual}"
         )
     parts = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
@@ -484,9 +485,7 @@ def _load_digits(spec: dict) -> Dataset:
     x = imgs.squeeze(1).numpy().round().clip(0, 255).astype(np.uint8)[..., None]
     y = digits.target.astype(np.int64)
     try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=frac, stratify=y, random_state=seed
-        )
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=frac, stratify=y, random_state=seed)
     except ValueError as exc:  # e.g. too few test samples to hold every class
         raise ConfigError(f"digits split with test_fraction={frac} is impossible: {exc}") from exc
     return Dataset(x_train, y_train, x_test, y_test, [str(i) for i in range(10)])
@@ -576,9 +575,7 @@ def _load_folder(spec: dict) -> Dataset:
     unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
     def bad_image(path: Path, exc: Exception) -> DatasetError:
-        return DatasetError(
-            f"cannot read image {path} ({type(exc).__name__}: {exc}); replace or delete the file"
-        )
+        return DatasetError(f"cannot read image {path} ({type(exc).__name__}: {exc}); replace or delete the file")
 
     # Header pass (Image.open reads no pixels): every image's mode decides the layout. Like
     # torchvision's ImageFolder and fastai, colour unless told otherwise: grey only when every
@@ -645,9 +642,7 @@ def load_source(spec: dict) -> Dataset:
     """Read the dataset that ``spec["source"]`` names, with the options in ``spec``."""
     source = spec.get("source") if isinstance(spec, dict) else None
     if source not in SOURCES:
-        raise DatasetError(
-            f"unknown dataset source {source!r}; known sources: {', '.join(sorted(SOURCES))}"
-        )
+        raise DatasetError(f"unknown dataset source {source!r}; known sources: {', '.join(sorted(SOURCES))}")
     ds = SOURCES[source](spec)
     _check_dataset(ds, f"dataset source {source!r}", "this is a bug in dmlbench, please report it")
     return ds

@@ -24,7 +24,7 @@ key                                   dtype, shape                meaning
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -44,9 +44,16 @@ def pack_job(test_labels: np.ndarray, classes: Sequence[str]) -> dict[str, np.nd
     return {"test_labels": np.asarray(test_labels).astype(np.int64), "classes": np.asarray(classes)}
 
 
-def pack_case(case: int, *, reference: np.ndarray, reference_index: np.ndarray, reference_labels: np.ndarray,
-              test: np.ndarray, test_logits: np.ndarray | None, normal_classes: Sequence[int]
-              ) -> dict[str, np.ndarray]:
+def pack_case(
+    case: int,
+    *,
+    reference: np.ndarray,
+    reference_index: np.ndarray,
+    reference_labels: np.ndarray,
+    test: np.ndarray,
+    test_logits: np.ndarray | None,
+    normal_classes: Sequence[int],
+) -> dict[str, np.ndarray]:
     """Case ``case``'s arrays under their keys, in the stored dtypes: embeddings [n, D] as float16,
     logits [n_test, n_normal] as float32 (absent when None: a pair or tuple loss has no logits, and
     no logit-based scores), indices and classes as int64."""

@@ -72,7 +72,7 @@ class DeviceSmoothLoss(Metric):
 
     @property
     def value(self):
-        return None if self.val is None else self.val / (1 - self.beta ** self.count)
+        return None if self.val is None else self.val / (1 - self.beta**self.count)
 
 
 class DeviceRecorder(Recorder):
@@ -167,8 +167,15 @@ class EpochLog(Callback):
 
     order = 60  # after the Recorder has its epoch values
 
-    def __init__(self, method: str, case: int, device: torch.device, rows: list[dict], epoch_offset: int = 0,
-                 lag: int | None = None):
+    def __init__(
+        self,
+        method: str,
+        case: int,
+        device: torch.device,
+        rows: list[dict],
+        epoch_offset: int = 0,
+        lag: int | None = None,
+    ):
         super().__init__()
         self.method, self.case, self.device, self.rows = method, case, device, rows
         self.epoch_offset = epoch_offset  # a second fit (fine-tuning) continues the epoch count
@@ -214,7 +221,22 @@ class EpochLog(Callback):
         else:
             end.synchronize()
             seconds = start.elapsed_time(end) / 1000.0
-        self.rows.append({"case": self.case, "epoch": epoch, "train_loss": train_loss,
-                          "valid_loss": valid_loss, "valid_accuracy": accuracy, "seconds": seconds})
-        log.info("case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
-                 self.case, epoch, train_loss, valid_loss, accuracy, seconds)
+        self.rows.append(
+            {
+                "case": self.case,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "valid_loss": valid_loss,
+                "valid_accuracy": accuracy,
+                "seconds": seconds,
+            }
+        )
+        log.info(
+            "case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
+            self.case,
+            epoch,
+            train_loss,
+            valid_loss,
+            accuracy,
+            seconds,
+        )

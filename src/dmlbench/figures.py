@@ -22,7 +22,15 @@ from dmlbench.report import Figure, all_figures, all_tables, item, planned_figur
 from dmlbench.report._style import print_config
 from dmlbench.report.reproducibility import config_yaml
 from dmlbench.report.study import (
-    CLOSED_SET_TABLES, INPUT_TABLES, Study, View, knn_parts, main_n_per_class, miss_scorer, read_config, read_table,
+    CLOSED_SET_TABLES,
+    INPUT_TABLES,
+    Study,
+    View,
+    knn_parts,
+    main_n_per_class,
+    miss_scorer,
+    read_config,
+    read_table,
 )
 
 FIGURE_SUFFIXES = (".svg", ".png", ".vl.json")
@@ -79,8 +87,13 @@ def save_chart(chart, figures_dir: str | os.PathLike, label: str, ppi: int = PNG
     return written
 
 
-def write_figures(tables_dir: str | os.PathLike, figures_dir: str | os.PathLike, scorer: str = "cosine_k1",
-                  config: str | os.PathLike | dict | None = None, data_dir: str | os.PathLike | None = None) -> list[Path]:
+def write_figures(
+    tables_dir: str | os.PathLike,
+    figures_dir: str | os.PathLike,
+    scorer: str = "cosine_k1",
+    config: str | os.PathLike | dict | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> list[Path]:
     """Write every planned figure (SVG, PNG at 200 ppi, Vega-Lite JSON) and table (CSV).
 
     Figures go to ``figures_dir/<label>.{svg,png,vl.json}``, tables to ``tables_dir/<label>.csv``.
@@ -124,7 +137,25 @@ def check_figures(figures_dir: str | os.PathLike, scorer: str, labels: list[str]
     return pngs
 
 
-__all__ = ["ALL_FIGURES", "ALL_TABLES", "CLOSED_SET_TABLES", "INPUT_TABLES", "Study", "View", "build_figures",
-           "build_one", "build_tables", "check_figures", "config_yaml", "knn_parts", "main_n_per_class",
-           "miss_scorer", "planned_figures", "planned_tables", "read_config", "read_table", "save_chart",
-           "write_figures"]
+__all__ = [
+    "ALL_FIGURES",
+    "ALL_TABLES",
+    "CLOSED_SET_TABLES",
+    "INPUT_TABLES",
+    "Study",
+    "View",
+    "build_figures",
+    "build_one",
+    "build_tables",
+    "check_figures",
+    "config_yaml",
+    "knn_parts",
+    "main_n_per_class",
+    "miss_scorer",
+    "planned_figures",
+    "planned_tables",
+    "read_config",
+    "read_table",
+    "save_chart",
+    "write_figures",
+]

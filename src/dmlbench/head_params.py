@@ -18,8 +18,17 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Param", "Choice", "HEAD_PARAMS", "defaults", "number", "choice", "resolve", "check_value",
-           "check_combination"]
+__all__ = [
+    "Param",
+    "Choice",
+    "HEAD_PARAMS",
+    "defaults",
+    "number",
+    "choice",
+    "resolve",
+    "check_value",
+    "check_combination",
+]
 
 
 @dataclass(frozen=True)
@@ -184,9 +193,11 @@ def resolve(head: str, params: dict[str, Any]) -> dict[str, Any]:
 def _sphereface_combination(p: dict[str, Any]) -> tuple[str, str] | None:
     # The run schedule must reach lambda_min in finite time: a hyperbola from base never reaches 0.
     if p["lambda_schedule"] == "run" and p["lambda_min"] == 0 and p["base"] > 0 and p["power"] > 0:
-        return "lambda_min", ("must be > 0 with lambda_schedule 'run' (lambda reaches lambda_min at anneal_fraction "
-                              "of the run, and base*(1 + c*t)^-power never reaches 0), got 0; set lambda_min > 0, "
-                              "or lambda_schedule: reference")
+        return "lambda_min", (
+            "must be > 0 with lambda_schedule 'run' (lambda reaches lambda_min at anneal_fraction "
+            "of the run, and base*(1 + c*t)^-power never reaches 0), got 0; set lambda_min > 0, "
+            "or lambda_schedule: reference"
+        )
     return None
 
 

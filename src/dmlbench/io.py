@@ -11,9 +11,8 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -49,9 +49,24 @@ log = logging.getLogger("dmlbench.jobs")
 
 #: Packages whose presence in a job's process the job record reports (the costly imports, and
 #: those a train or score job should never need: plotting, the report).
-WATCHED_IMPORTS = ("torch", "torchvision", "fastai", "pandas", "pyarrow", "scipy", "sklearn", "matplotlib",
-                   "PIL", "torch._dynamo", "torch._inductor", "altair", "vl_convert", "dmlbench.report",
-                   "dmlbench.figures", "dmlbench.charts")
+WATCHED_IMPORTS = (
+    "torch",
+    "torchvision",
+    "fastai",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "sklearn",
+    "matplotlib",
+    "PIL",
+    "torch._dynamo",
+    "torch._inductor",
+    "altair",
+    "vl_convert",
+    "dmlbench.report",
+    "dmlbench.figures",
+    "dmlbench.charts",
+)
 
 
 def imports_record() -> dict:
@@ -65,13 +80,27 @@ def max_rss_mb() -> float:
 
 
 def job_record(rule: str, clock: PhaseClock, runs: list[dict], **extra) -> dict:
-    return {"rule": rule, "runs": runs, **clock.record(), "max_rss_mb": max_rss_mb(), "imports": imports_record(),
-            **extra}
+    return {
+        "rule": rule,
+        "runs": runs,
+        **clock.record(),
+        "max_rss_mb": max_rss_mb(),
+        "imports": imports_record(),
+        **extra,
+    }
 
 
-def train_runs(data_path: str | Path, specs: list[dict], out_dirs: list[str | Path], *, clock: PhaseClock,
-               device: str = "auto", threads: int | None = None, cache_root: str | Path | None = None,
-               job_out: str | Path | None = None) -> dict:
+def train_runs(
+    data_path: str | Path,
+    specs: list[dict],
+    out_dirs: list[str | Path],
+    *,
+    clock: PhaseClock,
+    device: str = "auto",
+    threads: int | None = None,
+    cache_root: str | Path | None = None,
+    job_out: str | Path | None = None,
+) -> dict:
     """Train the runs ``specs`` (one dataset) into ``out_dirs``, one process for all: the data
     is read and moved to the device once. A run found in the run cache under ``cache_root``
     is restored instead (None: no cache). Writes the job record to ``job_out`` (when given) last;
@@ -105,8 +134,13 @@ def train_runs(data_path: str | Path, specs: list[dict], out_dirs: list[str | Pa
     identity = None
     if cache is not None:
         with clock.phase("restore"):
-            identity = {"data": file_digest(data_path), "code": code_hash(), "versions": versions(),
-                        "device": device_name(dev), "threads": torch.get_num_threads()}
+            identity = {
+                "data": file_digest(data_path),
+                "code": code_hash(),
+                "versions": versions(),
+                "device": device_name(dev),
+                "threads": torch.get_num_threads(),
+            }
     runs = []
     with RunWriter(clock) as writer:
         for spec, out in zip(specs, out_dirs):
@@ -115,8 +149,11 @@ def train_runs(data_path: str | Path, specs: list[dict], out_dirs: list[str | Pa
             key = run_key(spec, identity) if cache is not None else None
             with clock.phase("restore"):
                 restored = cache is not None and cache.restore(out, key)
-            entry = {"run": Path(out).as_posix(), "method": spec["method"],
-                     "status": "restored" if restored else "trained"}
+            entry = {
+                "run": Path(out).as_posix(),
+                "method": spec["method"],
+                "status": "restored" if restored else "trained",
+            }
             if not restored:
                 trained = train_run(ds, spec, device=device, threads=threads, data=data, clock=clock)
                 writer.submit(entry, out, trained, cache, key)
@@ -126,8 +163,9 @@ def train_runs(data_path: str | Path, specs: list[dict], out_dirs: list[str | Pa
             log.info("run %d/%d %s: %s", len(runs), len(specs), spec["method"], entry["status"])
         writer.wait()  # every run's files and cache link before the job record
     compile_info = _compile_info(out_dirs, runs)
-    record = job_record("train", clock, runs, device=device_name(dev), threads=torch.get_num_threads(),
-                        compile=compile_info)
+    record = job_record(
+        "train", clock, runs, device=device_name(dev), threads=torch.get_num_threads(), compile=compile_info
+    )
     if job_out is not None:
         write_json(job_out, record)
     return record
@@ -214,8 +252,14 @@ def _compile_info(out_dirs, runs) -> list[dict]:
     return info
 
 
-def score_runs(run_dirs: list[str | Path], spec: dict, outs: list[str | Path], *, clock: PhaseClock,
-               job_out: str | Path | None = None) -> dict:
+def score_runs(
+    run_dirs: list[str | Path],
+    spec: dict,
+    outs: list[str | Path],
+    *,
+    clock: PhaseClock,
+    job_out: str | Path | None = None,
+) -> dict:
     """Score the runs ``run_dirs`` into the parquet files ``outs`` with the scoring ``spec``, one
     process for all. Writes the job record to ``job_out`` (when given) last; returns it."""
     from .errors import DmlbenchError
@@ -239,8 +283,9 @@ def score_runs(run_dirs: list[str | Path], spec: dict, outs: list[str | Path], *
             raise type(exc)(message) from None
         with clock.phase("writing"):
             write_parquet(out, scores)
-        runs.append({"run": Path(run_dir).as_posix(), "status": "scored", "rows": len(scores),
-                     "phases": clock.since(booked)})
+        runs.append(
+            {"run": Path(run_dir).as_posix(), "status": "scored", "rows": len(scores), "phases": clock.since(booked)}
+        )
         print(f"{out}: {len(scores)} rows")
     record = job_record("score", clock, runs)
     if job_out is not None:

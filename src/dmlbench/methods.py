@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import METHOD_ORDER, head_params, pml_params
 from .errors import ConfigError
@@ -54,16 +55,17 @@ def value_text(value: Any) -> str:
 # --------------------------------------------------------------------------- one variant
 
 
-def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[str, Any],
-                           names: dict[str, str]) -> dict:
+def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[str, Any], names: dict[str, str]) -> dict:
     """A variant of one of dmlbench's heads: every parameter declared by the head and in its
     range; the head's defaults (``defaults``, the schema's) filled in. ``names`` names a
     parameter in messages (a swept value by its place in the list)."""
     declared = head_params.HEAD_PARAMS[head]
     for key in PML_KEYS:
         if key in entry:
-            raise ConfigError(f"methods.{label}.{key}: `{key}` is for head 'pml' (a pytorch-metric-learning loss), "
-                              f"not head '{head}'; remove it or set head: pml")
+            raise ConfigError(
+                f"methods.{label}.{key}: `{key}` is for head 'pml' (a pytorch-metric-learning loss), "
+                f"not head '{head}'; remove it or set head: pml"
+            )
     for key, value in entry.items():
         if key in ENTRY_KEYS:
             continue
@@ -75,8 +77,10 @@ def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[st
         try:
             head_params.check_value(head, key, value, where=where)
         except ConfigError as exc:
-            raise ConfigError(f"{exc}; head '{head}' takes {key} in {param.interval()} (default {param.default}): "
-                              f"give a value in that range, or leave {key} out for the default") from None
+            raise ConfigError(
+                f"{exc}; head '{head}' takes {key} in {param.interval()} (default {param.default}): "
+                f"give a value in that range, or leave {key} out for the default"
+            ) from None
     head_keys = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
     head_params.check_combination(head, head_params.resolve(head, head_keys), where=f"methods.{label}")
     filled = dict(entry)
@@ -94,8 +98,10 @@ def _miner(label: str, miner: Any) -> dict | None:
     if isinstance(miner, str):
         miner = {"name": miner}
     if not isinstance(miner, dict) or "name" not in miner:
-        raise ConfigError(f"{where} must be a miner's class name or a mapping with `name` and its arguments "
-                          f"(e.g. {{name: TripletMarginMiner, margin: 0.2}}), got {miner!r}")
+        raise ConfigError(
+            f"{where} must be a miner's class name or a mapping with `name` and its arguments "
+            f"(e.g. {{name: TripletMarginMiner, margin: 0.2}}), got {miner!r}"
+        )
     arguments = {k: v for k, v in miner.items() if k != "name"}
     return {"name": miner["name"], **pml_params.check_arguments("miner", miner["name"], arguments, where)}
 
@@ -106,12 +112,16 @@ def _check_pml(label: str, entry: dict, names: dict[str, str]) -> dict:
     loss to mix); the constructor's defaults filled in."""
     pml_params.check_version(f"methods.{label}")
     if "loss" not in entry:
-        raise ConfigError(f"methods.{label}.loss: head 'pml' needs the class name of a pytorch-metric-learning "
-                          f"loss, e.g. loss: SupConLoss")
+        raise ConfigError(
+            f"methods.{label}.loss: head 'pml' needs the class name of a pytorch-metric-learning "
+            f"loss, e.g. loss: SupConLoss"
+        )
     if entry.get("mixup"):
-        raise ConfigError(f"methods.{label}.mixup: mixup combines a per-sample loss over two labels, which "
-                          f"pytorch-metric-learning losses do not give; remove it (annex A.2's `annex.mixup: true` "
-                          f"leaves these methods without mixup)")
+        raise ConfigError(
+            f"methods.{label}.mixup: mixup combines a per-sample loss over two labels, which "
+            f"pytorch-metric-learning losses do not give; remove it (annex A.2's `annex.mixup: true` "
+            f"leaves these methods without mixup)"
+        )
     arguments = {k: v for k, v in entry.items() if k not in ENTRY_KEYS + PML_KEYS}
     filled = pml_params.check_arguments("loss", entry["loss"], arguments, f"methods.{label}", names)
     out = {k: v for k, v in entry.items() if k in ENTRY_KEYS or k == "loss"}
@@ -147,8 +157,9 @@ def _swept(key: str, entry: dict) -> list[tuple[str, list]]:
         texts = [value_text(v) for v in values]
         repeated = sorted({t for t in texts if texts.count(t) > 1})
         if repeated:
-            raise ConfigError(f"methods.{key}.{param}: the sweep lists {repeated[0]} more than once; "
-                              f"give each value once")
+            raise ConfigError(
+                f"methods.{key}.{param}: the sweep lists {repeated[0]} more than once; give each value once"
+            )
         swept.append((param, values))
     return swept
 
@@ -159,8 +170,10 @@ def _head(key: str, entry: dict) -> str:
     if head not in known:
         if "head" in entry:
             raise ConfigError(f"methods.{key}.head: unknown head {head!r}; known: {', '.join(known)}")
-        raise ConfigError(f"methods.{key}.head is missing: '{key}' is not a head, so the entry must name its head "
-                          f"(e.g. {key}: {{head: arcface, margin: 0.3}}); known heads: {', '.join(known)}")
+        raise ConfigError(
+            f"methods.{key}.head is missing: '{key}' is not a head, so the entry must name its head "
+            f"(e.g. {key}: {{head: arcface, margin: 0.3}}); known heads: {', '.join(known)}"
+        )
     return head
 
 
@@ -175,15 +188,19 @@ def expand(methods: dict, head_defaults: dict[str, dict] | None = None) -> dict[
     origin: dict[str, str] = {}
     for key, entry in methods.items():
         if not isinstance(key, str) or not LABEL.match(key):
-            raise ConfigError(f"methods.{key}: a method label is a folder name: letters, digits, '_', '.', '-', "
-                              f"starting with a letter or digit")
+            raise ConfigError(
+                f"methods.{key}: a method label is a folder name: letters, digits, '_', '.', '-', "
+                f"starting with a letter or digit"
+            )
         entry = dict(entry or {})
         entry = {"head": _head(key, entry), **{k: v for k, v in entry.items() if k != "head"}}
         swept = _swept(key, entry)
         if swept and "sweep" in entry:
             lists = ", ".join(f"methods.{key}.{p}" for p, _ in swept)
-            raise ConfigError(f"methods.{key}.sweep: an entry with lists ({lists}) is a sweep of its own (named "
-                              f"'{key}'); remove `sweep`, or give those keys single values")
+            raise ConfigError(
+                f"methods.{key}.sweep: an entry with lists ({lists}) is a sweep of its own (named "
+                f"'{key}'); remove `sweep`, or give those keys single values"
+            )
         if swept:
             names = [p for p, _ in swept]
             for i_values in itertools.product(*(list(enumerate(v)) for _, v in swept)):
@@ -193,8 +210,13 @@ def expand(methods: dict, head_defaults: dict[str, dict] | None = None) -> dict[
                 # its place in the list
                 where = {p: f"methods.{key}.{p}" for p in entry}
                 where.update({p: f"methods.{key}.{p}[{i}]" for p, (i, _) in zip(names, i_values)})
-                _add(out, origin, label, check_variant(label, {**entry, **combo, "sweep": key}, head_defaults, where),
-                     key)
+                _add(
+                    out,
+                    origin,
+                    label,
+                    check_variant(label, {**entry, **combo, "sweep": key}, head_defaults, where),
+                    key,
+                )
         else:
             _add(out, origin, key, check_variant(key, entry, head_defaults), key)
     return out
@@ -202,11 +224,14 @@ def expand(methods: dict, head_defaults: dict[str, dict] | None = None) -> dict[
 
 def _add(out: dict, origin: dict, label: str, entry: dict, key: str) -> None:
     if label in out:
-        raise ConfigError(f"methods.{key}: its variant label '{label}' is also made by methods.{origin[label]}; "
-                          f"rename one of them")
+        raise ConfigError(
+            f"methods.{key}: its variant label '{label}' is also made by methods.{origin[label]}; rename one of them"
+        )
     if not LABEL.match(label):
-        raise ConfigError(f"methods.{key}: the variant label '{label}' is not a safe folder name; "
-                          f"sweep values must be numbers or plain words")
+        raise ConfigError(
+            f"methods.{key}: the variant label '{label}' is not a safe folder name; "
+            f"sweep values must be numbers or plain words"
+        )
     out[label], origin[label] = entry, key
 
 
@@ -280,6 +305,10 @@ def sweeps(methods: dict) -> dict[str, dict]:
         params = [k for k in keys if len({value_text(methods[lab].get(k)) for lab in labels}) > 1]
         if len(labels) < 2 or not params:
             continue
-        out[group] = {"head": methods[labels[0]]["head"], "labels": labels, "params": params,
-                      "values": {lab: {p: methods[lab].get(p) for p in params} for lab in labels}}
+        out[group] = {
+            "head": methods[labels[0]]["head"],
+            "labels": labels,
+            "params": params,
+            "values": {lab: {p: methods[lab].get(p) for p in params} for lab in labels},
+        }
     return out

@@ -12,10 +12,14 @@ def _checked(scores, is_anomaly, metric: str) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)
     pos = np.asarray(is_anomaly, dtype=bool)
     if scores.shape != pos.shape or scores.ndim != 1:
-        raise DmlbenchError(f"{metric}: scores and labels must be 1-D of the same length, got {scores.shape} and {pos.shape}")
+        raise DmlbenchError(
+            f"{metric}: scores and labels must be 1-D of the same length, got {scores.shape} and {pos.shape}"
+        )
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
-        raise DmlbenchError(f"{metric} needs both normal and anomalous test images (got {n_pos} anomalies, {n_neg} normal)")
+        raise DmlbenchError(
+            f"{metric} needs both normal and anomalous test images (got {n_pos} anomalies, {n_neg} normal)"
+        )
     if not np.isfinite(scores).all():
         raise DmlbenchError(f"{metric} got NaN or infinite scores; the embeddings are broken (retrain the run)")
     return scores, pos
@@ -46,7 +50,7 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], pos[order]
     tp = np.cumsum(y)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]   # last row of each tie group
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last row of each tie group
     tp = tp[last].astype(np.float64)
     precision = tp / (last + 1)
     recall = tp / tp[-1]
@@ -75,7 +79,7 @@ def fpr_at_tpr(scores: np.ndarray, is_anomaly: np.ndarray, tpr_percent: int = 95
     """
     scores, pos = _checked(scores, is_anomaly, "FPR@95")
     normal = np.sort(scores[~pos])
-    rank = (tpr_percent * len(normal) + 99) // 100       # ceil(tpr_percent / 100 * n)
+    rank = (tpr_percent * len(normal) + 99) // 100  # ceil(tpr_percent / 100 * n)
     threshold = normal[max(rank, 1) - 1]
     return float(np.mean(scores[pos] <= threshold))
 
@@ -110,7 +114,9 @@ def class_mean_scores(scores: np.ndarray, labels: np.ndarray, normal_classes) ->
     return classes, means, float(means[is_normal].mean())
 
 
-def normalised_distances(scores: np.ndarray, labels: np.ndarray, normal_classes) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+def normalised_distances(
+    scores: np.ndarray, labels: np.ndarray, normal_classes
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The normalised distance of every test class of a case (docs/metrics.md, the one definition):
 
         normalised(c) = mean score of class c / normal level,

@@ -27,8 +27,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The model keys' defaults, as in schemas/config.schema.yaml (a test keeps them equal), for a
 #: train spec written by hand without them.
-DEFAULTS: dict[str, Any] = {"backbone": "resnet18", "embedding_dim": 64, "embedding": "fastai",
-                            "embedding_size": None, "pretrained": False, "input_size": None}
+DEFAULTS: dict[str, Any] = {
+    "backbone": "resnet18",
+    "embedding_dim": 64,
+    "embedding": "fastai",
+    "embedding_size": None,
+    "pretrained": False,
+    "input_size": None,
+}
 
 
 def model_options(model: dict) -> dict[str, Any]:
@@ -43,13 +49,17 @@ def weights_name(backbone: str, pretrained: bool | str) -> str | None:
         return None
     allowed = PRETRAINED_WEIGHTS.get(backbone)
     if allowed is None:
-        raise ConfigError(f"model.pretrained needs an ImageNet backbone ({', '.join(PRETRAINED_WEIGHTS)}); "
-                          f"backbone '{backbone}' has no pretrained weights: set model.pretrained: false")
+        raise ConfigError(
+            f"model.pretrained needs an ImageNet backbone ({', '.join(PRETRAINED_WEIGHTS)}); "
+            f"backbone '{backbone}' has no pretrained weights: set model.pretrained: false"
+        )
     if pretrained is True:
         return allowed[0]
     if pretrained not in allowed:
-        raise ConfigError(f"model.pretrained '{pretrained}' is not a weight set of {backbone}; "
-                          f"use true (= {allowed[0]}) or one of {', '.join(allowed)}")
+        raise ConfigError(
+            f"model.pretrained '{pretrained}' is not a weight set of {backbone}; "
+            f"use true (= {allowed[0]}) or one of {', '.join(allowed)}"
+        )
     return pretrained
 
 
@@ -59,5 +69,7 @@ def check_model(model: dict) -> None:
     m = model_options(model)
     weights_name(m["backbone"], m["pretrained"])
     if m["embedding"] == "none" and m["embedding_size"] is not None:
-        raise ConfigError("model.embedding_size needs an embedding layer (model.embedding linear_bn or fastai); "
-                          "with embedding none the embedding is the pooled features: remove model.embedding_size")
+        raise ConfigError(
+            "model.embedding_size needs an embedding layer (model.embedding linear_bn or fastai); "
+            "with embedding none the embedding is the pooled features: remove model.embedding_size"
+        )

@@ -62,13 +62,15 @@ def imagenet_resnet(name: str, weights: str) -> nn.Module:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise DmlbenchError(
                 f"model.pretrained: {path} is not a readable {name} weights file ({type(exc).__name__}: {first}); "
-                f"delete it so it is downloaded again, or replace it with {enum.url}") from None
+                f"delete it so it is downloaded again, or replace it with {enum.url}"
+            ) from None
         if isinstance(exc, OSError):  # urllib's URLError, timeouts, an unwritable cache
             raise DmlbenchError(
                 f"model.pretrained: the ImageNet weights {type(enum).__name__}.{weights} of {name} are not in the "
                 f"torch hub cache and could not be downloaded from {enum.url} ({type(exc).__name__}: {exc}); "
                 f"download that file where there is internet access and put it at {path} (the cache is "
-                f"$TORCH_HOME/hub, default ~/.cache/torch/hub), then rerun") from None
+                f"$TORCH_HOME/hub, default ~/.cache/torch/hub), then rerun"
+            ) from None
         raise
 
 
@@ -93,8 +95,7 @@ class ResNetBody(nn.Module):
         stem with stages 1-2, then stages 3-4."""
         n = self.net
         first = [n.conv1, n.bn1, n.layer1, n.layer2]
-        return [[p for m in first for p in m.parameters()],
-                [p for m in (n.layer3, n.layer4) for p in m.parameters()]]
+        return [[p for m in first for p in m.parameters()], [p for m in (n.layer3, n.layer4) for p in m.parameters()]]
 
 
 def resnet_body(name: str, in_channels: int, pretrained: bool | str = False) -> ResNetBody:
@@ -125,8 +126,10 @@ class SmallCNN(nn.Module):
         super().__init__()
         self.features = width
         self.layers = nn.Sequential(
-            *_conv_bn(in_channels, 32), nn.MaxPool2d(2),
-            *_conv_bn(32, 64), nn.MaxPool2d(2),
+            *_conv_bn(in_channels, 32),
+            nn.MaxPool2d(2),
+            *_conv_bn(32, 64),
+            nn.MaxPool2d(2),
             *_conv_bn(64, width),
         )
 
@@ -179,8 +182,15 @@ class Backbone(nn.Module):
         return [*self.body.groups(), list(self.embedding.parameters())]
 
 
-def build_backbone(name: str, in_channels: int, embedding_dim: int = 64, *, embedding: str = "none",
-                   embedding_size: int | None = None, pretrained: bool | str = False) -> Backbone:
+def build_backbone(
+    name: str,
+    in_channels: int,
+    embedding_dim: int = 64,
+    *,
+    embedding: str = "none",
+    embedding_size: int | None = None,
+    pretrained: bool | str = False,
+) -> Backbone:
     """Backbone `name` (model.backbone) with the embedding layer `embedding` (model.embedding).
     `embedding_dim` is the small CNN's last width; `embedding_size` the embedding layer's width;
     `pretrained` (model.pretrained) loads ImageNet weights into a ResNet."""

@@ -95,9 +95,11 @@ class PhaseClock:
 
     def timed(self, name: str, fn):
         """``fn`` with each call timed as phase ``name``."""
+
         def call(*args, **kwargs):
             with self.phase(name):
                 return fn(*args, **kwargs)
+
         return call
 
     def since_mark(self, name: str) -> None:
@@ -114,9 +116,14 @@ class PhaseClock:
     def since(self, snapshot: tuple[dict[str, float], dict[str, float]]) -> dict[str, dict[str, float]]:
         """Phases booked after ``snapshot`` as {name: {"wall_s", "cpu_s"}}, in :data:`PHASES` order."""
         wall0, cpu0 = snapshot
-        return {name: {"wall_s": round(self.wall[name] - wall0.get(name, 0.0), 4),
-                       "cpu_s": round(self.cpu[name] - cpu0.get(name, 0.0), 4)}
-                for name in PHASES if self.wall.get(name, 0.0) != wall0.get(name, 0.0)}
+        return {
+            name: {
+                "wall_s": round(self.wall[name] - wall0.get(name, 0.0), 4),
+                "cpu_s": round(self.cpu[name] - cpu0.get(name, 0.0), 4),
+            }
+            for name in PHASES
+            if self.wall.get(name, 0.0) != wall0.get(name, 0.0)
+        }
 
     def total(self) -> tuple[float, float]:
         """(wall, CPU) seconds since the clock's origin."""
@@ -126,8 +133,11 @@ class PhaseClock:
         """The phases as {"wall_s", "cpu_s", "phases": {name: {"wall_s", "cpu_s"}}}, in
         :data:`PHASES` order, with ``other`` = total minus the measured phases (never below 0)."""
         wall, cpu = self.total()
-        phases = {name: {"wall_s": round(self.wall[name], 4), "cpu_s": round(self.cpu[name], 4)}
-                  for name in PHASES if name in self.wall and name != "other"}
+        phases = {
+            name: {"wall_s": round(self.wall[name], 4), "cpu_s": round(self.cpu[name], 4)}
+            for name in PHASES
+            if name in self.wall and name != "other"
+        }
         other_wall = wall - sum(self.wall[n] for n in phases) + self.wall.get("other", 0.0)
         other_cpu = cpu - sum(self.cpu[n] for n in phases) + self.cpu.get("other", 0.0)
         phases["other"] = {"wall_s": round(max(other_wall, 0.0), 4), "cpu_s": round(max(other_cpu, 0.0), 4)}

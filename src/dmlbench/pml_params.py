@@ -32,8 +32,9 @@ from .errors import ConfigError
 SUPPLIED = ("num_classes", "embedding_size", "descriptors_dim")
 REQUIRED = "<required>"
 #: Counts among PML's arguments, whose default (an int) does not say that a float is refused.
-INTEGER_ARGUMENTS = frozenset({"sub_centers", "centers_per_class", "num_bins", "n_bins", "pos_per_bin",
-                               "neg_per_bin", "K", "l"})
+INTEGER_ARGUMENTS = frozenset(
+    {"sub_centers", "centers_per_class", "num_bins", "n_bins", "pos_per_bin", "neg_per_bin", "K", "l"}
+)
 #: Losses of the installed PML left out of the table, and why.
 EXCLUDED_LOSSES = {
     "VICRegLoss": "self-supervised: it compares two views of each image and takes no labels",
@@ -67,8 +68,7 @@ def installed_version() -> str | None:
 def _unknown(kind: str, name: Any, known: list[str], where: str) -> ConfigError:
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"{where}: unknown pytorch-metric-learning {kind} {name!r}{hint} "
-                       f"(known: {', '.join(known)})")
+    return ConfigError(f"{where}: unknown pytorch-metric-learning {kind} {name!r}{hint} (known: {', '.join(known)})")
 
 
 def _check_argument(where: str, value: Any, default: Any, name: str) -> None:
@@ -87,13 +87,17 @@ def _check_argument(where: str, value: Any, default: Any, name: str) -> None:
             raise ConfigError(f"{where} must be finite, got {value!r}")
         if name in INTEGER_ARGUMENTS and float(value) != int(value):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
-    elif isinstance(default, str) and default != REQUIRED and (isinstance(value, bool) or not isinstance(
-            value, (str, int, float))):
+    elif (
+        isinstance(default, str)
+        and default != REQUIRED
+        and (isinstance(value, bool) or not isinstance(value, (str, int, float)))
+    ):
         raise ConfigError(f"{where} must be a text or a number (its default is {default!r}), got {value!r}")
 
 
-def check_arguments(kind: str, name: str, arguments: dict[str, Any], where: str,
-                    names: dict[str, str] | None = None) -> dict[str, Any]:
+def check_arguments(
+    kind: str, name: str, arguments: dict[str, Any], where: str, names: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The arguments of the loss or miner ``name`` checked against the table: every name one its
     constructor takes (not one dmlbench supplies), every required one given, each value of its
     default's type. Returns the arguments with the constructor's defaults filled in.
@@ -104,14 +108,16 @@ def check_arguments(kind: str, name: str, arguments: dict[str, Any], where: str,
     if not isinstance(name, str) or name not in entries:
         excluded = EXCLUDED_LOSSES if kind == "loss" else EXCLUDED_MINERS
         if isinstance(name, str) and name in excluded:
-            raise ConfigError(f"{where}: pytorch-metric-learning {kind} '{name}' is not supported here: "
-                              f"{excluded[name]}")
+            raise ConfigError(
+                f"{where}: pytorch-metric-learning {kind} '{name}' is not supported here: {excluded[name]}"
+            )
         raise _unknown(kind, name, sorted(entries), where)
     params = entries[name]["params"]
     for key, value in arguments.items():
         if key in SUPPLIED:
-            raise ConfigError(f"{where}.{key} is set by dmlbench (the number of normal classes and the embedding "
-                              f"width); remove it")
+            raise ConfigError(
+                f"{where}.{key} is set by dmlbench (the number of normal classes and the embedding width); remove it"
+            )
         named = names.get(key, f"{where}.{key}")
         if key not in params:
             allowed = ", ".join(sorted(params)) or "(none)"
@@ -130,12 +136,16 @@ def check_version(where: str) -> None:
     version, _, _ = table()
     installed = installed_version()
     if installed is None:
-        raise ConfigError(f"{where}: head 'pml' needs pytorch-metric-learning, which is not installed; "
-                          f"pip install 'pytorch-metric-learning=={version}'")
+        raise ConfigError(
+            f"{where}: head 'pml' needs pytorch-metric-learning, which is not installed; "
+            f"pip install 'pytorch-metric-learning=={version}'"
+        )
     if installed != version:
-        raise ConfigError(f"{where}: the table of pytorch-metric-learning's losses was made from version {version}, "
-                          f"but {installed} is installed; install {version} or rewrite the table with "
-                          f"`python -m dmlbench.pml_params --write`")
+        raise ConfigError(
+            f"{where}: the table of pytorch-metric-learning's losses was made from version {version}, "
+            f"but {installed} is installed; install {version} or rewrite the table with "
+            f"`python -m dmlbench.pml_params --write`"
+        )
 
 
 def has_logits(loss: str) -> bool:
@@ -208,8 +218,12 @@ def introspect() -> tuple[str, dict, dict]:
     loss_table, miner_table = {}, {}
     for name in sorted(dir(losses)):
         cls = getattr(losses, name)
-        if (not inspect.isclass(cls) or not issubclass(cls, BaseMetricLossFunction)
-                or cls in (BaseMetricLossFunction, GenericPairLoss) or name in EXCLUDED_LOSSES):
+        if (
+            not inspect.isclass(cls)
+            or not issubclass(cls, BaseMetricLossFunction)
+            or cls in (BaseMetricLossFunction, GenericPairLoss)
+            or name in EXCLUDED_LOSSES
+        ):
             continue
         params, needs = _arguments(cls, (BaseMetricLossFunction, GenericPairLoss))
         params = _accepted(cls, params, {s: _PROBE[s] for s in needs})

@@ -25,8 +25,11 @@ def code_hash(package_dir: str | Path = PACKAGE_DIR) -> str:
     sorted relative paths: for each, the length-prefixed relative path (POSIX form) and the
     length-prefixed bytes. Byte caches (__pycache__) and other files are left out."""
     root = Path(package_dir)
-    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*")
-                   if p.suffix in HASHED_SUFFIXES and p.is_file() and "__pycache__" not in p.relative_to(root).parts)
+    files = sorted(
+        (p.relative_to(root).as_posix(), p)
+        for p in root.rglob("*")
+        if p.suffix in HASHED_SUFFIXES and p.is_file() and "__pycache__" not in p.relative_to(root).parts
+    )
     digest = hashlib.sha256()
     for rel, path in files:
         name, data = rel.encode(), path.read_bytes()

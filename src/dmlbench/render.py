@@ -41,8 +41,13 @@ def _last_error(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: str = "cosine_k1",
-                  log: str | os.PathLike = "logs/render.log", out_dir: str | os.PathLike | None = None) -> list[Path]:
+def render_report(
+    qmd: str | os.PathLike,
+    results: str | os.PathLike,
+    scorer: str = "cosine_k1",
+    log: str | os.PathLike = "logs/render.log",
+    out_dir: str | os.PathLike | None = None,
+) -> list[Path]:
     """Render ``qmd`` to ``report/_output/report.html`` and ``report.pdf``; return their paths.
 
     ``results`` is the folder of ``config.yaml``, ``tables/``, ``figures/`` and ``data/``;
@@ -54,16 +59,21 @@ def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: st
     quarto = shutil.which("quarto")
     results = Path(results).resolve()
     if quarto is None:
-        print("quarto is not on PATH: the figures and tables are under "
-              f"{results}/figures and {results}/tables. To render the report, install Quarto "
-              "(https://quarto.org/docs/get-started/) and run: dmlbench render", file=sys.stderr)
+        print(
+            "quarto is not on PATH: the figures and tables are under "
+            f"{results}/figures and {results}/tables. To render the report, install Quarto "
+            "(https://quarto.org/docs/get-started/) and run: dmlbench render",
+            file=sys.stderr,
+        )
         raise SystemExit(NO_QUARTO)
     qmd = Path(qmd).resolve()
     if not qmd.is_file():
         raise DmlbenchError(f"report source {qmd} not found; pass --qmd <path to report.qmd>")
     if not (results / "config.yaml").is_file():
-        raise DmlbenchError(f"{results} holds no config.yaml: run the pipeline (snakemake) first, "
-                            "or pass --results <the results folder>")
+        raise DmlbenchError(
+            f"{results} holds no config.yaml: run the pipeline (snakemake) first, "
+            "or pass --results <the results folder>"
+        )
     folder = _report_folder(qmd)
     log = Path(log).resolve()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +85,7 @@ def render_report(qmd: str | os.PathLike, results: str | os.PathLike, scorer: st
             cmd = [quarto, "render", qmd.name, "--to", fmt, "-P", f"results:{results}", "-P", f"scorer:{scorer}"]
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
-            proc = subprocess.run(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+            proc = subprocess.run(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             fh.write(proc.stdout)
             fh.flush()
             written = folder / "_output" / name

@@ -16,23 +16,43 @@ import pandas as pd
 
 from .embeddings_file import case_key
 from .errors import DmlbenchError
-from .scorers import (DEFAULT_KNN_K, DEFAULT_LOF_NEIGHBORS, DEFAULT_SHRINKAGE, LOGIT_SCORERS, SCORERS,
-                      ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores, mahalanobis_scores,
-                      maxlogit_scores, msp_scores)
+from .scorers import (
+    DEFAULT_KNN_K,
+    DEFAULT_LOF_NEIGHBORS,
+    DEFAULT_SHRINKAGE,
+    LOGIT_SCORERS,
+    SCORERS,
+    ScorerUnavailable,
+    energy_scores,
+    knn_normalised_scores,
+    lof_scores,
+    mahalanobis_scores,
+    maxlogit_scores,
+    msp_scores,
+)
 
 log = logging.getLogger(__name__)
 
 #: results/scores/{dataset}/a{n}/{method}/n{N}/s{seed}.parquet, also runs/ and benchmarks/ paths.
-KEY_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/(?P<method>[^/]+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)")
+KEY_PATTERN = re.compile(
+    r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/(?P<method>[^/]+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)"
+)
 
 
 def keys_from_path(path: str | Path) -> dict:
     """The condition keys encoded in a run, score or benchmark path."""
     m = KEY_PATTERN.search(Path(path).as_posix())
     if not m:
-        raise DmlbenchError(f"{path}: not a dmlbench run path (expected .../{{dataset}}/a{{n}}/{{method}}/n{{N}}/s{{seed}})")
-    return {"dataset": m["dataset"], "n_anomaly": int(m["n_anomaly"]), "method": m["method"],
-            "n_per_class": m["n_per_class"], "seed": int(m["seed"])}
+        raise DmlbenchError(
+            f"{path}: not a dmlbench run path (expected .../{{dataset}}/a{{n}}/{{method}}/n{{N}}/s{{seed}})"
+        )
+    return {
+        "dataset": m["dataset"],
+        "n_anomaly": int(m["n_anomaly"]),
+        "method": m["method"],
+        "n_per_class": m["n_per_class"],
+        "seed": int(m["seed"]),
+    }
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -41,13 +61,17 @@ def load_run(run_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     meta_path, emb_path = run_dir / "run.json", run_dir / "embeddings.npz"
     for p in (meta_path, emb_path):
         if not p.exists():
-            raise DmlbenchError(f"{p} is missing: the train job of {run_dir} did not finish; rerun `dmlbench train` for it")
+            raise DmlbenchError(
+                f"{p} is missing: the train job of {run_dir} did not finish; rerun `dmlbench train` for it"
+            )
     try:
         meta = json.loads(meta_path.read_text())
         with np.load(emb_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (json.JSONDecodeError, zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise DmlbenchError(f"{run_dir}: run.json or embeddings.npz is corrupt ({exc}); delete the folder and retrain") from None
+        raise DmlbenchError(
+            f"{run_dir}: run.json or embeddings.npz is corrupt ({exc}); delete the folder and retrain"
+        ) from None
     return meta, arrays
 
 
@@ -71,22 +95,31 @@ def _available_scorers(meta: dict, arrays: dict[str, np.ndarray], spec: dict) ->
         if name == "mahalanobis":
             missing = [k for k in cases if case_key(k, "reference_labels") not in arrays]
             if missing:
-                log.warning("mahalanobis scorer skipped: embeddings.npz has no case{k}_reference_labels "
-                            "(written by newer versions of `dmlbench train`; retrain to get it)")
+                log.warning(
+                    "mahalanobis scorer skipped: embeddings.npz has no case{k}_reference_labels "
+                    "(written by newer versions of `dmlbench train`; retrain to get it)"
+                )
                 continue
         if name == "lof":
             n_neighbors = spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS)
             smallest = min(len(arrays[case_key(k, "reference")]) for k in cases)
             if smallest <= n_neighbors:
-                log.warning("lof scorer skipped: a case has only %d reference images, LOF needs more than "
-                            "n_neighbors=%d", smallest, n_neighbors)
+                log.warning(
+                    "lof scorer skipped: a case has only %d reference images, LOF needs more than n_neighbors=%d",
+                    smallest,
+                    n_neighbors,
+                )
                 continue
         if name == "knn_normalised":
             k = spec.get("knn_normalised_k", DEFAULT_KNN_K)
             smallest = min(len(arrays[f"case{c}_reference"]) for c in cases)
             if smallest < k:
-                log.warning("knn_normalised scorer skipped: a case has only %d reference images, fewer than "
-                            "knn_normalised_k=%d", smallest, k)
+                log.warning(
+                    "knn_normalised scorer skipped: a case has only %d reference images, fewer than "
+                    "knn_normalised_k=%d",
+                    smallest,
+                    k,
+                )
                 continue
         out.append(name)
     return out
@@ -101,9 +134,12 @@ def has_logits(arrays: dict[str, np.ndarray], cases: list[int]) -> bool:
 def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -> np.ndarray:
     """Scores of the scorer ``name`` (one of :data:`SCORERS`) for case ``k`` of a run's arrays."""
     if name == "mahalanobis":
-        return mahalanobis_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
-                                  arrays[case_key(k, "reference_labels")],
-                                  shrinkage=spec.get("mahalanobis_shrinkage", DEFAULT_SHRINKAGE))
+        return mahalanobis_scores(
+            arrays[case_key(k, "test")],
+            arrays[case_key(k, "reference")],
+            arrays[case_key(k, "reference_labels")],
+            shrinkage=spec.get("mahalanobis_shrinkage", DEFAULT_SHRINKAGE),
+        )
     if name == "msp":
         return msp_scores(arrays[case_key(k, "test_logits")])
     if name == "maxlogit":
@@ -111,11 +147,15 @@ def extra_scores(name: str, arrays: dict[str, np.ndarray], k: int, spec: dict) -
     if name == "energy":
         return energy_scores(arrays[case_key(k, "test_logits")])
     if name == "knn_normalised":
-        return knn_normalised_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
-                                     k=spec.get("knn_normalised_k", DEFAULT_KNN_K))
+        return knn_normalised_scores(
+            arrays[case_key(k, "test")], arrays[case_key(k, "reference")], k=spec.get("knn_normalised_k", DEFAULT_KNN_K)
+        )
     if name == "lof":
-        return lof_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
-                          n_neighbors=spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS))
+        return lof_scores(
+            arrays[case_key(k, "test")],
+            arrays[case_key(k, "reference")],
+            n_neighbors=spec.get("lof_neighbors", DEFAULT_LOF_NEIGHBORS),
+        )
     raise DmlbenchError(f"unknown scorer {name!r}")
 
 
@@ -145,8 +185,9 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
         k = info["case"]
         normals = arrays[case_key(k, "normal_classes")]
         ref_index = arrays[case_key(k, "reference_index")]
-        scores = knn_scores(arrays[case_key(k, "test")], arrays[case_key(k, "reference")],
-                            distances=spec["distances"], ks=spec["k"])
+        scores = knn_scores(
+            arrays[case_key(k, "test")], arrays[case_key(k, "reference")], distances=spec["distances"], ks=spec["k"]
+        )
         frame = {
             "case": np.full(len(labels), k, dtype=np.int64),
             "test_index": np.arange(len(labels), dtype=np.int64),

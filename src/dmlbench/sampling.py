@@ -22,8 +22,9 @@ import torch
 MIN_PER_CLASS = 4
 
 
-def balanced_order(labels: torch.Tensor, n_batches: int, batch_size: int, gen: torch.Generator,
-                   min_per_class: int = MIN_PER_CLASS) -> torch.Tensor:
+def balanced_order(
+    labels: torch.Tensor, n_batches: int, batch_size: int, gen: torch.Generator, min_per_class: int = MIN_PER_CLASS
+) -> torch.Tensor:
     """Positions into ``labels`` ([N] int64, class of each training image, on the device) for
     ``n_batches`` class-balanced batches: a ``[n_batches, c * m]`` int64 tensor, each row one
     batch of ``c = min(C, batch_size // min_per_class)`` classes (at least 1) with
@@ -43,13 +44,14 @@ def balanced_order(labels: torch.Tensor, n_batches: int, batch_size: int, gen: t
     order = torch.empty(n_batches, c, m, dtype=torch.long, device=device)
     for cls in classes:
         members = (labels == cls).nonzero().squeeze(1)
-        slots = (chosen == cls).nonzero()                       # (batch, column) where cls is taken
+        slots = (chosen == cls).nonzero()  # (batch, column) where cls is taken
         need = len(slots) * m
         if need == 0:
             continue
         passes = math.ceil(need / len(members))
-        stream = torch.cat([members[torch.randperm(len(members), generator=gen, device=device)]
-                            for _ in range(passes)])[:need]
+        stream = torch.cat(
+            [members[torch.randperm(len(members), generator=gen, device=device)] for _ in range(passes)]
+        )[:need]
         order[slots[:, 0], slots[:, 1]] = stream.view(len(slots), m)
     return order.view(n_batches, c * m)
 

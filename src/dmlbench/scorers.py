@@ -35,7 +35,7 @@ LOGIT_SCORERS = ("msp", "maxlogit", "energy")
 DEFAULT_SHRINKAGE = "ledoit_wolf"
 DEFAULT_LOF_NEIGHBORS = 20
 DEFAULT_KNN_K = 50  # OpenOOD's K for CIFAR-10 (configs/postprocessors/knn.yml)
-NORM_EPS = 1e-10    # OpenOOD's normaliser: x / (||x|| + 1e-10)
+NORM_EPS = 1e-10  # OpenOOD's normaliser: x / (||x|| + 1e-10)
 DEFAULT_CHUNK = 4096
 
 
@@ -56,8 +56,9 @@ def _matrix(x, name: str) -> np.ndarray:
     return arr
 
 
-def tied_covariance(reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit_wolf", *,
-                    return_shrinkage: bool = False) -> tuple[np.ndarray, ...]:
+def tied_covariance(
+    reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit_wolf", *, return_shrinkage: bool = False
+) -> tuple[np.ndarray, ...]:
     """Class means and the shared (within-class, pooled) covariance of the reference set.
 
     Returns ``(classes [C], means [C, D], covariance [D, D])`` (float64), and the shrinkage ``a``
@@ -72,7 +73,9 @@ def tied_covariance(reference: np.ndarray, labels: np.ndarray, shrinkage="ledoit
     ref = _matrix(reference, "reference")
     labels = np.asarray(labels)
     if labels.shape != (ref.shape[0],):
-        raise ConfigError(f"reference_labels must have one label per reference row ({ref.shape[0]}), got shape {labels.shape}")
+        raise ConfigError(
+            f"reference_labels must have one label per reference row ({ref.shape[0]}), got shape {labels.shape}"
+        )
     classes, inverse = np.unique(labels, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(classes)).astype(np.float64)
     means = np.zeros((len(classes), ref.shape[1]))
@@ -110,12 +113,13 @@ def tied_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
         except LinAlgError:
             return pinvh(cov)
         precision = cho_solve(factor, np.eye(cov.shape[0]), check_finite=False)
-        return (precision + precision.T) / 2.0                    # exactly symmetric
-    return pinvh(cov)                                             # symmetric; pinv is safe if singular
+        return (precision + precision.T) / 2.0  # exactly symmetric
+    return pinvh(cov)  # symmetric; pinv is safe if singular
 
 
-def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf",
-                       chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+def mahalanobis_scores(
+    test, reference, reference_labels, shrinkage="ledoit_wolf", chunk_size: int = DEFAULT_CHUNK
+) -> np.ndarray:
     """Mahalanobis distance of each test row to the nearest class mean of the reference set.
 
     Parameters
@@ -136,14 +140,14 @@ def mahalanobis_scores(test, reference, reference_labels, shrinkage="ledoit_wolf
     if x.shape[1] != means.shape[1]:
         raise ConfigError(f"dimension mismatch: test has {x.shape[1]} columns, reference has {means.shape[1]}")
     precision = tied_precision(cov, a)
-    mu_p = means @ precision                                 # [C, D]
-    mu_term = np.einsum("cd,cd->c", mu_p, means)             # [C]  mu^T P mu
+    mu_p = means @ precision  # [C, D]
+    mu_term = np.einsum("cd,cd->c", mu_p, means)  # [C]  mu^T P mu
     out = np.empty(x.shape[0], dtype=np.float32)
     for i0 in range(0, x.shape[0], max(1, int(chunk_size))):
-        xc = x[i0:i0 + chunk_size]
-        xp = xc @ precision                                  # [n, D]
+        xc = x[i0 : i0 + chunk_size]
+        xp = xc @ precision  # [n, D]
         d2 = np.einsum("nd,nd->n", xp, xc)[:, None] - 2.0 * (xc @ mu_p.T) + mu_term[None, :]
-        out[i0:i0 + len(xc)] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+        out[i0 : i0 + len(xc)] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
     return out
 
 
@@ -199,10 +203,10 @@ def knn_normalised_scores(test, reference, k: int = DEFAULT_KNN_K, chunk_size: i
     ref_sq = (ref * ref).sum(axis=1)
     out = np.empty(x.shape[0], dtype=np.float32)
     for i0 in range(0, x.shape[0], max(1, int(chunk_size))):
-        xc = x[i0:i0 + chunk_size]
+        xc = x[i0 : i0 + chunk_size]
         d2 = (xc * xc).sum(axis=1)[:, None] + ref_sq[None, :] - 2.0 * (xc @ ref.T)
         kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
-        out[i0:i0 + len(xc)] = np.sqrt(np.maximum(kth, 0.0))
+        out[i0 : i0 + len(xc)] = np.sqrt(np.maximum(kth, 0.0))
     return out
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -93,9 +93,9 @@ def _normalise_ks(ks) -> list[int | str]:
     return sorted(ints) + (["all"] if want_all else [])
 
 
-def score_columns(distances: Iterable[str] = DISTANCES,
-                  ks: Iterable[int | str] = DEFAULT_KS,
-                  include_nn: bool = True) -> list[str]:
+def score_columns(
+    distances: Iterable[str] = DISTANCES, ks: Iterable[int | str] = DEFAULT_KS, include_nn: bool = True
+) -> list[str]:
     """Column names of :func:`knn_scores`'s result, in a fixed order.
 
     Distances in the order ``cosine, euclidean``; per distance the integer ks ascending, then
@@ -171,7 +171,6 @@ def _smallest(w: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor, tor
     return tv, vmin, ix
 
 
-
 def _checked_inputs(test, reference, distances, ks, chunk_size, ref_chunk_size, device):
     """knn_scores's arguments checked and normalised: (distances, ks, test rows per block,
     reference rows per block, test tensor, reference tensor), both tensors on ``device``."""
@@ -189,13 +188,10 @@ def _checked_inputs(test, reference, distances, ks, chunk_size, ref_chunk_size, 
     n_test, dim = test_t.shape
     n_ref = ref_t.shape[0]
     if ref_t.shape[1] != dim:
-        raise ConfigError(
-            f"dimension mismatch: test has {dim} columns, reference has {ref_t.shape[1]}")
+        raise ConfigError(f"dimension mismatch: test has {dim} columns, reference has {ref_t.shape[1]}")
     too_big = [k for k in kls if k != "all" and k > n_ref]
     if too_big:
-        raise ConfigError(
-            f"k={too_big[0]} is larger than the reference set ({n_ref} rows): "
-            f"use k <= {n_ref} or 'all'")
+        raise ConfigError(f"k={too_big[0]} is larger than the reference set ({n_ref} rows): use k <= {n_ref} or 'all'")
     rcs = min(n_ref, ref_chunk_size or DEFAULT_REF_CHUNK)
     cs = min(n_test, chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // rcs))
     return dists, kls, cs, rcs, test_t, ref_t
@@ -214,12 +210,12 @@ class _Reference:
     def __init__(self, ref_t: torch.Tensor, dists: list[str], want_all: bool):
         ref = ref_t.to(torch.float32)
         self.n = ref.shape[0]
-        self.nb2 = (ref * ref).sum(dim=1)                                # [n_ref]  |b|^2
+        self.nb2 = (ref * ref).sum(dim=1)  # [n_ref]  |b|^2
         self.with_cosine = "cosine" in dists
         self.two_scale_b = self.mean_b_hat = None
         if self.with_cosine:
-            scale_b = self.nb2.sqrt().clamp_min(EPS)                     # [n_ref] max(|b|, eps)
-            self.mat = (ref / (-scale_b)[:, None]).contiguous()          # [n_ref, D] -b_hat
+            scale_b = self.nb2.sqrt().clamp_min(EPS)  # [n_ref] max(|b|, eps)
+            self.mat = (ref / (-scale_b)[:, None]).contiguous()  # [n_ref, D] -b_hat
             self.two_scale_b = 2.0 * scale_b
             if want_all:
                 # mean of the unit vectors: exact shortcut mean_b(1 - a_hat.b_hat) = 1 - a_hat.mean(b_hat)
@@ -252,19 +248,28 @@ class _RunningNearest:
         if self.best_v is None:
             self.best_v, self.best_i = v, ix
         else:
-            closer = v < self.best_v                                     # strict: earlier chunk wins ties
+            closer = v < self.best_v  # strict: earlier chunk wins ties
             self.best_v = torch.where(closer, v, self.best_v)
             self.best_i = torch.where(closer, ix, self.best_i)
         if self.keep_top:
-            if self.top is not None:                                     # merge with the running top-k
+            if self.top is not None:  # merge with the running top-k
                 both = torch.cat([self.top, tv], dim=1)
                 tv = torch.topk(both, min(self.k_max, both.shape[1]), dim=1, largest=False, sorted=False).values
             self.top = tv
 
 
-def _scan_reference(a: torch.Tensor, na2: torch.Tensor, ref: _Reference, dists: list[str], k_max: int,
-                    keep_top: bool, want_all: bool, rcs: int, g_buf: torch.Tensor,
-                    block_shapes: list | None) -> tuple[dict[str, _RunningNearest], torch.Tensor | None]:
+def _scan_reference(
+    a: torch.Tensor,
+    na2: torch.Tensor,
+    ref: _Reference,
+    dists: list[str],
+    k_max: int,
+    keep_top: bool,
+    want_all: bool,
+    rcs: int,
+    g_buf: torch.Tensor,
+    block_shapes: list | None,
+) -> tuple[dict[str, _RunningNearest], torch.Tensor | None]:
     """The per-block top-k loop of one test chunk ``a [n, D]`` (float32, ``na2 = |a|^2``) over the
     reference chunks of ``rcs`` rows: one matmul per block, whose result is the cosine key and,
     transformed in place, the Euclidean key. Returns the running nearest keys per distance and,
@@ -278,14 +283,14 @@ def _scan_reference(a: torch.Tensor, na2: torch.Tensor, ref: _Reference, dists: 
         if block_shapes is not None:
             block_shapes.append((n, m))
         g = g_buf[: n * m].view(n, m)
-        torch.mm(a, ref.mat[j0:j1].T, out=g)                             # the one matmul per block
-        for d in dists:                                                  # cosine first: g is its key
+        torch.mm(a, ref.mat[j0:j1].T, out=g)  # the one matmul per block
+        for d in dists:  # cosine first: g is its key
             if d == "euclidean":
                 ref.euclidean_key_(g, j0, j1)
             nearest[d].update(g, j0)
             if d == "euclidean" and eu_sum is not None:
-                g.add_(na2[:, None]).clamp_min_(0.0).sqrt_()             # distances of the block
-                eu_sum += g.sum(dim=1)                                   # float32 pairwise within a block
+                g.add_(na2[:, None]).clamp_min_(0.0).sqrt_()  # distances of the block
+                eu_sum += g.sum(dim=1)  # float32 pairwise within a block
     return nearest, eu_sum
 
 
@@ -324,13 +329,21 @@ class _Scores:
         self.dists = dists
         self.top = {d: torch.empty(n_test, k_max, dtype=torch.float32, device=device) for d in dists}
         self.nn = {d: torch.empty(n_test, dtype=torch.int64, device=device) for d in dists}
-        self.test_norm2 = torch.empty(n_test, dtype=torch.float32, device=device)   # |a|^2
+        self.test_norm2 = torch.empty(n_test, dtype=torch.float32, device=device)  # |a|^2
         self.all = {}
         if want_all:
             self.all = {d: torch.empty(n_test, dtype=torch.float64, device=device) for d in dists}
 
-    def store(self, i0: int, i1: int, nearest: dict[str, _RunningNearest], int_ks: list[int], a: torch.Tensor,
-              ref: _Reference, eu_sum: torch.Tensor | None) -> None:
+    def store(
+        self,
+        i0: int,
+        i1: int,
+        nearest: dict[str, _RunningNearest],
+        int_ks: list[int],
+        a: torch.Tensor,
+        ref: _Reference,
+        eu_sum: torch.Tensor | None,
+    ) -> None:
         """Keep test rows ``i0:i1``'s results (``a``: those rows, float32)."""
         for d in self.dists:
             self.nn[d][i0:i1] = nearest[d].best_i
@@ -356,14 +369,16 @@ class _Scores:
         return result
 
 
-def knn_scores(test: np.ndarray | torch.Tensor,
-               reference: np.ndarray | torch.Tensor,
-               distances: Sequence[str] = DISTANCES,
-               ks: Sequence[int | str] = DEFAULT_KS,
-               chunk_size: int | None = None,
-               ref_chunk_size: int | None = None,
-               device: str | torch.device = "cpu",
-               _block_shapes: list | None = None) -> dict[str, np.ndarray]:
+def knn_scores(
+    test: np.ndarray | torch.Tensor,
+    reference: np.ndarray | torch.Tensor,
+    distances: Sequence[str] = DISTANCES,
+    ks: Sequence[int | str] = DEFAULT_KS,
+    chunk_size: int | None = None,
+    ref_chunk_size: int | None = None,
+    device: str | torch.device = "cpu",
+    _block_shapes: list | None = None,
+) -> dict[str, np.ndarray]:
     """k-nearest-neighbour distance scores of ``test`` rows against ``reference`` rows.
 
     Parameters
@@ -401,8 +416,9 @@ def knn_scores(test: np.ndarray | torch.Tensor,
         unknown distance, bad k (``k > n_ref`` names both), empty inputs, 1-D or mismatched
         dimensions, non-finite values, bad chunk sizes.
     """
-    dists, kls, cs, rcs, test_t, ref_t = _checked_inputs(test, reference, distances, ks, chunk_size,
-                                                         ref_chunk_size, device)
+    dists, kls, cs, rcs, test_t, ref_t = _checked_inputs(
+        test, reference, distances, ks, chunk_size, ref_chunk_size, device
+    )
     n_test = test_t.shape[0]
     int_ks = [k for k in kls if k != "all"]
     want_all = "all" in kls
@@ -414,9 +430,8 @@ def knn_scores(test: np.ndarray | torch.Tensor,
     for i0 in range(0, n_test, cs):
         i1 = min(i0 + cs, n_test)
         a = test_t[i0:i1].to(torch.float32)
-        na2 = (a * a).sum(dim=1)                                     # [n] |a|^2
+        na2 = (a * a).sum(dim=1)  # [n] |a|^2
         out.test_norm2[i0:i1] = na2
-        nearest, eu_sum = _scan_reference(a, na2, ref, dists, k_max, bool(int_ks), want_all, rcs, g_buf,
-                                          _block_shapes)
+        nearest, eu_sum = _scan_reference(a, na2, ref, dists, k_max, bool(int_ks), want_all, rcs, g_buf, _block_shapes)
         out.store(i0, i1, nearest, int_ks, a, ref, eu_sum)
     return out.result(kls)

@@ -20,10 +20,10 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class Case:
     case: int
-    normal_classes: tuple[int, ...]    # dataset class indices, ascending
-    anomaly_classes: tuple[int, ...]   # dataset class indices, ascending
-    train_idx: np.ndarray              # indices into the train split: training images (reference set)
-    val_idx: np.ndarray                # indices into the train split: held-out monitoring images
+    normal_classes: tuple[int, ...]  # dataset class indices, ascending
+    anomaly_classes: tuple[int, ...]  # dataset class indices, ascending
+    train_idx: np.ndarray  # indices into the train split: training images (reference set)
+    val_idx: np.ndarray  # indices into the train split: held-out monitoring images
 
 
 def class_order(classes: list[str], order: str) -> list[int]:
@@ -40,9 +40,7 @@ def anomaly_classes(n_classes: int, case: int, n_anomaly: int, order: list[int] 
 
     n_anomaly = 0 is the closed-set model trained on all classes (t-SNE, accuracy checks)."""
     if not 0 <= n_anomaly < n_classes:
-        raise ConfigError(
-            f"n_anomaly {n_anomaly} is impossible with {n_classes} classes: use 1..{n_classes - 1}"
-        )
+        raise ConfigError(f"n_anomaly {n_anomaly} is impossible with {n_classes} classes: use 1..{n_classes - 1}")
     if not 0 <= case < n_classes:
         raise ConfigError(f"case {case} is out of range for {n_classes} classes: cases must be <= {n_classes}")
     order = list(range(n_classes)) if order is None else order
@@ -54,8 +52,13 @@ def case_rng(seed: int, case: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng([seed, case, sum(purpose.encode())])
 
 
-def subsample(y: np.ndarray, classes: tuple[int, ...], n_per_class: int | str, rng: np.random.Generator,
-              class_names: list[str] | None = None) -> np.ndarray:
+def subsample(
+    y: np.ndarray,
+    classes: tuple[int, ...],
+    n_per_class: int | str,
+    rng: np.random.Generator,
+    class_names: list[str] | None = None,
+) -> np.ndarray:
     """Indices of up to `n_per_class` images of each class in `classes` (all when 'all'), sorted."""
     picked = []
     for c in classes:
@@ -72,7 +75,9 @@ def subsample(y: np.ndarray, classes: tuple[int, ...], n_per_class: int | str, r
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
-def carve_validation(y: np.ndarray, idx: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def carve_validation(
+    y: np.ndarray, idx: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Split `idx` into (train, val), stratified: round(fraction * n_c) per class, at least one
     image kept for training in each class."""
     if fraction <= 0:
@@ -87,8 +92,17 @@ def carve_validation(y: np.ndarray, idx: np.ndarray, fraction: float, rng: np.ra
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def make_case(y_train: np.ndarray, classes: list[str], case: int, n_anomaly: int, *, order: str = "canonical",
-              n_per_class: int | str = "all", seed: int = 0, val_fraction: float = 0.1) -> Case:
+def make_case(
+    y_train: np.ndarray,
+    classes: list[str],
+    case: int,
+    n_anomaly: int,
+    *,
+    order: str = "canonical",
+    n_per_class: int | str = "all",
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> Case:
     """The normal/anomaly classes and training/validation images of one case."""
     n_classes = len(classes)
     anomalies = anomaly_classes(n_classes, case, n_anomaly, class_order(classes, order))

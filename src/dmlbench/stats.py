@@ -39,8 +39,9 @@ def _resample_index(n: int, resamples: int, seed: int) -> np.ndarray:
     return idx
 
 
-def bootstrap_ci(values, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def bootstrap_ci(
+    values, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean of ``values``.
 
     ``resamples`` resamples of ``len(values)`` values drawn with replacement (numpy
@@ -166,20 +167,36 @@ def mean_test(values, null: float = 0.0, level: float = 0.95) -> MeanTest:
     if np.ptp(x) == 0:  # exactly equal values: no spread, and summation rounding would fake one
         mean = float(x[0])
         diff = mean - null
-        return MeanTest(mean, mean, mean, 0.0 if diff == 0 else math.copysign(math.inf, diff),
-                        1.0 if diff == 0 else 0.0, n)
+        return MeanTest(
+            mean, mean, mean, 0.0 if diff == 0 else math.copysign(math.inf, diff), 1.0 if diff == 0 else 0.0, n
+        )
     se = float(x.std(ddof=1)) / math.sqrt(n)
     half = float(sst.t.ppf((1 + level) / 2, n - 1)) * se
     t = (mean - null) / se
     return MeanTest(mean, mean - half, mean + half, float(t), float(2 * sst.t.sf(abs(t), n - 1)), n)
 
 
-RANKING_COLUMNS = ["dataset", "n_anomaly", "n_per_class", "scorer", "method", "avg_rank", "friedman_statistic",
-                   "friedman_p", "cd", "n_blocks", "n_methods", "wilcoxon_p", "wilcoxon_p_holm", "note"]
+RANKING_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "n_per_class",
+    "scorer",
+    "method",
+    "avg_rank",
+    "friedman_statistic",
+    "friedman_p",
+    "cd",
+    "n_blocks",
+    "n_methods",
+    "wilcoxon_p",
+    "wilcoxon_p_holm",
+    "note",
+]
 
 
-def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = BASELINE,
-                  alpha: float = 0.05) -> pd.DataFrame:
+def ranking_table(
+    metrics: pd.DataFrame, metric: str = "auroc", baseline: str = BASELINE, alpha: float = 0.05
+) -> pd.DataFrame:
     """One row per (dataset, n_anomaly, n_per_class, scorer, method) from a tidy metrics table.
 
     Within each (dataset, n_anomaly, n_per_class, scorer) the blocks are the (case, seed) pairs
@@ -189,8 +206,9 @@ def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = 
     ``RANKING_COLUMNS`` and docs/tables.md.
     """
     if metric not in HIGHER_IS_BETTER:
-        raise DmlbenchError(f"ranking_table: metric {metric!r} is unknown; known metrics: "
-                            f"{', '.join(sorted(HIGHER_IS_BETTER))}")
+        raise DmlbenchError(
+            f"ranking_table: metric {metric!r} is unknown; known metrics: {', '.join(sorted(HIGHER_IS_BETTER))}"
+        )
     higher = HIGHER_IS_BETTER[metric]
     m = metrics[metrics["metric"] == metric]
     rows = []
@@ -221,15 +239,40 @@ def ranking_table(metrics: pd.DataFrame, metric: str = "auroc", baseline: str = 
             notes.append(f"no {baseline} runs: no Wilcoxon tests")
         wil_holm = holm(wil)
         for j, method in enumerate(methods):
-            rows.append(dict(zip(group_keys, key)) | {
-                "method": method, "avg_rank": float(ranks[j]), "friedman_statistic": stat, "friedman_p": p,
-                "cd": cd, "n_blocks": n, "n_methods": k, "wilcoxon_p": float(wil[j]),
-                "wilcoxon_p_holm": float(wil_holm[j]), "note": "; ".join(notes)})
+            rows.append(
+                dict(zip(group_keys, key))
+                | {
+                    "method": method,
+                    "avg_rank": float(ranks[j]),
+                    "friedman_statistic": stat,
+                    "friedman_p": p,
+                    "cd": cd,
+                    "n_blocks": n,
+                    "n_methods": k,
+                    "wilcoxon_p": float(wil[j]),
+                    "wilcoxon_p_holm": float(wil_holm[j]),
+                    "note": "; ".join(notes),
+                }
+            )
     df = pd.DataFrame(rows, columns=RANKING_COLUMNS)
-    df = df.astype({"dataset": "str", "n_anomaly": "int64", "n_per_class": "str", "scorer": "str", "method": "str",
-                    "avg_rank": "float64", "friedman_statistic": "float64", "friedman_p": "float64", "cd": "float64",
-                    "n_blocks": "int64", "n_methods": "int64", "wilcoxon_p": "float64",
-                    "wilcoxon_p_holm": "float64", "note": "str"})
+    df = df.astype(
+        {
+            "dataset": "str",
+            "n_anomaly": "int64",
+            "n_per_class": "str",
+            "scorer": "str",
+            "method": "str",
+            "avg_rank": "float64",
+            "friedman_statistic": "float64",
+            "friedman_p": "float64",
+            "cd": "float64",
+            "n_blocks": "int64",
+            "n_methods": "int64",
+            "wilcoxon_p": "float64",
+            "wilcoxon_p_holm": "float64",
+            "note": "str",
+        }
+    )
     return df.sort_values(group_keys + ["method"], kind="mergesort").reset_index(drop=True)
 
 
@@ -240,20 +283,34 @@ def case_means(values, cases) -> np.ndarray:
     return frame.groupby("case", sort=True)["value"].mean().to_numpy()
 
 
-def cluster_bootstrap_ci(values, cases, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
-                         seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def cluster_bootstrap_ci(
+    values, cases, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean that resamples cases, not values: the values of a case
     (its seeds) are averaged first, then :func:`bootstrap_ci` resamples the case means. Repeating
     a case's seeds adds no information about new cases and leaves the interval as it was."""
     return bootstrap_ci(case_means(values, cases), level, resamples, seed)
 
 
-SUMMARY_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "scorer", "metric", "mean", "std", "n",
-                   "n_cases", "ci_low", "ci_high"]
+SUMMARY_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "scorer",
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "n_cases",
+    "ci_low",
+    "ci_high",
+]
 
 
-def summary_table(metrics: pd.DataFrame, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
-                  seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+def summary_table(
+    metrics: pd.DataFrame, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> pd.DataFrame:
     """Per (dataset, n_anomaly, method, n_per_class, scorer, metric): the mean over cases of the
     case means (seeds averaged within a case; the plain mean over cases x seeds when every case
     has the same seeds), the standard deviation of the n values (ddof 1; NaN for one value), n
@@ -267,11 +324,32 @@ def summary_table(metrics: pd.DataFrame, level: float = 0.95, resamples: int = B
         v = grp["value"].to_numpy(dtype=np.float64)
         per_case = case_means(v, grp["case"].to_numpy())
         lo, hi = bootstrap_ci(per_case, level, resamples, seed)
-        rows.append(dict(zip(keys, key)) | {"mean": float(per_case.mean()),
-                                            "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-                                            "n": len(v), "n_cases": len(per_case), "ci_low": lo, "ci_high": hi})
+        rows.append(
+            dict(zip(keys, key))
+            | {
+                "mean": float(per_case.mean()),
+                "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+                "n": len(v),
+                "n_cases": len(per_case),
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    df = df.astype({"dataset": "str", "n_anomaly": "int64", "method": "str", "n_per_class": "str", "scorer": "str",
-                    "metric": "str", "mean": "float64", "std": "float64", "n": "int64", "n_cases": "int64",
-                    "ci_low": "float64", "ci_high": "float64"})
+    df = df.astype(
+        {
+            "dataset": "str",
+            "n_anomaly": "int64",
+            "method": "str",
+            "n_per_class": "str",
+            "scorer": "str",
+            "metric": "str",
+            "mean": "float64",
+            "std": "float64",
+            "n": "int64",
+            "n_cases": "int64",
+            "ci_low": "float64",
+            "ci_high": "float64",
+        }
+    )
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)

@@ -66,9 +66,9 @@ from torch import nn
 
 from . import __version__
 from .datasets import Dataset
+from .embeddings_file import pack_case, pack_job
 from .errors import ConfigError, TrainingError
 from .heads import build_head
-from .embeddings_file import pack_case, pack_job
 from .io import write_csv, write_json, write_npz
 from .model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
 from .models import EmbeddingNet, build_backbone
@@ -137,8 +137,10 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if device.type == "cuda" and bf16_ok else "fp32"
     if precision == "bf16" and not bf16_ok:
-        raise ConfigError(f"training.precision 'bf16' was asked for but device {device} has no bf16 support; "
-                          f"use precision 'fp32' or 'auto'")
+        raise ConfigError(
+            f"training.precision 'bf16' was asked for but device {device} has no bf16 support; "
+            f"use precision 'fp32' or 'auto'"
+        )
     return precision
 
 
@@ -175,10 +177,23 @@ class DeviceBatches:
     augmentation. None leaves the channels or the size as they are.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, idx: np.ndarray, batch_size: int, *,
-                 mean: torch.Tensor, std: torch.Tensor, shuffle: bool = False, flip: bool = False,
-                 crop_padding: int = 0, seed: int = 0, drop_last: bool = False, channels: int | None = None,
-                 size: int | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        idx: np.ndarray,
+        batch_size: int,
+        *,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        shuffle: bool = False,
+        flip: bool = False,
+        crop_padding: int = 0,
+        seed: int = 0,
+        drop_last: bool = False,
+        channels: int | None = None,
+        size: int | None = None,
+    ):
         self.images, self.labels = images, labels
         self.idx = torch.as_tensor(idx, dtype=torch.long, device=images.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
@@ -231,7 +246,7 @@ class DeviceBatches:
         if self.shuffle:
             order = self.idx[torch.randperm(len(self.idx), generator=gen, device=self.device)]
         for i in range(len(self)):
-            ix = order[i * self.batch_size:(i + 1) * self.batch_size]
+            ix = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images[ix]
             if self.shuffle:  # training batches are augmented, evaluation ones never
                 x = self._augment_nhwc(x, gen)
@@ -245,8 +260,13 @@ class DeviceBatches:
             x = x.expand(-1, self.channels, -1, -1).contiguous(memory_format=torch.channels_last)
         x = x.mul_(self.scale).sub_(self.shift)
         if self.size:
-            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                          antialias=self.size < max(x.shape[2:]))
+            x = nn.functional.interpolate(
+                x,
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=self.size < max(x.shape[2:]),
+            )
         return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -270,6 +290,7 @@ def head_accuracy(head: nn.Module):
         if not getattr(head, "has_logits", True):  # a pair loss predicts no class
             return torch.full((), float("nan"), device=embeddings.device)
         return (head.logits(embeddings.float()).argmax(dim=1) == labels).float().mean()
+
     return accuracy
 
 
@@ -293,8 +314,7 @@ def optimizer_func(training: dict, device: torch.device, decay: list[bool] | Non
         decays = [wd if d else 0.0 for d in (decay or (True, False))]
         groups = [{"params": list(ps), "weight_decay": w} for ps, w in zip(param_groups, decays) if len(ps)]
         if name == "adam":
-            opt = torch.optim.AdamW(groups, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS,
-                                    fused=device.type == "cuda")
+            opt = torch.optim.AdamW(groups, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda")
         else:
             opt = torch.optim.SGD(groups, lr=lr, momentum=SGD_MOMENTUM, nesterov=True)
         from .fastai_parts import FastOptimWrapper
@@ -370,8 +390,9 @@ def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     return start * (stop / start) ** (np.arange(n) / (n - 1))
 
 
-def fine_tune(learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs: int, lr_mult: float,
-              epoch_log) -> None:
+def fine_tune(
+    learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs: int, lr_mult: float, epoch_log
+) -> None:
     """fastai's ``Learner.fine_tune`` on our parameter groups: `freeze_epochs` epochs of one-cycle
     (pct_start 0.99) with every level but the last frozen (learning rate `lr` there), then
     `epochs` epochs of one-cycle (pct_start 0.3, div 5) on the whole model with discriminative
@@ -390,8 +411,15 @@ def fine_tune(learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs:
     learn.fit_one_cycle(epochs, lrs, pct_start=0.3, div=5.0, cbs=[epoch_log(freeze_epochs)])
 
 
-def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: DeviceBatches, training: dict,
-                  method_params: dict, device: torch.device | None = None, groups: list[ParamGroup] | None = None):
+def build_learner(
+    model: EmbeddingNet,
+    train_dl: DeviceBatches,
+    valid_dl: DeviceBatches,
+    training: dict,
+    method_params: dict,
+    device: torch.device | None = None,
+    groups: list[ParamGroup] | None = None,
+):
     """The fastai Learner the pipeline trains with (tests take optimiser steps through it).
     `groups`: the optimiser's parameter groups (default: :func:`decay_groups`' two)."""
     import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
@@ -412,8 +440,16 @@ def build_learner(model: EmbeddingNet, train_dl: DeviceBatches, valid_dl: Device
     else:
         opt_func = optimizer_func(training, device, [g.decay for g in groups])
         splitter = GroupSplitter(groups)
-    learn = Learner(dls, model, loss_func=HeadLoss(model.head), metrics=[metric], wd=None,
-                    opt_func=opt_func, splitter=splitter, cbs=cbs)
+    learn = Learner(
+        dls,
+        model,
+        loss_func=HeadLoss(model.head),
+        metrics=[metric],
+        wd=None,
+        opt_func=opt_func,
+        splitter=splitter,
+        cbs=cbs,
+    )
     # fastai's Recorder, with its averages kept on the device (no host sync per epoch)
     beta = learn.recorder.smooth_loss.beta
     learn.remove_cb(learn.recorder)
@@ -439,8 +475,13 @@ def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.n
 def versions() -> dict:
     import fastai
 
-    return {"dmlbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "fastai": fastai.__version__, "numpy": np.__version__}
+    return {
+        "dmlbench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "fastai": fastai.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def device_name(dev: torch.device) -> str:
@@ -472,15 +513,14 @@ def channel_stats(images: torch.Tensor, idx: np.ndarray) -> tuple[torch.Tensor, 
     total = torch.zeros(images.shape[3], dtype=torch.float64, device=images.device)
     squares = torch.zeros_like(total)
     for start in range(0, len(index), STATS_CHUNK):
-        x = images[index[start:start + STATS_CHUNK]].double()
+        x = images[index[start : start + STATS_CHUNK]].double()
         total += x.sum(dim=(0, 1, 2))
         squares += x.square().sum(dim=(0, 1, 2))
     n = len(index) * images.shape[1] * images.shape[2]
     mean = total / n
     var = (squares - n * mean.square()) / max(n - 1, 1)
     std = var.clamp_min(0).sqrt()
-    return ((mean / 255).float().view(1, -1, 1, 1),
-            (std / 255).float().clamp_min(1e-3).view(1, -1, 1, 1))
+    return ((mean / 255).float().view(1, -1, 1, 1), (std / 255).float().clamp_min(1e-3).view(1, -1, 1, 1))
 
 
 def case_inputs(data: JobData, case: Case, model: dict) -> dict:
@@ -549,8 +589,7 @@ class CompiledBackbone:
         self.seconds = time.perf_counter() - t0
         self.cache = compile_cache.outcome(before, compile_cache.counters())
         if self.compiled:
-            log.info("backbone compiled in %.1fs (forward and backward; caches %s)", self.seconds,
-                     self.cache["cache"])
+            log.info("backbone compiled in %.1fs (forward and backward; caches %s)", self.seconds, self.cache["cache"])
 
     def _failed(self, exc: BaseException) -> None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -580,8 +619,9 @@ class CompiledBackbone:
             self.model.zero_grad(set_to_none=True)
 
 
-def case_loaders(data: JobData, case: Case, spec: dict, inputs: dict | None = None, *, balanced: bool = False
-                 ) -> tuple[torch.Tensor, DeviceBatches | ClassBalancedBatches, DeviceBatches]:
+def case_loaders(
+    data: JobData, case: Case, spec: dict, inputs: dict | None = None, *, balanced: bool = False
+) -> tuple[torch.Tensor, DeviceBatches | ClassBalancedBatches, DeviceBatches]:
     """Labels of the train split remapped to the case's normal classes (0..n_normal-1, -1 for
     the anomaly classes) [n_train] int64, and the case's training and validation batches.
 
@@ -596,9 +636,18 @@ def case_loaders(data: JobData, case: Case, spec: dict, inputs: dict | None = No
     remap[torch.as_tensor(normals, device=device)] = torch.arange(len(normals), device=device)
     local = remap[data.y_train]
     common = inputs if inputs is not None else case_inputs(data, case, spec["model"])
-    train_dl = DeviceBatches(data.x_train, local, case.train_idx, bs, shuffle=True, flip=spec["flip"],
-                             crop_padding=training["crop_padding"], seed=case_seed(spec["seed"], case.case),
-                             drop_last=len(case.train_idx) > bs, **common)
+    train_dl = DeviceBatches(
+        data.x_train,
+        local,
+        case.train_idx,
+        bs,
+        shuffle=True,
+        flip=spec["flip"],
+        crop_padding=training["crop_padding"],
+        seed=case_seed(spec["seed"], case.case),
+        drop_last=len(case.train_idx) > bs,
+        **common,
+    )
     if balanced:
         train_dl = ClassBalancedBatches(train_dl)
     valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
@@ -620,9 +669,18 @@ class JobTrainer:
     not reproduce.
     """
 
-    def __init__(self, ds: Dataset, spec: dict, device: torch.device, *, data: JobData | None = None,
-                 compile_options: dict | None = None, warm_up_batch_size: int | None = None,
-                 train_images: int | None = None, clock: PhaseClock | None = None):
+    def __init__(
+        self,
+        ds: Dataset,
+        spec: dict,
+        device: torch.device,
+        *,
+        data: JobData | None = None,
+        compile_options: dict | None = None,
+        warm_up_batch_size: int | None = None,
+        train_images: int | None = None,
+        clock: PhaseClock | None = None,
+    ):
         self.ds, self.spec, self.device = ds, spec, device
         self.clock = clock or NoClock()  # the compile is timed here; the caller times the rest
         self.training = spec["training"]
@@ -663,8 +721,10 @@ class JobTrainer:
 
     def _backbone_args(self) -> tuple[tuple, dict]:
         m = self.model_options
-        return ((m["backbone"], self.in_channels, m["embedding_dim"]),
-                {"embedding": m["embedding"], "embedding_size": m["embedding_size"], "pretrained": m["pretrained"]})
+        return (
+            (m["backbone"], self.in_channels, m["embedding_dim"]),
+            {"embedding": m["embedding"], "embedding_size": m["embedding_size"], "pretrained": m["pretrained"]},
+        )
 
     def _build_head(self, embedding_dim: int) -> nn.Module:
         return build_head(self.spec.get("head", self.spec["method"]), embedding_dim, self.n_normal, **self.head_params)
@@ -698,14 +758,17 @@ class JobTrainer:
         if reset:
             self.reset(case_seed(self.spec["seed"], case.case))
         if len(case.normal_classes) != self.n_normal:
-            raise ConfigError(f"case {case.case} has {len(case.normal_classes)} normal classes, "
-                              f"the job's model {self.n_normal}")
+            raise ConfigError(
+                f"case {case.case} has {len(case.normal_classes)} normal classes, the job's model {self.n_normal}"
+            )
         self.inputs = case_inputs(self.data, case, self.spec["model"])
-        local, train_dl, valid_dl = case_loaders(self.data, case, self.spec, self.inputs,
-                                                 balanced=getattr(self.model.head, "balanced_batches", False))
+        local, train_dl, valid_dl = case_loaders(
+            self.data, case, self.spec, self.inputs, balanced=getattr(self.model.head, "balanced_batches", False)
+        )
         groups = fine_tune_groups(self.model) if self.fine_tunes else None
-        learn = build_learner(self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device,
-                              groups=groups)
+        learn = build_learner(
+            self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device, groups=groups
+        )
         # A schedule over the run (SphereFace's λ) counts the optimiser steps of every phase.
         epochs = self.training["epochs"] + (self.training.get("freeze_epochs", 0) if self.fine_tunes else 0)
         self.model.head.set_run_length(epochs * len(train_dl))
@@ -720,9 +783,15 @@ class JobTrainer:
         lr, epochs = self.training["lr"], self.training["epochs"]
         with learn.no_bar(), learn.no_logging():
             if self.fine_tunes:
-                fine_tune(learn, self.model, epochs, lr, self.training.get("freeze_epochs", 1),
-                          self.training.get("lr_mult", 100),
-                          lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset))
+                fine_tune(
+                    learn,
+                    self.model,
+                    epochs,
+                    lr,
+                    self.training.get("freeze_epochs", 1),
+                    self.training.get("lr_mult", 100),
+                    lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
+                )
             else:
                 learn.fit_one_cycle(epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
         return self.case_arrays(case, local), rows
@@ -733,24 +802,43 @@ class JobTrainer:
         d, bs, method = self.data, self.training["batch_size"], self.spec["method"]
         common = self.inputs
         ref_emb, _ = embed(self.model, DeviceBatches(d.x_train, local, case.train_idx, bs, **common))
-        test_emb, test_logits = embed(self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)),
-                                                               bs, **common))
+        test_emb, test_logits = embed(
+            self.model, DeviceBatches(d.x_test, d.y_test, np.arange(len(self.ds.y_test)), bs, **common)
+        )
         for name, arr in (("reference", ref_emb), ("test", test_emb), ("logits", test_logits)):
             if arr is not None and not np.isfinite(arr).all():
-                raise TrainingError(f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
-                                    f"infinite values after training; lower training.lr. No embeddings were written.")
-        return pack_case(case.case, reference=ref_emb, reference_index=case.train_idx,
-                         reference_labels=self.ds.y_train[case.train_idx], test=test_emb, test_logits=test_logits,
-                         normal_classes=case.normal_classes)
+                raise TrainingError(
+                    f"method '{method}', case {case.case}: {name} embeddings contain NaN or "
+                    f"infinite values after training; lower training.lr. No embeddings were written."
+                )
+        return pack_case(
+            case.case,
+            reference=ref_emb,
+            reference_index=case.train_idx,
+            reference_labels=self.ds.y_train[case.train_idx],
+            test=test_emb,
+            test_logits=test_logits,
+            normal_classes=case.normal_classes,
+        )
 
 
 def job_cases(ds: Dataset, spec: dict) -> list[Case]:
     n_classes = len(ds.classes)
     if spec["cases"] > n_classes:
         raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
-    return [make_case(ds.y_train, ds.classes, k, spec["n_anomaly"], order=spec["class_order"],
-                      n_per_class=spec["n_per_class"], seed=spec["seed"],
-                      val_fraction=spec["training"]["val_fraction"]) for k in range(spec["cases"])]
+    return [
+        make_case(
+            ds.y_train,
+            ds.classes,
+            k,
+            spec["n_anomaly"],
+            order=spec["class_order"],
+            n_per_class=spec["n_per_class"],
+            seed=spec["seed"],
+            val_fraction=spec["training"]["val_fraction"],
+        )
+        for k in range(spec["cases"])
+    ]
 
 
 def setup_device(dev: torch.device) -> None:
@@ -774,8 +862,15 @@ class TrainedRun:
     meta: dict
 
 
-def train_run(ds: Dataset, spec: dict, device: str = "auto", threads: int | None = None, *,
-              data: JobData | None = None, clock: PhaseClock | None = None) -> TrainedRun:
+def train_run(
+    ds: Dataset,
+    spec: dict,
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    data: JobData | None = None,
+    clock: PhaseClock | None = None,
+) -> TrainedRun:
     """Train all cases of one run; returns its files' contents, written by :func:`write_run`.
 
     ``data``: the images already on the device (a job of several runs moves them once);
@@ -792,14 +887,22 @@ def train_run(ds: Dataset, spec: dict, device: str = "auto", threads: int | None
     setup_device(dev)
     cases = job_cases(ds, spec)
     bs, epochs = spec["training"]["batch_size"], spec["training"]["epochs"]
-    train_images = sum(epochs * (len(c.train_idx) // bs * bs if len(c.train_idx) > bs else len(c.train_idx))
-                       for c in cases)
+    train_images = sum(
+        epochs * (len(c.train_idx) // bs * bs if len(c.train_idx) > bs else len(c.train_idx)) for c in cases
+    )
     if data is None:
         with clock.phase("data"):
             data = JobData(ds, dev)
     with clock.phase("build"):
-        trainer = JobTrainer(ds, spec, dev, data=data, warm_up_batch_size=min(bs, len(cases[0].train_idx)),
-                             train_images=train_images, clock=clock)
+        trainer = JobTrainer(
+            ds,
+            spec,
+            dev,
+            data=data,
+            warm_up_batch_size=min(bs, len(cases[0].train_idx)),
+            train_images=train_images,
+            clock=clock,
+        )
     # A case's Learner set-up is build, its embeddings are embedding, the rest of it (the fit) training.
     trainer.learner = clock.timed("build", trainer.learner)
     trainer.case_arrays = clock.timed("embedding", trainer.case_arrays)
@@ -813,18 +916,34 @@ def train_run(ds: Dataset, spec: dict, device: str = "auto", threads: int | None
             case_arrays, rows = trainer.train_case(case)
         arrays.update(case_arrays)
         log_rows.extend(rows)
-        case_info.append({"case": case.case, "normal_classes": list(case.normal_classes),
-                          "anomaly_classes": list(case.anomaly_classes), "n_train": int(len(case.train_idx)),
-                          "n_val": int(len(case.val_idx)), "head_state": trainer.model.head.state_summary(),
-                          "seconds": time.perf_counter() - t0})
+        case_info.append(
+            {
+                "case": case.case,
+                "normal_classes": list(case.normal_classes),
+                "anomaly_classes": list(case.anomaly_classes),
+                "n_train": int(len(case.train_idx)),
+                "n_val": int(len(case.val_idx)),
+                "head_state": trainer.model.head.state_summary(),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
 
     # A copy of the spec: the run may be written on another thread while the caller goes on.
     meta = {
-        "spec": copy.deepcopy(spec), "classes": list(ds.classes), "cases": case_info, "versions": versions(),
-        "device": device_name(dev), "threads": torch.get_num_threads(), **code_provenance(),
-        "pretrained_weights": trainer.weights, "precision": trainer.precision, "compiled": trainer.compiled,
-        "compile_fallback": trainer.compile_fallback, "compile_seconds": round(trainer.compile_seconds, 3),
-        "compile_cache": trainer.compiled_backbone.cache, "phases": clock.since(booked),
+        "spec": copy.deepcopy(spec),
+        "classes": list(ds.classes),
+        "cases": case_info,
+        "versions": versions(),
+        "device": device_name(dev),
+        "threads": torch.get_num_threads(),
+        **code_provenance(),
+        "pretrained_weights": trainer.weights,
+        "precision": trainer.precision,
+        "compiled": trainer.compiled,
+        "compile_fallback": trainer.compile_fallback,
+        "compile_seconds": round(trainer.compile_seconds, 3),
+        "compile_cache": trainer.compiled_backbone.cache,
+        "phases": clock.since(booked),
         "wall_seconds": time.perf_counter() - t_start,
     }
     return TrainedRun(arrays, log_rows, meta)
@@ -841,8 +960,16 @@ def write_run(out_dir: str | Path, run: TrainedRun) -> None:
     write_json(out / "run.json", run.meta)
 
 
-def train_job(ds: Dataset, spec: dict, out_dir: str | Path, device: str = "auto", threads: int | None = None, *,
-              data: JobData | None = None, clock: PhaseClock | None = None) -> None:
+def train_job(
+    ds: Dataset,
+    spec: dict,
+    out_dir: str | Path,
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    data: JobData | None = None,
+    clock: PhaseClock | None = None,
+) -> None:
     """Train all cases of one run and write embeddings.npz, train_log.csv and run.json to out_dir
     before returning (:func:`train_run`, then :func:`write_run`; the writing is booked on
     ``clock`` as ``writing``, not in run.json's phases)."""

@@ -24,8 +24,9 @@ import os
 import re
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -214,7 +215,9 @@ def _run_cell(source: str, namespace: dict, display, name: str) -> None:
             display(value)
 
 
-def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None, cwd: str | os.PathLike | None = None) -> dict[str, Any]:
+def run_cells(
+    qmd_path: str | os.PathLike, params: dict[str, Any] | None = None, cwd: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Execute every Python cell of ``qmd_path`` in order in one namespace; return the namespace.
 
     ``params`` override the parameters cell (``#| tags: [parameters]``): they are assigned
@@ -229,8 +232,11 @@ def run_cells(qmd_path: str | os.PathLike, params: dict[str, Any] | None = None,
     namespace: dict[str, Any] = {"__name__": "__main__", "__displayed__": [], "__cell_stdout__": []}
     injected_done = not params
     printed = io.StringIO()
-    with _display_recorder(namespace["__displayed__"]) as display, _chdir(cwd or qmd_path.parent), \
-            contextlib.redirect_stdout(printed):
+    with (
+        _display_recorder(namespace["__displayed__"]) as display,
+        _chdir(cwd or qmd_path.parent),
+        contextlib.redirect_stdout(printed),
+    ):
         for index, source in enumerate(cells, start=1):
             name = f"<{qmd_path.name} cell {index}>"
             start = printed.tell()
@@ -304,7 +310,9 @@ def run_in_kernel(
             nb.cells.append(nbformat.v4.new_code_cell(injected))
             params = {}
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=timeout,
+        nb,
+        kernel_name="python3",
+        timeout=timeout,
         resources={"metadata": {"path": str(cwd or qmd_path.parent)}},
     )
     client.execute()

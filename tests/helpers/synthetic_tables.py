@@ -51,11 +51,18 @@ def metrics_frame() -> pd.DataFrame:
             for npc in N_PER_CLASS:
                 for seed in SEEDS:
                     for case in CASES:
-                        key = dict(dataset=dataset, n_anomaly=n_anomaly, method=method,
-                                   n_per_class=npc, seed=seed, case=case)
+                        key = dict(
+                            dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=npc, seed=seed, case=case
+                        )
                         for scorer in SCORERS:
-                            rows.append({**key, "scorer": scorer, "metric": "auroc",
-                                         "value": auroc_value(ci, method, npc, seed, case, scorer)})
+                            rows.append(
+                                {
+                                    **key,
+                                    "scorer": scorer,
+                                    "metric": "auroc",
+                                    "value": auroc_value(ci, method, npc, seed, case, scorer),
+                                }
+                            )
                         rows.append({**key, "scorer": "head", "metric": "accuracy", "value": 0.9})
     df = pd.DataFrame(rows)
     return df.astype({"n_anomaly": "int64", "seed": "int64", "case": "int64", "value": "float64"})
@@ -73,29 +80,71 @@ def class_distances_frame() -> pd.DataFrame:
                             for ki, name in enumerate(CLASSES):
                                 role = "anomaly" if ki in anomalies else "normal"
                                 norm = normalised_value(method, role, ki, seed)
-                                rows.append(dict(
-                                    dataset=dataset, n_anomaly=n_anomaly, method=method,
-                                    n_per_class=npc, seed=seed, case=case, scorer=scorer,
-                                    class_index=ki, class_name=name, role=role,
-                                    mean_score=0.2 * norm, normalised=norm,
-                                ))
+                                rows.append(
+                                    dict(
+                                        dataset=dataset,
+                                        n_anomaly=n_anomaly,
+                                        method=method,
+                                        n_per_class=npc,
+                                        seed=seed,
+                                        case=case,
+                                        scorer=scorer,
+                                        class_index=ki,
+                                        class_name=name,
+                                        role=role,
+                                        mean_score=0.2 * norm,
+                                        normalised=norm,
+                                    )
+                                )
     df = pd.DataFrame(rows)
     return df.astype({"n_anomaly": "int64", "seed": "int64", "case": "int64", "class_index": "int64"})
 
 
 def runtime_frame() -> pd.DataFrame:
     rows = [
-        dict(rule="prepare", dataset="digits", n_anomaly=None, method=None, n_per_class=None,
-             seed=None, seconds=1.5, max_rss_mb=200.0),
-        dict(rule="train", dataset="digits", n_anomaly=1, method="arcface", n_per_class="all",
-             seed=0, seconds=30.0, max_rss_mb=900.0),
-        dict(rule="score", dataset="fashion", n_anomaly=2, method="conventional", n_per_class="50",
-             seed=1, seconds=4.0, max_rss_mb=400.0),
+        dict(
+            rule="prepare",
+            dataset="digits",
+            n_anomaly=None,
+            method=None,
+            n_per_class=None,
+            seed=None,
+            seconds=1.5,
+            max_rss_mb=200.0,
+        ),
+        dict(
+            rule="train",
+            dataset="digits",
+            n_anomaly=1,
+            method="arcface",
+            n_per_class="all",
+            seed=0,
+            seconds=30.0,
+            max_rss_mb=900.0,
+        ),
+        dict(
+            rule="score",
+            dataset="fashion",
+            n_anomaly=2,
+            method="conventional",
+            n_per_class="50",
+            seed=1,
+            seconds=4.0,
+            max_rss_mb=400.0,
+        ),
     ]
-    return pd.DataFrame(rows).astype({
-        "rule": "object", "dataset": "object", "n_anomaly": "Int64", "method": "object",
-        "n_per_class": "object", "seed": "Int64", "seconds": "float64", "max_rss_mb": "float64",
-    })
+    return pd.DataFrame(rows).astype(
+        {
+            "rule": "object",
+            "dataset": "object",
+            "n_anomaly": "Int64",
+            "method": "object",
+            "n_per_class": "object",
+            "seed": "Int64",
+            "seconds": "float64",
+            "max_rss_mb": "float64",
+        }
+    )
 
 
 def make_tables(tables_dir: str | Path) -> dict[str, pd.DataFrame]:

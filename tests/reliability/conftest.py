@@ -29,11 +29,15 @@ import yaml
 from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 JOB = "digits/a3/conventional/nall/s0"
-TABLES = ["results/tables/metrics.parquet", "results/tables/class_distances.parquet",
-          "results/tables/runtime.parquet"]
+TABLES = ["results/tables/metrics.parquet", "results/tables/class_distances.parquet", "results/tables/runtime.parquet"]
 #: Tables whose bytes depend only on the config and seeds (runtime.parquet holds measured times).
-DETERMINISTIC_TABLES = ["metrics.parquet", "class_distances.parquet", "summary.parquet", "ranking.parquet",
-                        "worst_misses.parquet"]
+DETERMINISTIC_TABLES = [
+    "metrics.parquet",
+    "class_distances.parquet",
+    "summary.parquet",
+    "ranking.parquet",
+    "worst_misses.parquet",
+]
 
 
 def sm_env(extra_pythonpath: Path | None = None, **env) -> dict:
@@ -105,12 +109,21 @@ def kill_when_stalled(workdir: Path, config: Path, stall_on: str, targets: list[
     env = sm_env(stall_hook_dir(workdir.parent), RELIABILITY_STALL_ON=stall_on, RELIABILITY_MARK=str(mark))
     out = workdir.parent / f"{workdir.name}.stalled-run.out"
     with open(out, "w") as fh:
-        proc = subprocess.Popen(sm_cmd(workdir, "--configfile", str(config), "--cores", "2", *targets),
-                                cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            sm_cmd(workdir, "--configfile", str(config), "--cores", "2", *targets),
+            cwd=workdir,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     try:
-        wait_for(lambda: mark.exists() and len(mark.read_text().splitlines()) == 3, proc,
-                 f"the job writing {stall_on} to stall before its rename")
+        wait_for(
+            lambda: mark.exists() and len(mark.read_text().splitlines()) == 3,
+            proc,
+            f"the job writing {stall_on} to stall before its rename",
+        )
         pid, tmp, dst = mark.read_text().splitlines()
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -137,24 +150,44 @@ def locked_run(tmp_path_factory) -> dict:
     snakemake B is started on the same folder. Returns A's folder and status and B's result."""
     workdir = tmp_path_factory.mktemp("locked")
     config = write_config(workdir.parent / f"{workdir.name}.yaml")
-    a = subprocess.Popen(sm_cmd(workdir, "--configfile", str(config), "--cores", "2", *TABLES),
-                         cwd=workdir, env=sm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a = subprocess.Popen(
+        sm_cmd(workdir, "--configfile", str(config), "--cores", "2", *TABLES),
+        cwd=workdir,
+        env=sm_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     locks = workdir / ".snakemake" / "locks"
     try:
         # A holds the lock from before its first job until its end; the train log exists only
         # while A is running jobs
-        wait_for(lambda: locks.is_dir() and any(locks.iterdir()) and (workdir / "logs" / "prepare").exists(),
-                 a, "snakemake A to lock the folder")
-        b = subprocess.run(sm_cmd(workdir, "--configfile", str(config), "--cores", "1", *TABLES),
-                           cwd=workdir, env=sm_env(), capture_output=True, text=True, timeout=300)
+        wait_for(
+            lambda: locks.is_dir() and any(locks.iterdir()) and (workdir / "logs" / "prepare").exists(),
+            a,
+            "snakemake A to lock the folder",
+        )
+        b = subprocess.run(
+            sm_cmd(workdir, "--configfile", str(config), "--cores", "1", *TABLES),
+            cwd=workdir,
+            env=sm_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         a_running_after_b = a.poll() is None
         a_out, _ = a.communicate(timeout=1800)  # a safety net, not a speed check
     finally:
         if a.poll() is None:
             a.kill()
             a.wait()
-    return {"workdir": workdir, "a_returncode": a.returncode, "a_output": a_out, "b": b,
-            "a_running_after_b": a_running_after_b}
+    return {
+        "workdir": workdir,
+        "a_returncode": a.returncode,
+        "a_output": a_out,
+        "b": b,
+        "a_running_after_b": a_running_after_b,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +216,17 @@ def _copy_run(src: Path, dst: Path, drop: tuple[str, ...]) -> None:
 def trained_copy(tmp_path, test_run) -> tuple[Path, Path]:
     """(folder, config): the reference run up to training, Snakemake's metadata included."""
     workdir = tmp_path / "work"
-    _copy_run(test_run, workdir, drop=("results/scores", "results/tables", "results/figures", "logs/score",
-                                       "logs/aggregate.log", "logs/figures.log"))
+    _copy_run(
+        test_run,
+        workdir,
+        drop=(
+            "results/scores",
+            "results/tables",
+            "results/figures",
+            "logs/score",
+            "logs/aggregate.log",
+            "logs/figures.log",
+        ),
+    )
     config = write_config(tmp_path / "config.yaml")
     return workdir, config

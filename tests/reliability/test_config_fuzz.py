@@ -84,10 +84,16 @@ def _json_type(v) -> str:
 
 
 KEYS = st.text(st.characters(codec="utf-8", categories=("L", "N", "P")), min_size=1, max_size=12)
-SCALARS = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
-           | st.text(max_size=12))
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
-                      max_leaves=6)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3), max_leaves=6
+)
 
 
 @st.composite
@@ -134,8 +140,9 @@ def test_mutated_config_is_valid_or_names_the_key(mutation):
         named_rule = any(r in message for r in CONTAINER_RULES + REFERRING_KEYS)
         if isinstance(path[-1], int) and parent and f"'{parent}'" in message and "[" in message:
             return  # an item of a list (a sweep): the message names the list and shows its values
-        assert kind == "delete" and named_rule and (parent == "" or parent in message), \
+        assert kind == "delete" and named_rule and (parent == "" or parent in message), (
             f"mutated {dotted!r} ({kind}); message:\n{message}"
+        )
     # any other exception (KeyError, TypeError, ...) escapes and fails the test
 
 

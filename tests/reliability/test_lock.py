@@ -25,8 +25,9 @@ def test_first_invocation_finishes_untouched(locked_run, test_run):
     work = locked_run["workdir"]
     assert (work / "results/runs" / JOB / "run.json").exists()
     for name in DETERMINISTIC_TABLES:
-        pd.testing.assert_frame_equal(pd.read_parquet(work / "results/tables" / name),
-                                      pd.read_parquet(test_run / "results/tables" / name))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(work / "results/tables" / name), pd.read_parquet(test_run / "results/tables" / name)
+        )
     assert not list(work.rglob(".*.tmp*"))
     locks = work / ".snakemake" / "locks"
     assert not locks.exists() or not any(locks.iterdir())  # A released its lock

@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 
 from dmlbench.io import atomic_path, write_json, write_npz, write_parquet
-from tests.reliability.conftest import (DETERMINISTIC_TABLES, JOB, TABLES, kill_when_stalled, sm_env,
-                                        snakemake)
+from tests.reliability.conftest import DETERMINISTIC_TABLES, JOB, TABLES, kill_when_stalled, sm_env, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +72,13 @@ def test_standalone_aggregate_ignores_temporary_files_of_killed_jobs(tmp_path, t
     (scores.parent / "s0.parquet").write_bytes(src.read_bytes())
     leftover = scores.parent / ".s0.parquet.abcd1234.tmp.parquet"
     leftover.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 2])
-    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "aggregate", "--benchmark-root", "nowhere"],
-                          cwd=tmp_path, capture_output=True, text=True, env=sm_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "dmlbench.cli", "aggregate", "--benchmark-root", "nowhere"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=sm_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
     reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")
@@ -145,8 +149,10 @@ def test_every_writer_in_the_package_goes_through_atomic_path():
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[2] / "src" / "dmlbench"
-    direct = re.compile(r"\.to_parquet\(|\.to_csv\(|np\.savez|\.write_text\(|\.write_bytes\(|open\([^)]*['\"][wa]b?['\"]|"
-                        r"\.savefig\(|\.save\(")
+    direct = re.compile(
+        r"\.to_parquet\(|\.to_csv\(|np\.savez|\.write_text\(|\.write_bytes\(|open\([^)]*['\"][wa]b?['\"]|"
+        r"\.savefig\(|\.save\("
+    )
     offenders = []
     for path in sorted(src.rglob("*.py")):
         if path.name == "io.py":

@@ -43,8 +43,10 @@ def test_embeddings_are_identical_too(test_run, locked_run):
 
     from tests.reliability.conftest import JOB
 
-    with np.load(test_run / "results/runs" / JOB / "embeddings.npz") as a, \
-            np.load(locked_run["workdir"] / "results/runs" / JOB / "embeddings.npz") as b:
+    with (
+        np.load(test_run / "results/runs" / JOB / "embeddings.npz") as a,
+        np.load(locked_run["workdir"] / "results/runs" / JOB / "embeddings.npz") as b,
+    ):
         assert a.files == b.files
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -36,8 +36,14 @@ class _Payload:
 
 
 def _cli(args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env=sm_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dmlbench.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=sm_env(),
+        timeout=300,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     return proc.stderr
 
@@ -45,8 +51,10 @@ def _cli(args, cwd):
 def test_yaml_python_tag_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "PWNED"
     config = tmp_path / "evil.yaml"
-    config.write_text(f'x: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ["{marker}"]]\n'
-                      "conditions: [{dataset: digits, n_anomaly: [3]}]\ndatasets: {digits: {source: digits}}\n")
+    config.write_text(
+        f'x: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ["{marker}"]]\n'
+        "conditions: [{dataset: digits, n_anomaly: [3]}]\ndatasets: {digits: {source: digits}}\n"
+    )
     message = _cli(["validate", "--config", config], tmp_path)
     assert str(config) in message and "not valid YAML" in message
     assert not marker.exists()
@@ -58,7 +66,9 @@ def test_yaml_python_tag_through_snakemake_does_not_run(tmp_path):
 
     marker = tmp_path / "PWNED"
     config = tmp_path / "evil.yaml"
-    config.write_text(f'x: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ["{marker}"]]\n')
+    config.write_text(
+        f'x: !!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ["{marker}"]]\n'
+    )
     work = tmp_path / "work"
     work.mkdir()
     proc = snakemake(work, "--configfile", str(config), "-n", check=False)
@@ -73,10 +83,32 @@ def _npz_with_object_array(path: Path, marker: Path, **arrays):
 def test_prepared_npz_with_an_object_array_is_refused(tmp_path):
     marker = tmp_path / "PWNED"
     npz = tmp_path / "digits.npz"
-    _npz_with_object_array(npz, marker, x_train=np.zeros((2, 4, 4, 1), np.uint8), y_train=np.zeros(2, np.int64),
-                           x_test=np.zeros((2, 4, 4, 1), np.uint8), y_test=np.zeros(2, np.int64))
-    message = _cli(["train", "--config", ROOT / "config/test.yaml", "--dataset", "digits", "--n-anomaly", "3",
-                    "--method", "conventional", "--data", npz, "--out", tmp_path / "run"], tmp_path)
+    _npz_with_object_array(
+        npz,
+        marker,
+        x_train=np.zeros((2, 4, 4, 1), np.uint8),
+        y_train=np.zeros(2, np.int64),
+        x_test=np.zeros((2, 4, 4, 1), np.uint8),
+        y_test=np.zeros(2, np.int64),
+    )
+    message = _cli(
+        [
+            "train",
+            "--config",
+            ROOT / "config/test.yaml",
+            "--dataset",
+            "digits",
+            "--n-anomaly",
+            "3",
+            "--method",
+            "conventional",
+            "--data",
+            npz,
+            "--out",
+            tmp_path / "run",
+        ],
+        tmp_path,
+    )
     assert str(npz) in message and "allow_pickle" in message
     assert not marker.exists()
 
@@ -130,8 +162,15 @@ def test_source_loads_nothing_unsafely():
                 loader = keywords.get("Loader")
                 if not (loader is not None and "SafeLoader" in ast.unparse(loader)):
                     problems.append(f"{where}: yaml loaded without SafeLoader (use yaml.safe_load)")
-            if name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "cloudpickle.load", "joblib.load",
-                        "dill.load", "torch.serialization.load"):
+            if name in (
+                "pickle.load",
+                "pickle.loads",
+                "pickle.Unpickler",
+                "cloudpickle.load",
+                "joblib.load",
+                "dill.load",
+                "torch.serialization.load",
+            ):
                 problems.append(f"{where}: unrestricted unpickling")
             if name.endswith(".load") and "Unpickler" in name and _enclosing_class(tree, call) is None:
                 if "_RestrictedUnpickler" not in name:
@@ -147,8 +186,10 @@ def test_source_loads_nothing_unsafely():
 
 def test_source_scan_sees_what_it_looks_for(tmp_path):
     """The scan above is not vacuous: the calls it must catch are found in a sample."""
-    sample = ("import torch, yaml, pickle, numpy as np\n"
-              "torch.load('m.pt')\nyaml.load(open('c'))\npickle.load(open('p','rb'))\nnp.load('x.npz')\n")
+    sample = (
+        "import torch, yaml, pickle, numpy as np\n"
+        "torch.load('m.pt')\nyaml.load(open('c'))\npickle.load(open('p','rb'))\nnp.load('x.npz')\n"
+    )
     names = [name for _, name in _calls(ast.parse(sample))]
     assert {"torch.load", "yaml.load", "pickle.load", "np.load"} <= set(names)
 

@@ -137,12 +137,12 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
         # in the foreground (-D, --foreground) the daemons log to stderr
         # own session: a Ctrl-C on the test does not reach the daemons before the finalizer does
         with open(self.root / "log" / f"{name}.log", "wb") as log:
-            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
-                                                start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True
+            )
         time.sleep(0.5)
         if self.procs[name].poll() is not None:
-            raise ClusterUnavailable(f"{name} exited at once (code {self.procs[name].returncode}).\n"
-                                     + self.logs())
+            raise ClusterUnavailable(f"{name} exited at once (code {self.procs[name].returncode}).\n" + self.logs())
 
     def start(self, timeout: float = 60) -> None:
         """Start munged, slurmctld, slurmd; return when the node is idle. Stops what it started
@@ -155,9 +155,18 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
         self._write_files()
         r = self.root
         try:
-            self._start("munged", [_which("munged"), "--foreground", "--force", f"--socket={self.munge_socket}",
-                                   f"--key-file={r}/munge/munge.key", f"--pid-file={r}/run/munged.pid",
-                                   f"--seed-file={r}/munge/munged.seed"])
+            self._start(
+                "munged",
+                [
+                    _which("munged"),
+                    "--foreground",
+                    "--force",
+                    f"--socket={self.munge_socket}",
+                    f"--key-file={r}/munge/munge.key",
+                    f"--pid-file={r}/run/munged.pid",
+                    f"--seed-file={r}/munge/munged.seed",
+                ],
+            )
             self._wait_for(lambda: self.munge_socket.exists(), 10, "munged did not open its socket")
             self._start("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
             self._start("slurmd", [_which("slurmd"), "-D", "-f", str(self.conf)])
@@ -194,8 +203,13 @@ PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE St
             # give slurmd a moment to kill the jobs' processes before it goes itself
             end = time.monotonic() + 15
             while time.monotonic() < end:
-                q = subprocess.run(["squeue", "-h", "-t", "RUNNING,COMPLETING,PENDING", "-o", "%i"],
-                                   env=self.env(), capture_output=True, text=True, timeout=30)
+                q = subprocess.run(
+                    ["squeue", "-h", "-t", "RUNNING,COMPLETING,PENDING", "-o", "%i"],
+                    env=self.env(),
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
                 if q.returncode != 0 or not q.stdout.strip():
                     break
                 time.sleep(0.5)

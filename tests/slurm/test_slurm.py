@@ -31,8 +31,9 @@ def cluster(tmp_path_factory):
     """A running single-node Slurm cluster; every daemon it started and every job is gone after
     the module."""
     if os.environ.get("CI", "").lower() == "true" and os.geteuid() == 0 and missing_binaries():
-        pytest.fail(f"CI: Slurm is not installed ({', '.join(missing_binaries())}); "
-                    f".ci/run should have run: {INSTALL_HINT}")
+        pytest.fail(
+            f"CI: Slurm is not installed ({', '.join(missing_binaries())}); .ci/run should have run: {INSTALL_HINT}"
+        )
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     try:
         cluster.start()
@@ -46,8 +47,9 @@ def cluster_profile(folder: Path, cluster: SlurmCluster) -> Path:
     """profiles/slurm/config.yaml fitted to the one test node: its partition, no GPU, 1-2 CPUs,
     little memory, quick status checks. Every other key is the real profile's."""
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    profile["default-resources"].update(slurm_partition=cluster.partition, slurm_account="dmlbench",
-                                        mem_mb=800, runtime=10)
+    profile["default-resources"].update(
+        slurm_partition=cluster.partition, slurm_account="dmlbench", mem_mb=800, runtime=10
+    )
     for res in profile["set-resources"].values():
         res.update(cpus_per_task=1, mem_mb=800)
         res.pop("gpu_model", None)
@@ -56,8 +58,14 @@ def cluster_profile(folder: Path, cluster: SlurmCluster) -> Path:
     profile["set-resources"]["score"]["cpus_per_task"] = 2
     profile.pop("set-threads")  # the local run's thread counts: same threads, same floating-point sums
     # No accounting database here, so no sacct: squeue sees finished jobs for MinJobAge.
-    profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 2,
-                    "seconds-between-status-checks": 2, "latency-wait": 5})
+    profile.update(
+        {
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 2,
+            "seconds-between-status-checks": 2,
+            "latency-wait": 5,
+        }
+    )
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
     return folder
@@ -72,8 +80,18 @@ class Run:
         workdir.mkdir(parents=True)
         # no `dmlbench` on PATH: the jobs find it through the interpreter that runs Snakemake
         env = clean_env(env)
-        cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(configfile), "--until", "figures", *args]
+        cmd = [
+            str(BIN / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(configfile),
+            "--until",
+            "figures",
+            *args,
+        ]
         self.output_file = workdir.parent / f"{workdir.name}.out"
         with open(self.output_file, "w") as out:
             self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -107,9 +125,11 @@ def runs(tmp_path_factory, cluster):
     bad = root / "bad-lr.yaml"
     bad.write_text(yaml.safe_dump(config))
     profile = str(cluster_profile(root / "profile", cluster))
-    started = {"slurm": Run(root / "slurm", test_yaml, "--profile", profile, env=cluster.env()),
-               "bad_lr": Run(root / "bad-lr", bad, "--profile", profile, env=cluster.env()),
-               "local": Run(root / "local", test_yaml, "--cores", "2", env=dict(os.environ))}
+    started = {
+        "slurm": Run(root / "slurm", test_yaml, "--profile", profile, env=cluster.env()),
+        "bad_lr": Run(root / "bad-lr", bad, "--profile", profile, env=cluster.env()),
+        "local": Run(root / "local", test_yaml, "--cores", "2", env=dict(os.environ)),
+    }
     return {name: run.wait(timeout=280) for name, run in started.items()}
 
 
@@ -119,8 +139,10 @@ def test_tables_equal_a_local_run(runs, cluster):
     assert run.returncode == 0, f"snakemake on Slurm failed:\n{run.output[-6000:]}\n{cluster.logs()}"
     assert "has been submitted with SLURM jobid" in run.output
     for table in ("metrics", "class_distances"):
-        pd.testing.assert_frame_equal(pd.read_parquet(run.workdir / f"results/tables/{table}.parquet"),
-                                      pd.read_parquet(local.workdir / f"results/tables/{table}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(run.workdir / f"results/tables/{table}.parquet"),
+            pd.read_parquet(local.workdir / f"results/tables/{table}.parquet"),
+        )
     assert (run.workdir / "results/figures/fig-auroc-box.svg").is_file()
 
 

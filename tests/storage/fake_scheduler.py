@@ -38,12 +38,18 @@ def submit(jobscript: str) -> None:
     job_id = uuid.uuid4().hex[:12]
     node = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=root / "nodes"))
     shutil.copy(jobscript, node / "job.sh")
-    env = {"HOME": os.environ.get("HOME", str(node)), "PATH": node_path(root), "LANG": "C.UTF-8",
-           "TMPDIR": str(node)}
+    env = {"HOME": os.environ.get("HOME", str(node)), "PATH": node_path(root), "LANG": "C.UTF-8", "TMPDIR": str(node)}
     exit_file, tmp_exit = root / "state" / f"{job_id}.exit", root / "state" / f".{job_id}.exit"
     script = f"bash job.sh > job.log 2>&1; echo $? > {tmp_exit} && mv {tmp_exit} {exit_file}"
-    proc = subprocess.Popen(["bash", "-c", script], cwd=node, env=env, start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=node,
+        env=env,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     (root / "state" / f"{job_id}.pid").write_text(str(proc.pid))  # its process group, for kill_all()
     print(job_id)
 

@@ -20,8 +20,13 @@ def test_every_cluster_value_of_the_cloud_profile_is_a_commented_placeholder():
     lines = PROFILE.read_text().splitlines()
     placeholders = [line for line in lines if not line.lstrip().startswith("#") and "<" in line]
     keys = {line.split(":")[0].strip() for line in placeholders}
-    assert {"container-image", "kubernetes-namespace", "default-storage-prefix", "storage-gcs-project",
-            "machine_type"} <= keys
+    assert {
+        "container-image",
+        "kubernetes-namespace",
+        "default-storage-prefix",
+        "storage-gcs-project",
+        "machine_type",
+    } <= keys
     uncommented = [line for line in placeholders if "#" not in line.split(":", 1)[1]]
     assert not uncommented, f"placeholders without a comment saying what to put there: {uncommented}"
     profile = yaml.safe_load(PROFILE.read_text())
@@ -39,8 +44,18 @@ def test_cloud_profile_dry_run(tmp_path):
     wants credentials even for a dry run): the profile's keys are options of the installed
     executor and storage plugins, and each train job asks for one NVIDIA GPU."""
     work = workflow_copy(tmp_path / "work")
-    cmd = [str(BIN / "snakemake"), "--profile", "profiles/cloud", "--configfile", "config/test.yaml", "-n",
-           "--default-storage-provider", "fs", "--default-storage-prefix", str(tmp_path / "bucket")]
+    cmd = [
+        str(BIN / "snakemake"),
+        "--profile",
+        "profiles/cloud",
+        "--configfile",
+        "config/test.yaml",
+        "-n",
+        "--default-storage-provider",
+        "fs",
+        "--default-storage-prefix",
+        str(tmp_path / "bucket"),
+    ]
     proc = subprocess.run(cmd, cwd=work, env=clean_env(), capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -69,8 +84,11 @@ def test_dockerfile_installs_the_pinned_requirements_and_this_package():
     assert "COPY pyproject.toml README.md ./" in steps[:install_pkg]
     assert steps[-1] == "WORKDIR /workdir"  # where the Kubernetes plugin runs the jobs
     # the packages the jobs need are pinned in what the image installs
-    pinned = {line.split("==")[0].lower() for line in (ROOT / "envs" / "requirements.txt").read_text().splitlines()
-              if "==" in line}
+    pinned = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "envs" / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    }
     assert {"snakemake", "snakemake-storage-plugin-gcs", "torch", "fastai"} <= pinned
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {".venv", "results", "data", ".git"} <= set(ignored)
@@ -82,12 +100,17 @@ def test_docker_build(tmp_path):
         pytest.skip("no docker command here: the image build is checked statically only")
     info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
-        pytest.skip(f"docker cannot reach a container engine here ({info.stderr.strip().splitlines()[-1]}): "
-                    "the image build is checked statically only")
+        pytest.skip(
+            f"docker cannot reach a container engine here ({info.stderr.strip().splitlines()[-1]}): "
+            "the image build is checked statically only"
+        )
     tag = "dmlbench-test:latest"
     subprocess.run([docker, "build", "-t", tag, str(ROOT)], check=True, timeout=3600)
-    probe = ("import dmlbench, snakemake, snakemake_storage_plugin_gcs, torch; "
-             "from dmlbench.plan import TABLE_NAMES; print(len(TABLE_NAMES))")
-    out = subprocess.run([docker, "run", "--rm", tag, "python", "-c", probe], capture_output=True, text=True,
-                         check=True, timeout=600)
+    probe = (
+        "import dmlbench, snakemake, snakemake_storage_plugin_gcs, torch; "
+        "from dmlbench.plan import TABLE_NAMES; print(len(TABLE_NAMES))"
+    )
+    out = subprocess.run(
+        [docker, "run", "--rm", tag, "python", "-c", probe], capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip() == "7"

@@ -30,8 +30,21 @@ S3_VENV_PYTHON = ROOT / ".venv-s3" / "bin" / "python"
 #: Tables that hold no measured time: equal to a local run's byte for byte (as DataFrames).
 EXACT_TABLES = ["metrics", "class_distances", "summary", "ranking", "worst_misses", "tsne", "closed_set"]
 #: runs.parquet without wall time and code identity (a node has no git checkout).
-RUNS_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "device", "threads", "precision",
-                "compiled", "torch", "epochs", "batch_size", "lr"]
+RUNS_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "device",
+    "threads",
+    "precision",
+    "compiled",
+    "torch",
+    "epochs",
+    "batch_size",
+    "lr",
+]
 
 
 def workflow_copy(dest: Path) -> Path:
@@ -50,11 +63,29 @@ def run_without_shared_fs(root: Path, python: str, storage_args: list[str], env:
     """snakemake on config/test.yaml with no shared filesystem; returns its wall time in seconds."""
     work, scheduler = workflow_copy(root / "work"), root / "scheduler"
     env = {**clean_env(**env), "FAKE_SCHEDULER_DIR": str(scheduler), "FAKE_SCHEDULER_PYTHON": python}
-    cmd = [python, "-m", "snakemake", "--configfile", "config/test.yaml", "--executor", "cluster-generic",
-           "--cluster-generic-submit-cmd", f"{python} {SCHEDULER} submit",
-           "--cluster-generic-status-cmd", f"{python} {SCHEDULER} status",
-           "--jobs", "2", "--shared-fs-usage", "none", "--job-deploy-sources",
-           "--seconds-between-status-checks", "1", "--latency-wait", "5", *storage_args]
+    cmd = [
+        python,
+        "-m",
+        "snakemake",
+        "--configfile",
+        "config/test.yaml",
+        "--executor",
+        "cluster-generic",
+        "--cluster-generic-submit-cmd",
+        f"{python} {SCHEDULER} submit",
+        "--cluster-generic-status-cmd",
+        f"{python} {SCHEDULER} status",
+        "--jobs",
+        "2",
+        "--shared-fs-usage",
+        "none",
+        "--job-deploy-sources",
+        "--seconds-between-status-checks",
+        "1",
+        "--latency-wait",
+        "5",
+        *storage_args,
+    ]
     start = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1200)
@@ -72,8 +103,9 @@ def run_without_shared_fs(root: Path, python: str, storage_args: list[str], env:
 
 def assert_tables_equal(local: Path, remote: Path) -> None:
     for name in EXACT_TABLES:
-        pd.testing.assert_frame_equal(pd.read_parquet(remote / f"{name}.parquet"),
-                                      pd.read_parquet(local / f"{name}.parquet"), obj=name)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(remote / f"{name}.parquet"), pd.read_parquet(local / f"{name}.parquet"), obj=name
+        )
     runs_local, runs_remote = (pd.read_parquet(d / "runs.parquet")[RUNS_COLUMNS] for d in (local, remote))
     pd.testing.assert_frame_equal(runs_remote, runs_local, obj="runs")
     keys = ["rule", "job", "dataset", "n_anomaly", "method", "n_per_class", "seed"]
@@ -88,9 +120,9 @@ def test_fs_storage_without_shared_filesystem(tmp_path, test_run):
     if shutil.which("rsync") is None:
         pytest.skip("rsync is not installed; snakemake-storage-plugin-fs copies with it (apt-get install rsync)")
     bucket = tmp_path / "bucket"
-    seconds = run_without_shared_fs(tmp_path, sys.executable,
-                                    ["--default-storage-provider", "fs", "--default-storage-prefix", str(bucket)],
-                                    env={})
+    seconds = run_without_shared_fs(
+        tmp_path, sys.executable, ["--default-storage-provider", "fs", "--default-storage-prefix", str(bucket)], env={}
+    )
     print(f"fs storage run: {seconds:.0f} s")
     assert_tables_equal(test_run / "results" / "tables", bucket / "results" / "tables")
 
@@ -105,8 +137,10 @@ def s3_python() -> str:
     for python in (sys.executable, str(S3_VENV_PYTHON)):
         if Path(python).exists() and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0:
             return python
-    pytest.skip("no Python with snakemake-storage-plugin-s3 and moto here: run `make venv-s3` (they need "
-                "python-dateutil<3, which envs/requirements.txt does not allow in .venv)")
+    pytest.skip(
+        "no Python with snakemake-storage-plugin-s3 and moto here: run `make venv-s3` (they need "
+        "python-dateutil<3, which envs/requirements.txt does not allow in .venv)"
+    )
 
 
 @pytest.fixture
@@ -117,8 +151,9 @@ def s3_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -153,12 +188,24 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 
 def test_s3_storage_without_shared_filesystem(tmp_path, test_run, s3_server):
     python, endpoint = s3_server
-    credentials = {"SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "test", "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "test",
-                   "AWS_DEFAULT_REGION": "us-east-1"}
-    seconds = run_without_shared_fs(tmp_path, python,
-                                    ["--default-storage-provider", "s3", "--default-storage-prefix",
-                                     "s3://dmlbench-test", "--storage-s3-endpoint-url", endpoint],
-                                    env=credentials)
+    credentials = {
+        "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "test",
+        "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    seconds = run_without_shared_fs(
+        tmp_path,
+        python,
+        [
+            "--default-storage-provider",
+            "s3",
+            "--default-storage-prefix",
+            "s3://dmlbench-test",
+            "--storage-s3-endpoint-url",
+            endpoint,
+        ],
+        env=credentials,
+    )
     print(f"S3 storage run: {seconds:.0f} s")
     local = tmp_path / "from-s3"
     subprocess.run([python, "-c", DOWNLOAD, endpoint, "dmlbench-test", "results/", str(local)], check=True)

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from dmlbench.aggregate import WORST_MISS_COLUMNS, metrics_tables, write_tables
-from dmlbench.plan import TABLE_NAMES
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_json
 from dmlbench.metrics import fpr95
+from dmlbench.plan import TABLE_NAMES
 from dmlbench.stats import RANKING_COLUMNS, SUMMARY_COLUMNS
 
 METHODS = ("arcface", "conventional", "cosface")
@@ -21,13 +21,23 @@ def _scores(seed: int, shift: float) -> pd.DataFrame:
     for case in range(2):
         anomaly = labels == case
         base = rng.random(40) + shift * anomaly
-        frames.append(pd.DataFrame({
-            "case": np.full(40, case, np.int64), "test_index": np.arange(40, dtype=np.int64),
-            "label": labels.astype(np.int64), "class_name": np.array(list("abcd"))[labels],
-            "is_anomaly": anomaly, "head_pred": np.where(anomaly, (case + 1) % 4, labels).astype(np.int64),
-            "cosine_k1": base.astype(np.float32), "euclidean_k1": (2 * base).astype(np.float32),
-            "msp": np.round(-base, 1).astype(np.float32),
-            "cosine_nn": rng.integers(0, 1000, 40), "euclidean_nn": rng.integers(0, 1000, 40)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "case": np.full(40, case, np.int64),
+                    "test_index": np.arange(40, dtype=np.int64),
+                    "label": labels.astype(np.int64),
+                    "class_name": np.array(list("abcd"))[labels],
+                    "is_anomaly": anomaly,
+                    "head_pred": np.where(anomaly, (case + 1) % 4, labels).astype(np.int64),
+                    "cosine_k1": base.astype(np.float32),
+                    "euclidean_k1": (2 * base).astype(np.float32),
+                    "msp": np.round(-base, 1).astype(np.float32),
+                    "cosine_nn": rng.integers(0, 1000, 40),
+                    "euclidean_nn": rng.integers(0, 1000, 40),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -61,12 +71,20 @@ def test_metrics_table_has_every_metric(score_files):
     assert sorted(metrics.metric.unique()) == ["accuracy", "aupr_in", "aupr_out", "auroc", "fpr95"]
     s = pd.read_parquet(score_files[0])
     c1 = s[s.case == 1]
-    row = metrics[(metrics.method == "arcface") & (metrics.seed == 0) & (metrics.case == 1)
-                  & (metrics.scorer == "msp") & (metrics.metric == "fpr95")]
+    row = metrics[
+        (metrics.method == "arcface")
+        & (metrics.seed == 0)
+        & (metrics.case == 1)
+        & (metrics.scorer == "msp")
+        & (metrics.metric == "fpr95")
+    ]
     assert row["value"].item() == fpr95(c1["msp"], c1["is_anomaly"])
     assert len(distances) == 6 * 2 * 3 * 4
-    assert metrics.equals(metrics.sort_values(["dataset", "n_anomaly", "method", "n_per_class", "seed", "case",
-                                               "scorer", "metric"]).reset_index(drop=True))
+    assert metrics.equals(
+        metrics.sort_values(
+            ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "metric"]
+        ).reset_index(drop=True)
+    )
 
 
 def test_worst_misses(score_files):
@@ -74,7 +92,9 @@ def test_worst_misses(score_files):
     misses = tables["worst_misses"]
     assert list(misses.columns) == WORST_MISS_COLUMNS
     assert len(misses) == 6 * 2 * 2 * 10  # runs x cases x {cosine_k1, euclidean_k1} x 10
-    one = misses[(misses.method == "cosface") & (misses.seed == 1) & (misses.case == 0) & (misses.scorer == "euclidean_k1")]
+    one = misses[
+        (misses.method == "cosface") & (misses.seed == 1) & (misses.case == 0) & (misses.scorer == "euclidean_k1")
+    ]
     s = pd.read_parquet(score_files[5])
     anomalies = s[(s.case == 0) & s.is_anomaly].sort_values(["euclidean_k1", "test_index"], kind="mergesort")
     assert one["rank"].tolist() == list(range(1, 11))
@@ -110,9 +130,18 @@ def test_class_distances_normal_level_is_the_mean_of_the_normal_class_means():
 
     labels = np.array([0, 0, 0, 0, 1, 2, 2])
     score = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 6.0, 6.0])
-    scores = pd.DataFrame({"case": 0, "test_index": np.arange(7), "label": labels,
-                           "class_name": np.array(list("abc"))[labels], "is_anomaly": labels == 2,
-                           "head_pred": labels, "cosine_k1": score, "cosine_nn": np.zeros(7, np.int64)})
+    scores = pd.DataFrame(
+        {
+            "case": 0,
+            "test_index": np.arange(7),
+            "label": labels,
+            "class_name": np.array(list("abc"))[labels],
+            "is_anomaly": labels == 2,
+            "head_pred": labels,
+            "cosine_k1": score,
+            "cosine_nn": np.zeros(7, np.int64),
+        }
+    )
     keys = {"dataset": "d", "n_anomaly": 1, "method": "conventional", "n_per_class": "all", "seed": 0}
     _, distances = tables_for_run(keys, scores)
     got = {row["class_index"]: row["normalised"] for row in distances if row["scorer"] == "cosine_k1"}
@@ -122,8 +151,10 @@ def test_class_distances_normal_level_is_the_mean_of_the_normal_class_means():
 # --------------------------------------------------------------------------- runtime.parquet
 def _benchmark(path, seconds, max_rss, cpu_time):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                    f"{seconds}\t0:00:{int(seconds):02d}\t{max_rss}\t1\t1\t1\t0\t0\t1.0\t{cpu_time}\n")
+    path.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        f"{seconds}\t0:00:{int(seconds):02d}\t{max_rss}\t1\t1\t1\t0\t0\t1.0\t{cpu_time}\n"
+    )
 
 
 def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
@@ -135,10 +166,20 @@ def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
     _benchmark(bench / "train/digits/a3/nall/s0.tsv", 20.0, 900.5, 14.0)
     _benchmark(bench / "score/digits/a3/nall/s0.tsv", 6.0, 400.0, 3.0)
     _benchmark(bench / "aggregate/aggregate.tsv", 2.0, 300.0, 1.5)
-    record = {"rule": "train", "runs": [{"run": "a"}, {"run": "b"}], "wall_s": 17.0, "cpu_s": 15.5, "max_rss_mb": 950.0,
-              "phases": {"startup": {"wall_s": 3.0, "cpu_s": 2.5}, "data": {"wall_s": 1.0, "cpu_s": 0.5},
-                         "training": {"wall_s": 12.0, "cpu_s": 12.0}, "writing": {"wall_s": 0.5, "cpu_s": 0.1},
-                         "other": {"wall_s": 0.5, "cpu_s": 0.4}}}
+    record = {
+        "rule": "train",
+        "runs": [{"run": "a"}, {"run": "b"}],
+        "wall_s": 17.0,
+        "cpu_s": 15.5,
+        "max_rss_mb": 950.0,
+        "phases": {
+            "startup": {"wall_s": 3.0, "cpu_s": 2.5},
+            "data": {"wall_s": 1.0, "cpu_s": 0.5},
+            "training": {"wall_s": 12.0, "cpu_s": 12.0},
+            "writing": {"wall_s": 0.5, "cpu_s": 0.1},
+            "other": {"wall_s": 0.5, "cpu_s": 0.4},
+        },
+    }
     write_json(jobs / "train/digits/a3/nall/s0.json", record)
     paths = sorted(str(p) for p in bench.rglob("*.tsv"))
     table = runtime_table(paths, bench, [str(jobs / "train/digits/a3/nall/s0.json")], jobs)
@@ -146,11 +187,26 @@ def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
     assert table["job"].tolist() == ["aggregate/aggregate", "score/digits/a3/nall/s0", "train/digits/a3/nall/s0"]
     train = table.iloc[2]
     assert (train["rule"], train["dataset"], train["n_anomaly"], train["n_per_class"], train["seed"]) == (
-        "train", "digits", 3, "all", 0)
+        "train",
+        "digits",
+        3,
+        "all",
+        0,
+    )
     assert pd.isna(train["method"]) and train["runs"] == 2
     assert train["seconds"] == 20.0 and train["cpu_seconds"] == 15.5 and train["max_rss_mb"] == 950.0
-    expected = {"startup": 3.0, "data": 1.0, "build": 0.0, "compile": 0.0, "training": 12.0, "embedding": 0.0,
-                "restore": 0.0, "scoring": 0.0, "writing": 0.5, "other": 3.5}
+    expected = {
+        "startup": 3.0,
+        "data": 1.0,
+        "build": 0.0,
+        "compile": 0.0,
+        "training": 12.0,
+        "embedding": 0.0,
+        "restore": 0.0,
+        "scoring": 0.0,
+        "writing": 0.5,
+        "other": 3.5,
+    }
     assert {c.removesuffix("_seconds"): train[c] for c in PHASE_COLUMNS} == expected
     assert sum(expected.values()) == train["seconds"]
     score = table.iloc[1]  # no record: no phases, the benchmark's CPU time
@@ -166,7 +222,12 @@ def test_runtime_table_keys_of_an_annex_job_name_its_sizes(tmp_path):
     _benchmark(bench / "train/cifar10/a1/n50+100/s2.tsv", 8.0, 500.0, 7.0)
     row = runtime_table([str(bench / "train/cifar10/a1/n50+100/s2.tsv")], bench).iloc[0]
     assert (row["rule"], row["dataset"], row["n_anomaly"], row["n_per_class"], row["seed"]) == (
-        "train", "cifar10", 1, "50+100", 2)
+        "train",
+        "cifar10",
+        1,
+        "50+100",
+        2,
+    )
 
 
 def test_aggregate_and_closed_set_do_not_import_torch():

@@ -10,8 +10,8 @@ import pytest
 import vl_convert as vlc
 from PIL import Image
 
-from dmlbench.report import annex_k, annex_sample_size
 from dmlbench.errors import DmlbenchError
+from dmlbench.report import annex_k, annex_sample_size
 
 CONDITIONS = [("fashion", 2), ("digits", 1)]
 METHODS = ["arcface", "conventional"]  # not the study's order
@@ -34,10 +34,20 @@ def summary_frame(conditions=CONDITIONS, methods=METHODS, sizes=SIZES, scorers=(
                 for scorer in scorers:
                     mean = auroc(ci, method, size, scorer)
                     key = dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=size, scorer=scorer)
-                    rows.append({**key, "metric": "auroc", "mean": mean, "std": 0.01, "n": 4,
-                                 "ci_low": mean - 0.02, "ci_high": mean + 0.02})
-                    rows.append({**key, "metric": "fpr95", "mean": 0.3, "std": 0.01, "n": 4,
-                                 "ci_low": 0.29, "ci_high": 0.31})
+                    rows.append(
+                        {
+                            **key,
+                            "metric": "auroc",
+                            "mean": mean,
+                            "std": 0.01,
+                            "n": 4,
+                            "ci_low": mean - 0.02,
+                            "ci_high": mean + 0.02,
+                        }
+                    )
+                    rows.append(
+                        {**key, "metric": "fpr95", "mean": 0.3, "std": 0.01, "n": 4, "ci_low": 0.29, "ci_high": 0.31}
+                    )
     return pd.DataFrame(rows).astype({"n_anomaly": "int64", "n": "int64"})
 
 
@@ -63,10 +73,22 @@ def class_distances_frame(conditions=CONDITIONS, methods=METHODS, sizes=SIZES) -
                                 else:
                                     value = anomaly_normalised(method, size, seed, case) + ki
                                     value += 10.0 if scorer == "euclidean_k1" else 0.0
-                                rows.append(dict(dataset=dataset, n_anomaly=n_anomaly, method=method,
-                                                 n_per_class=size, seed=seed, case=case, scorer=scorer,
-                                                 class_index=ki, class_name=f"c{ki}", role=role,
-                                                 mean_score=0.1 * value, normalised=value))
+                                rows.append(
+                                    dict(
+                                        dataset=dataset,
+                                        n_anomaly=n_anomaly,
+                                        method=method,
+                                        n_per_class=size,
+                                        seed=seed,
+                                        case=case,
+                                        scorer=scorer,
+                                        class_index=ki,
+                                        class_name=f"c{ki}",
+                                        role=role,
+                                        mean_score=0.1 * value,
+                                        normalised=value,
+                                    )
+                                )
     return pd.DataFrame(rows)
 
 
@@ -80,18 +102,33 @@ def render_png(chart) -> Image.Image:
 def test_k_table_parses_and_orders_k():
     table = annex_k.k_table(summary_frame())
     assert list(table.columns) == [
-        "dataset", "n_anomaly", "method", "distance", "k", "k_order", "mean", "ci_low", "ci_high", "n",
+        "dataset",
+        "n_anomaly",
+        "method",
+        "distance",
+        "k",
+        "k_order",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n",
     ]
     # kNN AUROC rows of n_per_class "all" only: no mahalanobis, no fpr95, no n=50.
     assert len(table) == len(CONDITIONS) * len(METHODS) * len(KNN)
     first = table[(table["dataset"] == "digits") & (table["method"] == "conventional")]
     assert list(zip(first["distance"], first["k"], first["k_order"])) == [
-        ("cosine", "1", 0), ("cosine", "5", 1), ("cosine", "10", 2), ("cosine", "all", 3),
-        ("euclidean", "1", 0), ("euclidean", "all", 3),
+        ("cosine", "1", 0),
+        ("cosine", "5", 1),
+        ("cosine", "10", 2),
+        ("cosine", "all", 3),
+        ("euclidean", "1", 0),
+        ("euclidean", "all", 3),
     ]
     assert table[["dataset", "n_anomaly", "method"]].drop_duplicates().values.tolist() == [
-        ["digits", 1, "conventional"], ["digits", 1, "arcface"],
-        ["fashion", 2, "conventional"], ["fashion", 2, "arcface"],
+        ["digits", 1, "conventional"],
+        ["digits", 1, "arcface"],
+        ["fashion", 2, "conventional"],
+        ["fashion", 2, "arcface"],
     ]
     for row in table.itertuples(index=False):
         ci = [d for d, _ in CONDITIONS].index(row.dataset)
@@ -99,8 +136,10 @@ def test_k_table_parses_and_orders_k():
         assert row.ci_high - row.ci_low == pytest.approx(0.04)
     small = annex_k.k_table(summary_frame(), n_per_class="50")
     assert small["mean"].tolist() == pytest.approx(
-        [auroc([d for d, _ in CONDITIONS].index(r.dataset), r.method, "50", f"{r.distance}_k{r.k}")
-         for r in small.itertuples()]
+        [
+            auroc([d for d, _ in CONDITIONS].index(r.dataset), r.method, "50", f"{r.distance}_k{r.k}")
+            for r in small.itertuples()
+        ]
     )
 
 
@@ -128,9 +167,12 @@ def test_k_chart_spec():
 
 def test_k_chart_with_the_ci_config():
     """One condition, one method, k in {1, 5, all}, as config/test.yaml runs."""
-    summary = summary_frame(conditions=[("digits", 3)], methods=["conventional"], sizes=["all"],
-                            scorers=("cosine_k1", "cosine_k5", "cosine_kall", "euclidean_k1", "euclidean_k5",
-                                     "euclidean_kall"))
+    summary = summary_frame(
+        conditions=[("digits", 3)],
+        methods=["conventional"],
+        sizes=["all"],
+        scorers=("cosine_k1", "cosine_k5", "cosine_kall", "euclidean_k1", "euclidean_k5", "euclidean_kall"),
+    )
     chart = annex_k.k_chart(summary)
     assert chart.to_dict()["spec"]["layer"][0]["encoding"]["x"]["sort"] == ["1", "5", "all"]
     assert render_png(chart).size[0] > 200
@@ -142,14 +184,23 @@ def test_k_chart_with_the_ci_config():
 def test_sample_size_table_matches_hand_computed_values():
     table = annex_sample_size.sample_size_table(summary_frame(), class_distances_frame())
     assert list(table.columns) == [
-        "dataset", "n_anomaly", "method", "n_per_class", "auroc_mean", "auroc_ci_low", "auroc_ci_high",
-        "anomaly_distance_mean", "n",
+        "dataset",
+        "n_anomaly",
+        "method",
+        "n_per_class",
+        "auroc_mean",
+        "auroc_ci_low",
+        "auroc_ci_high",
+        "anomaly_distance_mean",
+        "n",
     ]
     assert table["n_per_class"].dtype == np.int64
     assert len(table) == len(CONDITIONS) * len(METHODS) * 2  # "all" left out
     assert table[["dataset", "method", "n_per_class"]].values.tolist()[:4] == [
-        ["digits", "conventional", 50], ["digits", "conventional", 100],
-        ["digits", "arcface", 50], ["digits", "arcface", 100],
+        ["digits", "conventional", 50],
+        ["digits", "conventional", 100],
+        ["digits", "arcface", 50],
+        ["digits", "arcface", 100],
     ]
     for row in table.itertuples(index=False):
         ci = [d for d, _ in CONDITIONS].index(row.dataset)
@@ -157,11 +208,17 @@ def test_sample_size_table_matches_hand_computed_values():
         assert row.auroc_ci_low == pytest.approx(row.auroc_mean - 0.02)
         assert row.n == 4
         # Mean over anomaly rows only (seeds, cases, anomaly classes ki < n_anomaly) of cosine_k1.
-        values = [anomaly_normalised(row.method, str(row.n_per_class), s, c) + ki
-                  for s in (0, 1) for c in (0, 1) for ki in range(row.n_anomaly)]
+        values = [
+            anomaly_normalised(row.method, str(row.n_per_class), s, c) + ki
+            for s in (0, 1)
+            for c in (0, 1)
+            for ki in range(row.n_anomaly)
+        ]
         assert row.anomaly_distance_mean == pytest.approx(np.mean(values))
     euclid = annex_sample_size.sample_size_table(summary_frame(), class_distances_frame(), scorer="euclidean_k1")
-    assert (euclid["anomaly_distance_mean"] - table["anomaly_distance_mean"]).tolist() == pytest.approx([10.0] * len(table))
+    assert (euclid["anomaly_distance_mean"] - table["anomaly_distance_mean"]).tolist() == pytest.approx(
+        [10.0] * len(table)
+    )
 
 
 def test_sample_size_without_numeric_sizes_says_how_to_enable_it():
@@ -186,7 +243,9 @@ def test_sample_size_chart_spec():
 
 def test_sample_size_chart_with_one_method_condition_and_size():
     summary = summary_frame(conditions=[("digits", 3)], methods=["conventional"], sizes=["all", "50"])
-    chart = annex_sample_size.sample_size_chart(summary, class_distances_frame(conditions=[("digits", 3)], sizes=["all", "50"]))
+    chart = annex_sample_size.sample_size_chart(
+        summary, class_distances_frame(conditions=[("digits", 3)], sizes=["all", "50"])
+    )
     assert chart.to_dict()["vconcat"][0]["spec"]["layer"][0]["encoding"]["x"]["axis"]["values"] == [50]
     assert render_png(chart).size[0] > 200
 
@@ -210,5 +269,10 @@ def test_distance_scorer_falls_back_for_scores_that_are_no_distances():
 
     config = {"scoring": {"distances": ["cosine", "euclidean"]}}
     assert [distance_scorer(config, s) for s in ("euclidean_k10", "mahalanobis", "lof", "msp", "maxlogit")] == [
-        "euclidean_k10", "mahalanobis", "lof", "cosine_k1", "cosine_k1"]
+        "euclidean_k10",
+        "mahalanobis",
+        "lof",
+        "cosine_k1",
+        "cosine_k1",
+    ]
     assert distance_scorer({"scoring": {"distances": ["euclidean"]}}, "msp") == "euclidean_k1"

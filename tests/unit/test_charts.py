@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from dmlbench import stats
+from dmlbench.errors import DmlbenchError
 from dmlbench.report import _style, auroc, balance, cosine_euclidean, reproducibility, scorers, setup
+
 # distances and ranking are fixture names here
 from dmlbench.report import distances as distances_section
 from dmlbench.report import ranking as ranking_section
-from dmlbench.errors import DmlbenchError
 from tests.helpers.synthetic_tables import (
     CASES,
     CLASSES,
@@ -74,8 +75,10 @@ def test_auroc_summary_matches_hand_computed_values(metrics):
         for method in METHODS:
             values = [auroc_value(ci, method, "all", s, c, "cosine_k1") for s in SEEDS for c in CASES]
             row = summary[
-                (summary["dataset"] == dataset) & (summary["method"] == method)
-                & (summary["n_per_class"] == "all") & (summary["scorer"] == "cosine_k1")
+                (summary["dataset"] == dataset)
+                & (summary["method"] == method)
+                & (summary["n_per_class"] == "all")
+                & (summary["scorer"] == "cosine_k1")
             ]
             assert len(row) == 1
             assert row["mean"].item() == pytest.approx(np.mean(values))
@@ -88,7 +91,10 @@ def test_auroc_summary_matches_hand_computed_values(metrics):
 
 def test_method_order_and_colours_are_fixed():
     assert _style.method_order(["mine", "centerloss", "arcface", "conventional"]) == [
-        "conventional", "arcface", "centerloss", "mine",
+        "conventional",
+        "arcface",
+        "centerloss",
+        "mine",
     ]
     scale = _style.method_colour_scale(["arcface", "conventional", "mine"]).to_dict()
     assert scale["domain"] == ["conventional", "arcface", "mine"]
@@ -174,17 +180,38 @@ ALL = "all"
 def hand_metrics(values: dict, dataset: str = "digits", n_anomaly: int = 1, n_per_class: str = ALL) -> pd.DataFrame:
     """A metrics table of AUROC rows from ``{(method, scorer, seed, case): value}``."""
     rows = [
-        dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, seed=seed, case=case,
-             scorer=scorer, metric="auroc", value=value)
+        dict(
+            dataset=dataset,
+            n_anomaly=n_anomaly,
+            method=method,
+            n_per_class=n_per_class,
+            seed=seed,
+            case=case,
+            scorer=scorer,
+            metric="auroc",
+            value=value,
+        )
         for (method, scorer, seed, case), value in values.items()
     ]
     return pd.DataFrame(rows, columns=_style.METRICS_COLUMNS)
 
 
-def summary_row(dataset, n_anomaly, method, mean, ci_low, ci_high, n=4, scorer="cosine_k1", n_per_class=ALL,
-                metric="auroc") -> dict:
-    return dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, scorer=scorer,
-                metric=metric, mean=mean, std=0.05, n=n, ci_low=ci_low, ci_high=ci_high)
+def summary_row(
+    dataset, n_anomaly, method, mean, ci_low, ci_high, n=4, scorer="cosine_k1", n_per_class=ALL, metric="auroc"
+) -> dict:
+    return dict(
+        dataset=dataset,
+        n_anomaly=n_anomaly,
+        method=method,
+        n_per_class=n_per_class,
+        scorer=scorer,
+        metric=metric,
+        mean=mean,
+        std=0.05,
+        n=n,
+        ci_low=ci_low,
+        ci_high=ci_high,
+    )
 
 
 @pytest.fixture
@@ -214,8 +241,10 @@ def test_case_class_chart_has_one_cell_per_condition_case_and_class(class_distan
     enc = spec["spec"]["encoding"]
     assert enc["x"]["field"] == "class_name" and enc["x"]["sort"] == {"field": "class_index", "op": "min"}
     assert enc["y"]["field"] == "case"
-    assert enc["color"]["scale"] == {"domain": ["normal", "anomaly"], "range": [_style.ROLE_COLOURS["normal"],
-                                                                               _style.ROLE_COLOURS["anomaly"]]}
+    assert enc["color"]["scale"] == {
+        "domain": ["normal", "anomaly"],
+        "range": [_style.ROLE_COLOURS["normal"], _style.ROLE_COLOURS["anomaly"]],
+    }
     assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1"}
 
 
@@ -229,11 +258,13 @@ def test_case_class_chart_errors(class_distances):
 
 
 def test_methods_table_lists_parameters_and_mixup_in_study_order():
-    config = {"methods": {
-        "arcface": {"scale": 30, "margin": 0.5, "mixup": True, "mixup_alpha": 0.4},
-        "conventional": {"mixup": False, "mixup_alpha": 0.4},
-        "centerloss": {"weight": 0.003},
-    }}
+    config = {
+        "methods": {
+            "arcface": {"scale": 30, "margin": 0.5, "mixup": True, "mixup_alpha": 0.4},
+            "conventional": {"mixup": False, "mixup_alpha": 0.4},
+            "centerloss": {"weight": 0.003},
+        }
+    }
     table = setup.methods_table(config)
     assert table.to_dict("records") == [
         {"method": "conventional", "head": "conventional", "parameters": "—", "mixup": "no"},
@@ -298,8 +329,20 @@ def test_summary_builders_name_missing_rows(summary):
 def distances_frame(entries: list[tuple], n_per_class: str = ALL, scorer: str = "cosine_k1") -> pd.DataFrame:
     """class_distances rows from ``(n_anomaly, method, seed, case, class_index, role, normalised)``."""
     rows = [
-        dict(dataset="digits", n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed, case=case,
-             scorer=scorer, class_index=ki, class_name=f"c{ki}", role=role, mean_score=0.1 * norm, normalised=norm)
+        dict(
+            dataset="digits",
+            n_anomaly=n,
+            method=method,
+            n_per_class=n_per_class,
+            seed=seed,
+            case=case,
+            scorer=scorer,
+            class_index=ki,
+            class_name=f"c{ki}",
+            role=role,
+            mean_score=0.1 * norm,
+            normalised=norm,
+        )
         for n, method, seed, case, ki, role, norm in entries
     ]
     return pd.DataFrame(rows, columns=_style.CLASS_DISTANCES_COLUMNS)
@@ -307,29 +350,37 @@ def distances_frame(entries: list[tuple], n_per_class: str = ALL, scorer: str = 
 
 @pytest.fixture
 def distances() -> pd.DataFrame:
-    return pd.concat([
-        distances_frame([
-            (1, "conventional", 0, 0, 0, "anomaly", 2.0),
-            (1, "conventional", 0, 0, 1, "normal", 1.0),
-            (1, "conventional", 1, 1, 1, "anomaly", 4.0),
-            (1, "conventional", 1, 1, 0, "normal", 1.5),
-            (1, "arcface", 0, 0, 0, "anomaly", 5.0),
-            (3, "conventional", 0, 0, 0, "anomaly", 1.0),
-            (3, "conventional", 0, 0, 1, "anomaly", 2.0),
-            (3, "conventional", 0, 0, 2, "anomaly", 6.0),
-            (3, "conventional", 0, 0, 3, "normal", 0.9),
-            # digits a3 arcface: no class distances at all.
-        ]),
-        distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 50.0)], n_per_class="50"),
-        distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 60.0)], scorer="euclidean_k1"),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            distances_frame(
+                [
+                    (1, "conventional", 0, 0, 0, "anomaly", 2.0),
+                    (1, "conventional", 0, 0, 1, "normal", 1.0),
+                    (1, "conventional", 1, 1, 1, "anomaly", 4.0),
+                    (1, "conventional", 1, 1, 0, "normal", 1.5),
+                    (1, "arcface", 0, 0, 0, "anomaly", 5.0),
+                    (3, "conventional", 0, 0, 0, "anomaly", 1.0),
+                    (3, "conventional", 0, 0, 1, "anomaly", 2.0),
+                    (3, "conventional", 0, 0, 2, "anomaly", 6.0),
+                    (3, "conventional", 0, 0, 3, "normal", 0.9),
+                    # digits a3 arcface: no class distances at all.
+                ]
+            ),
+            distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 50.0)], n_per_class="50"),
+            distances_frame([(1, "arcface", 0, 0, 0, "anomaly", 60.0)], scorer="euclidean_k1"),
+        ],
+        ignore_index=True,
+    )
 
 
 def test_balance_table_means_auroc_and_anomaly_distance(summary, distances):
     table = balance.balance_table(summary, distances)
     assert list(table.columns) == ["dataset", "n_anomaly", "method", "auroc_mean", "anomaly_distance_mean"]
     assert table[["n_anomaly", "method"]].values.tolist() == [
-        [1, "conventional"], [1, "arcface"], [3, "conventional"], [3, "arcface"],
+        [1, "conventional"],
+        [1, "arcface"],
+        [3, "conventional"],
+        [3, "arcface"],
     ]
     assert table["auroc_mean"].tolist() == [0.70, 0.90, 0.60, 0.60]
     # Means over the anomaly classes only (normal rows ignored): (2 + 4) / 2, 5, (1 + 2 + 6) / 3, none.
@@ -358,7 +409,10 @@ def test_balance_chart_has_an_auroc_row_and_a_distance_row(summary, distances):
     auroc = spec["datasets"][top["data"]["name"]]
     distance = spec["datasets"][bottom["data"]["name"]]
     assert {(r["n_anomaly"], r["method"]): r["value"] for r in auroc} == {
-        (1, "conventional"): 0.70, (1, "arcface"): 0.90, (3, "conventional"): 0.60, (3, "arcface"): 0.60,
+        (1, "conventional"): 0.70,
+        (1, "arcface"): 0.90,
+        (3, "conventional"): 0.60,
+        (3, "arcface"): 0.60,
     }
     assert {(r["n_anomaly"], r["method"]): r["value"] for r in distance} == pytest.approx(
         {(1, "conventional"): 3.0, (1, "arcface"): 5.0, (3, "conventional"): 3.0}
@@ -405,8 +459,17 @@ def paired_metrics() -> pd.DataFrame:
 def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
     table = cosine_euclidean.cosine_euclidean_table(paired_metrics)
     assert list(table.columns) == [
-        "dataset", "n_anomaly", "method", "cosine_mean", "euclidean_mean", "mean_difference", "share_cosine_better",
-        "n_pairs", "wilcoxon_p", "euclidean_below_half", "cosine_below_half",
+        "dataset",
+        "n_anomaly",
+        "method",
+        "cosine_mean",
+        "euclidean_mean",
+        "mean_difference",
+        "share_cosine_better",
+        "n_pairs",
+        "wilcoxon_p",
+        "euclidean_below_half",
+        "cosine_below_half",
     ]
     conv, arc = table.to_dict("records")
     assert (conv["method"], arc["method"]) == ("conventional", "arcface")
@@ -434,7 +497,9 @@ def test_cosine_euclidean_chart_pairs_by_case_and_seed(paired_metrics):
     assert points["encoding"]["color"]["scale"]["domain"] == ["conventional", "arcface"]
     assert spec["facet"]["field"] == "condition"
     assert spec["usermeta"]["dmlbench"] == {
-        "k": "1", "n_per_class": ALL, "scorers": ["cosine_k1", "euclidean_k1"],
+        "k": "1",
+        "n_per_class": ALL,
+        "scorers": ["cosine_k1", "euclidean_k1"],
     }
 
 
@@ -470,8 +535,11 @@ def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
     # arcface has no msp here: a logit scorer a method lacks is marked not applicable (other scorers
     # it lacks, as lof here, are simply absent)
     assert table[["method", "scorer", "n", "applicable"]].values.tolist() == [
-        ["conventional", "cosine_k1", 2, True], ["conventional", "euclidean_k1", 2, True],
-        ["conventional", "msp", 2, True], ["conventional", "lof", 1, True], ["arcface", "cosine_k1", 2, True],
+        ["conventional", "cosine_k1", 2, True],
+        ["conventional", "euclidean_k1", 2, True],
+        ["conventional", "msp", 2, True],
+        ["conventional", "lof", 1, True],
+        ["arcface", "cosine_k1", 2, True],
         ["arcface", "msp", 0, False],
     ]
     assert table["mean"].tolist()[:5] == pytest.approx([0.70, 0.60, 0.925, 0.30, 0.95])
@@ -481,10 +549,15 @@ def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
 def test_scorers_chart_is_a_labelled_heatmap(scorer_metrics):
     spec = scorers.scorers_chart(scorer_metrics).to_dict()
     rows = chart_rows(spec)
-    assert {(r["method"], r["scorer"]): r["mean"] for r in rows if r["applicable"]} == pytest.approx({
-        ("conventional", "cosine_k1"): 0.70, ("conventional", "euclidean_k1"): 0.60,
-        ("conventional", "msp"): 0.925, ("conventional", "lof"): 0.30, ("arcface", "cosine_k1"): 0.95,
-    })
+    assert {(r["method"], r["scorer"]): r["mean"] for r in rows if r["applicable"]} == pytest.approx(
+        {
+            ("conventional", "cosine_k1"): 0.70,
+            ("conventional", "euclidean_k1"): 0.60,
+            ("conventional", "msp"): 0.925,
+            ("conventional", "lof"): 0.30,
+            ("arcface", "cosine_k1"): 0.95,
+        }
+    )
     assert [(r["method"], r["scorer"]) for r in rows if not r["applicable"]] == [("arcface", "msp")]
     assert layer_marks(spec) == ["rect", "text", "rect", "text"]  # values, then the grey n/a cells
     cells, labels, na_cells, na_text = spec["spec"]["layer"]
@@ -502,12 +575,25 @@ def test_scorers_need_rows(scorer_metrics):
         scorers.scorers_table(scorer_metrics[scorer_metrics["metric"] == "accuracy"])
 
 
-def ranking_row(n_anomaly, method, avg_rank, cd, n_methods, n_blocks=10, friedman_p=0.01, scorer="cosine_k1",
-                dataset="digits") -> dict:
-    return dict(dataset=dataset, n_anomaly=n_anomaly, n_per_class=ALL, scorer=scorer, method=method,
-                avg_rank=avg_rank, friedman_statistic=9.0, friedman_p=friedman_p, cd=cd, n_blocks=n_blocks,
-                n_methods=n_methods, wilcoxon_p=0.02 if method != "conventional" else np.nan,
-                wilcoxon_p_holm=0.04 if method != "conventional" else np.nan, note="")
+def ranking_row(
+    n_anomaly, method, avg_rank, cd, n_methods, n_blocks=10, friedman_p=0.01, scorer="cosine_k1", dataset="digits"
+) -> dict:
+    return dict(
+        dataset=dataset,
+        n_anomaly=n_anomaly,
+        n_per_class=ALL,
+        scorer=scorer,
+        method=method,
+        avg_rank=avg_rank,
+        friedman_statistic=9.0,
+        friedman_p=friedman_p,
+        cd=cd,
+        n_blocks=n_blocks,
+        n_methods=n_methods,
+        wilcoxon_p=0.02 if method != "conventional" else np.nan,
+        wilcoxon_p_holm=0.04 if method != "conventional" else np.nan,
+        note="",
+    )
 
 
 @pytest.fixture
@@ -565,8 +651,7 @@ def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
     subtitle = " ".join(spec["title"]["subtitle"])
     assert "no critical difference (fewer than 2 methods) for digits · 2 anomaly classes" in subtitle
     assert "no ranks (no (case, seed) block has every method) for digits · 3 anomaly classes" in subtitle
-    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1",
-                                            "n_per_class": ALL}
+    assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "n_per_class": ALL}
     with pytest.raises(DmlbenchError, match="no average ranks"):
         ranking_section.cd_diagram(ranking[ranking["n_anomaly"] == 3])
     with pytest.raises(DmlbenchError, match=r"ranking\.parquet has no rows for scorer='lof'"):
@@ -575,10 +660,25 @@ def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
 
 def test_ranking_tests_table_selects_and_orders(ranking):
     table = ranking_section.ranking_tests_table(ranking)
-    assert list(table.columns) == ["dataset", "n_anomaly", "method", "avg_rank", "friedman_p", "cd", "n_blocks",
-                                   "wilcoxon_p", "wilcoxon_p_holm", "note"]
+    assert list(table.columns) == [
+        "dataset",
+        "n_anomaly",
+        "method",
+        "avg_rank",
+        "friedman_p",
+        "cd",
+        "n_blocks",
+        "wilcoxon_p",
+        "wilcoxon_p_holm",
+        "note",
+    ]
     assert table[["n_anomaly", "method"]].values.tolist() == [
-        [1, "conventional"], [1, "arcface"], [1, "cosface"], [2, "conventional"], [3, "conventional"], [3, "arcface"],
+        [1, "conventional"],
+        [1, "arcface"],
+        [1, "cosface"],
+        [2, "conventional"],
+        [3, "conventional"],
+        [3, "arcface"],
     ]
     assert table["avg_rank"].tolist()[:3] == [2.8, 1.2, 2.0]
     with pytest.raises(DmlbenchError, match=r"ranking\.parquet lacks column\(s\) \['cd'\]"):
@@ -586,11 +686,13 @@ def test_ranking_tests_table_selects_and_orders(ranking):
 
 
 def test_runtime_summary_per_rule_in_workflow_order():
-    runtime = pd.DataFrame({
-        "rule": ["train", "score", "train", "custom", "train", "prepare"],
-        "seconds": [60.0, 5.0, 120.0, 1.0, 30.0, 2.0],
-        "max_rss_mb": [100.0, 50.0, 300.0, 10.0, 200.0, 20.0],
-    })
+    runtime = pd.DataFrame(
+        {
+            "rule": ["train", "score", "train", "custom", "train", "prepare"],
+            "seconds": [60.0, 5.0, 120.0, 1.0, 30.0, 2.0],
+            "max_rss_mb": [100.0, 50.0, 300.0, 10.0, 200.0, 20.0],
+        }
+    )
     table = reproducibility.runtime_summary(runtime)
     assert list(table.columns) == ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
     assert table.values.tolist() == [
@@ -608,20 +710,30 @@ def test_runtime_summary_per_rule_in_workflow_order():
 def test_runtime_phases_per_rule_add_up_to_the_rules_wall_time():
     """Two train jobs (60 s and 40 s wall) and a score job (10 s); prepare has no phases."""
     nan = float("nan")
-    runtime = pd.DataFrame({
-        "rule": ["score", "train", "train", "prepare"],
-        "seconds": [10.0, 60.0, 40.0, 2.0],
-        "startup_seconds": [4.0, 8.0, 7.0, nan], "training_seconds": [0.0, 45.0, 28.0, nan],
-        "scoring_seconds": [5.0, 0.0, 0.0, nan], "writing_seconds": [0.5, 1.0, 1.0, nan],
-        "other_seconds": [0.5, 6.0, 4.0, nan],
-    })
+    runtime = pd.DataFrame(
+        {
+            "rule": ["score", "train", "train", "prepare"],
+            "seconds": [10.0, 60.0, 40.0, 2.0],
+            "startup_seconds": [4.0, 8.0, 7.0, nan],
+            "training_seconds": [0.0, 45.0, 28.0, nan],
+            "scoring_seconds": [5.0, 0.0, 0.0, nan],
+            "writing_seconds": [0.5, 1.0, 1.0, nan],
+            "other_seconds": [0.5, 6.0, 4.0, nan],
+        }
+    )
     table = reproducibility.runtime_phases(runtime)
     assert list(table.columns) == ["rule", "phase", "total_minutes", "share", "per_job_seconds"]
     names = reproducibility.PHASE_NAMES
     assert table[["rule", "phase"]].values.tolist() == [
-        ["train", names["startup"]], ["train", names["training"]], ["train", names["writing"]],
-        ["train", names["other"]], ["score", names["startup"]], ["score", names["scoring"]],
-        ["score", names["writing"]], ["score", names["other"]]]
+        ["train", names["startup"]],
+        ["train", names["training"]],
+        ["train", names["writing"]],
+        ["train", names["other"]],
+        ["score", names["startup"]],
+        ["score", names["scoring"]],
+        ["score", names["writing"]],
+        ["score", names["other"]],
+    ]
     train = table[table.rule == "train"].set_index("phase")
     assert train.loc[names["training"], "share"] == pytest.approx(73 / 100)
     assert train.loc[names["startup"], "per_job_seconds"] == pytest.approx(7.5)

@@ -12,9 +12,14 @@ from dmlbench.io import write_npz
 
 def _run(root, method="arcface", seed=3, n_anomaly=0, labels=None, logits=None, emb=None, epochs=7):
     run_dir = root / "runs" / "toy" / f"a{n_anomaly}" / method / "nall" / f"s{seed}"
-    write_npz(run_dir / "embeddings.npz", test_labels=labels, classes=np.array(["cat", "dog", "eel"]),
-              case0_test=emb.astype(np.float16), case0_test_logits=logits.astype(np.float32),
-              case0_normal_classes=np.array([0, 1, 2]))
+    write_npz(
+        run_dir / "embeddings.npz",
+        test_labels=labels,
+        classes=np.array(["cat", "dog", "eel"]),
+        case0_test=emb.astype(np.float16),
+        case0_test_logits=logits.astype(np.float32),
+        case0_normal_classes=np.array([0, 1, 2]),
+    )
     (run_dir / "run.json").write_text(json.dumps({"spec": {"training": {"epochs": epochs}}}))
     return run_dir
 
@@ -34,8 +39,14 @@ def test_accuracy_is_the_heads_argmax_against_the_labels(tmp_path):
     run = _run(tmp_path, labels=labels, logits=logits, emb=emb)
     tsne, closed = closed_set_tables([run], points=30, perplexity=5)
     assert list(closed.columns) == CLOSED_SET_COLUMNS
-    assert closed.iloc[0].to_dict() == {"dataset": "toy", "method": "arcface", "seed": 3, "n_test": 60,
-                                        "accuracy": pytest.approx(54 / 60), "epochs": 7}
+    assert closed.iloc[0].to_dict() == {
+        "dataset": "toy",
+        "method": "arcface",
+        "seed": 3,
+        "n_test": 60,
+        "accuracy": pytest.approx(54 / 60),
+        "epochs": 7,
+    }
     assert list(tsne.columns) == TSNE_COLUMNS
     assert len(tsne) == 30 and tsne.groupby("label").size().tolist() == [10, 10, 10]
     assert (tsne["class_name"] == tsne["label"].map({0: "cat", 1: "dog", 2: "eel"})).all()

@@ -59,24 +59,34 @@ def test_full_study_grid():
     assert cfg["annex"]["sample_size"] == [50, 100, 200, 500] and cfg["tsne"]["enabled"]
     # per-dataset recipes (issue 6): the ResNet18 budget that keeps the grid near 30 min on an H100
     from dmlbench.config import train_spec
+
     assert train_spec(cfg, "cifar10", 1, "arcface", "all", 0)["training"]["epochs"] == 12
     assert train_spec(cfg, "mnist", 5, "arcface", "all", 0)["training"]["crop_padding"] == 2
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda c: c["datasets"]["digits"].update(source="imagenet"),
-     "datasets.digits.source.*allowed values: cifar10, mnist, fashion_mnist, digits, folder"),
-    (lambda c: c.update(methods={"triplet": {}}),
-     "methods.triplet.head is missing: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
-     "centerloss, pml"),
-    (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
-    (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
-    (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
-    (lambda c: c.update(methods={"arcface": {"s": 64}}),
-     r"methods.arcface.s: head 'arcface' takes no parameter 's' \(its parameters: scale, margin, mixup, mixup_alpha\)"),
-    (lambda c: c.update(threads=8), "allowed keys here: annex, cases, conditions"),
-    (lambda c: c.pop("conditions"), "'conditions' is a required property"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda c: c["datasets"]["digits"].update(source="imagenet"),
+            "datasets.digits.source.*allowed values: cifar10, mnist, fashion_mnist, digits, folder",
+        ),
+        (
+            lambda c: c.update(methods={"triplet": {}}),
+            "methods.triplet.head is missing: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
+            "centerloss, pml",
+        ),
+        (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
+        (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
+        (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
+        (
+            lambda c: c.update(methods={"arcface": {"s": 64}}),
+            r"methods.arcface.s: head 'arcface' takes no parameter 's' \(its parameters: scale, margin, mixup, mixup_alpha\)",
+        ),
+        (lambda c: c.update(threads=8), "allowed keys here: annex, cases, conditions"),
+        (lambda c: c.pop("conditions"), "'conditions' is a required property"),
+    ],
+)
 def test_schema_errors_name_the_key_and_allowed_values(mutate, expected):
     cfg = yaml.safe_load(yaml.safe_dump(MINIMAL))
     mutate(cfg)
@@ -128,13 +138,17 @@ def test_train_spec_takes_only_what_training_needs():
 
 
 def _digits(**extra):
-    return {"datasets": {"d": {"source": "digits"}}, "conditions": [{"dataset": "d", "n_anomaly": [1, 5]}],
-            "cases": 5, "seeds": [3, 4], **extra}
+    return {
+        "datasets": {"d": {"source": "digits"}},
+        "conditions": [{"dataset": "d", "n_anomaly": [1, 5]}],
+        "cases": 5,
+        "seeds": [3, 4],
+        **extra,
+    }
 
 
 def test_recipe_layers_training_then_dataset_then_annex():
-    cfg = validate(_digits(training={"epochs": 4, "lr": 0.01},
-                           annex={"sample_size": [30], "training": {"epochs": 40}}))
+    cfg = validate(_digits(training={"epochs": 4, "lr": 0.01}, annex={"sample_size": [30], "training": {"epochs": 40}}))
     cfg["datasets"]["d"]["training"] = {"lr": 0.02, "batch_size": 32}
     cfg = validate(cfg)
     main = train_spec(cfg, "d", 1, "conventional", "all", 3)["training"]
@@ -145,8 +159,9 @@ def test_recipe_layers_training_then_dataset_then_annex():
 
 
 def test_annex_mixup_overrides_every_method_only_in_annex_runs():
-    cfg = validate(_digits(methods={"conventional": {}, "arcface": {"mixup": True}},
-                           annex={"sample_size": [30], "mixup": False}))
+    cfg = validate(
+        _digits(methods={"conventional": {}, "arcface": {"mixup": True}}, annex={"sample_size": [30], "mixup": False})
+    )
     assert train_spec(cfg, "d", 1, "arcface", "all", 3)["method_params"]["mixup"] is True
     assert train_spec(cfg, "d", 1, "arcface", 30, 3)["method_params"]["mixup"] is False
     cfg = validate(_digits(methods={"conventional": {}, "arcface": {"mixup": True}}, annex={"sample_size": [30]}))
@@ -171,22 +186,32 @@ def test_closed_set_spec_has_one_case():
 def test_worst_miss_selection_defaults_and_checks():
     from dmlbench.config import worst_miss_selection
 
-    assert worst_miss_selection(validate(_digits())) == {"dataset": "d", "n_anomaly": 1, "case": 0, "seed": 3,
-                                                         "count": 5}
+    assert worst_miss_selection(validate(_digits())) == {
+        "dataset": "d",
+        "n_anomaly": 1,
+        "case": 0,
+        "seed": 3,
+        "count": 5,
+    }
     picked = validate(_digits(report={"worst_misses": {"n_anomaly": 5, "case": 2, "seed": 4, "count": 3}}))
     assert worst_miss_selection(picked) == {"dataset": "d", "n_anomaly": 5, "case": 2, "seed": 4, "count": 3}
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ({"annex": {"sample_size": [30], "conditions": [{"dataset": "d", "n_anomaly": [2]}]}},
-     r"annex.conditions has dataset 'd' with n_anomaly 2, which is not one of the `conditions`"),
-    ({"annex": {"sample_size": [2]}}, r"reference set of the annex runs with annex.sample_size 2"),
-    ({"annex": {"training": {"epochs": 0}}}, r"'annex.training.epochs': 0 is less than the minimum of 1"),
-    ({"report": {"worst_misses": {"case": 5}}}, r"report.worst_misses.case 5 is not run: cases are 0..4"),
-    ({"report": {"worst_misses": {"seed": 9}}}, r"report.worst_misses.seed 9 is not one of `seeds`"),
-    ({"report": {"worst_misses": {"n_anomaly": 3}}}, r"n_anomaly 3, which is not one of the `conditions`"),
-    ({"tsne": {"points": 5}}, r"tsne.points"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (
+            {"annex": {"sample_size": [30], "conditions": [{"dataset": "d", "n_anomaly": [2]}]}},
+            r"annex.conditions has dataset 'd' with n_anomaly 2, which is not one of the `conditions`",
+        ),
+        ({"annex": {"sample_size": [2]}}, r"reference set of the annex runs with annex.sample_size 2"),
+        ({"annex": {"training": {"epochs": 0}}}, r"'annex.training.epochs': 0 is less than the minimum of 1"),
+        ({"report": {"worst_misses": {"case": 5}}}, r"report.worst_misses.case 5 is not run: cases are 0..4"),
+        ({"report": {"worst_misses": {"seed": 9}}}, r"report.worst_misses.seed 9 is not one of `seeds`"),
+        ({"report": {"worst_misses": {"n_anomaly": 3}}}, r"n_anomaly 3, which is not one of the `conditions`"),
+        ({"tsne": {"points": 5}}, r"tsne.points"),
+    ],
+)
 def test_annex_tsne_and_report_errors(extra, expected):
     with pytest.raises(ConfigError, match=expected):
         validate(_digits(**extra))

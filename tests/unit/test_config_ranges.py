@@ -116,13 +116,22 @@ def test_arcface_margin_above_pi_names_the_key_the_bound_and_the_fix():
     assert "takes margin in [0, pi) (default 0.5)" in msg
 
 
-@pytest.mark.parametrize("head, key, value, allowed", [
-    ("arcface", "margin", math.pi, False), ("arcface", "margin", 3.14159, True),
-    ("arcface", "margin", 0.0, True), ("arcface", "margin", -1e-9, False),
-    ("cosface", "scale", 0.0, False), ("l2softmax", "alpha", 1e-9, True),
-    ("sphereface", "margin", 1, True), ("sphereface", "margin", 0, False),
-    ("centerloss", "alpha", 0.0, False), ("centerloss", "alpha", 1.0, True), ("centerloss", "alpha", 1.0000001, False),
-])
+@pytest.mark.parametrize(
+    "head, key, value, allowed",
+    [
+        ("arcface", "margin", math.pi, False),
+        ("arcface", "margin", 3.14159, True),
+        ("arcface", "margin", 0.0, True),
+        ("arcface", "margin", -1e-9, False),
+        ("cosface", "scale", 0.0, False),
+        ("l2softmax", "alpha", 1e-9, True),
+        ("sphereface", "margin", 1, True),
+        ("sphereface", "margin", 0, False),
+        ("centerloss", "alpha", 0.0, False),
+        ("centerloss", "alpha", 1.0, True),
+        ("centerloss", "alpha", 1.0000001, False),
+    ],
+)
 def test_bounds_worked_out_by_hand(head, key, value, allowed):
     from dmlbench.heads import build_head
 
@@ -163,10 +172,19 @@ def _dataset(**options) -> dict:
     return _config(datasets={"digits": {"source": "digits", **options}})
 
 
-@pytest.mark.parametrize("options", [
-    {"image_size": 3}, {"image_size": 4}, {"test_fraction": 0.0}, {"test_fraction": 0.005},
-    {"test_fraction": 0.0051}, {"test_fraction": 0.9944}, {"test_fraction": 0.9945}, {"test_fraction": 1.0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"image_size": 3},
+        {"image_size": 4},
+        {"test_fraction": 0.0},
+        {"test_fraction": 0.005},
+        {"test_fraction": 0.0051},
+        {"test_fraction": 0.9944},
+        {"test_fraction": 0.9945},
+        {"test_fraction": 1.0},
+    ],
+)
 def test_digits_options_are_refused_by_the_config_exactly_where_the_reader_refuses_them(options):
     from dmlbench.datasets import load_source
 
@@ -204,20 +222,26 @@ def test_folder_channels_refused_by_config_and_reader_alike(tmp_path):
 
     for channels, ok in ((1, True), (3, True), (2, False), (4, False)):
         assert _accepted(lambda: check_options({"source": "folder", "root": "x", "channels": channels}))[0] is ok
-        cfg = _config(datasets={"f": {"source": "folder", "root": str(tmp_path), "channels": channels}},
-                      conditions=[{"dataset": "f", "n_anomaly": [1]}], cases=1)
+        cfg = _config(
+            datasets={"f": {"source": "folder", "root": str(tmp_path), "channels": channels}},
+            conditions=[{"dataset": "f", "n_anomaly": [1]}],
+            cases=1,
+        )
         config_ok, msg = _accepted(lambda: validate(cfg))
         assert config_ok is ok and (ok or "datasets.f.channels" in msg), msg
 
 
-@pytest.mark.parametrize("entry, key", [
-    ({"source": "cifar10", "image_size": 64}, "image_size"),
-    ({"source": "mnist", "channels": 3}, "channels"),
-    ({"source": "cifar10", "test_fraction": 0.2}, "test_fraction"),
-    ({"source": "digits", "root": "data/digits"}, "root"),
-    ({"source": "digits", "download": True}, "download"),
-    ({"source": "folder", "root": "x", "split_seed": 3}, "split_seed"),
-])
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ({"source": "cifar10", "image_size": 64}, "image_size"),
+        ({"source": "mnist", "channels": 3}, "channels"),
+        ({"source": "cifar10", "test_fraction": 0.2}, "test_fraction"),
+        ({"source": "digits", "root": "data/digits"}, "root"),
+        ({"source": "digits", "download": True}, "download"),
+        ({"source": "folder", "root": "x", "split_seed": 3}, "split_seed"),
+    ],
+)
 def test_an_option_the_source_does_not_read_is_refused(entry, key):
     name = entry["source"]
     with pytest.raises(ConfigError) as err:
@@ -279,16 +303,32 @@ def test_score_names_are_the_score_stages_columns():
     scoring = load_schema()["properties"]["scoring"]["properties"]
     assert tuple(scoring["distances"]["items"]["enum"]) == DISTANCES
     assert tuple(scoring["scorers"]["items"]["enum"]) == SCORERS
-    for distances, ks, scorers in ((["euclidean", "cosine"], [10, "all", 1], ["lof", "msp"]),
-                                   (["cosine"], ["all"], []), (["euclidean"], [30, 5], list(SCORERS))):
-        cfg = validate(_config(scoring={"distances": distances, "k": ks, "scorers": scorers},
-                               report={"scorer": f"{distances[0]}_k{ks[0]}"}))
+    for distances, ks, scorers in (
+        (["euclidean", "cosine"], [10, "all", 1], ["lof", "msp"]),
+        (["cosine"], ["all"], []),
+        (["euclidean"], [30, 5], list(SCORERS)),
+    ):
+        cfg = validate(
+            _config(
+                scoring={"distances": distances, "k": ks, "scorers": scorers},
+                report={"scorer": f"{distances[0]}_k{ks[0]}"},
+            )
+        )
         expected = score_columns(distances, ks, include_nn=False) + [s for s in SCORERS if s in scorers]
         assert score_names(cfg) == expected
 
 
-@pytest.mark.parametrize("scorer, ok", [("cosine_k1", True), ("euclidean_kall", True), ("msp", True),
-                                        ("cosine_k7", False), ("lof", False), ("head", False)])
+@pytest.mark.parametrize(
+    "scorer, ok",
+    [
+        ("cosine_k1", True),
+        ("euclidean_kall", True),
+        ("msp", True),
+        ("cosine_k7", False),
+        ("lof", False),
+        ("head", False),
+    ],
+)
 def test_report_scorer_must_be_computed(scorer, ok):
     cfg = _config(scoring={"k": [1, 5, "all"], "scorers": ["mahalanobis", "msp"]}, report={"scorer": scorer})
     accepted, msg = _accepted(lambda: validate(cfg))
@@ -375,7 +415,9 @@ def test_mixup_alpha_must_be_positive_as_the_beta_distribution_needs():
             beta_ok = True
         except ValueError:
             beta_ok = False
-        config_ok, msg = _accepted(lambda: validate(_config(methods={"arcface": {"mixup": True, "mixup_alpha": alpha}})))
+        config_ok, msg = _accepted(
+            lambda: validate(_config(methods={"arcface": {"mixup": True, "mixup_alpha": alpha}}))
+        )
         assert beta_ok is ok and config_ok is ok, (alpha, msg)
         assert ok or "methods.arcface.mixup_alpha" in msg
 

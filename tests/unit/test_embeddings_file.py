@@ -11,13 +11,24 @@ from dmlbench.runs import score_run
 
 def test_pack_case_keys_and_stored_dtypes():
     rng = np.random.default_rng(0)
-    arrays = pack_case(3, reference=rng.normal(size=(5, 2)), reference_index=np.array([4, 0, 2, 7, 9], np.int32),
-                       reference_labels=np.array([1, 1, 2, 2, 1], np.uint8), test=rng.normal(size=(4, 2)),
-                       test_logits=rng.normal(size=(4, 2)), normal_classes=[1, 2])
+    arrays = pack_case(
+        3,
+        reference=rng.normal(size=(5, 2)),
+        reference_index=np.array([4, 0, 2, 7, 9], np.int32),
+        reference_labels=np.array([1, 1, 2, 2, 1], np.uint8),
+        test=rng.normal(size=(4, 2)),
+        test_logits=rng.normal(size=(4, 2)),
+        normal_classes=[1, 2],
+    )
     assert list(arrays) == [f"case3_{name}" for name in CASE_ARRAYS]
     assert {k: v.dtype for k, v in arrays.items()} == {
-        "case3_reference": np.float16, "case3_reference_index": np.int64, "case3_reference_labels": np.int64,
-        "case3_test": np.float16, "case3_test_logits": np.float32, "case3_normal_classes": np.int64}
+        "case3_reference": np.float16,
+        "case3_reference_index": np.int64,
+        "case3_reference_labels": np.int64,
+        "case3_test": np.float16,
+        "case3_test_logits": np.float32,
+        "case3_normal_classes": np.int64,
+    }
     assert arrays["case3_normal_classes"].tolist() == [1, 2]
     with pytest.raises(ValueError, match="no per-case array 'logits'"):
         case_key(0, "logits")
@@ -31,8 +42,15 @@ def test_score_stage_reads_what_the_writer_packs(tmp_path):
     test = np.array([[0.0, 1.0], [3.0, 0.0]])
     logits = np.array([[0.1, 2.0], [3.0, 0.0]])  # head picks normal column 1 (= class b), then column 0 (= a)
     arrays = pack_job(np.array([1, 2]), ["a", "b", "c"])
-    arrays |= pack_case(0, reference=ref, reference_index=np.array([3, 7]), reference_labels=np.array([0, 1]),
-                        test=test, test_logits=logits, normal_classes=[0, 1])
+    arrays |= pack_case(
+        0,
+        reference=ref,
+        reference_index=np.array([3, 7]),
+        reference_labels=np.array([0, 1]),
+        test=test,
+        test_logits=logits,
+        normal_classes=[0, 1],
+    )
     np.savez(tmp_path / "embeddings.npz", **arrays)
     (tmp_path / "run.json").write_text(json.dumps({"classes": ["a", "b", "c"], "cases": [{"case": 0}]}))
     df = score_run(tmp_path, {"distances": ["euclidean"], "k": [1], "scorers": ["msp"]})

@@ -17,15 +17,36 @@ import pandas as pd
 import pytest
 
 from dmlbench.errors import DmlbenchError
-from dmlbench.report.findings import (CLASS_DISTANCES_COLUMNS, CONTRADICTED, CONTRADICTS, FINDINGS_COLUMNS,
-                                      METRICS_COLUMNS, MIXED, NOT_SIGNIFICANT, NOT_TESTABLE, SIGNIFICANT,
-                                      SUPPORTED, SUPPORTS, TESTS_COLUMNS, UNDECIDED, VERDICTS, findings,
-                                      findings_tests, mixup_runs)
+from dmlbench.report.findings import (
+    CLASS_DISTANCES_COLUMNS,
+    CONTRADICTED,
+    CONTRADICTS,
+    FINDINGS_COLUMNS,
+    METRICS_COLUMNS,
+    MIXED,
+    NOT_SIGNIFICANT,
+    NOT_TESTABLE,
+    SIGNIFICANT,
+    SUPPORTED,
+    SUPPORTS,
+    TESTS_COLUMNS,
+    UNDECIDED,
+    VERDICTS,
+    findings,
+    findings_tests,
+    mixup_runs,
+)
 from dmlbench.stats import holm
 from tests.helpers.synthetic_tables import class_distances_frame, metrics_frame
 
-IDS = ["no-method-best-everywhere", "cosine-beats-euclidean", "sphereface-euclidean-below-chance",
-       "fewer-normal-larger-distance", "k10-beats-k1", "metric-learning-beats-conventional-small-samples"]
+IDS = [
+    "no-method-best-everywhere",
+    "cosine-beats-euclidean",
+    "sphereface-euclidean-below-chance",
+    "fewer-normal-larger-distance",
+    "k10-beats-k1",
+    "metric-learning-beats-conventional-small-samples",
+]
 
 P_SIG = 1 - math.sqrt(300 / 302)
 P_NOISE = 1 - math.sqrt(3 / 5)
@@ -44,10 +65,28 @@ def noise(x):
 # --------------------------------------------------------------------------- builders
 
 
-def m(value, dataset="d", n_anomaly=1, method="conventional", n_per_class="all", seed=0, case=0,
-      scorer="cosine_k1", metric="auroc"):
-    return dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, seed=seed,
-                case=case, scorer=scorer, metric=metric, value=value)
+def m(
+    value,
+    dataset="d",
+    n_anomaly=1,
+    method="conventional",
+    n_per_class="all",
+    seed=0,
+    case=0,
+    scorer="cosine_k1",
+    metric="auroc",
+):
+    return dict(
+        dataset=dataset,
+        n_anomaly=n_anomaly,
+        method=method,
+        n_per_class=n_per_class,
+        seed=seed,
+        case=case,
+        scorer=scorer,
+        metric=metric,
+        value=value,
+    )
 
 
 def per_case(values, spread=0.0, **keys):
@@ -55,14 +94,35 @@ def per_case(values, spread=0.0, **keys):
     (their mean is the case's value: seeds are averaged within a case)."""
     if not spread:
         return [m(v, case=i, **keys) for i, v in enumerate(values)]
-    return [m(v + s, case=i, seed=seed, **keys) for i, v in enumerate(values)
-            for seed, s in enumerate((spread, -spread))]
+    return [
+        m(v + s, case=i, seed=seed, **keys) for i, v in enumerate(values) for seed, s in enumerate((spread, -spread))
+    ]
 
 
-def cd(normalised, dataset="d", n_anomaly=1, role="anomaly", method="conventional", n_per_class="all", seed=0,
-       case=0, scorer="cosine_k1", class_index=0):
-    return dict(dataset=dataset, n_anomaly=n_anomaly, method=method, n_per_class=n_per_class, seed=seed, case=case,
-                scorer=scorer, class_index=class_index, role=role, normalised=normalised)
+def cd(
+    normalised,
+    dataset="d",
+    n_anomaly=1,
+    role="anomaly",
+    method="conventional",
+    n_per_class="all",
+    seed=0,
+    case=0,
+    scorer="cosine_k1",
+    class_index=0,
+):
+    return dict(
+        dataset=dataset,
+        n_anomaly=n_anomaly,
+        method=method,
+        n_per_class=n_per_class,
+        seed=seed,
+        case=case,
+        scorer=scorer,
+        class_index=class_index,
+        role=role,
+        normalised=normalised,
+    )
 
 
 def metrics_df(rows):
@@ -120,11 +180,18 @@ def test_missing_columns_are_named():
 
 
 def test_mixup_runs_follow_the_annex_override():
-    config = {"n_per_class": ["all", 500], "methods": {"arcface": {"mixup": True}, "conventional": {}},
-              "annex": {"sample_size": [10, 500], "mixup": False}}
+    config = {
+        "n_per_class": ["all", 500],
+        "methods": {"arcface": {"mixup": True}, "conventional": {}},
+        "annex": {"sample_size": [10, 500], "mixup": False},
+    }
     # 500 is a main-grid size: the methods' own mixup; 10 is annex only: annex.mixup overrides
-    assert mixup_runs(config) == {("arcface", "500"): True, ("arcface", "10"): False,
-                                  ("conventional", "500"): False, ("conventional", "10"): False}
+    assert mixup_runs(config) == {
+        ("arcface", "500"): True,
+        ("arcface", "10"): False,
+        ("conventional", "500"): False,
+        ("conventional", "10"): False,
+    }
     config["annex"]["mixup"] = None
     assert mixup_runs(config)[("arcface", "10")] is True
 
@@ -138,8 +205,7 @@ def cos_euc(diffs_by_condition, spread=0.02):
     for n_anomaly, diffs in diffs_by_condition.items():
         for method in ("conventional", "arcface"):
             rows += per_case([0.7] * len(diffs), spread, n_anomaly=n_anomaly, method=method, scorer="euclidean_k1")
-            rows += per_case([0.7 + d for d in diffs], spread, n_anomaly=n_anomaly, method=method,
-                             scorer="cosine_k1")
+            rows += per_case([0.7 + d for d in diffs], spread, n_anomaly=n_anomaly, method=method, scorer="cosine_k1")
     return rows
 
 
@@ -206,8 +272,11 @@ def test_cosine_vs_euclidean_uses_the_report_k_and_pairs_by_run():
 
 
 def sphere(aurocs_by_condition, scorer="euclidean_k1"):
-    return [row for n_anomaly, values in aurocs_by_condition.items()
-            for row in per_case(values, 0.01, n_anomaly=n_anomaly, method="sphereface", scorer=scorer)]
+    return [
+        row
+        for n_anomaly, values in aurocs_by_condition.items()
+        for row in per_case(values, 0.01, n_anomaly=n_anomaly, method="sphereface", scorer=scorer)
+    ]
 
 
 def test_sphereface_below_chance_every_verdict():
@@ -246,9 +315,12 @@ def balance(distance_diffs, auroc_diffs, trap=50.0):
     comparing all anomaly classes would see it). AUROC: 0.9 at a1, 0.9 + the difference at a2."""
     dist, rows = [], []
     for k in range(3):
-        dist += [cd(3.0, case=k, class_index=k), cd(1.0, case=k, class_index=(k + 1) % 4, role="normal"),
-                 cd(3.0 + distance_diffs[k], n_anomaly=2, case=k, class_index=k),
-                 cd(trap, n_anomaly=2, case=k, class_index=(k + 1) % 4)]
+        dist += [
+            cd(3.0, case=k, class_index=k),
+            cd(1.0, case=k, class_index=(k + 1) % 4, role="normal"),
+            cd(3.0 + distance_diffs[k], n_anomaly=2, case=k, class_index=k),
+            cd(trap, n_anomaly=2, case=k, class_index=(k + 1) % 4),
+        ]
         rows += [m(0.9, case=k), m(0.9 + auroc_diffs[k], n_anomaly=2, case=k)]
     return rows, dist
 
@@ -328,7 +400,10 @@ def test_k10_follows_the_scorer_distance_and_names_missing_k():
     assert claim(rows, IDS[4], scorer="euclidean_k5")["verdict"] == SUPPORTED
     assert claim(rows, IDS[4])["verdict"] == CONTRADICTED
     r = claim(rows, IDS[4], scorer="mahalanobis")
-    assert r["verdict"] == CONTRADICTED and "Distance cosine (the report's scorer mahalanobis is not a kNN distance)" in r["evidence"]
+    assert (
+        r["verdict"] == CONTRADICTED
+        and "Distance cosine (the report's scorer mahalanobis is not a kNN distance)" in r["evidence"]
+    )
     r = claim([m(0.8, scorer="cosine_k1"), m(0.81, scorer="cosine_k5"), m(0.7, scorer="cosine_kall")], IDS[4])
     assert r["verdict"] == NOT_TESTABLE
     assert "cosine_k10" in r["evidence"] and "k values of cosine in the tables: 1, 5, all" in r["evidence"]
@@ -352,19 +427,26 @@ def test_metric_learning_small_samples_every_verdict():
     assert t["p_holm"].tolist() == pytest.approx([2 * P_SIG] * 2)
     assert claim(small({"arcface": sig(-0.1), "sphereface": sig(-0.1)}), IDS[5])["verdict"] == CONTRADICTED
     # the issue's pattern: some methods better, one worse, one no different
-    r = claim(small({"arcface": sig(0.1), "cosface": sig(0.1), "l2softmax": noise(0.0),
-                     "sphereface": sig(-0.1)}), IDS[5])
+    r = claim(
+        small({"arcface": sig(0.1), "cosface": sig(0.1), "l2softmax": noise(0.0), "sphereface": sig(-0.1)}), IDS[5]
+    )
     assert r["verdict"] == MIXED
     assert "Supports: l2softmax" not in r["evidence"] and "Supports: arcface at 10 +0.100" in r["evidence"]
-    assert "Contradicts: sphereface at 10 -0.100" in r["evidence"] and "Not significant: l2softmax at 10" in r["evidence"]
+    assert (
+        "Contradicts: sphereface at 10 -0.100" in r["evidence"] and "Not significant: l2softmax at 10" in r["evidence"]
+    )
     assert claim(small({"arcface": noise(0.1)}), IDS[5])["verdict"] == NOT_SIGNIFICANT
 
 
 def test_small_samples_test_every_size_and_say_whether_mixup_was_on():
     rows = small({"arcface": sig(0.1)}, "10") + small({"arcface": sig(-0.1)}, "30")
     rows += small({"arcface": sig(-0.3)}, "all")  # the main runs do not count
-    mix = {("arcface", "10"): True, ("conventional", "10"): True, ("arcface", "30"): True,
-           ("conventional", "30"): False}
+    mix = {
+        ("arcface", "10"): True,
+        ("conventional", "10"): True,
+        ("arcface", "30"): True,
+        ("conventional", "30"): False,
+    }
     r = claim(rows, IDS[5], mixup=mix)
     t = found_tests(rows, IDS[5], mixup=mix)
     assert r["verdict"] == MIXED and r["n_per_class"] == "10, 30"
@@ -386,8 +468,12 @@ def test_small_samples_not_testable():
 
 def methods_table(by_condition):
     """Per condition, per method, the per-case AUROC."""
-    return [row for n_anomaly, methods in by_condition.items() for method, values in methods.items()
-            for row in per_case(values, 0.01, n_anomaly=n_anomaly, method=method)]
+    return [
+        row
+        for n_anomaly, methods in by_condition.items()
+        for method, values in methods.items()
+        for row in per_case(values, 0.01, n_anomaly=n_anomaly, method=method)
+    ]
 
 
 TOP = [0.8, 0.8, 0.8]
@@ -398,12 +484,20 @@ def below(pattern):
 
 
 def test_best_everywhere_supported_when_every_method_loses_somewhere():
-    rows = methods_table({1: {"arcface": TOP, "cosface": below(sig(0.1)), "sphereface": below(sig(0.1))},
-                          2: {"cosface": TOP, "arcface": below(sig(0.1)), "sphereface": below(sig(0.1))}})
+    rows = methods_table(
+        {
+            1: {"arcface": TOP, "cosface": below(sig(0.1)), "sphereface": below(sig(0.1))},
+            2: {"cosface": TOP, "arcface": below(sig(0.1)), "sphereface": below(sig(0.1))},
+        }
+    )
     r, t = claim(rows, IDS[0]), found_tests(rows, IDS[0])
     assert r["verdict"] == SUPPORTED
-    assert t["comparison"].tolist() == ["arcface − cosface", "arcface − sphereface",
-                                        "cosface − arcface", "cosface − sphereface"]
+    assert t["comparison"].tolist() == [
+        "arcface − cosface",
+        "arcface − sphereface",
+        "cosface − arcface",
+        "cosface − sphereface",
+    ]
     assert t["effect"].tolist() == pytest.approx([0.1] * 4) and t["p_holm"].tolist() == pytest.approx([4 * P_SIG] * 4)
     assert (t["outcome"] == SIGNIFICANT).all()
     assert "arcface (d a2), cosface (d a1), sphereface (d a1, d a2)" in r["evidence"]
@@ -415,14 +509,22 @@ def test_best_everywhere_contradicted_mixed_and_not_significant():
     assert r["verdict"] == CONTRADICTED
     assert "arcface is significantly better than every other method in every condition" in r["evidence"]
     # a1: arcface beats sphereface only; a2: nothing significant -> arcface and cosface never lose
-    rows = methods_table({1: {"arcface": TOP, "cosface": below(noise(0.1)), "sphereface": below(sig(0.1))},
-                          2: {"cosface": TOP, "arcface": below(noise(0.1)), "sphereface": below(noise(0.1))}})
+    rows = methods_table(
+        {
+            1: {"arcface": TOP, "cosface": below(noise(0.1)), "sphereface": below(sig(0.1))},
+            2: {"cosface": TOP, "arcface": below(noise(0.1)), "sphereface": below(noise(0.1))},
+        }
+    )
     r = claim(rows, IDS[0])
     assert r["verdict"] == MIXED
     assert "could still be best everywhere): arcface, cosface; beaten: sphereface (d a1)" in r["evidence"]
     # the issue's case: a different best by mean in each condition, but no method shown to lose
-    rows = methods_table({1: {"arcface": TOP, "cosface": below(noise(0.001)), "sphereface": below(noise(0.1))},
-                          2: {"cosface": TOP, "arcface": below(noise(0.001)), "sphereface": below(noise(0.1))}})
+    rows = methods_table(
+        {
+            1: {"arcface": TOP, "cosface": below(noise(0.001)), "sphereface": below(noise(0.1))},
+            2: {"cosface": TOP, "arcface": below(noise(0.001)), "sphereface": below(noise(0.1))},
+        }
+    )
     r = claim(rows, IDS[0])
     assert r["verdict"] == NOT_SIGNIFICANT and "d a1: top arcface" in r["evidence"]
 
@@ -433,8 +535,9 @@ def test_best_everywhere_needs_two_conditions_and_complete_cases():
     assert r["verdict"] == NOT_TESTABLE and "Only one condition" in r["evidence"]
     assert claim(per_case(TOP) + per_case(TOP, n_anomaly=2), IDS[0])["verdict"] == NOT_TESTABLE
     # a case without every method is left out of that condition's tests
-    rows = methods_table({1: {"arcface": TOP, "cosface": below(sig(0.1))},
-                          2: {"arcface": TOP, "cosface": below(sig(0.1))}})
+    rows = methods_table(
+        {1: {"arcface": TOP, "cosface": below(sig(0.1))}, 2: {"arcface": TOP, "cosface": below(sig(0.1))}}
+    )
     rows.append(m(0.99, n_anomaly=2, method="arcface", case=3))
     assert found_tests(rows, IDS[0])["n_cases"].tolist() == [3, 3]
 

@@ -20,17 +20,36 @@ def full_study():
 
 
 def _spec(method, n_per_class, *, seed=0, cases=2, epochs=3, compile="false", n_anomaly=1):
-    return {"dataset": "toy", "source": "toy", "method": method, "n_anomaly": n_anomaly, "n_per_class": n_per_class,
-            "seed": seed, "cases": cases, "model": {"backbone": "resnet18"},
-            "training": {"epochs": epochs, "batch_size": 10, "lr": 0.01, "val_fraction": 0.0, "compile": compile}}
+    return {
+        "dataset": "toy",
+        "source": "toy",
+        "method": method,
+        "n_anomaly": n_anomaly,
+        "n_per_class": n_per_class,
+        "seed": seed,
+        "cases": cases,
+        "model": {"backbone": "resnet18"},
+        "training": {"epochs": epochs, "batch_size": 10, "lr": 0.01, "val_fraction": 0.0, "compile": compile},
+    }
 
 
 # 3 classes of 40 training images, 30 test images, one input kind; units chosen so that every
 # term is a multiple of 0.1 s (the estimate rounds its seconds to 0.1)
 PROFILES = {"toy": ([40, 40, 40], 30, "grey28")}
-SPEED = {"images_per_second": {"grey28": 10.0}, "eval_cost": 0.5, "startup_s": 10.0, "data_s": 1.0,
-         "compile_cold_s": 40.0, "compile_warm_s": 4.0, "case_build_s": 2.0, "model_copy_s": 0.5,
-         "run_overhead_s": 1.0, "write_s": 5.0, "case_overhead_s": 0.1, "epoch_overhead_s": 0.05}
+SPEED = {
+    "images_per_second": {"grey28": 10.0},
+    "eval_cost": 0.5,
+    "startup_s": 10.0,
+    "data_s": 1.0,
+    "compile_cold_s": 40.0,
+    "compile_warm_s": 4.0,
+    "case_build_s": 2.0,
+    "model_copy_s": 0.5,
+    "run_overhead_s": 1.0,
+    "write_s": 5.0,
+    "case_overhead_s": 0.1,
+    "epoch_overhead_s": 0.05,
+}
 
 
 def test_one_job_of_two_methods_on_two_sizes(full_study):
@@ -64,8 +83,10 @@ def test_one_process_per_run_builds_and_writes_per_run(full_study):
 
 
 def test_other_seeds_and_models_are_built_again_and_compile_is_cold_once(full_study):
-    jobs = [[_spec("arcface", "all", seed=0, compile="true"), _spec("arcface", "all", seed=1, compile="true")],
-            [_spec("cosface", "all", seed=0, compile="true")]]
+    jobs = [
+        [_spec("arcface", "all", seed=0, compile="true"), _spec("arcface", "all", seed=1, compile="true")],
+        [_spec("cosface", "all", seed=0, compile="true")],
+    ]
     out = full_study.layout_seconds(jobs, PROFILES, SPEED, per_run=False)
     sec = out["seconds"]
     assert sec["build"] == pytest.approx((4 + 2) * 2.0 + 3 * 0.5)  # seeds 0 and 1: 4 case seeds, then 2

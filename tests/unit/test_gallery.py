@@ -13,9 +13,9 @@ import pytest
 import vl_convert as vlc
 from PIL import Image
 
+from dmlbench.errors import DmlbenchError
 from dmlbench.report import embeddings
 from dmlbench.report import worst_misses as gallery  # the name worst_misses is a fixture here
-from dmlbench.errors import DmlbenchError
 
 CLASSES = ["zero", "one", "two"]
 N_TRAIN, N_TEST = 20, 15
@@ -24,7 +24,7 @@ N_TRAIN, N_TEST = 20, 15
 def decode(url: str) -> Image.Image:
     prefix = "data:image/png;base64,"
     assert url.startswith(prefix)
-    raw = base64.b64decode(url[len(prefix):])
+    raw = base64.b64decode(url[len(prefix) :])
     assert raw[:8] == b"\x89PNG\r\n\x1a\n"
     return Image.open(io.BytesIO(raw))
 
@@ -51,12 +51,23 @@ def worst_misses() -> pd.DataFrame:
             for scorer in ["cosine_k1", "euclidean_k1"]:
                 for rank in range(1, 8):
                     ti = anomaly_index(method, case, rank)
-                    rows.append(dict(
-                        dataset="digits", n_anomaly=1, method=method, n_per_class="all", seed=0, case=case,
-                        scorer=scorer, rank=rank, test_index=ti, label=ti % 3, class_name=CLASSES[ti % 3],
-                        score=0.01 * rank + (0.5 if scorer == "euclidean_k1" else 0.0),
-                        nearest_index=nearest_index(method, case, rank),
-                    ))
+                    rows.append(
+                        dict(
+                            dataset="digits",
+                            n_anomaly=1,
+                            method=method,
+                            n_per_class="all",
+                            seed=0,
+                            case=case,
+                            scorer=scorer,
+                            rank=rank,
+                            test_index=ti,
+                            label=ti % 3,
+                            class_name=CLASSES[ti % 3],
+                            score=0.01 * rank + (0.5 if scorer == "euclidean_k1" else 0.0),
+                            nearest_index=nearest_index(method, case, rank),
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -74,8 +85,13 @@ def render_png(chart: alt.TopLevelMixin) -> Image.Image:
 
 @pytest.mark.parametrize(
     "shape,size,mode",
-    [((8, 8), (64, 64), "L"), ((8, 6, 1), (66, 88), "L"), ((28, 28), (84, 84), "L"),
-     ((32, 32, 3), (64, 64), "RGB"), ((70, 100, 3), (100, 70), "RGB")],
+    [
+        ((8, 8), (64, 64), "L"),
+        ((8, 6, 1), (66, 88), "L"),
+        ((28, 28), (84, 84), "L"),
+        ((32, 32, 3), (64, 64), "RGB"),
+        ((70, 100, 3), (100, 70), "RGB"),
+    ],
 )
 def test_image_data_url_decodes_to_the_image_enlarged(shape, size, mode):
     image = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
@@ -85,7 +101,7 @@ def test_image_data_url_decodes_to_the_image_enlarged(shape, size, mode):
     factor = size[1] // shape[0]
     # Nearest neighbour: every source pixel is a factor × factor block.
     assert np.array_equal(pixels[::factor, ::factor], image.reshape(pixels[::factor, ::factor].shape))
-    assert np.array_equal(pixels[factor - 1::factor, factor - 1::factor], pixels[::factor, ::factor])
+    assert np.array_equal(pixels[factor - 1 :: factor, factor - 1 :: factor], pixels[::factor, ::factor])
 
 
 @pytest.mark.parametrize("image", [np.zeros((8, 8), dtype=np.float32), np.zeros((8, 8, 4), dtype=np.uint8)])
@@ -126,15 +142,18 @@ def test_worst_miss_frame_selects_scorer_and_n(worst_misses):
 
 
 def test_worst_miss_frame_names_what_exists(worst_misses):
-    with pytest.raises(DmlbenchError, match=r"case=4.*cases \[0, 1\], seeds \[0\] and scorers \['cosine_k1', 'euclidean_k1'\]"):
+    with pytest.raises(
+        DmlbenchError, match=r"case=4.*cases \[0, 1\], seeds \[0\] and scorers \['cosine_k1', 'euclidean_k1'\]"
+    ):
         frame(worst_misses, case=4)
     with pytest.raises(DmlbenchError, match=r"scorer='lof'"):
         frame(worst_misses, scorer="lof")
     with pytest.raises(DmlbenchError, match=r"n_anomaly=2.*\('digits', 1, 'all'\)"):
         frame(worst_misses, n_anomaly=2)
     with pytest.raises(DmlbenchError, match="different runs"):
-        gallery.worst_miss_frame(worst_misses, X_TRAIN[:3], Y_TRAIN[:3], X_TEST, CLASSES,
-                                 dataset="digits", n_anomaly=1, case=0, seed=0)
+        gallery.worst_miss_frame(
+            worst_misses, X_TRAIN[:3], Y_TRAIN[:3], X_TEST, CLASSES, dataset="digits", n_anomaly=1, case=0, seed=0
+        )
 
 
 def test_worst_misses_chart_is_an_image_grid(worst_misses):
@@ -152,8 +171,12 @@ def test_worst_misses_chart_is_an_image_grid(worst_misses):
     rows = spec["datasets"][spec["data"]["name"]]
     assert len(rows) == len(out) and [r["image"] for r in rows] == out["image"].tolist()
     assert spec["usermeta"]["dmlbench"] == {
-        "scorer": "cosine_k1", "n_per_class": "all",
-        "dataset": "digits", "n_anomaly": 1, "case": 1, "seed": 0,
+        "scorer": "cosine_k1",
+        "n_per_class": "all",
+        "dataset": "digits",
+        "n_anomaly": 1,
+        "case": 1,
+        "seed": 0,
     }
 
 
@@ -162,8 +185,19 @@ def test_worst_misses_chart_draws_the_images_in_png_and_svg():
     red = gallery.image_data_url(np.full((8, 8, 3), (255, 0, 0), dtype=np.uint8))
     green = gallery.image_data_url(np.full((8, 8, 3), (0, 255, 0), dtype=np.uint8))
     out = pd.DataFrame(
-        [dict(method="cosface", rank=r, kind=k, class_name="c", score=0.1, index=r, image=red if k == "anomaly" else green)
-         for r in (1, 2) for k in gallery.KIND_ORDER]
+        [
+            dict(
+                method="cosface",
+                rank=r,
+                kind=k,
+                class_name="c",
+                score=0.1,
+                index=r,
+                image=red if k == "anomaly" else green,
+            )
+            for r in (1, 2)
+            for k in gallery.KIND_ORDER
+        ]
     )  # one method: the grid still works
     chart = gallery.worst_misses_chart(out, dataset="digits", n_anomaly=3, case=0, seed=2, scorer="euclidean_k1")
     pixels = np.asarray(render_png(chart)).reshape(-1, 3)
@@ -191,8 +225,18 @@ def tsne_frame(datasets=("mnist", "cifar10"), methods=("arcface", "conventional"
         for method in methods:
             for seed in seeds:
                 for i in range(6):
-                    rows.append(dict(dataset=dataset, method=method, seed=seed, test_index=i, label=i % 3,
-                                     class_name=f"{dataset}-{CLASSES[i % 3]}", x=float(i + seed), y=float(-i)))
+                    rows.append(
+                        dict(
+                            dataset=dataset,
+                            method=method,
+                            seed=seed,
+                            test_index=i,
+                            label=i % 3,
+                            class_name=f"{dataset}-{CLASSES[i % 3]}",
+                            x=float(i + seed),
+                            y=float(-i),
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -229,8 +273,12 @@ def test_worst_misses_chart_fits_a_printed_page_for_any_number_of_methods(n_meth
 
     grey = gallery.image_data_url(np.full((8, 8), 128, dtype=np.uint8))
     out = pd.DataFrame(
-        [dict(method=f"m{m:02d}", rank=r, kind=k, class_name="c", score=0.1, index=r, image=grey)
-         for m in range(n_methods) for r in range(1, 6) for k in gallery.KIND_ORDER]
+        [
+            dict(method=f"m{m:02d}", rank=r, kind=k, class_name="c", score=0.1, index=r, image=grey)
+            for m in range(n_methods)
+            for r in range(1, 6)
+            for k in gallery.KIND_ORDER
+        ]
     )
     chart = gallery.worst_misses_chart(out, dataset="digits", n_anomaly=1, case=0, seed=0)
     width, height = Image.open(io.BytesIO(vlc.vegalite_to_png(print_config(chart).to_dict(), scale=1))).size

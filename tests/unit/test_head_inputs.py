@@ -58,10 +58,20 @@ def _raises(head, kind, emb, labels, message):
 def test_wrong_embedding_width(method, kind):
     head = build_head(method, D, C).train()
     emb, y = _batch()
-    _raises(head, kind, emb[:, :D - 1], y,
-            f"head '{method}': embeddings must be [batch, {D}] (in_features {D}), got shape ({B}, {D - 1})")
-    _raises(head, kind, emb.reshape(-1), y,
-            f"head '{method}': embeddings must be [batch, {D}] (in_features {D}), got shape ({B * D},)")
+    _raises(
+        head,
+        kind,
+        emb[:, : D - 1],
+        y,
+        f"head '{method}': embeddings must be [batch, {D}] (in_features {D}), got shape ({B}, {D - 1})",
+    )
+    _raises(
+        head,
+        kind,
+        emb.reshape(-1),
+        y,
+        f"head '{method}': embeddings must be [batch, {D}] (in_features {D}), got shape ({B * D},)",
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -70,9 +80,14 @@ def test_labels_length_differs_from_the_batch(method, kind):
     head = build_head(method, D, C).train()
     emb, y = _batch()
     name = LABEL_NAME[kind]
-    _raises(head, kind, emb, y[:B - 1], f"head '{method}': {name} has {B - 1} entries but embeddings has {B} rows")
-    _raises(head, kind, emb, torch.cat([y, y[:1]]),
-            f"head '{method}': {name} has {B + 1} entries but embeddings has {B} rows")
+    _raises(head, kind, emb, y[: B - 1], f"head '{method}': {name} has {B - 1} entries but embeddings has {B} rows")
+    _raises(
+        head,
+        kind,
+        emb,
+        torch.cat([y, y[:1]]),
+        f"head '{method}': {name} has {B + 1} entries but embeddings has {B} rows",
+    )
     _raises(head, kind, emb, y.view(2, 3), f"head '{method}': {name} must be 1-D [batch], got shape (2, 3)")
 
 
@@ -85,12 +100,22 @@ def test_labels_outside_the_heads_classes(method, kind):
     too_big, negative = y.clone(), y.clone()
     too_big[4] = C
     negative[1] = -1
-    _raises(head, kind, emb, too_big,
-            f"head '{method}': {name} must be class indices in 0..{C - 1} (the head has {C} classes), "
-            f"got values from 0 to {C}")
-    _raises(head, kind, emb, negative,
-            f"head '{method}': {name} must be class indices in 0..{C - 1} (the head has {C} classes), "
-            f"got values from -1 to 2")
+    _raises(
+        head,
+        kind,
+        emb,
+        too_big,
+        f"head '{method}': {name} must be class indices in 0..{C - 1} (the head has {C} classes), "
+        f"got values from 0 to {C}",
+    )
+    _raises(
+        head,
+        kind,
+        emb,
+        negative,
+        f"head '{method}': {name} must be class indices in 0..{C - 1} (the head has {C} classes), "
+        f"got values from -1 to 2",
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -120,8 +145,10 @@ def test_valid_inputs_of_every_integer_dtype_give_the_int64_loss(method):
 def test_mixup_weight_of_the_wrong_shape():
     head = build_head("arcface", D, C).train()
     emb, y = _batch()
-    with pytest.raises(HeadInputError, match=re.escape(
-            f"head 'arcface': lam must be a number or [batch] = [{B}], got shape ({B - 1},)")):
+    with pytest.raises(
+        HeadInputError,
+        match=re.escape(f"head 'arcface': lam must be a number or [batch] = [{B}], got shape ({B - 1},)"),
+    ):
         head.mixup_loss(emb, y, y, torch.full((B - 1,), 0.6))
 
 

@@ -21,18 +21,11 @@ METHODS = sorted(HEADS)
 
 # Hand-made batch: B=4, D=3, C=3.  Sample 3 is almost antiparallel to its class
 # weight (cos θ ≈ −0.9985 < cos(π − 0.5)), so ArcFace's fallback branch is used.
-X = torch.tensor([[0.5, -1.0, 2.0],
-                  [1.5, 0.3, -0.7],
-                  [-0.4, 0.8, 0.2],
-                  [-2.0, -0.3, 0.2]])
+X = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7], [-0.4, 0.8, 0.2], [-2.0, -0.3, 0.2]])
 Y = torch.tensor([2, 0, 1, 0])
-W = torch.tensor([[1.0, 0.2, -0.1],
-                  [0.1, 0.9, 0.3],
-                  [-0.2, 0.1, 1.2]])
+W = torch.tensor([[1.0, 0.2, -0.1], [0.1, 0.9, 0.3], [-0.2, 0.1, 1.2]])
 BIAS = torch.tensor([0.1, -0.2, 0.05])
-CENTERS = torch.tensor([[0.3, -0.1, 0.2],
-                        [-0.5, 0.4, 0.0],
-                        [0.1, 0.1, 0.9]])
+CENTERS = torch.tensor([[0.3, -0.1, 0.2], [-0.5, 0.4, 0.0], [0.1, 0.1, 0.9]])
 
 
 # --------------------------------------------------------------------------- references
@@ -133,8 +126,9 @@ def test_margin_params_match_formula(method, params):
 
 
 @pytest.mark.parametrize("iteration", [0, 1, 10, 500, 100000])
-@pytest.mark.parametrize("params", [{}, {"base": 0.0, "lambda_min": 0.0}, {"margin": 2},
-                                    {"margin": 3, "base": 0.0, "lambda_min": 0.0}])
+@pytest.mark.parametrize(
+    "params", [{}, {"base": 0.0, "lambda_min": 0.0}, {"margin": 2}, {"margin": 3, "base": 0.0, "lambda_min": 0.0}]
+)
 def test_sphereface_matches_formula(params, iteration):
     head = make_head("sphereface", **params).eval()
     head.iteration.fill_(iteration)
@@ -227,17 +221,20 @@ def test_sphereface_psi_monotonic_and_cos_m_theta(m):
 def test_arcface_fallback_branch_when_theta_plus_m_exceeds_pi():
     s, m = 30.0, 0.5
     head = make_head("arcface", w=torch.eye(3)).eval()
-    x = torch.tensor([[-1.0, 0.05, 0.0],   # cos ≈ −0.9988 < cos(π − m) ≈ −0.8776
-                      [-0.5, 0.6, 0.0],    # cos ≈ −0.64   > cos(π − m): cos(θ + m)
-                      [0.3, -2.0, 0.4],    # cos ≈ −0.97 to class 1
-                      [0.0, 0.0, -1.0]])   # θ = π exactly
+    x = torch.tensor(
+        [
+            [-1.0, 0.05, 0.0],  # cos ≈ −0.9988 < cos(π − m) ≈ −0.8776
+            [-0.5, 0.6, 0.0],  # cos ≈ −0.64   > cos(π − m): cos(θ + m)
+            [0.3, -2.0, 0.4],  # cos ≈ −0.97 to class 1
+            [0.0, 0.0, -1.0],
+        ]
+    )  # θ = π exactly
     y = torch.tensor([0, 0, 1, 2])
     cos = unit(x.double())  # W = I, so cos θ_j = x_j / ‖x‖
     cos_t = cos[torch.arange(4), y]
     below = cos_t <= math.cos(math.pi - m)
     assert below.tolist() == [True, False, True, True]
-    expected = torch.where(below, s * (cos_t - math.sin(math.pi - m) * m),
-                           s * torch.cos(torch.arccos(cos_t) + m))
+    expected = torch.where(below, s * (cos_t - math.sin(math.pi - m) * m), s * torch.cos(torch.arccos(cos_t) + m))
     logits = head.margin_logits(x, y)
     assert_close64(logits[torch.arange(4), y], expected)
     others = torch.ones(4, 3, dtype=torch.bool)
@@ -325,8 +322,15 @@ def test_sphereface_run_schedule_reaches_lambda_min_at_its_fraction_of_the_run()
     out by hand for base 1000, λ_min 5, power 1 (c = 199), f = 0.5, T = 40: λ_min from step 20 on."""
     head = build_head("sphereface", 3, 3, anneal_fraction=0.5)
     head.set_run_length(40)
-    for t, expected in [(0, 1000.0), (1, 1000 / (1 + 199 / 20)), (10, 1000 / (1 + 199 / 2)),
-                        (19, 1000 / (1 + 199 * 19 / 20)), (20, 5.0), (21, 5.0), (40, 5.0)]:
+    for t, expected in [
+        (0, 1000.0),
+        (1, 1000 / (1 + 199 / 20)),
+        (10, 1000 / (1 + 199 / 2)),
+        (19, 1000 / (1 + 199 * 19 / 20)),
+        (20, 5.0),
+        (21, 5.0),
+        (40, 5.0),
+    ]:
         head.iteration.fill_(t)
         assert float(head.current_lambda()) == pytest.approx(expected, rel=1e-6), t
     head.iteration.fill_(20)
@@ -335,7 +339,7 @@ def test_sphereface_run_schedule_reaches_lambda_min_at_its_fraction_of_the_run()
     head = build_head("sphereface", 3, 3, power=2.0, anneal_fraction=1.0)
     head.set_run_length(100)
     head.iteration.fill_(50)
-    assert float(head.current_lambda()) == pytest.approx(1000 * (1 + (200 ** 0.5 - 1) * 0.5) ** -2, rel=1e-6)
+    assert float(head.current_lambda()) == pytest.approx(1000 * (1 + (200**0.5 - 1) * 0.5) ** -2, rel=1e-6)
     # the reference schedule ignores the run's length
     ref = build_head("sphereface", 3, 3, lambda_schedule="reference")
     ref.set_run_length(40)
@@ -355,8 +359,7 @@ def test_sphereface_run_schedule_needs_a_positive_lambda_min():
 def test_centerloss_update_follows_paper_rule():
     alpha = 0.5
     head = make_head("centerloss", alpha=alpha).train()
-    x = torch.tensor([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0], [2.0, 0.5, -1.0],
-                      [-1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    x = torch.tensor([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0], [2.0, 0.5, -1.0], [-1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
     y = torch.tensor([0, 2, 0, 0, 2])  # class 1 absent
     old = CENTERS.clone()
     expected = old.clone()
@@ -407,20 +410,27 @@ def test_mixup_loss_combines_the_methods_own_loss(method):
     lam = torch.tensor([0.9, 0.6, 0.5, 0.75])
     expected = lam * head.loss(X, Y, "none") + (1 - lam) * head.loss(X, y2, "none")
     torch.testing.assert_close(head.mixup_loss(X, Y, y2, lam, "none"), expected)
-    torch.testing.assert_close(head.mixup_loss(X, Y, y2, 0.7),
-                               (0.7 * head.loss(X, Y, "none") + 0.3 * head.loss(X, y2, "none")).mean())
+    torch.testing.assert_close(
+        head.mixup_loss(X, Y, y2, 0.7), (0.7 * head.loss(X, Y, "none") + 0.3 * head.loss(X, y2, "none")).mean()
+    )
 
 
 # --------------------------------------------------------------------------- registry
 def test_registry_and_defaults():
-    assert set(HEADS) == set(PARAMS) == {
-        "conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"}
+    assert set(HEADS) == set(PARAMS) == {"conventional", "l2softmax", "arcface", "cosface", "sphereface", "centerloss"}
     assert PARAMS["arcface"] == {"scale": 30.0, "margin": 0.5}
     assert PARAMS["cosface"] == {"scale": 30.0, "margin": 0.4}
     assert PARAMS["l2softmax"] == {"alpha": 16.0}
     assert PARAMS["centerloss"] == {"weight": 0.003, "alpha": 0.5}
-    assert PARAMS["sphereface"] == {"margin": 4, "base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0,
-                                    "lambda_schedule": "run", "anneal_fraction": 0.06}
+    assert PARAMS["sphereface"] == {
+        "margin": 4,
+        "base": 1000.0,
+        "gamma": 0.12,
+        "power": 1.0,
+        "lambda_min": 5.0,
+        "lambda_schedule": "run",
+        "anneal_fraction": 0.06,
+    }
     for name in HEADS:
         head = build_head(name, 8, 4, **PARAMS[name])
         assert head.hparams == PARAMS[name]
@@ -448,13 +458,22 @@ def test_unknown_parameter_names_it_and_the_allowed():
         build_head("conventional", 3, 3, alpha=1)
 
 
-@pytest.mark.parametrize("method,params", [
-    ("arcface", {"scale": 0}), ("arcface", {"margin": -0.1}), ("arcface", {"margin": 4.0}),
-    ("cosface", {"margin": float("nan")}), ("l2softmax", {"alpha": "16"}),
-    ("l2softmax", {"alpha": True}), ("sphereface", {"margin": 2.5}),
-    ("sphereface", {"margin": 0}), ("sphereface", {"gamma": -1}),
-    ("centerloss", {"alpha": 1.5}), ("centerloss", {"weight": -0.1}),
-])
+@pytest.mark.parametrize(
+    "method,params",
+    [
+        ("arcface", {"scale": 0}),
+        ("arcface", {"margin": -0.1}),
+        ("arcface", {"margin": 4.0}),
+        ("cosface", {"margin": float("nan")}),
+        ("l2softmax", {"alpha": "16"}),
+        ("l2softmax", {"alpha": True}),
+        ("sphereface", {"margin": 2.5}),
+        ("sphereface", {"margin": 0}),
+        ("sphereface", {"gamma": -1}),
+        ("centerloss", {"alpha": 1.5}),
+        ("centerloss", {"weight": -0.1}),
+    ],
+)
 def test_bad_parameter_values(method, params):
     with pytest.raises(ConfigError, match=repr(next(iter(params)))):
         build_head(method, 3, 3, **params)

@@ -21,8 +21,13 @@ from dmlbench.training import train_job
 
 TRAINING = {"epochs": 2, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
 METHODS = ("conventional", "arcface", "centerloss")
-SCORING = {"distances": ["cosine", "euclidean"], "k": [1, 3], "scorers": ["msp", "mahalanobis"],
-           "mahalanobis_shrinkage": "ledoit_wolf", "lof_neighbors": 20}
+SCORING = {
+    "distances": ["cosine", "euclidean"],
+    "k": [1, 3],
+    "scorers": ["msp", "mahalanobis"],
+    "mahalanobis_shrinkage": "ledoit_wolf",
+    "lof_neighbors": 20,
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +41,20 @@ def digits(tmp_path_factory):
 
 
 def _spec(method: str) -> dict:
-    return {"dataset": "digits", "source": "digits", "class_order": "canonical", "flip": False, "n_anomaly": 3,
-            "method": method, "method_params": {"mixup": False, "mixup_alpha": 0.4}, "n_per_class": "all",
-            "seed": 0, "cases": 2, "model": {"backbone": "small_cnn", "embedding_dim": 8}, "training": TRAINING}
+    return {
+        "dataset": "digits",
+        "source": "digits",
+        "class_order": "canonical",
+        "flip": False,
+        "n_anomaly": 3,
+        "method": method,
+        "method_params": {"mixup": False, "mixup_alpha": 0.4},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 2,
+        "model": {"backbone": "small_cnn", "embedding_dim": 8},
+        "training": TRAINING,
+    }
 
 
 def _outs(root):
@@ -50,8 +66,11 @@ def _same_files(a, b) -> None:
         assert x.files == y.files
         for key in x.files:
             np.testing.assert_array_equal(x[key], y[key], err_msg=key)
-    assert pd.read_csv(a / "train_log.csv").drop(columns="seconds").equals(
-        pd.read_csv(b / "train_log.csv").drop(columns="seconds"))
+    assert (
+        pd.read_csv(a / "train_log.csv")
+        .drop(columns="seconds")
+        .equals(pd.read_csv(b / "train_log.csv").drop(columns="seconds"))
+    )
     assert _untimed(a / "run.json") == _untimed(b / "run.json")
 
 
@@ -68,8 +87,16 @@ def _untimed(run_json) -> dict:
 def test_runs_trained_in_one_job_equal_runs_trained_alone(digits, tmp_path):
     ds, path = digits
     specs = [_spec(m) for m in METHODS]
-    record = train_runs(path, specs, _outs(tmp_path / "job"), clock=PhaseClock(), device="cpu", threads=1,
-                        cache_root=None, job_out=tmp_path / "job.json")
+    record = train_runs(
+        path,
+        specs,
+        _outs(tmp_path / "job"),
+        clock=PhaseClock(),
+        device="cpu",
+        threads=1,
+        cache_root=None,
+        job_out=tmp_path / "job.json",
+    )
     for spec, out in zip(specs, _outs(tmp_path / "alone")):
         train_job(ds, spec, out, device="cpu", threads=1)
     for job_run, alone in zip(_outs(tmp_path / "job"), _outs(tmp_path / "alone")):
@@ -87,7 +114,8 @@ def test_runs_trained_in_one_job_equal_runs_trained_alone(digits, tmp_path):
         # run.json has the run's training side; the job record's entry also the main thread's
         # wait for the writer (writing) and the run cache look-up (restore)
         assert meta["phases"]["training"]["wall_s"] > 0 and meta["phases"] == {
-            k: v for k, v in run["phases"].items() if k not in ("restore", "writing")}
+            k: v for k, v in run["phases"].items() if k not in ("restore", "writing")
+        }
         assert run["write_s"] > 0 and run["write_cpu_s"] >= 0  # the writer thread's own seconds
     training = sum(r["phases"]["training"]["wall_s"] for r in record["runs"])
     assert training == pytest.approx(record["phases"]["training"]["wall_s"], rel=1e-3)
@@ -129,9 +157,26 @@ def test_the_command_trains_several_methods_and_writes_the_job_record_last(digit
     _, path = digits
     specs = [_spec(m) for m in METHODS[:2]]
     outs = _outs(tmp_path)[:2]
-    cmd = [sys.executable, "-m", "dmlbench", "--results", str(tmp_path / "results"), "train", "--spec",
-           json.dumps(specs), "--data", str(path), "--out", *map(str, outs), "--job", str(tmp_path / "job.json"),
-           "--device", "cpu", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dmlbench",
+        "--results",
+        str(tmp_path / "results"),
+        "train",
+        "--spec",
+        json.dumps(specs),
+        "--data",
+        str(path),
+        "--out",
+        *map(str, outs),
+        "--job",
+        str(tmp_path / "job.json"),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "job.json").read_text())
@@ -149,8 +194,7 @@ def test_mismatched_specs_and_folders_are_refused(digits, tmp_path):
 
     _, path = digits
     with pytest.raises(DmlbenchError, match="2 run specs but 1 --out folders"):
-        train_runs(path, [_spec("conventional"), _spec("arcface")], [tmp_path / "a"], clock=PhaseClock(),
-                   device="cpu")
+        train_runs(path, [_spec("conventional"), _spec("arcface")], [tmp_path / "a"], clock=PhaseClock(), device="cpu")
     with pytest.raises(DmlbenchError, match="2 --run folders but 1 --out files"):
         score_runs([tmp_path / "a", tmp_path / "b"], SCORING, [tmp_path / "s.parquet"], clock=PhaseClock())
 
@@ -174,8 +218,16 @@ def test_a_failed_background_write_fails_the_job_with_its_error(digits, tmp_path
     monkeypatch.setattr(dmlbench.training, "write_npz", write_npz)
     outs, cache = _outs(tmp_path), tmp_path / "cache"
     with pytest.raises(OSError, match="No space left on device") as raised:
-        train_runs(path, [_spec(m) for m in METHODS], outs, clock=PhaseClock(), device="cpu", threads=1,
-                   cache_root=cache, job_out=tmp_path / "job.json")
+        train_runs(
+            path,
+            [_spec(m) for m in METHODS],
+            outs,
+            clock=PhaseClock(),
+            device="cpu",
+            threads=1,
+            cache_root=cache,
+            job_out=tmp_path / "job.json",
+        )
     assert raised.value.errno == 28 and raised.value.filename == str(outs[0] / "embeddings.npz")
     assert calls == [outs[0] / "embeddings.npz"]  # the second run was trained, never written
     assert not (tmp_path / "job.json").exists()
@@ -218,8 +270,16 @@ def test_runs_are_written_in_order_with_at_most_one_write_outstanding(digits, tm
     monkeypatch.setattr(dmlbench.training, "train_run", train_run)
     monkeypatch.setattr(dmlbench.training, "write_run", write_run)
     outs = _outs(tmp_path)
-    record = train_runs(path, [_spec(m) for m in METHODS], outs, clock=PhaseClock(), device="cpu", threads=1,
-                        cache_root=None, job_out=tmp_path / "job.json")
+    record = train_runs(
+        path,
+        [_spec(m) for m in METHODS],
+        outs,
+        clock=PhaseClock(),
+        device="cpu",
+        threads=1,
+        cache_root=None,
+        job_out=tmp_path / "job.json",
+    )
     at = {(kind, method): t for kind, method, t in events}
     writes = [(kind, method) for kind, method, _ in events if kind.startswith("write")]
     assert writes == [(k, m) for m in METHODS for k in ("write start", "write end")]  # in order, one at a time
@@ -228,6 +288,7 @@ def test_runs_are_written_in_order_with_at_most_one_write_outstanding(digits, tm
         assert at["write end", METHODS[n]] <= at["train start", METHODS[n + 2]]  # the bound
     assert record["runs"][1]["phases"]["writing"]["wall_s"] >= 0.25  # the wait for the first write
     assert record["runs"][0]["write_s"] >= 0.3
-    assert record["phases"]["writing"]["wall_s"] >= sum(r["phases"].get("writing", {}).get("wall_s", 0)
-                                                        for r in record["runs"])
+    assert record["phases"]["writing"]["wall_s"] >= sum(
+        r["phases"].get("writing", {}).get("wall_s", 0) for r in record["runs"]
+    )
     assert all((o / "run.json").exists() for o in outs) and (tmp_path / "job.json").exists()

@@ -3,8 +3,18 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dmlbench.errors import DmlbenchError
-from dmlbench.metrics import (DETECTION_METRICS, aupr_in, aupr_out, auroc, average_precision, class_mean_scores,
-                              detection_metrics, fpr95, fpr_at_tpr, normalised_distances)
+from dmlbench.metrics import (
+    DETECTION_METRICS,
+    aupr_in,
+    aupr_out,
+    auroc,
+    average_precision,
+    class_mean_scores,
+    detection_metrics,
+    fpr95,
+    fpr_at_tpr,
+    normalised_distances,
+)
 
 
 def test_auroc_worked_example_with_ties():
@@ -101,8 +111,8 @@ def _fpr95_sweep(scores, is_anomaly):
 
 
 def test_fpr95_worked_example_with_ties_at_the_threshold():
-    normal = np.arange(1, 21, dtype=float)         # 20 normals: 95 % = 19 of them -> threshold 19
-    anomaly = np.array([18.5, 19.0, 19.5, 25.0])   # 18.5 and 19 (tied with t) are accepted
+    normal = np.arange(1, 21, dtype=float)  # 20 normals: 95 % = 19 of them -> threshold 19
+    anomaly = np.array([18.5, 19.0, 19.5, 25.0])  # 18.5 and 19 (tied with t) are accepted
     scores = np.r_[normal, anomaly]
     y = np.r_[np.zeros(20, bool), np.ones(4, bool)]
     assert fpr95(scores, y) == 0.5

@@ -134,16 +134,32 @@ def test_imagenet_inputs_repeat_grey_resize_and_normalise():
     images = torch.full((2, 8, 8, 1), 128, dtype=torch.uint8)
     mean = torch.tensor(model_options.IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(model_options.IMAGENET_STD).view(1, 3, 1, 1)
-    x, _ = next(iter(DeviceBatches(images, torch.zeros(2, dtype=torch.long), np.arange(2), 2, mean=mean, std=std,
-                                   channels=3, size=16)))
+    x, _ = next(
+        iter(
+            DeviceBatches(
+                images, torch.zeros(2, dtype=torch.long), np.arange(2), 2, mean=mean, std=std, channels=3, size=16
+            )
+        )
+    )
     assert x.shape == (2, 3, 16, 16) and x.is_contiguous(memory_format=torch.channels_last)
     expected = (128 / 255 - mean) / std
     torch.testing.assert_close(x, expected.expand(2, 3, 16, 16), atol=1e-6, rtol=1e-6)
     # a real resize: a left/right split image keeps its halves
     split = torch.zeros((1, 8, 8, 1), dtype=torch.uint8)
     split[:, :, 4:] = 255
-    x, _ = next(iter(DeviceBatches(split, torch.zeros(1, dtype=torch.long), np.arange(1), 1,
-                                   mean=torch.zeros(1, 1, 1, 1), std=torch.ones(1, 1, 1, 1), size=16)))
+    x, _ = next(
+        iter(
+            DeviceBatches(
+                split,
+                torch.zeros(1, dtype=torch.long),
+                np.arange(1),
+                1,
+                mean=torch.zeros(1, 1, 1, 1),
+                std=torch.ones(1, 1, 1, 1),
+                size=16,
+            )
+        )
+    )
     assert x.shape == (1, 1, 16, 16) and x[0, 0, :, :7].max() == 0 and x[0, 0, :, 9:].min() == 1
 
 
@@ -152,11 +168,17 @@ def test_model_defaults_are_the_schemas():
     assert {k: schema[k]["default"] for k in schema} == model_options.DEFAULTS
 
 
-@pytest.mark.parametrize("model, message", [
-    ({"backbone": "small_cnn", "pretrained": True}, "backbone 'small_cnn' has no pretrained weights"),
-    ({"backbone": "resnet18", "pretrained": "IMAGENET1K_V2"}, "not a weight set of resnet18"),
-    ({"backbone": "resnet18", "embedding": "none", "embedding_size": 16}, "embedding_size needs an embedding layer"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"backbone": "small_cnn", "pretrained": True}, "backbone 'small_cnn' has no pretrained weights"),
+        ({"backbone": "resnet18", "pretrained": "IMAGENET1K_V2"}, "not a weight set of resnet18"),
+        (
+            {"backbone": "resnet18", "embedding": "none", "embedding_size": 16},
+            "embedding_size needs an embedding layer",
+        ),
+    ],
+)
 def test_config_refuses_a_model_no_job_could_build(model, message):
     with pytest.raises(ConfigError, match=message):
         validate({**MINIMAL, "model": model})
@@ -167,8 +189,13 @@ def test_fine_tuning_keys_are_refused_from_scratch_and_taken_when_pretrained():
         validate({**MINIMAL, "training": {"freeze_epochs": 3}})
     with pytest.raises(ConfigError, match=r"datasets.digits.training.lr_mult is read only"):
         validate({**MINIMAL, "datasets": {"digits": {"source": "digits", "training": {"lr_mult": 10}}}})
-    ok = validate({**MINIMAL, "model": {"backbone": "resnet50", "pretrained": "IMAGENET1K_V1"},
-                   "training": {"freeze_epochs": 3, "lr_mult": 10}})
+    ok = validate(
+        {
+            **MINIMAL,
+            "model": {"backbone": "resnet50", "pretrained": "IMAGENET1K_V1"},
+            "training": {"freeze_epochs": 3, "lr_mult": 10},
+        }
+    )
     assert ok["training"]["freeze_epochs"] == 3
 
 
@@ -189,15 +216,19 @@ def test_study_config_is_the_studys_setting(hub):
     assert config["model"]["backbone"] == "resnet18" and config["model"]["pretrained"] is True
     assert config["model"]["embedding"] == "fastai" and config["training"]["freeze_epochs"] == 1
     assert config["annex"]["sample_size"] == [100]
-    assert [(c["dataset"], c["n_anomaly"]) for c in config["conditions"]] == [("cifar10", [1, 5, 8]),
-                                                                               ("mnist", [7, 5])]
+    assert [(c["dataset"], c["n_anomaly"]) for c in config["conditions"]] == [("cifar10", [1, 5, 8]), ("mnist", [7, 5])]
     (hub / "checkpoints").mkdir(parents=True)
     torch.save(resnet18().state_dict(), hub / "checkpoints" / "resnet18-f37072fd.pth")
     spec = train_spec(config, "mnist", 5, "arcface", 100, 0)
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 3)
-    ds = Dataset(rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8), y,
-                 rng.integers(0, 256, (10, 28, 28, 1), dtype=np.uint8), np.arange(10), [str(i) for i in range(10)])
+    ds = Dataset(
+        rng.integers(0, 256, (30, 28, 28, 1), dtype=np.uint8),
+        y,
+        rng.integers(0, 256, (10, 28, 28, 1), dtype=np.uint8),
+        np.arange(10),
+        [str(i) for i in range(10)],
+    )
     trainer = JobTrainer(ds, spec, torch.device("cpu"))
     assert trainer.weights == "IMAGENET1K_V1" and trainer.fine_tunes and trainer.in_channels == 3
     assert trainer.model.backbone.embedding_dim == 512

@@ -91,17 +91,27 @@ def test_process_age_counts_from_the_process_start():
 
 
 def test_compile_cache_outcomes():
-    before = {"inductor.fxgraph_cache_hit": 1, "inductor.fxgraph_cache_miss": 2, "aot_autograd.autograd_cache_hit": 0,
-              "aot_autograd.autograd_cache_miss": 1, "frames.ok": 1}
+    before = {
+        "inductor.fxgraph_cache_hit": 1,
+        "inductor.fxgraph_cache_miss": 2,
+        "aot_autograd.autograd_cache_hit": 0,
+        "aot_autograd.autograd_cache_miss": 1,
+        "frames.ok": 1,
+    }
 
     def after(**changes):
         return {**before, **{k.replace("__", "."): before[k.replace("__", ".")] + v for k, v in changes.items()}}
 
-    assert compile_cache.outcome(before, after(inductor__fxgraph_cache_miss=2, aot_autograd__autograd_cache_miss=1,
-                                               frames__ok=1)) == {"cache": "cold", "hits": 0, "misses": 3}
+    assert compile_cache.outcome(
+        before, after(inductor__fxgraph_cache_miss=2, aot_autograd__autograd_cache_miss=1, frames__ok=1)
+    ) == {"cache": "cold", "hits": 0, "misses": 3}
     assert compile_cache.outcome(before, after(inductor__fxgraph_cache_hit=2, frames__ok=1))["cache"] == "warm"
-    assert compile_cache.outcome(before, after(inductor__fxgraph_cache_hit=1, aot_autograd__autograd_cache_miss=1,
-                                               frames__ok=1))["cache"] == "partial"
+    assert (
+        compile_cache.outcome(
+            before, after(inductor__fxgraph_cache_hit=1, aot_autograd__autograd_cache_miss=1, frames__ok=1)
+        )["cache"]
+        == "partial"
+    )
     assert compile_cache.outcome(before, after())["cache"] == "reused"  # nothing compiled: an earlier run's code
     assert compile_cache.outcome(before, after(frames__ok=1))["cache"] == "uncached"  # e.g. backend="eager"
 

@@ -62,7 +62,7 @@ def test_normalised_softmax_logits_by_hand():
     torch.manual_seed(0)
     head = build_head("pml", 8, 3, loss="NormalizedSoftmaxLoss", temperature=0.1)
     x, labels = _balanced_batch()
-    w = head.loss_fn.W                                   # [embedding, classes]
+    w = head.loss_fn.W  # [embedding, classes]
     expected = F.normalize(x, dim=1) @ F.normalize(w, dim=0) / 0.1
     torch.testing.assert_close(head.logits(x), expected)
     torch.testing.assert_close(head.loss(x, labels), F.cross_entropy(expected, labels))
@@ -90,8 +90,14 @@ def test_a_miner_picks_the_triplets_the_loss_sees():
     """TripletMarginLoss with a miner is the loss over the mined triplets only: margin 0.05 on
     distances d(a, p) - d(a, n) + m, averaged over the triplets with a positive value (PML's
     AvgNonZeroReducer); worked with hard triplets of a known batch."""
-    head = build_head("pml", 2, 2, loss="TripletMarginLoss", margin=0.5,
-                      miner={"name": "TripletMarginMiner", "margin": 0.5, "type_of_triplets": "hard"})
+    head = build_head(
+        "pml",
+        2,
+        2,
+        loss="TripletMarginLoss",
+        margin=0.5,
+        miner={"name": "TripletMarginMiner", "margin": 0.5, "type_of_triplets": "hard"},
+    )
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
     labels = torch.tensor([0, 0, 1, 1])
     a, p, n = head.miner(x, labels)
@@ -141,16 +147,38 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 20)
-    ds = Dataset(x_train=rng.integers(0, 255, (80, 8, 8, 1), dtype=np.uint8), y_train=y,
-                 x_test=rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8), y_test=np.repeat(np.arange(4), 10),
-                 classes=["a", "b", "c", "d"])
-    spec = {"dataset": "t", "source": "digits", "class_order": "canonical", "flip": False, "n_anomaly": 1,
-            "method": "sc", "head": "pml", "method_params": {"loss": "SupConLoss", "mixup": False,
-                                                            "mixup_alpha": 0.4},
-            "n_per_class": "all", "seed": 0, "cases": 1,
-            "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
-            "training": {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.0, "val_fraction": 0.1,
-                         "crop_padding": 0, "optimizer": "adam", "precision": "fp32", "compile": False}}
+    ds = Dataset(
+        x_train=rng.integers(0, 255, (80, 8, 8, 1), dtype=np.uint8),
+        y_train=y,
+        x_test=rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8),
+        y_test=np.repeat(np.arange(4), 10),
+        classes=["a", "b", "c", "d"],
+    )
+    spec = {
+        "dataset": "t",
+        "source": "digits",
+        "class_order": "canonical",
+        "flip": False,
+        "n_anomaly": 1,
+        "method": "sc",
+        "head": "pml",
+        "method_params": {"loss": "SupConLoss", "mixup": False, "mixup_alpha": 0.4},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 1,
+        "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
+        "training": {
+            "epochs": 1,
+            "batch_size": 16,
+            "lr": 0.01,
+            "weight_decay": 0.0,
+            "val_fraction": 0.1,
+            "crop_padding": 0,
+            "optimizer": "adam",
+            "precision": "fp32",
+            "compile": False,
+        },
+    }
     trainer = JobTrainer(ds, spec, torch.device("cpu"))
     case = job_cases(ds, spec)[0]
     learn, _ = trainer.learner(case)  # the trainer asks the head for class-balanced batches

@@ -56,23 +56,28 @@ def test_code_hash_changes_with_any_source_edit(tmp_path):
     original = code_hash(copy)
     source = copy / "heads" / "arcface.py"
     text = source.read_bytes()
-    source.write_bytes(text.replace(b"0.5", b"0.6", 1))      # one changed value
+    source.write_bytes(text.replace(b"0.5", b"0.6", 1))  # one changed value
     assert code_hash(copy) != original
-    source.write_bytes(text + b"\n")                         # one added newline
+    source.write_bytes(text + b"\n")  # one added newline
     assert code_hash(copy) != original
     source.write_bytes(text)
     assert code_hash(copy) == original
-    (copy / "extra.py").write_text("")                       # a new, empty module
+    (copy / "extra.py").write_text("")  # a new, empty module
     assert code_hash(copy) != original
     (copy / "extra.py").unlink()
-    source.rename(copy / "heads" / "arcface2.py")            # same bytes under another name
+    source.rename(copy / "heads" / "arcface2.py")  # same bytes under another name
     assert code_hash(copy) != original
 
 
 # --------------------------------------------------------------------------- git state
 def _git(cwd, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                          cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @needs_git
@@ -90,13 +95,13 @@ def test_git_commit_and_dirty_flag_on_a_temporary_repository(tmp_path):
     assert git_state(pkg) == (head, False)
     (repo / "results").mkdir()
     (repo / "results" / "metrics.parquet").write_text("ignored output")
-    assert git_state(pkg) == (head, False)                   # ignored files are not changes
+    assert git_state(pkg) == (head, False)  # ignored files are not changes
     (pkg / "training.py").write_text("A = 2\n")
-    assert git_state(pkg) == (head, True)                    # a modified tracked file
+    assert git_state(pkg) == (head, True)  # a modified tracked file
     _git(repo, "checkout", "--", "src/dmlbench/training.py")
     assert git_state(pkg) == (head, False)
     (repo / "notes.md").write_text("new")
-    assert git_state(pkg) == (head, True)                    # an untracked file, outside the package
+    assert git_state(pkg) == (head, True)  # an untracked file, outside the package
     _git(repo, "add", "notes.md")
     _git(repo, "commit", "-qm", "second")
     second = _git(repo, "rev-parse", "HEAD")
@@ -128,13 +133,34 @@ def test_train_job_writes_the_code_identity(tmp_path):
     from dmlbench.training import train_job
 
     rng = np.random.default_rng(0)
-    ds = Dataset(rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8), np.arange(60) % 3,
-                 rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8), np.arange(12) % 3, ["a", "b", "c"])
-    spec = {"dataset": "toy", "source": "toy", "class_order": "canonical", "flip": False, "n_anomaly": 1,
-            "method": "conventional", "method_params": {}, "n_per_class": "all", "seed": 0, "cases": 1,
-            "model": {"backbone": "small_cnn", "embedding_dim": 4},
-            "training": {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.0, "val_fraction": 0.2,
-                         "crop_padding": 0}}
+    ds = Dataset(
+        rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8),
+        np.arange(60) % 3,
+        rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8),
+        np.arange(12) % 3,
+        ["a", "b", "c"],
+    )
+    spec = {
+        "dataset": "toy",
+        "source": "toy",
+        "class_order": "canonical",
+        "flip": False,
+        "n_anomaly": 1,
+        "method": "conventional",
+        "method_params": {},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 1,
+        "model": {"backbone": "small_cnn", "embedding_dim": 4},
+        "training": {
+            "epochs": 1,
+            "batch_size": 16,
+            "lr": 0.01,
+            "weight_decay": 0.0,
+            "val_fraction": 0.2,
+            "crop_padding": 0,
+        },
+    }
     train_job(ds, spec, tmp_path, device="cpu", threads=1)
     run = json.loads((tmp_path / "run.json").read_text())
     assert {k: run[k] for k in ("git_commit", "git_dirty", "code_hash")} == code_provenance()
@@ -144,19 +170,31 @@ def test_train_job_writes_the_code_identity(tmp_path):
 def _run_json(root, method, **extra):
     path = root / "runs" / "toy" / "a1" / method / "nall" / "s0" / "run.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"device": "cpu (x86_64)", "threads": 1, "versions": {"torch": "2"},
-                                "spec": {"training": {"epochs": 1}}, "wall_seconds": 1.5, **extra}))
+    path.write_text(
+        json.dumps(
+            {
+                "device": "cpu (x86_64)",
+                "threads": 1,
+                "versions": {"torch": "2"},
+                "spec": {"training": {"epochs": 1}},
+                "wall_seconds": 1.5,
+                **extra,
+            }
+        )
+    )
     return path
 
 
 def test_runs_table_carries_the_code_identity(tmp_path):
-    paths = [_run_json(tmp_path, "arcface", git_commit="abc123", git_dirty=True, code_hash="f" * 64),
-             _run_json(tmp_path, "cosface", git_commit="abc123", git_dirty=False, code_hash="e" * 64),
-             _run_json(tmp_path, "conventional")]  # a run.json written before these keys existed
+    paths = [
+        _run_json(tmp_path, "arcface", git_commit="abc123", git_dirty=True, code_hash="f" * 64),
+        _run_json(tmp_path, "cosface", git_commit="abc123", git_dirty=False, code_hash="e" * 64),
+        _run_json(tmp_path, "conventional"),
+    ]  # a run.json written before these keys existed
     runs = runs_table(paths)
     assert list(runs.columns) == RUNS_COLUMNS
     i = RUNS_COLUMNS.index("git_commit")
-    assert RUNS_COLUMNS[i:i + 3] == ["git_commit", "git_dirty", "code_hash"]
+    assert RUNS_COLUMNS[i : i + 3] == ["git_commit", "git_dirty", "code_hash"]
     assert str(runs["git_dirty"].dtype) == "boolean"
     by_method = runs.set_index("method")
     assert by_method.loc[["arcface", "cosface"], "git_dirty"].tolist() == [True, False]

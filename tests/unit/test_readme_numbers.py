@@ -19,8 +19,7 @@ README = " ".join((ROOT / "README.md").read_text().split())
 FULL = load_config(ROOT / "config" / "config.yaml")
 DEMO = load_config(ROOT / "config" / "demo.yaml")
 
-WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-         "ten": 10}
+WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 #: README names of the dataset sources.
 SOURCE_NAMES = {"CIFAR-10": "cifar10", "MNIST": "mnist", "Fashion-MNIST": "fashion_mnist", "digits": "digits"}
 BACKBONES = {"ResNet18": "resnet18", "small CNN": "small_cnn"}
@@ -50,9 +49,11 @@ def conditions_by_source(config: dict) -> dict[str, list[int]]:
 
 
 def test_the_full_study_sentence():
-    m = statement(r"runs `config/config\.yaml`: (?P<conditions>.+?), (?P<cases>\w+) cases each, "
-                  r"(?P<methods>\w+) methods, (?P<seeds>\w+) seeds?, (?P<distances>[\w ]+?) distances?, "
-                  r"(?P<backbone>ResNet18|small CNN)")
+    m = statement(
+        r"runs `config/config\.yaml`: (?P<conditions>.+?), (?P<cases>\w+) cases each, "
+        r"(?P<methods>\w+) methods, (?P<seeds>\w+) seeds?, (?P<distances>[\w ]+?) distances?, "
+        r"(?P<backbone>ResNet18|small CNN)"
+    )
     stated = {}
     for part in re.split(r"\s+and\s+(?=[A-Z])", m["conditions"]):
         name, counts = re.fullmatch(r"(\S+) with (.+?)(?: anomaly classes)?", part).groups()
@@ -93,7 +94,8 @@ def demo_row() -> re.Match:
         r"`make demo` pipeline \((?P<source>\w+), (?P<conditions>\d+) conditions × (?P<cases>\d+) cases × "
         r"(?P<seeds>\d+) seeds × (?P<methods>\d+) methods, (?P<backbone>small CNN|ResNet18), (?P<epochs>\d+) epochs; "
         r"annex A\.2 at (?P<sizes>[\d, and]+?) images per class; (?P<closed>\d+) closed-set models; "
-        r"(?P<jobs>\d+) jobs")
+        r"(?P<jobs>\d+) jobs"
+    )
 
 
 def test_the_demo_row_of_the_performance_table():
@@ -120,4 +122,3 @@ def test_the_demo_job_count_is_the_dry_runs(tmp_path):
     assert "total" in counts, proc.stdout[-2000:]
     jobs = int(counts["total"]) - int(counts.get("report", 0))
     assert jobs == int(demo_row()["jobs"])
-

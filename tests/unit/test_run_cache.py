@@ -13,8 +13,13 @@ from dmlbench.run_cache import RUN_FILES, RunCache, enabled, file_digest, run_ke
 
 RUN = "results/runs/digits/a3/arcface/nall/s0"
 SPEC = {"dataset": "digits", "method": "arcface", "seed": 0, "training": {"epochs": 2, "lr": 0.005}}
-IDENTITY = {"data": "ab" * 32, "code": "cd" * 32, "versions": {"torch": "2.14.1"}, "device": "cpu (x86_64)",
-            "threads": 1}
+IDENTITY = {
+    "data": "ab" * 32,
+    "code": "cd" * 32,
+    "versions": {"torch": "2.14.1"},
+    "device": "cpu (x86_64)",
+    "threads": 1,
+}
 
 
 def _write_run(folder, marker: str) -> None:
@@ -27,7 +32,10 @@ def _write_run(folder, marker: str) -> None:
 def test_the_key_changes_with_every_input():
     key = run_key(SPEC, IDENTITY)
     assert len(key) == 64 and key == run_key(json.loads(json.dumps(SPEC)), dict(reversed(IDENTITY.items())))
-    changed = [run_key({**SPEC, "seed": 1}, IDENTITY), run_key({**SPEC, "training": {"epochs": 3, "lr": 0.005}}, IDENTITY)]
+    changed = [
+        run_key({**SPEC, "seed": 1}, IDENTITY),
+        run_key({**SPEC, "training": {"epochs": 3, "lr": 0.005}}, IDENTITY),
+    ]
     changed += [run_key(SPEC, {**IDENTITY, k: "other"}) for k in IDENTITY]
     assert len({key, *changed}) == 1 + len(changed)
 

@@ -11,9 +11,17 @@ from sklearn.neighbors import LocalOutlierFactor
 
 from dmlbench.errors import ConfigError
 from dmlbench.runs import score_run
-from dmlbench.scorers import (ScorerUnavailable, energy_scores, knn_normalised_scores, lof_scores,
-                              mahalanobis_scores, maxlogit_scores, msp_scores, tied_covariance,
-                              tied_precision)
+from dmlbench.scorers import (
+    ScorerUnavailable,
+    energy_scores,
+    knn_normalised_scores,
+    lof_scores,
+    mahalanobis_scores,
+    maxlogit_scores,
+    msp_scores,
+    tied_covariance,
+    tied_precision,
+)
 
 
 def _gaussian_classes(seed=0, n=300, d=8, c=3):
@@ -58,7 +66,7 @@ def test_mahalanobis_ledoit_wolf_uses_the_ledoit_wolf_shrinkage():
 
 def test_mahalanobis_is_zero_at_a_class_mean_and_handles_more_dims_than_rows():
     rng = np.random.default_rng(2)
-    ref = rng.normal(size=(6, 20))          # D > n: the plain covariance is singular
+    ref = rng.normal(size=(6, 20))  # D > n: the plain covariance is singular
     labels = np.array([0, 0, 0, 1, 1, 1])
     means = np.stack([ref[:3].mean(0), ref[3:].mean(0)])
     got = mahalanobis_scores(means, ref, labels)
@@ -104,8 +112,9 @@ def test_mahalanobis_rejects_bad_arguments():
 def test_msp_and_maxlogit_by_hand():
     logits = np.array([[0.0, 0.0], [np.log(3.0), 0.0], [1000.0, -5.0], [-1.0, 2.0]])
     # softmax max: 1/2, 3/4, 1 (no overflow), e^2/(e^-1+e^2)
-    np.testing.assert_allclose(msp_scores(logits), [-0.5, -0.75, -1.0, -np.exp(2) / (np.exp(-1) + np.exp(2))],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        msp_scores(logits), [-0.5, -0.75, -1.0, -np.exp(2) / (np.exp(-1) + np.exp(2))], rtol=1e-6
+    )
     np.testing.assert_array_equal(maxlogit_scores(logits), np.float32([-0.0, -np.log(3.0), -1000.0, -2.0]))
     assert msp_scores(logits).dtype == np.float32 and maxlogit_scores(logits).dtype == np.float32
 
@@ -140,8 +149,9 @@ def test_knn_normalised_is_a_monotone_map_of_the_cosine_kth_distance():
     one is the k-th nearest by the other (a check against brute force)."""
     rng = np.random.default_rng(7)
     ref, test = rng.normal(size=(60, 5)), rng.normal(size=(9, 5))
-    cos = 1 - (test / np.linalg.norm(test, axis=1, keepdims=True)) @ (ref / np.linalg.norm(ref, axis=1,
-                                                                                        keepdims=True)).T
+    cos = (
+        1 - (test / np.linalg.norm(test, axis=1, keepdims=True)) @ (ref / np.linalg.norm(ref, axis=1, keepdims=True)).T
+    )
     kth = np.sort(cos, axis=1)[:, 4]
     np.testing.assert_allclose(knn_normalised_scores(test, ref, k=5), np.sqrt(2 * kth), rtol=1e-5)
     with pytest.raises(ScorerUnavailable, match="at least k=61 reference rows, got 60"):
@@ -160,7 +170,12 @@ def test_score_run_without_logits_has_no_logit_scores(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         df = score_run(tmp_path, SPEC | {"knn_normalised_k": 10})
     assert list(df.columns) == ["case", "test_index", "label", "class_name", "is_anomaly"] + KNN + [
-        "mahalanobis", "lof", "knn_normalised", "cosine_nn", "euclidean_nn"]
+        "mahalanobis",
+        "lof",
+        "knn_normalised",
+        "cosine_nn",
+        "euclidean_nn",
+    ]
     assert "msp scorer not applicable: the head gives no logits" in caplog.text
     assert zipfile.is_zipfile(tmp_path / "embeddings.npz")
 
@@ -173,8 +188,11 @@ def test_lof_matches_sklearn_and_is_higher_for_outliers():
     got = lof_scores(test, ref)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert got[20:].min() > got[:20].max()
-    np.testing.assert_allclose(lof_scores(test, ref, n_neighbors=5),
-                               -LocalOutlierFactor(n_neighbors=5, novelty=True).fit(ref).score_samples(test), rtol=1e-6)
+    np.testing.assert_allclose(
+        lof_scores(test, ref, n_neighbors=5),
+        -LocalOutlierFactor(n_neighbors=5, novelty=True).fit(ref).score_samples(test),
+        rtol=1e-6,
+    )
 
 
 def test_lof_too_small_reference_set():
@@ -193,11 +211,13 @@ def _fake_run(tmp_path, with_labels: bool, n_ref=40):
     for k in range(2):
         normals = np.array([c for c in range(4) if c != k])
         ref_index = np.sort(rng.choice(500, n_ref, replace=False))
-        arrays |= {f"case{k}_reference": rng.normal(size=(n_ref, 6)).astype(np.float16),
-                   f"case{k}_reference_index": ref_index,
-                   f"case{k}_test": rng.normal(size=(30, 6)).astype(np.float16),
-                   f"case{k}_test_logits": rng.normal(size=(30, 3)).astype(np.float32),
-                   f"case{k}_normal_classes": normals}
+        arrays |= {
+            f"case{k}_reference": rng.normal(size=(n_ref, 6)).astype(np.float16),
+            f"case{k}_reference_index": ref_index,
+            f"case{k}_test": rng.normal(size=(30, 6)).astype(np.float16),
+            f"case{k}_test_logits": rng.normal(size=(30, 3)).astype(np.float32),
+            f"case{k}_normal_classes": normals,
+        }
         if with_labels:
             arrays[f"case{k}_reference_labels"] = normals[np.arange(n_ref) % 3]
         cases.append({"case": k, "anomaly_classes": [k]})
@@ -214,18 +234,28 @@ KNN = ["cosine_k1", "cosine_kall", "euclidean_k1", "euclidean_kall"]
 def test_score_run_adds_every_scorer_column(tmp_path):
     arrays = _fake_run(tmp_path, with_labels=True)
     df = score_run(tmp_path, SPEC | {"knn_normalised_k": 10})
-    assert list(df.columns) == FIXED + KNN + ["mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised",
-                                              "cosine_nn", "euclidean_nn"]
+    assert list(df.columns) == FIXED + KNN + [
+        "mahalanobis",
+        "msp",
+        "maxlogit",
+        "energy",
+        "lof",
+        "knn_normalised",
+        "cosine_nn",
+        "euclidean_nn",
+    ]
     c1 = df[df.case == 1]
     np.testing.assert_array_equal(c1["msp"], msp_scores(arrays["case1_test_logits"]))
     np.testing.assert_array_equal(c1["energy"], energy_scores(arrays["case1_test_logits"]))
-    np.testing.assert_array_equal(c1["knn_normalised"], knn_normalised_scores(
-        arrays["case1_test"], arrays["case1_reference"], k=10))
+    np.testing.assert_array_equal(
+        c1["knn_normalised"], knn_normalised_scores(arrays["case1_test"], arrays["case1_reference"], k=10)
+    )
     np.testing.assert_array_equal(c1["lof"], lof_scores(arrays["case1_test"], arrays["case1_reference"]))
-    np.testing.assert_array_equal(c1["mahalanobis"], mahalanobis_scores(
-        arrays["case1_test"], arrays["case1_reference"], arrays["case1_reference_labels"]))
-    assert all(df[c].dtype == np.float32 for c in ["mahalanobis", "msp", "maxlogit", "energy", "lof",
-                                                   "knn_normalised"])
+    np.testing.assert_array_equal(
+        c1["mahalanobis"],
+        mahalanobis_scores(arrays["case1_test"], arrays["case1_reference"], arrays["case1_reference_labels"]),
+    )
+    assert all(df[c].dtype == np.float32 for c in ["mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised"])
 
 
 def test_score_run_skips_what_it_cannot_compute_with_a_warning(tmp_path, caplog):

@@ -60,28 +60,31 @@ def data():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-@pytest.mark.parametrize("chunks", [(7, 13), (None, None), (1000, 1000), (5, 2), (3, 1), (50, 83)],
-                         ids=["7x13", "default", "larger-than-data", "5x2", "3x1", "exact"])
+@pytest.mark.parametrize(
+    "chunks",
+    [(7, 13), (None, None), (1000, 1000), (5, 2), (3, 1), (50, 83)],
+    ids=["7x13", "default", "larger-than-data", "5x2", "3x1", "exact"],
+)
 def test_matches_brute_force(data, dtype, chunks):
     test, ref = (x.astype(dtype) for x in data)
     shapes: list = []
-    res = knn_scores(test, ref, ks=KS, chunk_size=chunks[0], ref_chunk_size=chunks[1],
-                     _block_shapes=shapes)
+    res = knn_scores(test, ref, ks=KS, chunk_size=chunks[0], ref_chunk_size=chunks[1], _block_shapes=shapes)
     assert list(res) == score_columns(("cosine", "euclidean"), KS)
     for distance in ("cosine", "euclidean"):
-        want, _ = brute_force(test, ref, distance, KS)   # float16 values are exact in float64
+        want, _ = brute_force(test, ref, distance, KS)  # float16 values are exact in float64
         for k in KS:
             got = res[f"{distance}_k{k}"]
             assert got.dtype == np.float32 and got.shape == (50,)
-            np.testing.assert_allclose(got, want[f"{distance}_k{k}"], **tol(distance),
-                                       err_msg=f"{distance} k={k} chunks={chunks}")
+            np.testing.assert_allclose(
+                got, want[f"{distance}_k{k}"], **tol(distance), err_msg=f"{distance} k={k} chunks={chunks}"
+            )
         nn = res[f"{distance}_nn"]
         assert nn.dtype == np.int64
         np.testing.assert_array_equal(nn, want[f"{distance}_nn"])
     cs = min(chunks[0] or 10**9, 50)
     rcs = min(chunks[1] or 10**9, 83)
     assert max(r for r, _ in shapes) <= cs and max(c for _, c in shapes) <= rcs
-    assert sum(r * c for r, c in shapes) == 50 * 83     # every pair scored exactly once
+    assert sum(r * c for r, c in shapes) == 50 * 83  # every pair scored exactly once
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
@@ -104,8 +107,7 @@ def test_scaled_and_offset_data_euclidean():
     for distance in ("cosine", "euclidean"):
         want, _ = brute_force(test, ref, distance, (1, 10, "all"))
         for k in (1, 10, "all"):
-            np.testing.assert_allclose(res[f"{distance}_k{k}"], want[f"{distance}_k{k}"],
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(res[f"{distance}_k{k}"], want[f"{distance}_k{k}"], rtol=1e-4, atol=1e-5)
 
 
 def test_only_all_still_gives_nearest(data):
@@ -179,7 +181,7 @@ def test_ties_pick_lowest_reference_index(ref_chunk, ks):
     rng = np.random.default_rng(3)
     ref = rng.integers(-5, 6, size=(100, 8)).astype(np.float32)
     v = np.array([1, 2, 0, -1, 3, 1, 0, 2], dtype=np.float32)
-    dupes = [17, 33, 50, 51, 52, 90]             # 6 identical rows: more than k_max=3 in a block
+    dupes = [17, 33, 50, 51, 52, 90]  # 6 identical rows: more than k_max=3 in a block
     ref[dupes] = v
     test = np.stack([2 * v, v, -v]).astype(np.float32)
     res = knn_scores(test, ref, ks=ks, chunk_size=2, ref_chunk_size=ref_chunk)
@@ -214,23 +216,41 @@ def test_unknown_distance_raises(data):
         knn_scores(test, ref, distances=("cosine", "manhattan"))
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(test=np.zeros((0, 4)), reference=np.ones((3, 4))),
-    dict(test=np.ones((2, 4)), reference=np.zeros((0, 4))),
-    dict(test=np.ones((2, 0)), reference=np.ones((3, 0))),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 5))),
-    dict(test=np.ones(4), reference=np.ones((3, 4))),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(0,)),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=("ten",)),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(True,)),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(2.5,)),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), distances=()),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), chunk_size=0),
-    dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ref_chunk_size=-3),
-    dict(test=np.array([[1.0, np.nan]]), reference=np.ones((3, 2))),
-    dict(test=np.ones((2, 2)), reference=np.array([[np.inf, 1.0]], dtype=np.float16)),
-], ids=["empty-test", "empty-ref", "zero-dim", "dim-mismatch", "1-D", "k=0", "k=str", "k=bool",
-        "k=float", "no-distance", "chunk=0", "ref-chunk<0", "nan", "inf"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(test=np.zeros((0, 4)), reference=np.ones((3, 4))),
+        dict(test=np.ones((2, 4)), reference=np.zeros((0, 4))),
+        dict(test=np.ones((2, 0)), reference=np.ones((3, 0))),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 5))),
+        dict(test=np.ones(4), reference=np.ones((3, 4))),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(0,)),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=("ten",)),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(True,)),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ks=(2.5,)),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), distances=()),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), chunk_size=0),
+        dict(test=np.ones((2, 4)), reference=np.ones((3, 4)), ref_chunk_size=-3),
+        dict(test=np.array([[1.0, np.nan]]), reference=np.ones((3, 2))),
+        dict(test=np.ones((2, 2)), reference=np.array([[np.inf, 1.0]], dtype=np.float16)),
+    ],
+    ids=[
+        "empty-test",
+        "empty-ref",
+        "zero-dim",
+        "dim-mismatch",
+        "1-D",
+        "k=0",
+        "k=str",
+        "k=bool",
+        "k=float",
+        "no-distance",
+        "chunk=0",
+        "ref-chunk<0",
+        "nan",
+        "inf",
+    ],
+)
 def test_bad_arguments_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         knn_scores(**kwargs)
@@ -246,11 +266,25 @@ def test_read_only_input_no_warning(data):
 
 def test_score_columns_fixed_order():
     assert score_columns(["euclidean", "cosine"], [5, "all", 1, 5]) == [
-        "cosine_k1", "cosine_k5", "cosine_kall", "cosine_nn",
-        "euclidean_k1", "euclidean_k5", "euclidean_kall", "euclidean_nn"]
+        "cosine_k1",
+        "cosine_k5",
+        "cosine_kall",
+        "cosine_nn",
+        "euclidean_k1",
+        "euclidean_k5",
+        "euclidean_kall",
+        "euclidean_nn",
+    ]
     assert score_columns("cosine", (30, 1), include_nn=False) == ["cosine_k1", "cosine_k30"]
-    assert score_columns()[:7] == ["cosine_k1", "cosine_k5", "cosine_k10", "cosine_k20",
-                                   "cosine_k30", "cosine_kall", "cosine_nn"]
+    assert score_columns()[:7] == [
+        "cosine_k1",
+        "cosine_k5",
+        "cosine_k10",
+        "cosine_k20",
+        "cosine_k30",
+        "cosine_kall",
+        "cosine_nn",
+    ]
 
 
 # --------------------------------------------------------------------------- memory bound
@@ -262,7 +296,7 @@ def test_blocks_never_exceed_chunk_sizes(monkeypatch):
     rng = np.random.default_rng(11)
     test = rng.standard_normal((2000, 64), dtype=np.float32).astype(np.float16)
     ref = rng.standard_normal((20000, 64), dtype=np.float32).astype(np.float16)
-    cs, rcs = 300, 1500                               # neither divides its size
+    cs, rcs = 300, 1500  # neither divides its size
     seen: dict[str, list] = {"mm": [], "topk": [], "min": []}
     real = {name: getattr(torch, name) for name in seen}
 
@@ -270,18 +304,18 @@ def test_blocks_never_exceed_chunk_sizes(monkeypatch):
         def wrapper(x, *args, **kwargs):
             seen[name].append(tuple(x.shape) if name != "mm" else (x.shape[0], args[0].shape[1]))
             return real[name](x, *args, **kwargs)
+
         return wrapper
 
     for name in seen:
         monkeypatch.setattr(torch, name, spy(name))
     shapes: list = []
-    res = knn_scores(test, ref, ks=(1, 5, 30, "all"), chunk_size=cs, ref_chunk_size=rcs,
-                     _block_shapes=shapes)
+    res = knn_scores(test, ref, ks=(1, 5, 30, "all"), chunk_size=cs, ref_chunk_size=rcs, _block_shapes=shapes)
     monkeypatch.undo()
 
     n_blocks = math.ceil(2000 / cs) * math.ceil(20000 / rcs)
     assert len(shapes) == n_blocks and sum(r * c for r, c in shapes) == 2000 * 20000
-    assert len(seen["mm"]) == n_blocks                # ONE matmul per block serves both distances
+    assert len(seen["mm"]) == n_blocks  # ONE matmul per block serves both distances
     for name, recorded in seen.items():
         for shape in recorded:
             assert len(shape) <= 2 and math.prod(shape) <= cs * rcs, (name, shape)
@@ -292,8 +326,7 @@ def test_blocks_never_exceed_chunk_sizes(monkeypatch):
     for distance in ("cosine", "euclidean"):
         want, _ = brute_force(test[rows], ref, distance, (1, 5, 30, "all"))
         for k in (1, 5, 30, "all"):
-            np.testing.assert_allclose(res[f"{distance}_k{k}"][rows], want[f"{distance}_k{k}"],
-                                       rtol=1e-5, atol=5e-5)
+            np.testing.assert_allclose(res[f"{distance}_k{k}"][rows], want[f"{distance}_k{k}"], rtol=1e-5, atol=5e-5)
         np.testing.assert_array_equal(res[f"{distance}_nn"][rows], want[f"{distance}_nn"])
 
 
@@ -304,13 +337,43 @@ def test_bench_script_small_run(tmp_path):
     out = tmp_path / "speed.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "score_speed.py"), "--n-test", "64", "--n-ref", "300",
-         "--dim", "16", "--repeat", "1", "--threads", "1", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "score_speed.py"),
+            "--n-test",
+            "64",
+            "--n-ref",
+            "300",
+            "--dim",
+            "16",
+            "--repeat",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(out.read_text())
-    for key in ("device", "threads", "n_test", "n_ref", "dim", "ks", "distances", "seconds_best",
-                "seconds_first", "rows_per_second", "target_seconds", "meets_target"):
+    for key in (
+        "device",
+        "threads",
+        "n_test",
+        "n_ref",
+        "dim",
+        "ks",
+        "distances",
+        "seconds_best",
+        "seconds_first",
+        "rows_per_second",
+        "target_seconds",
+        "meets_target",
+    ):
         assert key in rec, key
     assert rec["n_test"] == 64 and rec["threads"] == 1 and rec["target_seconds"] == 15
     assert rec["ks"] == [1, 5, 10, 20, 30, "all"] and isinstance(rec["meets_target"], bool)

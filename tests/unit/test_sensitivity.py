@@ -12,8 +12,11 @@ from dmlbench.config import validate
 from dmlbench.errors import DmlbenchError
 from dmlbench.report import _style, scorers, sensitivity, setup
 
-BASE = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [1, 5]}],
-        "cases": 2}
+BASE = {
+    "datasets": {"digits": {"source": "digits"}},
+    "conditions": [{"dataset": "digits", "n_anomaly": [1, 5]}],
+    "cases": 2,
+}
 
 
 def _config(methods: dict, **extra) -> dict:
@@ -23,10 +26,20 @@ def _config(methods: dict, **extra) -> dict:
 #: condition -> method -> mean AUROC. In digits a1 the margin moves ArcFace from the top (0.2) to
 #: below l2softmax (0.5): rank 1, 1, 2 of 3; in digits a5 it stays last: rank 3, 3, 3.
 MEANS = {
-    1: {"conventional": 0.80, "l2softmax": 0.85, "arcface_margin0.2": 0.90, "arcface_margin0.35": 0.86,
-        "arcface_margin0.5": 0.82},
-    5: {"conventional": 0.70, "l2softmax": 0.75, "arcface_margin0.2": 0.60, "arcface_margin0.35": 0.65,
-        "arcface_margin0.5": 0.62},
+    1: {
+        "conventional": 0.80,
+        "l2softmax": 0.85,
+        "arcface_margin0.2": 0.90,
+        "arcface_margin0.35": 0.86,
+        "arcface_margin0.5": 0.82,
+    },
+    5: {
+        "conventional": 0.70,
+        "l2softmax": 0.75,
+        "arcface_margin0.2": 0.60,
+        "arcface_margin0.35": 0.65,
+        "arcface_margin0.5": 0.62,
+    },
 }
 
 
@@ -34,9 +47,21 @@ def _summary(scorer: str = "cosine_k1") -> pd.DataFrame:
     rows = []
     for n_anomaly, means in MEANS.items():
         for method, mean in means.items():
-            rows.append({"dataset": "digits", "n_anomaly": n_anomaly, "method": method, "n_per_class": "all",
-                         "scorer": scorer, "metric": "auroc", "mean": mean, "std": 0.01, "n": 4,
-                         "ci_low": mean - 0.02, "ci_high": mean + 0.03})
+            rows.append(
+                {
+                    "dataset": "digits",
+                    "n_anomaly": n_anomaly,
+                    "method": method,
+                    "n_per_class": "all",
+                    "scorer": scorer,
+                    "metric": "auroc",
+                    "mean": mean,
+                    "std": 0.01,
+                    "n": 4,
+                    "ci_low": mean - 0.02,
+                    "ci_high": mean + 0.03,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -76,29 +101,54 @@ def test_sensitivity_table_takes_the_summary_and_ranks_each_variant(swept):
 def test_rank_changes_per_condition_and_the_sentence(swept):
     changes = sensitivity.rank_changes_table(sensitivity.sensitivity_table(_summary(), swept["methods"]))
     assert changes[["n_anomaly", "best_rank", "worst_rank", "changes"]].values.tolist() == [
-        [1, 1, 2, True], [5, 3, 3, False]]
+        [1, 1, 2, True],
+        [5, 3, 3, False],
+    ]
     assert changes.loc[0, "ranks"] == "arcface_margin0.2: 1, arcface_margin0.35: 1, arcface_margin0.5: 2"
     text = sensitivity.rank_summary(changes)
-    assert text == ("- Sweep `arcface` (head arcface): its rank among the 2 other methods changes in 1 of 2 "
-                    "conditions (digits · 1 anomaly class: rank 1 to 2).\n")
+    assert text == (
+        "- Sweep `arcface` (head arcface): its rank among the 2 other methods changes in 1 of 2 "
+        "conditions (digits · 1 anomaly class: rank 1 to 2).\n"
+    )
 
 
 def test_sensitivity_chart_plots_each_swept_value_with_its_interval_and_rank(swept):
     chart = sensitivity.sensitivity_chart(_summary(), swept["methods"]).to_dict()
     data = [row for d in chart["datasets"].values() for row in d]
     assert {(r["method"], r["x"], r["rank_label"]) for r in data if r["n_anomaly"] == 1} == {
-        ("arcface_margin0.2", 0.2, "#1"), ("arcface_margin0.35", 0.35, "#1"), ("arcface_margin0.5", 0.5, "#2")}
+        ("arcface_margin0.2", 0.2, "#1"),
+        ("arcface_margin0.35", 0.35, "#1"),
+        ("arcface_margin0.5", 0.5, "#2"),
+    }
     assert chart["usermeta"]["dmlbench"]["scorer"] == "cosine_k1"
 
 
 def test_a_sweep_of_two_parameters_draws_one_line_per_setting_of_the_other():
     cfg = _config({"conventional": {}, "arcface": {"margin": [0.2, 0.5], "scale": [16, 64]}})
-    summary = pd.DataFrame([{"dataset": "digits", "n_anomaly": 1, "method": m, "n_per_class": "all",
-                             "scorer": "cosine_k1", "metric": "auroc", "mean": v, "std": 0.0, "n": 2,
-                             "ci_low": v, "ci_high": v}
-                            for m, v in [("conventional", 0.7), ("arcface_margin0.2_scale16", 0.8),
-                                         ("arcface_margin0.2_scale64", 0.6), ("arcface_margin0.5_scale16", 0.75),
-                                         ("arcface_margin0.5_scale64", 0.65)]])
+    summary = pd.DataFrame(
+        [
+            {
+                "dataset": "digits",
+                "n_anomaly": 1,
+                "method": m,
+                "n_per_class": "all",
+                "scorer": "cosine_k1",
+                "metric": "auroc",
+                "mean": v,
+                "std": 0.0,
+                "n": 2,
+                "ci_low": v,
+                "ci_high": v,
+            }
+            for m, v in [
+                ("conventional", 0.7),
+                ("arcface_margin0.2_scale16", 0.8),
+                ("arcface_margin0.2_scale64", 0.6),
+                ("arcface_margin0.5_scale16", 0.75),
+                ("arcface_margin0.5_scale64", 0.65),
+            ]
+        ]
+    )
     table = sensitivity.sensitivity_table(summary, cfg["methods"])
     by_margin = table[table["parameter"] == "margin"]
     assert set(by_margin["setting"]) == {"scale=16", "scale=64"}
@@ -106,8 +156,11 @@ def test_a_sweep_of_two_parameters_draws_one_line_per_setting_of_the_other():
     assert by_scale.set_index("method").loc["arcface_margin0.5_scale64", "setting"] == "margin=0.5"
     # rank among itself and conventional: 0.8, 0.75 above 0.7 -> 1; 0.6, 0.65 below -> 2
     assert dict(zip(by_margin["method"], by_margin["rank"])) == {
-        "arcface_margin0.2_scale16": 1, "arcface_margin0.2_scale64": 2,
-        "arcface_margin0.5_scale16": 1, "arcface_margin0.5_scale64": 2}
+        "arcface_margin0.2_scale16": 1,
+        "arcface_margin0.2_scale64": 2,
+        "arcface_margin0.5_scale16": 1,
+        "arcface_margin0.5_scale64": 2,
+    }
 
 
 def test_no_rows_of_the_swept_variants_is_a_clear_error(swept):
@@ -117,9 +170,14 @@ def test_no_rows_of_the_swept_variants_is_a_clear_error(swept):
 
 
 def test_methods_table_shows_each_labels_head_and_parameters():
-    cfg = _config({"conventional": {}, "arcface": {"margin": [0.2, 0.5]},
-                   "tm": {"head": "pml", "loss": "TripletMarginLoss", "miner": "MultiSimilarityMiner"}},
-                  annex={"sample_size": [20], "mixup": True})
+    cfg = _config(
+        {
+            "conventional": {},
+            "arcface": {"margin": [0.2, 0.5]},
+            "tm": {"head": "pml", "loss": "TripletMarginLoss", "miner": "MultiSimilarityMiner"},
+        },
+        annex={"sample_size": [20], "mixup": True},
+    )
     _style.use_methods(cfg["methods"])
     try:
         table = setup.methods_table(cfg).set_index("method")
@@ -129,8 +187,9 @@ def test_methods_table_shows_each_labels_head_and_parameters():
     assert table.loc["arcface_margin0.2", "head"] == "arcface"
     assert table.loc["arcface_margin0.2", "parameters"] == "scale=30, margin=0.2"  # the head's declared order
     assert table.loc["tm", "head"] == "pml: TripletMarginLoss"
-    assert table.loc["tm", "parameters"] == ("miner=MultiSimilarityMiner(epsilon=0.1), margin=0.05, swap=False, "
-                                             "smooth_loss=False, triplets_per_anchor=all")
+    assert table.loc["tm", "parameters"] == (
+        "miner=MultiSimilarityMiner(epsilon=0.1), margin=0.05, swap=False, smooth_loss=False, triplets_per_anchor=all"
+    )
     assert table.loc["tm", ["mixup", "mixup_annex"]].tolist() == ["n/a", "n/a"]
     assert table.loc["conventional", "mixup_annex"] == "yes (alpha 0.4)"
 
@@ -140,13 +199,27 @@ def test_scorers_table_marks_logit_scorers_of_a_pair_loss_not_applicable():
     for method, scorer_values in {"conventional": {"cosine_k1": 0.8, "msp": 0.7}, "supcon": {"cosine_k1": 0.9}}.items():
         for scorer, value in scorer_values.items():
             for case in (0, 1):
-                rows.append({"dataset": "digits", "n_anomaly": 1, "method": method, "n_per_class": "all", "seed": 0,
-                             "case": case, "scorer": scorer, "metric": "auroc", "value": value + 0.01 * case})
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "n_anomaly": 1,
+                        "method": method,
+                        "n_per_class": "all",
+                        "seed": 0,
+                        "case": case,
+                        "scorer": scorer,
+                        "metric": "auroc",
+                        "value": value + 0.01 * case,
+                    }
+                )
     table = scorers.scorers_table(pd.DataFrame(rows)).set_index(["method", "scorer"])
     assert not table.loc[("supcon", "msp"), "applicable"] and math.isnan(table.loc[("supcon", "msp"), "mean"])
     assert table.loc[("supcon", "msp"), "n"] == 0
     assert table.loc[("conventional", "msp"), "applicable"] and table.loc[("conventional", "msp"), "mean"] == 0.705
     spec = scorers.scorers_chart(pd.DataFrame(rows)).to_dict()
-    texts = [layer["mark"] for layer in spec["spec"]["layer"] if isinstance(layer["mark"], dict)
-             and layer["mark"].get("text") == "n/a"]
+    texts = [
+        layer["mark"]
+        for layer in spec["spec"]["layer"]
+        if isinstance(layer["mark"], dict) and layer["mark"].get("text") == "n/a"
+    ]
     assert texts, "no n/a cell layer"

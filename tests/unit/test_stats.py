@@ -6,9 +6,19 @@ import pytest
 from scipy import stats as sst
 
 from dmlbench.errors import DmlbenchError
-from dmlbench.stats import (RANKING_COLUMNS, SUMMARY_COLUMNS, average_ranks, bootstrap_ci, friedman, holm,
-                            mean_test, nemenyi_cd, ranking_table, summary_table, wilcoxon_p)
-
+from dmlbench.stats import (
+    RANKING_COLUMNS,
+    SUMMARY_COLUMNS,
+    average_ranks,
+    bootstrap_ci,
+    friedman,
+    holm,
+    mean_test,
+    nemenyi_cd,
+    ranking_table,
+    summary_table,
+    wilcoxon_p,
+)
 
 # --------------------------------------------------------------------------- Holm
 
@@ -54,8 +64,9 @@ def test_mean_test_with_two_degrees_of_freedom_in_closed_form():
     assert r.ci_low == pytest.approx(4 - half)
     # a 90 % interval: q = 0.95 -> 2.9200
     q = 0.95
-    assert mean_test([3.0, 4.0, 5.0], level=0.9).ci_high == pytest.approx(4 + (2 * q - 1) / np.sqrt(2 * q * (1 - q))
-                                                                          / np.sqrt(3))
+    assert mean_test([3.0, 4.0, 5.0], level=0.9).ci_high == pytest.approx(
+        4 + (2 * q - 1) / np.sqrt(2 * q * (1 - q)) / np.sqrt(3)
+    )
 
 
 def test_mean_test_matches_scipy_and_handles_no_spread():
@@ -77,8 +88,7 @@ def test_mean_test_matches_scipy_and_handles_no_spread():
 
 
 def test_average_ranks_best_is_one_and_ties_average():
-    values = np.array([[0.9, 0.8, 0.7],
-                       [0.6, 0.6, 0.9]])
+    values = np.array([[0.9, 0.8, 0.7], [0.6, 0.6, 0.9]])
     # block 1: ranks 1, 2, 3; block 2: 2.5, 2.5, 1
     np.testing.assert_allclose(average_ranks(values), [1.75, 2.25, 2.0])
 
@@ -99,7 +109,7 @@ def test_friedman_and_wilcoxon_match_scipy():
     assert (stat, p, note) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue), "")
     # the Friedman statistic from the average ranks (no ties): 12N/(k(k+1)) (sum R^2 - k(k+1)^2/4)
     r, n, k = average_ranks(values), 12, 4
-    assert stat == pytest.approx(12 * n / (k * (k + 1)) * (np.sum(r ** 2) - k * (k + 1) ** 2 / 4))
+    assert stat == pytest.approx(12 * n / (k * (k + 1)) * (np.sum(r**2) - k * (k + 1) ** 2 / 4))
     assert wilcoxon_p(values[:, 2], values[:, 0]) == pytest.approx(sst.wilcoxon(values[:, 2], values[:, 0]).pvalue)
 
 
@@ -140,9 +150,19 @@ def _metrics(methods=("arcface", "conventional", "cosface"), cases=3, seeds=(0, 
             for case in range(cases):
                 for scorer in ("cosine_k1", "lof"):
                     for metric in ("auroc", "fpr95"):
-                        rows.append(dict(dataset="d", n_anomaly=1, method=method, n_per_class="all", seed=seed,
-                                         case=case, scorer=scorer, metric=metric,
-                                         value=float(0.6 + shift[method] + 0.1 * rng.random())))
+                        rows.append(
+                            dict(
+                                dataset="d",
+                                n_anomaly=1,
+                                method=method,
+                                n_per_class="all",
+                                seed=seed,
+                                case=case,
+                                scorer=scorer,
+                                metric=metric,
+                                value=float(0.6 + shift[method] + 0.1 * rng.random()),
+                            )
+                        )
     return pd.DataFrame(rows)
 
 
@@ -152,8 +172,11 @@ def test_ranking_table_against_scipy():
     assert list(table.columns) == RANKING_COLUMNS
     assert len(table) == 2 * 3  # 2 scorers x 3 methods (AUROC only)
     one = table[table.scorer == "cosine_k1"].set_index("method")
-    wide = (metrics[(metrics.metric == "auroc") & (metrics.scorer == "cosine_k1")]
-            .pivot_table(index=["case", "seed"], columns="method", values="value").sort_index())
+    wide = (
+        metrics[(metrics.metric == "auroc") & (metrics.scorer == "cosine_k1")]
+        .pivot_table(index=["case", "seed"], columns="method", values="value")
+        .sort_index()
+    )
     np.testing.assert_allclose(one.loc[wide.columns, "avg_rank"], sst.rankdata(-wide.to_numpy(), axis=1).mean(0))
     ref = sst.friedmanchisquare(*wide.to_numpy().T)
     assert one["friedman_statistic"].eq(ref.statistic).all() and one["friedman_p"].eq(ref.pvalue).all()
@@ -197,8 +220,19 @@ def test_duplicated_seeds_do_not_narrow_the_interval():
     narrow it by about sqrt(2))."""
     rng = np.random.default_rng(5)
     values = rng.normal(0.8, 0.05, size=8)
-    one = pd.DataFrame({"dataset": "d", "n_anomaly": 1, "method": "arcface", "n_per_class": "all", "seed": 0,
-                        "case": np.arange(8), "scorer": "cosine_k1", "metric": "auroc", "value": values})
+    one = pd.DataFrame(
+        {
+            "dataset": "d",
+            "n_anomaly": 1,
+            "method": "arcface",
+            "n_per_class": "all",
+            "seed": 0,
+            "case": np.arange(8),
+            "scorer": "cosine_k1",
+            "metric": "auroc",
+            "value": values,
+        }
+    )
     two = pd.concat([one, one.assign(seed=1)], ignore_index=True)
     a, b = summary_table(one).iloc[0], summary_table(two).iloc[0]
     assert (b["ci_low"], b["ci_high"]) == (a["ci_low"], a["ci_high"])
@@ -218,8 +252,19 @@ def test_ranking_of_a_lower_is_better_metric_puts_the_lowest_first():
     for case in range(4):
         for method, fpr in (("arcface", 0.1), ("conventional", 0.3), ("cosface", 0.6)):
             for metric, value in (("fpr95", fpr + 0.01 * case), ("auroc", 1 - fpr)):
-                rows.append(dict(dataset="d", n_anomaly=1, method=method, n_per_class="all", seed=0, case=case,
-                                 scorer="cosine_k1", metric=metric, value=value))
+                rows.append(
+                    dict(
+                        dataset="d",
+                        n_anomaly=1,
+                        method=method,
+                        n_per_class="all",
+                        seed=0,
+                        case=case,
+                        scorer="cosine_k1",
+                        metric=metric,
+                        value=value,
+                    )
+                )
     metrics = pd.DataFrame(rows)
     for metric in ("fpr95", "auroc"):
         ranks = ranking_table(metrics, metric=metric).set_index("method")["avg_rank"]

@@ -20,8 +20,16 @@ def _batches(n=40, shuffle=True, **kw):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, 8, 8, 1), generator=g, dtype=torch.uint8)
     labels = torch.arange(n) % 3
-    return DeviceBatches(images, labels, np.arange(n), 16, mean=torch.zeros(1, 1, 1, 1),
-                         std=torch.ones(1, 1, 1, 1), shuffle=shuffle, **kw)
+    return DeviceBatches(
+        images,
+        labels,
+        np.arange(n),
+        16,
+        mean=torch.zeros(1, 1, 1, 1),
+        std=torch.ones(1, 1, 1, 1),
+        shuffle=shuffle,
+        **kw,
+    )
 
 
 def test_batches_cover_every_index_once_and_repeat_with_the_seed():
@@ -49,7 +57,7 @@ def test_crop_is_a_shifted_window_of_the_zero_padded_image():
     gen = torch.Generator().manual_seed(1)
     out = dl._augment(x.repeat(50, 1, 1, 1), gen)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))[0, 0]
-    windows = {(dy, dx): padded[dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)}
+    windows = {(dy, dx): padded[dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)}
     found = set()
     for img in out[:, 0]:
         match = [k for k, w in windows.items() if torch.equal(w, img)]
@@ -110,10 +118,20 @@ def _tiny_digits():
 
 
 def _spec(**training):
-    return {"dataset": "digits", "source": "digits", "class_order": "canonical", "flip": False, "n_anomaly": 3,
-            "method": "conventional", "method_params": {"mixup": False, "mixup_alpha": 0.4}, "n_per_class": "all",
-            "seed": 0, "cases": 2, "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
-            "training": {**TRAINING, **training}}
+    return {
+        "dataset": "digits",
+        "source": "digits",
+        "class_order": "canonical",
+        "flip": False,
+        "n_anomaly": 3,
+        "method": "conventional",
+        "method_params": {"mixup": False, "mixup_alpha": 0.4},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 2,
+        "model": {"backbone": "small_cnn", "embedding_dim": 8, "embedding": "none"},
+        "training": {**TRAINING, **training},
+    }
 
 
 def test_train_job_writes_the_contracts_and_repeats_on_the_cpu(tmp_path):
@@ -122,8 +140,10 @@ def test_train_job_writes_the_contracts_and_repeats_on_the_cpu(tmp_path):
     train_job(ds, _spec(), tmp_path / "b", device="cpu", threads=1)
     with np.load(tmp_path / "a" / "embeddings.npz") as a, np.load(tmp_path / "b" / "embeddings.npz") as b:
         assert set(a.files) == {"test_labels", "classes"} | {
-            f"case{k}_{n}" for k in (0, 1) for n in ("reference", "reference_index", "reference_labels", "test", "test_logits",
-                                     "normal_classes")}
+            f"case{k}_{n}"
+            for k in (0, 1)
+            for n in ("reference", "reference_index", "reference_labels", "test", "test_logits", "normal_classes")
+        }
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
         assert a["case0_test"].dtype == np.float16 and a["case0_test"].shape == (len(ds.y_test), 8)
@@ -148,8 +168,12 @@ def test_nan_loss_is_refused_naming_method_case_epoch_and_writes_nothing(tmp_pat
 @pytest.mark.parametrize("method", list(HEADS))
 def test_every_method_learns_the_digits_well_above_chance(tmp_path, method):
     ds = load_source({"source": "digits", "image_size": 12})
-    spec = {**_spec(epochs=4, batch_size=64, lr=0.005), "method": method, "cases": 1,
-            "method_params": {"mixup": False, "mixup_alpha": 0.4}}
+    spec = {
+        **_spec(epochs=4, batch_size=64, lr=0.005),
+        "method": method,
+        "cases": 1,
+        "method_params": {"mixup": False, "mixup_alpha": 0.4},
+    }
     spec["model"]["embedding_dim"] = 16
     train_job(ds, spec, tmp_path, device="cpu", threads=2)
     with np.load(tmp_path / "embeddings.npz") as npz:
@@ -172,10 +196,13 @@ def _steps(ds, spec) -> list[int]:
     return [spec["training"]["epochs"] * (len(c.train_idx) // bs) for c in job_cases(ds, spec)]
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({}, lambda steps: 5.0),  # run schedule: λ_min from 6 % of the run on
-    ({"lambda_schedule": "reference"}, lambda steps: max(5.0, 1000 / (1 + 0.12 * steps))),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({}, lambda steps: 5.0),  # run schedule: λ_min from 6 % of the run on
+        ({"lambda_schedule": "reference"}, lambda steps: max(5.0, 1000 / (1 + 0.12 * steps))),
+    ],
+)
 def test_sphereface_job_records_lambda_at_the_last_step(tmp_path, params, expected):
     """A short SphereFace job (2 epochs of some 12 steps): run.json records each case's λ after
     training. The run schedule has reached λ_min = 5 (the reference schedule written for 28,000
@@ -201,8 +228,9 @@ def test_methods_table_shows_the_final_lambda():
     from dmlbench.report.setup import with_final_lambda
 
     methods = pd.DataFrame({"method": ["conventional", "sphereface"], "parameters": ["—", "margin=4"]})
-    runs = pd.DataFrame({"method": ["conventional", "sphereface", "sphereface"],
-                         "final_lambda": [float("nan"), 5.0, 8.74]})
+    runs = pd.DataFrame(
+        {"method": ["conventional", "sphereface", "sphereface"], "final_lambda": [float("nan"), 5.0, 8.74]}
+    )
     assert with_final_lambda(methods, runs)["lambda_final"].tolist() == ["—", "5–8.74"]
     assert with_final_lambda(methods, runs.iloc[[0, 1]])["lambda_final"].tolist() == ["—", "5"]
     assert "lambda_final" not in with_final_lambda(methods, runs.iloc[[0]])
@@ -244,9 +272,13 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
         (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
         torch.save(resnet18().state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
         ds = _tiny_digits()
-        spec = {**_spec(epochs=1, freeze_epochs=1, lr=0.01), "method": "sphereface", "cases": 1,
-                "method_params": {}, "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16,
-                                                       "embedding": "linear_bn"}}
+        spec = {
+            **_spec(epochs=1, freeze_epochs=1, lr=0.01),
+            "method": "sphereface",
+            "cases": 1,
+            "method_params": {},
+            "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16, "embedding": "linear_bn"},
+        }
         trainer = JobTrainer(ds, spec, torch.device("cpu"))
         case = job_cases(ds, spec)[0]
         learn, _ = trainer.learner(case)
@@ -261,9 +293,11 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
                 self.offset = offset
 
             def after_fit(self):
-                seen[self.offset] = ({n: not torch.equal(loaded[n], p) for n, p in model.named_parameters()},
-                                     [h["lr"] for h in learn.opt.hypers],
-                                     [g.level for g in learn.splitter.groups])
+                seen[self.offset] = (
+                    {n: not torch.equal(loaded[n], p) for n, p in model.named_parameters()},
+                    [h["lr"] for h in learn.opt.hypers],
+                    [g.level for g in learn.splitter.groups],
+                )
 
         with learn.no_bar(), learn.no_logging():
             fine_tune(learn, model, 1, 0.01, 1, 100, Watch)

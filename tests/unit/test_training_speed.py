@@ -17,8 +17,18 @@ from dmlbench.errors import ConfigError, TrainingError
 from dmlbench.fastai_parts import EpochLog
 from dmlbench.heads import HEADS, build_head
 from dmlbench.models import EmbeddingNet, build_backbone
-from dmlbench.training import (COMPILE_MIN_IMAGES, DeviceBatches, HeadLoss, JobTrainer, build_learner, job_cases,
-                               optimizer_func, resolve_compile, resolve_precision, train_job)
+from dmlbench.training import (
+    COMPILE_MIN_IMAGES,
+    DeviceBatches,
+    HeadLoss,
+    JobTrainer,
+    build_learner,
+    job_cases,
+    optimizer_func,
+    resolve_compile,
+    resolve_precision,
+    train_job,
+)
 
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
@@ -39,7 +49,7 @@ def test_crop_pads_with_black_pixels_before_normalisation():
     images = torch.full((64, 6, 6, 3), 255, dtype=torch.uint8)
     mean, std = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 0.2]).view(1, 3, 1, 1)
     dl = _loader(images, shuffle=True, crop_padding=2, seed=1, mean=mean, std=std)
-    (x, _), = list(dl)
+    ((x, _),) = list(dl)
     white, black = (1 - mean) / std, (0 - mean) / std
     is_white = torch.isclose(x, white.expand_as(x), atol=1e-5)
     is_black = torch.isclose(x, black.expand_as(x), atol=1e-5)
@@ -64,7 +74,7 @@ def test_crop_and_flip_give_windows_or_mirrored_windows_of_the_padded_image():
     out = dl._augment_nhwc(x, torch.Generator().manual_seed(0))[..., 0]
     assert out.dtype == torch.uint8  # augmented on the raw pixels
     padded = torch.nn.functional.pad(x[0, :, :, 0], (2, 2, 2, 2))
-    windows = {(dy, dx): padded[dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)}
+    windows = {(dy, dx): padded[dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)}
     plain = mirrored = 0
     for img in out:
         hit = [k for k, w in windows.items() if torch.equal(w, img)]
@@ -88,7 +98,7 @@ def test_normalisation_values_and_channels_last_layout():
     g = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (10, 4, 5, 3), generator=g, dtype=torch.uint8)
     mean, std = torch.tensor([0.49, 0.48, 0.45]).view(1, 3, 1, 1), torch.tensor([0.25, 0.24, 0.26]).view(1, 3, 1, 1)
-    (x, _), = list(_loader(images, mean=mean, std=std))
+    ((x, _),) = list(_loader(images, mean=mean, std=std))
     expected = (images.permute(0, 3, 1, 2).double() / 255 - mean.double()) / std.double()
     assert x.dtype == torch.float32 and x.shape == (10, 3, 4, 5)
     assert x.is_contiguous(memory_format=torch.channels_last)
@@ -111,10 +121,20 @@ def _tiny_digits():
 
 
 def _spec(method="conventional", mixup=False, **training):
-    return {"dataset": "digits", "source": "digits", "class_order": "canonical", "flip": True, "n_anomaly": 3,
-            "method": method, "method_params": {"mixup": mixup, "mixup_alpha": 0.4}, "n_per_class": "all",
-            "seed": 0, "cases": 2, "model": {"backbone": "small_cnn", "embedding_dim": 8},
-            "training": {**TRAINING, **training}}
+    return {
+        "dataset": "digits",
+        "source": "digits",
+        "class_order": "canonical",
+        "flip": True,
+        "n_anomaly": 3,
+        "method": method,
+        "method_params": {"mixup": mixup, "mixup_alpha": 0.4},
+        "n_per_class": "all",
+        "seed": 0,
+        "cases": 2,
+        "model": {"backbone": "small_cnn", "embedding_dim": 8},
+        "training": {**TRAINING, **training},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +232,7 @@ def _fails_when_compiling(*args, **kwargs):
 def _fails_when_called(module, **kwargs):
     def call(x):
         raise RuntimeError("backend compiler failed\nlong traceback")
+
     return call
 
 
@@ -223,6 +244,7 @@ def _fails_on_third_call(module, **kwargs):
         if calls["n"] >= 3:
             raise RuntimeError("recompilation failed")
         return module(x)
+
     return call
 
 
@@ -253,8 +275,9 @@ def test_train_job_records_precision_and_the_compile_fallback(digits, tmp_path, 
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["precision"] == "fp32" and run["compiled"] is False
     assert run["compile_fallback"].startswith("RuntimeError: inductor is unavailable")
-    assert (tmp_path / "train_log.csv").read_text().splitlines()[0] == \
-        "case,epoch,train_loss,valid_loss,valid_accuracy,seconds"
+    assert (tmp_path / "train_log.csv").read_text().splitlines()[
+        0
+    ] == "case,epoch,train_loss,valid_loss,valid_accuracy,seconds"
 
 
 def test_compiled_training_step_through_dynamo_matches_eager(digits):
@@ -267,8 +290,9 @@ def test_compiled_training_step_through_dynamo_matches_eager(digits):
     got, rows = compiled.train_case(case)
     expected, rows_eager = JobTrainer(digits, _spec(compile=False), CPU).train_case(case)
     for key in expected:
-        np.testing.assert_allclose(got[key].astype(np.float64), expected[key].astype(np.float64),
-                                   rtol=1e-3, atol=1e-3, err_msg=key)
+        np.testing.assert_allclose(
+            got[key].astype(np.float64), expected[key].astype(np.float64), rtol=1e-3, atol=1e-3, err_msg=key
+        )
     np.testing.assert_allclose(rows[0]["train_loss"], rows_eager[0]["train_loss"], rtol=1e-4)
 
 
@@ -336,6 +360,7 @@ def _count_host_reads(monkeypatch):
                 counter["n"] += 1
                 counter["sites"].append(f"{_name} {caller.filename}:{caller.lineno}")
             return _original(self, *a, **k)
+
         monkeypatch.setattr(torch.Tensor, name, wrapped)
     return counter
 
@@ -345,8 +370,9 @@ def _learner_for(n_images, mixup, method="centerloss", device=CPU):
     images = torch.randint(0, 256, (n_images, 8, 8, 1), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     images, labels = images.to(device), (torch.arange(n_images) % 3).to(device)
     common = dict(mean=torch.full((1, 1, 1, 1), 0.5, device=device), std=torch.full((1, 1, 1, 1), 0.25, device=device))
-    train = DeviceBatches(images, labels, np.arange(n_images), 8, shuffle=True, flip=True, crop_padding=1,
-                          drop_last=True, **common)
+    train = DeviceBatches(
+        images, labels, np.arange(n_images), 8, shuffle=True, flip=True, crop_padding=1, drop_last=True, **common
+    )
     valid = DeviceBatches(images, labels, np.arange(16), 8, **common)
     backbone = build_backbone("small_cnn", 1, 8)
     model = EmbeddingNet(backbone, build_head(method, 8, 3)).to(device).to(memory_format=torch.channels_last)
@@ -457,8 +483,9 @@ def test_no_cuda_synchronisation_inside_an_epoch(method, mixup):
     rows: list[dict] = []
     try:
         with learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(3, 0.01, cbs=[SyncGuard(), SyncGuardEnd(),
-                                              EpochLog(method, 0, torch.device("cuda"), rows)])
+            learn.fit_one_cycle(
+                3, 0.01, cbs=[SyncGuard(), SyncGuardEnd(), EpochLog(method, 0, torch.device("cuda"), rows)]
+            )
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert [r["epoch"] for r in rows] == [0, 1, 2]

@@ -36,12 +36,21 @@ CASES = {
     "report scorer not computed": ("report.scorer", "cosine_k7", "is not computed by this config"),
     "shrinkage above 1": ("scoring.mahalanobis_shrinkage", 1.5, "number in [0, 1]"),
     # method variants: a label names its head; a list sweeps; head pml takes PML's losses
-    "variant of an unknown head": ("methods.arcface_m03", {"head": "arcfce", "margin": 0.3},
-                                   "methods.arcface_m03.head: unknown head 'arcfce'; known: conventional"),
-    "unknown pytorch-metric-learning loss": ("methods.sc", {"head": "pml", "loss": "SupConLos"},
-                                             "unknown pytorch-metric-learning loss 'SupConLos'; did you mean"),
-    "swept value out of range": ("methods.arcface.margin", [0.3, 4.0],
-                                 "methods.arcface.margin[1] must be < 3.14159 (pi), got 4.0"),
+    "variant of an unknown head": (
+        "methods.arcface_m03",
+        {"head": "arcfce", "margin": 0.3},
+        "methods.arcface_m03.head: unknown head 'arcfce'; known: conventional",
+    ),
+    "unknown pytorch-metric-learning loss": (
+        "methods.sc",
+        {"head": "pml", "loss": "SupConLos"},
+        "unknown pytorch-metric-learning loss 'SupConLos'; did you mean",
+    ),
+    "swept value out of range": (
+        "methods.arcface.margin",
+        [0.3, 4.0],
+        "methods.arcface.margin[1] must be < 3.14159 (pi), got 4.0",
+    ),
 }
 
 

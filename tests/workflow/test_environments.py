@@ -47,7 +47,10 @@ def test_the_conda_env_for_users_is_the_one_the_readme_makes():
     # conda writes the pip part beside the env file: -r resolves to envs/requirements.txt
     assert "-r requirements.txt" in pip and (ROOT / "envs" / "requirements.txt").is_file()
     readme = (ROOT / "README.md").read_text()
-    for step in ("conda env create -f envs/environment.yaml", f"conda activate {env['name']} && pip install --no-deps -e ."):
+    for step in (
+        "conda env create -f envs/environment.yaml",
+        f"conda activate {env['name']} && pip install --no-deps -e .",
+    ):
         assert step in readme
 
 
@@ -57,9 +60,20 @@ def test_jobs_run_in_the_rules_conda_env(tmp_path):
     conda = shutil.which("conda") or shutil.which("mamba")
     if conda is None:
         pytest.skip("neither conda nor mamba is on PATH: the --sdm conda run is not tested here")
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config" / "test.yaml"),
-           "--cores", "1", "--sdm", "conda", "--conda-frontend", "conda" if conda.endswith("conda") else "mamba",
-           "results/data/digits.npz"]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config" / "test.yaml"),
+        "--cores",
+        "1",
+        "--sdm",
+        "conda",
+        "--conda-frontend",
+        "conda" if conda.endswith("conda") else "mamba",
+        "results/data/digits.npz",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with np.load(tmp_path / "results/data/digits.npz") as npz:

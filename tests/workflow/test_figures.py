@@ -45,11 +45,19 @@ def test_planned_labels_follow_the_config():
     full = validate({**base, "annex": {"sample_size": [30]}, "methods": {"arcface": {"margin": [0.3, 0.5]}}})
     assert planned_figures(full) == list(ALL_FIGURES) and planned_tables(full) == list(ALL_TABLES)
     lean = validate({**base, "tsne": {"enabled": False}, "scoring": {"distances": ["cosine"]}})
-    assert set(ALL_FIGURES) - set(planned_figures(lean)) == {"fig-tsne", "fig-annex-sample-size",
-                                                             "fig-cosine-euclidean", "fig-sensitivity"}
-    assert set(ALL_TABLES) - set(planned_tables(lean)) == {"tbl-closed-set", "tbl-annex-sample-size",
-                                                           "tbl-cosine-euclidean", "tbl-sensitivity",
-                                                           "tbl-sensitivity-ranks"}
+    assert set(ALL_FIGURES) - set(planned_figures(lean)) == {
+        "fig-tsne",
+        "fig-annex-sample-size",
+        "fig-cosine-euclidean",
+        "fig-sensitivity",
+    }
+    assert set(ALL_TABLES) - set(planned_tables(lean)) == {
+        "tbl-closed-set",
+        "tbl-annex-sample-size",
+        "tbl-cosine-euclidean",
+        "tbl-sensitivity",
+        "tbl-sensitivity-ranks",
+    }
 
 
 @pytest.mark.parametrize("label", ALL_FIGURES)
@@ -118,8 +126,9 @@ def test_worst_misses_table_matches_the_images(test_run):
     assert set(table["method"]) == {"conventional", "arcface_margin0.3", "arcface_margin0.5", "supcon"}
     assert table.groupby("method").size().tolist() == [10] * 4  # 5 anomalies, each with its neighbour
     misses = pd.read_parquet(results / "tables" / "worst_misses.parquet")
-    sel = misses[(misses.scorer == "cosine_k1") & (misses.n_per_class == "all") & (misses.case == 0)
-                 & (misses["rank"] <= 5)]
+    sel = misses[
+        (misses.scorer == "cosine_k1") & (misses.n_per_class == "all") & (misses.case == 0) & (misses["rank"] <= 5)
+    ]
     with np.load(results / "data" / "digits.npz") as npz:
         y_train = npz["y_train"]
     for row in sel.itertuples():
@@ -132,16 +141,18 @@ def test_worst_misses_table_matches_the_images(test_run):
 def test_every_planned_file_is_written_and_nothing_else(copy):
     written = write_figures(copy / "tables", copy / "figures")
     config = read_config(copy / "config.yaml")
-    expected = [copy / "figures" / f"{label}{ext}" for label in planned_figures(config)
-                for ext in (".svg", ".png", ".vl.json")]
+    expected = [
+        copy / "figures" / f"{label}{ext}" for label in planned_figures(config) for ext in (".svg", ".png", ".vl.json")
+    ]
     expected += [copy / "tables" / f"{label}.csv" for label in planned_tables(config)]
     assert written == expected
     assert all(p.stat().st_size > 0 for p in written)
     assert not [p for p in copy.rglob("*") if ".tmp" in p.name]
 
 
-@pytest.mark.parametrize("missing, stage", [("metrics.parquet", "dmlbench aggregate"),
-                                            ("tsne.parquet", "dmlbench closed-set")])
+@pytest.mark.parametrize(
+    "missing, stage", [("metrics.parquet", "dmlbench aggregate"), ("tsne.parquet", "dmlbench closed-set")]
+)
 def test_missing_table_says_which_stage_to_run_and_writes_nothing(copy, missing, stage):
     (copy / "tables" / missing).unlink()
     with pytest.raises(DmlbenchError, match=rf"{missing.replace('.', chr(92) + '.')}.*{stage}"):

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from dmlbench.config import load_config
-
 from tests.workflow.conftest import BIN, ROOT, clean_env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -25,8 +24,9 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))  # methods in the order the job trains them
     env = clean_env()
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(config), "--cores", "2"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     log = tmp_path / "logs" / "train" / f"{JOB}.log"
 
     methods = list(load_config(config)["methods"])  # the labels, sweeps expanded, in training order
@@ -64,7 +64,8 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
     record = json.loads((tmp_path / "results" / "jobs" / "train" / f"{JOB}.json").read_text())
     assert [(r["method"], r["status"]) for r in record["runs"]] == (
-        [(first, "restored")] + [(m, "trained") for m in methods[1:]])
+        [(first, "restored")] + [(m, "trained") for m in methods[1:]]
+    )
     assert (killed / "run.json").exists()
     fresh = pd.read_parquet(tmp_path / "results/tables/metrics.parquet")
     reference = pd.read_parquet(test_run / "results/tables/metrics.parquet")

@@ -16,8 +16,22 @@ def parse_imports(tmp_path, configfile: str) -> dict[str, str]:
     """Every module imported by `snakemake -n` on ``configfile``, mapped to the module that
     imported it first (from ``python -X importtime``: a child is listed before its parent, one
     indentation step deeper)."""
-    cmd = [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", str(ROOT / configfile), "-n", "--quiet", "rules"]
+    cmd = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / configfile),
+        "-n",
+        "--quiet",
+        "rules",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     rows = [m.groups() for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)$", proc.stderr, re.M)]

@@ -35,14 +35,30 @@ def test_every_output_exists(test_run):
     # a train or score job covers every method of one condition, size and seed
     jobs, closed_jobs = ["digits/a3/nall/s0", "digits/a3/n20/s0"], ["digits/a0/nall/s0"]
     expected = ["results/data/digits.npz", "results/config.yaml"]
-    expected += [f"results/runs/{r}/{f}" for r in runs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")]
+    expected += [
+        f"results/runs/{r}/{f}" for r in runs + closed for f in ("embeddings.npz", "train_log.csv", "run.json")
+    ]
     expected += [f"results/scores/{r}.parquet" for r in runs]
     for rule, rule_jobs in (("train", jobs + closed_jobs), ("score", jobs)):
-        expected += [f"{kind}/{rule}/{j}.{ext}" for j in rule_jobs
-                     for kind, ext in (("logs", "log"), ("benchmarks", "tsv"), ("results/jobs", "json"))]
-    expected += [f"results/tables/{name}.parquet" for name in
-                 ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs", "tsne",
-                  "closed_set")]
+        expected += [
+            f"{kind}/{rule}/{j}.{ext}"
+            for j in rule_jobs
+            for kind, ext in (("logs", "log"), ("benchmarks", "tsv"), ("results/jobs", "json"))
+        ]
+    expected += [
+        f"results/tables/{name}.parquet"
+        for name in (
+            "metrics",
+            "class_distances",
+            "summary",
+            "ranking",
+            "worst_misses",
+            "runtime",
+            "runs",
+            "tsne",
+            "closed_set",
+        )
+    ]
     # config/test.yaml has both distances, annex A.2 and the closed-set models: every figure and table.
     expected += [f"results/tables/{label}.csv" for label in ALL_TABLES]
     expected += [f"results/figures/{label}.{ext}" for label in ALL_FIGURES for ext in ("svg", "png", "vl.json")]
@@ -104,8 +120,17 @@ def test_scores_table(test_run):
     scores = pd.read_parquet(test_run / f"results/scores/{JOB}.parquet")
     with np.load(test_run / "results/data/digits.npz") as npz:
         y_test = npz["y_test"]
-    assert list(scores.columns) == ["case", "test_index", "label", "class_name", "is_anomaly", "head_pred",
-                                    *SCORERS, "cosine_nn", "euclidean_nn"]
+    assert list(scores.columns) == [
+        "case",
+        "test_index",
+        "label",
+        "class_name",
+        "is_anomaly",
+        "head_pred",
+        *SCORERS,
+        "cosine_nn",
+        "euclidean_nn",
+    ]
     assert len(scores) == 2 * len(y_test)
     case1 = scores[scores.case == 1]
     np.testing.assert_array_equal(case1["label"], y_test)
@@ -121,8 +146,17 @@ def test_scores_table(test_run):
 
 def test_metrics_table(test_run):
     metrics = pd.read_parquet(test_run / "results/tables/metrics.parquet")
-    assert list(metrics.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
-                                     "metric", "value"]
+    assert list(metrics.columns) == [
+        "dataset",
+        "n_anomaly",
+        "method",
+        "n_per_class",
+        "seed",
+        "case",
+        "scorer",
+        "metric",
+        "value",
+    ]
     assert set(metrics.method) == set(METHODS) and set(metrics.n_per_class) == {"all", "20"}
     # the pair loss: no head accuracy and no logit scorer, every other scorer
     pair = metrics[(metrics.method == "supcon") & (metrics.n_per_class == "all")]
@@ -135,6 +169,7 @@ def test_metrics_table(test_run):
     assert metrics["value"].between(0, 1).all()
     # recompute one AUROC from the scores table with scikit-learn
     from sklearn.metrics import roc_auc_score
+
     scores = pd.read_parquet(test_run / f"results/scores/{JOB}.parquet")
     c0 = scores[scores.case == 0]
     value = auroc[(auroc.case == 0) & (auroc.scorer == "euclidean_k5")]["value"].item()
@@ -146,8 +181,20 @@ def test_metrics_table(test_run):
 def test_class_distances_table(test_run):
     dist = pd.read_parquet(test_run / "results/tables/class_distances.parquet")
     dist = dist[(dist.method == "conventional") & (dist.n_per_class == "all")]
-    assert list(dist.columns) == ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
-                                  "class_index", "class_name", "role", "mean_score", "normalised"]
+    assert list(dist.columns) == [
+        "dataset",
+        "n_anomaly",
+        "method",
+        "n_per_class",
+        "seed",
+        "case",
+        "scorer",
+        "class_index",
+        "class_name",
+        "role",
+        "mean_score",
+        "normalised",
+    ]
     one = dist[(dist.case == 0) & (dist.scorer == "cosine_k1")]
     assert one["class_index"].tolist() == list(range(10))
     assert one[one.role == "anomaly"]["class_index"].tolist() == [0, 1, 2]
@@ -195,8 +242,16 @@ def test_a_fresh_shell_runs_the_jobs(tmp_path):
     `dmlbench` on PATH. The jobs run the dmlbench of the interpreter that runs Snakemake."""
     env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
     assert shutil.which("dmlbench", path=env["PATH"]) is None
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config" / "test.yaml"),
-           "--cores", "1", f"results/runs/{JOB}/run.json"]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config" / "test.yaml"),
+        "--cores",
+        "1",
+        f"results/runs/{JOB}/run.json",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = json.loads((tmp_path / f"results/runs/{JOB}/run.json").read_text())
@@ -206,8 +261,11 @@ def test_a_fresh_shell_runs_the_jobs(tmp_path):
 def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
     proc = snakemake(tmp_path, "-n", "--quiet", "rules")
     out = proc.stdout + proc.stderr
-    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in out.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
     # one train and one score job per condition (its 6 methods): 5 conditions x 1 seed; annex A.2: one
     # per condition and seed for its 4 sizes, 2 x 1; one train job per dataset for the closed-set models
     assert counts["score"] == 5 and counts["train"] == 5 + 2 and counts["prepare"] == 2
@@ -220,22 +278,27 @@ def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_p
     """The full study's annex job of CIFAR-10 a1: 4 sizes x 6 methods, each spec written to the run
     folder of its own size and method, and the score job reading and writing the same runs."""
     proc = snakemake(tmp_path, "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json", "-n", "-p", "--cores", "1")
-    lines = [shlex.split(line[line.index("dmlbench "):]) for line in (proc.stdout + proc.stderr).splitlines()
-             if "dmlbench train " in line or "dmlbench score " in line]
+    lines = [
+        shlex.split(line[line.index("dmlbench ") :])
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if "dmlbench train " in line or "dmlbench score " in line
+    ]
     train = next(w for w in lines if w[1] == "train")
     score = next(w for w in lines if w[1] == "score")
     specs = json.loads(train[train.index("--spec") + 1])
-    outs = train[train.index("--out") + 1:train.index("--job")]
+    outs = train[train.index("--out") + 1 : train.index("--job")]
     methods = list(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["methods"])
     expected = [f"results/runs/cifar10/a1/{m}/n{n}/s0" for n in (50, 100, 200, 500) for m in methods]
     assert outs == expected and len(specs) == 24
-    assert [f"results/runs/{s['dataset']}/a{s['n_anomaly']}/{s['method']}/n{s['n_per_class']}/s{s['seed']}"
-            for s in specs] == expected
+    assert [
+        f"results/runs/{s['dataset']}/a{s['n_anomaly']}/{s['method']}/n{s['n_per_class']}/s{s['seed']}" for s in specs
+    ] == expected
     assert all(s["training"]["epochs"] == 30 and s["method_params"]["mixup"] for s in specs)
     assert train[train.index("--job") + 1] == "results/jobs/train/cifar10/a1/n50+100+200+500/s0.json"
-    assert score[score.index("--run") + 1:score.index("--out")] == expected
-    assert score[score.index("--out") + 1:score.index("--job")] == [
-        f"results/scores/cifar10/a1/{m}/n{n}/s0.parquet" for n in (50, 100, 200, 500) for m in methods]
+    assert score[score.index("--run") + 1 : score.index("--out")] == expected
+    assert score[score.index("--out") + 1 : score.index("--job")] == [
+        f"results/scores/cifar10/a1/{m}/n{n}/s0.parquet" for n in (50, 100, 200, 500) for m in methods
+    ]
     assert not (tmp_path / "results").exists()
 
 
@@ -252,13 +315,45 @@ def test_schema_error_stops_before_any_job(tmp_path):
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
-                           "--dataset", "digits", "--n-anomaly", "3", "--method", "centerloss"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dmlbench.cli",
+            "train",
+            "--config",
+            str(ROOT / "config" / "test.yaml"),
+            "--dataset",
+            "digits",
+            "--n-anomaly",
+            "3",
+            "--method",
+            "centerloss",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "method 'centerloss' is not in the config's `methods`" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "dmlbench.cli", "train", "--config", str(ROOT / "config" / "test.yaml"),
-                           "--dataset", "digits", "--n-anomaly", "3", "--method", "conventional"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dmlbench.cli",
+            "train",
+            "--config",
+            str(ROOT / "config" / "test.yaml"),
+            "--dataset",
+            "digits",
+            "--n-anomaly",
+            "3",
+            "--method",
+            "conventional",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "rerun `dmlbench prepare`" in proc.stderr and "Traceback" not in proc.stderr

@@ -42,16 +42,33 @@ def rendered(test_run, tmp_path_factory) -> dict:
     results = test_run / "results"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dmlbench"), "--results", str(results), "render", "--qmd", str(REPORT),
-         "--log", str(work / "render.log")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(Path(sys.executable).parent / "dmlbench"),
+            "--results",
+            str(results),
+            "render",
+            "--qmd",
+            str(REPORT),
+            "--log",
+            str(work / "render.log"),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     log = (work / "render.log").read_text() if (work / "render.log").exists() else ""
     assert proc.returncode == 0, proc.stdout + proc.stderr + log[-4000:]
     assert "Traceback" not in proc.stderr
     out = work / "report" / "_output"
-    return {"html": out / "report.html", "pdf": out / "report.pdf", "results": results, "log": log,
-            "config": read_config(results / "config.yaml")}
+    return {
+        "html": out / "report.html",
+        "pdf": out / "report.pdf",
+        "results": results,
+        "log": log,
+        "config": read_config(results / "config.yaml"),
+    }
 
 
 def _shown_in_order(config: dict) -> list:
@@ -82,6 +99,7 @@ def test_pdf_text_holds_every_caption_in_order_and_no_raw_column_name(rendered):
         position = match.end()
         found.append(it.label)
     assert len(found) == len(_shown_in_order(rendered["config"])) >= 20
+
     # Raw column names of the printed tables (snake_case) appear nowhere, except those that are also
     # config keys (the appendix prints the config).
     def keys(obj):
@@ -101,8 +119,9 @@ def test_pdf_text_holds_every_caption_in_order_and_no_raw_column_name(rendered):
 def test_pdf_figures_print_no_text_under_7_pt(rendered):
     """Each figure's PNG (200 ppi) as placed on the page: its smallest text × 200 / placed ppi."""
     pdfimages = _need("pdfimages", "install poppler-utils to read the PDF's images")
-    listing = subprocess.run([pdfimages, "-list", str(rendered["pdf"])], capture_output=True, text=True,
-                             check=True).stdout.splitlines()[2:]
+    listing = subprocess.run(
+        [pdfimages, "-list", str(rendered["pdf"])], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
     placed = {}
     for line in listing:
         cols = line.split()
@@ -139,11 +158,26 @@ def test_html_draws_every_chart_offline_without_javascript_errors(rendered, tmp_
     probe = tmp_path / "report.html"
     probe.write_text(page.replace("<head>", "<head>" + _RECORD_ERRORS, 1))
     proc = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=30000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=300,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     dom = proc.stdout
     assert "data-js-errors=" in dom, proc.stderr[-2000:]
@@ -151,6 +185,8 @@ def test_html_draws_every_chart_offline_without_javascript_errors(rendered, tmp_
     assert errors == []
     # Every chart's div holds a Vega view drawn as SVG (class "marks"), and nothing else draws one.
     chunks = re.split(r'<div id="dmlbench-vis-', dom)[1:]
-    drawn = [c for c in chunks if re.match(r'[0-9a-f]+" class="dmlbench-chart[^"]*"[^>]*>.*?<svg[^>]*class="marks"', c, re.S)]
+    drawn = [
+        c for c in chunks if re.match(r'[0-9a-f]+" class="dmlbench-chart[^"]*"[^>]*>.*?<svg[^>]*class="marks"', c, re.S)
+    ]
     assert len(chunks) == len(drawn) == len(planned_figures(rendered["config"]))
     assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == len(drawn)

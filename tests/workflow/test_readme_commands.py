@@ -61,8 +61,9 @@ def fresh_shell(command: str, cwd: Path, timeout: int = 900) -> subprocess.Compl
     env = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     if shutil.which("quarto"):  # Quarto is a system install for users: keep it where the test has it
         env["PATH"] = f"{Path(shutil.which('quarto')).parent}:{env['PATH']}"
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def ok(proc: subprocess.CompletedProcess, command: str) -> None:
@@ -134,8 +135,7 @@ def test_dmlbench_commands_after_a_run(project, test_run, tmp_path):
         ok(fresh_shell(command, run), command)
 
 
-@pytest.mark.parametrize("command", [c for c in readme_commands() if how(c) == "bench"]
-                         + inline_bench_commands())
+@pytest.mark.parametrize("command", [c for c in readme_commands() if how(c) == "bench"] + inline_bench_commands())
 def test_bench_commands_parse(project, command):
     """Each bench accepts the README's arguments: every --flag it uses is one the script has."""
     script = re.search(r"bench/\S+\.py", command)[0]
@@ -176,5 +176,7 @@ def test_container_commands_build_the_dockerfile():
         assert re.search(r"docker build .* \.(\s|$)", command), command
     assert (ROOT / "Dockerfile").is_file()
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        pytest.skip("no Docker engine runs here: the image build itself is not tried (tests/storage checks the "
-                    "Dockerfile statically)")
+        pytest.skip(
+            "no Docker engine runs here: the image build itself is not tried (tests/storage checks the "
+            "Dockerfile statically)"
+        )

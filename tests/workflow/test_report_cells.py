@@ -88,10 +88,22 @@ def test_labels_are_spelled_in_one_module_only():
 def test_sections_follow_the_study():
     headings = re.findall(r"^## (.+?)(?: \{.*\})?$", expanded(REPORT), flags=re.M)
     assert headings == [s.TITLE for s in sections.SECTIONS]
-    assert headings == ["Setup", "AUROC per condition", "Normalised distances", "Balance of normal and anomaly classes",
-                        "Cosine vs Euclidean", "Scorers compared", "Ranking", "Worst misses", "Embeddings",
-                        "Annex A.1: the k of the k-nearest mean", "Annex A.2: images per class", "Sensitivity",
-                        "Findings", "Reproducibility"]
+    assert headings == [
+        "Setup",
+        "AUROC per condition",
+        "Normalised distances",
+        "Balance of normal and anomaly classes",
+        "Cosine vs Euclidean",
+        "Scorers compared",
+        "Ranking",
+        "Worst misses",
+        "Embeddings",
+        "Annex A.1: the k of the k-nearest mean",
+        "Annex A.2: images per class",
+        "Sensitivity",
+        "Findings",
+        "Reproducibility",
+    ]
 
 
 def test_quarto_config_renders_self_contained_html_and_a4_typst_pdf():
@@ -126,8 +138,11 @@ def test_every_figure_is_printed_as_chart_and_png_in_order(namespace, results):
 
 def test_tables_print_every_row_with_headers_in_words(namespace, results):
     page = namespace["__stdout__"]
-    printed = [t.label for t in sections.all_tables() if t.printed and t.label in planned_tables(
-        read_config(results / "config.yaml"))]
+    printed = [
+        t.label
+        for t in sections.all_tables()
+        if t.printed and t.label in planned_tables(read_config(results / "config.yaml"))
+    ]
     assert [d for d in _divs(page) if d.startswith("tbl-")] == printed
     for label in printed:
         block = page.split(f"::: {{#{label}}}", 1)[1].split("\n:::\n", 1)[0]
@@ -152,12 +167,13 @@ def test_findings_section_prints_the_recomputed_claims_and_tests(namespace, resu
     block = page.split("::: {#tbl-findings}", 1)[1].split("\n:::\n", 1)[0]
     assert block.count("<tr>") == len(expected) + 1 == 7
     for verdict in expected["verdict"]:
-        assert f"<td style=\"text-align: left\">{verdict}</td>" in block
+        assert f'<td style="text-align: left">{verdict}</td>' in block
     assert page.count("::: {#tbl-findings-tests}") == 1
     csv = pd.read_csv(results / "tables" / "tbl-findings.csv")
     assert csv["verdict"].tolist() == expected["verdict"].tolist()
     assert pd.read_csv(results / "tables" / "tbl-findings-tests.csv")["p_holm"].tolist() == pytest.approx(
-        tests["p_holm"].tolist())
+        tests["p_holm"].tolist()
+    )
     row = csv.set_index("id")
     # one condition: "no method is best everywhere" cannot be tested; test.yaml has no k10 and no sphereface
     assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
@@ -237,6 +253,7 @@ def test_cells_give_quarto_markdown_and_png_only_in_a_kernel(results, monkeypatc
     assert not errors, errors
     shown = [o for outs in outputs for o in outs if o["output_type"] in ("execute_result", "display_data")]
     assert [list(o["data"]) for o in shown] == [["image/png"]] * len(ALL_FIGURES)
-    printed = "".join(o["text"] for outs in outputs for o in outs if o["output_type"] == "stream"
-                      and o["name"] == "stdout")
+    printed = "".join(
+        o["text"] for outs in outputs for o in outs if o["output_type"] == "stream" and o["name"] == "stdout"
+    )
     assert [d for d in _divs(printed) if d.startswith("fig-")] == list(ALL_FIGURES)

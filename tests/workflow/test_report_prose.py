@@ -41,9 +41,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run_b(tmp_path_factory) -> Path:
     config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
-    config.update(conditions=[{"dataset": "digits", "n_anomaly": [1, 3]}], n_per_class=[20], seeds=[0],
-                  annex={"sample_size": []}, tsne={"enabled": False}, report={"scorer": "msp"},
-                  methods={k: v for k, v in config["methods"].items() if v.get("head") != "pml"})
+    config.update(
+        conditions=[{"dataset": "digits", "n_anomaly": [1, 3]}],
+        n_per_class=[20],
+        seeds=[0],
+        annex={"sample_size": []},
+        tsne={"enabled": False},
+        report={"scorer": "msp"},
+        methods={k: v for k, v in config["methods"].items() if v.get("head") != "pml"},
+    )
     workdir = tmp_path_factory.mktemp("prose_b")
     (workdir / "b.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, "--configfile", str(workdir / "b.yaml"), "--cores", "2")
@@ -98,7 +104,9 @@ def _page(results: Path) -> Page:
 
 @pytest.fixture(scope="module", params=["a", "b"])
 def page(request) -> Page:
-    results = request.getfixturevalue("test_run") / "results" if request.param == "a" else request.getfixturevalue("run_b")
+    results = (
+        request.getfixturevalue("test_run") / "results" if request.param == "a" else request.getfixturevalue("run_b")
+    )
     return _page(results)
 
 
@@ -118,8 +126,12 @@ def test_the_configs_differ_as_intended(page):
 
 
 def test_images_per_class_and_scorer_named_are_those_of_the_figures(page):
-    stated = {m[0] for m in re.findall(r"((all|\d+) training images) per normal class",
-                                       " ".join(" ".join(page.sections.values()).split()))}
+    stated = {
+        m[0]
+        for m in re.findall(
+            r"((all|\d+) training images) per normal class", " ".join(" ".join(page.sections.values()).split())
+        )
+    }
     expected = "all training images" if page.n == "all" else f"{page.n} training images"
     assert stated == {expected}
     assert page.says("Setup", r"main figures show the scorer (\S+)\.")[1] == page.scorer
@@ -138,9 +150,11 @@ def test_distances_are_those_of_a_distance_scorer(page):
     report_rows = cd[cd["scorer"] == page.scorer]
     # The fallback is taken exactly when the report's scorer has no normalised distance.
     assert (shown != page.scorer) == (not np.isfinite(report_rows["normalised"]).any())
-    auroc, distance = page.says("Balance of normal and anomaly classes",
-                                r"mean AUROC \((\S+)\) and the mean normalised distance of the anomaly classes "
-                                r"\((\S+)\)").groups()
+    auroc, distance = page.says(
+        "Balance of normal and anomaly classes",
+        r"mean AUROC \((\S+)\) and the mean normalised distance of the anomaly classes "
+        r"\((\S+)\)",
+    ).groups()
     assert (auroc, distance) == (page.scorer, shown)
     assert page.meta("fig-balance")["distance_scorer"] == distance
 
@@ -159,22 +173,39 @@ def test_scorers_listed_are_those_in_the_tables(page):
     listed = page.says("Scorers compared", r"This run computed (.+?) \(`scoring.scorers`\)")[1].split(", ")
     others = {s for s in page.auroc()["scorer"].unique() if knn_parts(s) is None and s != "head"}
     assert others <= set(listed) and set(listed) == set(page.config["scoring"]["scorers"])
-    assert set(page.meta("fig-scorers")["scorers"]) - {f"cosine_k{page.meta('fig-scorers')['k']}",
-                                                        f"euclidean_k{page.meta('fig-scorers')['k']}"} == others
+    assert (
+        set(page.meta("fig-scorers")["scorers"])
+        - {f"cosine_k{page.meta('fig-scorers')['k']}", f"euclidean_k{page.meta('fig-scorers')['k']}"}
+        == others
+    )
 
 
 def test_worst_misses_describe_the_run_shown(page):
     case, seed, dataset, n_anomaly, images, scorer = page.says(
-        "Worst misses", r"case (\d+) and seed (\d+) of (\S+) with n_anomaly = (\d+), trained on (.+?) per normal "
-        r"class .* nearest-neighbour distance (\S+) \(k = 1\)").groups()
+        "Worst misses",
+        r"case (\d+) and seed (\d+) of (\S+) with n_anomaly = (\d+), trained on (.+?) per normal "
+        r"class .* nearest-neighbour distance (\S+) \(k = 1\)",
+    ).groups()
     meta = page.meta("fig-worst-misses")
     assert (int(case), int(seed), dataset, int(n_anomaly), scorer) == (
-        meta["case"], meta["seed"], meta["dataset"], meta["n_anomaly"], meta["scorer"])
-    assert images == ("all training images" if meta["n_per_class"] == "all" else f"{meta['n_per_class']} training images")
+        meta["case"],
+        meta["seed"],
+        meta["dataset"],
+        meta["n_anomaly"],
+        meta["scorer"],
+    )
+    assert images == (
+        "all training images" if meta["n_per_class"] == "all" else f"{meta['n_per_class']} training images"
+    )
     assert scorer.endswith("_k1")
     wm = page.table("worst_misses")
-    shown = wm[(wm["case"] == int(case)) & (wm["seed"] == int(seed)) & (wm["dataset"] == dataset)
-               & (wm["n_anomaly"] == int(n_anomaly)) & (wm["n_per_class"].astype(str) == meta["n_per_class"])]
+    shown = wm[
+        (wm["case"] == int(case))
+        & (wm["seed"] == int(seed))
+        & (wm["dataset"] == dataset)
+        & (wm["n_anomaly"] == int(n_anomaly))
+        & (wm["n_per_class"].astype(str) == meta["n_per_class"])
+    ]
     assert set(shown["scorer"]) >= {scorer} and len(shown[shown["scorer"] == scorer])
 
 
@@ -216,8 +247,14 @@ def test_reproducibility_counts_match_the_tables(page):
 
 def test_no_sentence_the_code_contradicts(page):
     text = " ".join(" ".join(page.sections.values()).split())
-    for phrase in ("official test split", "every comparison is paired", "sit near 1", "every parameter of a head",
-                   "trained properly", "give identical tables"):
+    for phrase in (
+        "official test split",
+        "every comparison is paired",
+        "sit near 1",
+        "every parameter of a head",
+        "trained properly",
+        "give identical tables",
+    ):
         assert phrase not in text, phrase
     if any(d["source"] == "digits" for d in page.config["datasets"].values()):
         assert "for scikit-learn's digits, which have no split, a seeded draw" in text

@@ -21,9 +21,7 @@ from .pml import PmlHead
 from .sphereface import SphereFaceHead
 
 HEADS: dict[str, type[Head]] = {
-    cls.NAME: cls
-    for cls in (ConventionalHead, L2SoftmaxHead, ArcFaceHead, CosFaceHead,
-                SphereFaceHead, CenterLossHead)
+    cls.NAME: cls for cls in (ConventionalHead, L2SoftmaxHead, ArcFaceHead, CosFaceHead, SphereFaceHead, CenterLossHead)
 }
 
 PARAMS: dict[str, dict[str, Any]] = {name: dict(cls.PARAMS) for name, cls in HEADS.items()}
@@ -50,7 +48,18 @@ def build_head(name: str, in_features: int, n_classes: int, **params: Any) -> He
 
 
 __all__ = [
-    "HEADS", "PARAMS", "build_head", "head_class", "Head", "LinearSoftmaxHead",
-    "CosineMarginHead", "ConventionalHead", "L2SoftmaxHead", "ArcFaceHead",
-    "CosFaceHead", "SphereFaceHead", "CenterLossHead", "PmlHead",
+    "HEADS",
+    "PARAMS",
+    "build_head",
+    "head_class",
+    "Head",
+    "LinearSoftmaxHead",
+    "CosineMarginHead",
+    "ConventionalHead",
+    "L2SoftmaxHead",
+    "ArcFaceHead",
+    "CosFaceHead",
+    "SphereFaceHead",
+    "CenterLossHead",
+    "PmlHead",
 ]

@@ -66,9 +66,17 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- params
-def number(method: str, key: str, value: Any, *, low: float | None = None,
-           high: float | None = None, low_open: bool = False,
-           high_open: bool = False, integer: bool = False) -> float | int:
+def number(
+    method: str,
+    key: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> float | int:
     """Check one numeric value of a head outside its declared parameters (``in_features``,
     ``n_classes``); raise ConfigError naming it otherwise. The parameters themselves are
     declared in dmlbench.head_params."""
@@ -104,9 +112,7 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         unknown = sorted(set(params) - set(cls.PARAMS))
         if unknown:
             allowed = ", ".join(sorted(cls.PARAMS)) or "(none)"
-            raise ConfigError(
-                f"unknown parameter {unknown[0]!r} for head {cls.NAME!r}; "
-                f"allowed parameters: {allowed}")
+            raise ConfigError(f"unknown parameter {unknown[0]!r} for head {cls.NAME!r}; allowed parameters: {allowed}")
         merged = {**cls.PARAMS, **params}
         return cls._validate(merged)
 
@@ -158,8 +164,10 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         The class range needs the values: see :meth:`_check_range`."""
         where = f"head {self.NAME!r}"
         if embeddings.ndim != 2 or embeddings.shape[1] != self.in_features:
-            raise HeadInputError(f"{where}: embeddings must be [batch, {self.in_features}] (in_features "
-                                 f"{self.in_features}), got shape {tuple(embeddings.shape)}")
+            raise HeadInputError(
+                f"{where}: embeddings must be [batch, {self.in_features}] (in_features "
+                f"{self.in_features}), got shape {tuple(embeddings.shape)}"
+            )
         rows = embeddings.shape[0]
         for name, y in labels.items():
             if y.dtype not in _LABEL_DTYPES:
@@ -179,8 +187,10 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         Other devices (no asynchronous assert there) are not range-checked."""
         if y.device.type not in ("cpu", "cuda"):
             return
-        message = (f"head {self.NAME!r}: {name} must be class indices in 0..{self.n_classes - 1} "
-                   f"(the head has {self.n_classes} classes)")
+        message = (
+            f"head {self.NAME!r}: {name} must be class indices in 0..{self.n_classes - 1} "
+            f"(the head has {self.n_classes} classes)"
+        )
         in_range = ((y >= 0) & (y < self.n_classes)).all()
         if y.device.type == "cuda":
             torch._assert_async(in_range, message)
@@ -205,8 +215,9 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
                     self._post_step(x.detach(), labels)
         return per_sample
 
-    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
-             reduction: str = "mean", *, update: bool = True) -> torch.Tensor:
+    def loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, reduction: str = "mean", *, update: bool = True
+    ) -> torch.Tensor:
         """The method's loss (float32).  ``update=False`` computes it without
         advancing training state even in training mode.
 
@@ -214,13 +225,19 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         0..n_classes-1; anything else raises HeadInputError before any state changes."""
         self._check_inputs(embeddings, labels=labels)
         labels = labels.long()
-        per_sample = self._step(embeddings, labels, lambda x: self._per_sample_loss(x, labels),
-                                self.training and update)
+        per_sample = self._step(
+            embeddings, labels, lambda x: self._per_sample_loss(x, labels), self.training and update
+        )
         return reduce_loss(per_sample, reduction)
 
-    def mixup_loss(self, embeddings: torch.Tensor, labels_a: torch.Tensor,
-                   labels_b: torch.Tensor, lam: float | torch.Tensor,
-                   reduction: str = "mean") -> torch.Tensor:
+    def mixup_loss(
+        self,
+        embeddings: torch.Tensor,
+        labels_a: torch.Tensor,
+        labels_b: torch.Tensor,
+        lam: float | torch.Tensor,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
         """``lam * loss(e, a) + (1 - lam) * loss(e, b)`` per sample, then reduced.
 
         ``lam`` is a float or a [B] tensor.  Training state advances once per
@@ -230,8 +247,10 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
         """
         self._check_inputs(embeddings, labels_a=labels_a, labels_b=labels_b)
         if isinstance(lam, torch.Tensor) and lam.dim() > 0 and tuple(lam.shape) != (embeddings.shape[0],):
-            raise HeadInputError(f"head {self.NAME!r}: lam must be a number or [batch] = [{embeddings.shape[0]}], "
-                                 f"got shape {tuple(lam.shape)}")
+            raise HeadInputError(
+                f"head {self.NAME!r}: lam must be a number or [batch] = [{embeddings.shape[0]}], "
+                f"got shape {tuple(lam.shape)}"
+            )
         labels_a, labels_b = labels_a.long(), labels_b.long()
 
         def mixed(x: torch.Tensor) -> torch.Tensor:

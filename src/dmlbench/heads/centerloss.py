@@ -53,6 +53,7 @@ class CenterLossHead(LinearSoftmaxHead):
         delta = torch.zeros_like(centers).index_add_(0, labels, centers[labels] - x)
         # index_add_, not bincount: bincount reads the largest label back to the host on CUDA.
         counts = torch.zeros(self.n_classes, dtype=centers.dtype, device=centers.device).index_add_(
-            0, labels, torch.ones_like(labels, dtype=centers.dtype))
+            0, labels, torch.ones_like(labels, dtype=centers.dtype)
+        )
         delta = delta / (1.0 + counts).unsqueeze(1)
         self.centers.copy_(centers - self.alpha * delta)

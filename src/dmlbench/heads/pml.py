@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from .. import pml_params
 from ..errors import ConfigError
 from .base import Head, fp32
@@ -32,15 +33,19 @@ class PmlHead(Head):
     NAME = "pml"
     PARAMS: dict[str, Any] = {}
 
-    def __init__(self, in_features: int, n_classes: int, *, loss: str, miner: dict | str | None = None,
-                 **arguments: Any) -> None:
+    def __init__(
+        self, in_features: int, n_classes: int, *, loss: str, miner: dict | str | None = None, **arguments: Any
+    ) -> None:
         super().__init__(in_features, n_classes)
         from pytorch_metric_learning import losses, miners
 
         where = f"head 'pml' ({loss})"
         filled = pml_params.check_arguments("loss", loss, arguments, where)
-        supplied = {"num_classes": self.n_classes, "embedding_size": self.in_features,
-                    "descriptors_dim": self.in_features}
+        supplied = {
+            "num_classes": self.n_classes,
+            "embedding_size": self.in_features,
+            "descriptors_dim": self.in_features,
+        }
         build = {name: supplied[name] for name in pml_params.supplied(loss)}
         try:
             self.loss_fn = getattr(losses, loss)(**build, **filled)
@@ -54,7 +59,9 @@ class PmlHead(Head):
             try:
                 self.miner = getattr(miners, name)(**miner_args)
             except (TypeError, ValueError, AssertionError) as exc:
-                raise ConfigError(f"{where}: pytorch-metric-learning refuses the miner {name}{miner_args}: {exc}") from None
+                raise ConfigError(
+                    f"{where}: pytorch-metric-learning refuses the miner {name}{miner_args}: {exc}"
+                ) from None
         self.loss_name = loss
         self.has_logits = pml_params.has_logits(loss)
         #: pair and tuple losses need several images per class in a batch
@@ -72,20 +79,25 @@ class PmlHead(Head):
         # adding 0 * x keeps the backward pass (and the optimiser step) well defined.
         return value + 0.0 * x.sum()
 
-    def loss(self, embeddings: torch.Tensor, labels: torch.Tensor, reduction: str = "mean", *,
-             update: bool = True) -> torch.Tensor:
+    def loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, reduction: str = "mean", *, update: bool = True
+    ) -> torch.Tensor:
         """The PML loss of the batch (float32, a scalar: PML's reducer averages it). ``sum``
         multiplies that mean by the batch size; ``none`` is refused (no per-sample loss)."""
         if reduction not in ("mean", "sum"):
-            raise ConfigError(f"head 'pml' ({self.loss_name}) gives the batch's loss only, not one per sample "
-                              f"(reduction {reduction!r}); mixup is not available for it")
+            raise ConfigError(
+                f"head 'pml' ({self.loss_name}) gives the batch's loss only, not one per sample "
+                f"(reduction {reduction!r}); mixup is not available for it"
+            )
         with fp32(embeddings):
             value = self._pml_loss(embeddings.float(), labels.long())
         return value * embeddings.shape[0] if reduction == "sum" else value
 
     def mixup_loss(self, embeddings, labels_a, labels_b, lam, reduction: str = "mean") -> torch.Tensor:
-        raise ConfigError(f"head 'pml' ({self.loss_name}): mixup needs a per-sample loss, which "
-                          f"pytorch-metric-learning losses do not give")
+        raise ConfigError(
+            f"head 'pml' ({self.loss_name}): mixup needs a per-sample loss, which "
+            f"pytorch-metric-learning losses do not give"
+        )
 
     def _per_sample_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"head 'pml' ({self.loss_name}) has no per-sample loss")

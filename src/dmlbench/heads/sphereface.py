@@ -73,8 +73,9 @@ class SphereFaceHead(CosineMarginHead):
         progress = t / (p["anneal_fraction"] * self.run_steps)
         annealed = p["base"] * (1.0 + c * progress) ** (-p["power"])
         # exactly lambda_min from step f*T on (the power above rounds to a hair above it)
-        return torch.where(progress >= 1, torch.full_like(t, p["lambda_min"]),
-                           annealed.clamp_min(p["lambda_min"])).float()
+        return torch.where(
+            progress >= 1, torch.full_like(t, p["lambda_min"]), annealed.clamp_min(p["lambda_min"])
+        ).float()
 
     def state_summary(self) -> dict[str, Any]:
         """What run.json records of the head after training: λ at the last step and the steps

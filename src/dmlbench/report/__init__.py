@@ -12,14 +12,40 @@ when it plans the figures stage.
 from __future__ import annotations
 
 from dmlbench.report import (
-    annex_k, annex_sample_size, auroc, balance, cosine_euclidean, distances, embeddings, findings, ranking,
-    reproducibility, scorers, sensitivity, setup, worst_misses,
+    annex_k,
+    annex_sample_size,
+    auroc,
+    balance,
+    cosine_euclidean,
+    distances,
+    embeddings,
+    findings,
+    ranking,
+    reproducibility,
+    scorers,
+    sensitivity,
+    setup,
+    worst_misses,
 )
 from dmlbench.report._declare import Column, Figure, Table
 
 #: The sections in report order; ``report/sections/<name>.qmd`` is each one's include.
-SECTIONS = (setup, auroc, distances, balance, cosine_euclidean, scorers, ranking, worst_misses, embeddings,
-            annex_k, annex_sample_size, sensitivity, findings, reproducibility)
+SECTIONS = (
+    setup,
+    auroc,
+    distances,
+    balance,
+    cosine_euclidean,
+    scorers,
+    ranking,
+    worst_misses,
+    embeddings,
+    annex_k,
+    annex_sample_size,
+    sensitivity,
+    findings,
+    reproducibility,
+)
 
 
 def section_name(section) -> str:
@@ -56,5 +82,15 @@ def planned_tables(config: dict) -> list[str]:
     return [t.label for t in all_tables() if t.needs(config) is None]
 
 
-__all__ = ["SECTIONS", "Column", "Figure", "Table", "all_figures", "all_tables", "item", "planned_figures",
-           "planned_tables", "section_name"]
+__all__ = [
+    "SECTIONS",
+    "Column",
+    "Figure",
+    "Table",
+    "all_figures",
+    "all_tables",
+    "item",
+    "planned_figures",
+    "planned_tables",
+    "section_name",
+]

@@ -8,8 +8,9 @@ own column names, printed with the headers and number formats of ``columns``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 def always(config: dict) -> str | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Iterable
-
+from collections.abc import Iterable
 
 from dmlbench import methods as method_entries
 from dmlbench.errors import DmlbenchError
@@ -47,14 +46,42 @@ ROLE_COLOURS = {"normal": "#4c78a8", "anomaly": "#e45756"}
 
 CONDITION_KEYS = ["dataset", "n_anomaly"]
 METRICS_COLUMNS = [
-    "dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "metric", "value",
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "case",
+    "scorer",
+    "metric",
+    "value",
 ]
 CLASS_DISTANCES_COLUMNS = [
-    "dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
-    "class_index", "class_name", "role", "mean_score", "normalised",
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "case",
+    "scorer",
+    "class_index",
+    "class_name",
+    "role",
+    "mean_score",
+    "normalised",
 ]
 SUMMARY_COLUMNS = [
-    "dataset", "n_anomaly", "method", "n_per_class", "scorer", "metric", "mean", "std", "n", "ci_low", "ci_high",
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "scorer",
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "ci_low",
+    "ci_high",
 ]
 
 # Sizes in chart pixels. The PDF shows the PNGs at 1 chart pixel = 1 pt as long as a figure fits
@@ -71,16 +98,28 @@ FONT = {"label": 10, "title": 11, "header": 11, "chart_title": 13, "subtitle": 1
 
 def print_config(chart):
     """``chart`` with the report's fonts and a legend under the panels (the page is narrow)."""
-    return chart.configure_axis(labelFontSize=FONT["label"], titleFontSize=FONT["title"]).configure_legend(
-        labelFontSize=FONT["label"], titleFontSize=FONT["title"], orient="bottom", direction="horizontal",
-        columns=4, labelLimit=200,
-    ).configure_header(labelFontSize=FONT["header"], titleFontSize=FONT["header"]).configure_title(
-        fontSize=FONT["chart_title"], subtitleFontSize=FONT["subtitle"], anchor="start"
-    ).configure_view(continuousWidth=PANEL_WIDTH, continuousHeight=PANEL_HEIGHT)
+    return (
+        chart.configure_axis(labelFontSize=FONT["label"], titleFontSize=FONT["title"])
+        .configure_legend(
+            labelFontSize=FONT["label"],
+            titleFontSize=FONT["title"],
+            orient="bottom",
+            direction="horizontal",
+            columns=4,
+            labelLimit=200,
+        )
+        .configure_header(labelFontSize=FONT["header"], titleFontSize=FONT["header"])
+        .configure_title(fontSize=FONT["chart_title"], subtitleFontSize=FONT["subtitle"], anchor="start")
+        .configure_view(continuousWidth=PANEL_WIDTH, continuousHeight=PANEL_HEIGHT)
+    )
 
 
-def require_columns(df: pd.DataFrame, columns: Iterable[str], table: str,
-                    hint: str = "Re-run `dmlbench aggregate` to rebuild the tables.") -> None:
+def require_columns(
+    df: pd.DataFrame,
+    columns: Iterable[str],
+    table: str,
+    hint: str = "Re-run `dmlbench aggregate` to rebuild the tables.",
+) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DmlbenchError(f"{table} lacks column(s) {missing}; it has {list(df.columns)}. {hint}")
@@ -107,8 +146,8 @@ def method_order(methods: Iterable[str]) -> list[str]:
 
 def _mix(colour: str, towards: str, share: float) -> str:
     """``colour`` moved ``share`` of the way to ``towards`` (both ``#rrggbb``)."""
-    a = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
-    b = [int(towards[i:i + 2], 16) for i in (1, 3, 5)]
+    a = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    b = [int(towards[i : i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(x + (y - x) * share):02x}" for x, y in zip(a, b))
 
 
@@ -230,8 +269,11 @@ def facet(chart, conditions: list[str]):
 
 def chance_rule(groupby: list[str] | None = None, *, x: float | None = None, y: float | None = None, scale=None):
     """A dashed reference line (chance, the normal level), one per panel of ``groupby``."""
-    base = alt.Chart().transform_aggregate(rows="count()", groupby=groupby or []).mark_rule(
-        strokeDash=[4, 4], color="#555555")
+    base = (
+        alt.Chart()
+        .transform_aggregate(rows="count()", groupby=groupby or [])
+        .mark_rule(strokeDash=[4, 4], color="#555555")
+    )
     if x is not None:
         return base.encode(x=alt.XDatum(x, scale=scale) if scale is not None else alt.datum(x))
     return base.encode(y=alt.YDatum(y, scale=scale) if scale is not None else alt.datum(y))

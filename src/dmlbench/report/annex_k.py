@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Figure, Table
 from dmlbench.report._style import (
-    PANEL_HEIGHT, PANEL_WIDTH, SUMMARY_COLUMNS, alt, auroc_rows, facet, method_colour_scale, method_order,
-    n_per_class_order, ordered, selection, titled, with_condition,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    SUMMARY_COLUMNS,
+    alt,
+    auroc_rows,
+    facet,
+    method_colour_scale,
+    method_order,
+    n_per_class_order,
+    ordered,
+    pd,
+    selection,
+    titled,
+    with_condition,
 )
 
 TITLE = "Annex A.1: the k of the k-nearest mean"
@@ -51,8 +61,15 @@ def k_chart(summary: pd.DataFrame, n_per_class: str = "all"):
         y=alt.Y("mean:Q", scale=alt.Scale(zero=False), title="mean AUROC"),
         color=alt.Color("method:N", scale=method_colour_scale(methods), legend=alt.Legend(title="method")),
         strokeDash=alt.StrokeDash("distance:N", sort=distances, legend=alt.Legend(title="distance")),
-        tooltip=["method:N", "distance:N", "k:O", alt.Tooltip("mean:Q", format=".4f"),
-                 alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"), "n:Q"],
+        tooltip=[
+            "method:N",
+            "distance:N",
+            "k:O",
+            alt.Tooltip("mean:Q", format=".4f"),
+            alt.Tooltip("ci_low:Q", format=".4f"),
+            alt.Tooltip("ci_high:Q", format=".4f"),
+            "n:Q",
+        ],
     )
     points = base.mark_point(filled=True, size=25).encode(shape=alt.Shape("distance:N", sort=distances, legend=None))
     layered = alt.layer(base.mark_line(), points, data=data).properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)

@@ -3,13 +3,28 @@ all conditions with bootstrap intervals, and the table of means."""
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    CONDITION_KEYS, METRICS_COLUMNS, PANEL_HEIGHT, PANEL_WIDTH, alt, auroc_rows, chance_rule, facet, method_colour,
-    method_colour_scale, method_order, n_per_class_order, require_columns, select, summary_auroc, selection, titled,
-    unit_domain, with_condition,
+    CONDITION_KEYS,
+    METRICS_COLUMNS,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    alt,
+    auroc_rows,
+    chance_rule,
+    facet,
+    method_colour,
+    method_colour_scale,
+    method_order,
+    n_per_class_order,
+    pd,
+    require_columns,
+    select,
+    selection,
+    summary_auroc,
+    titled,
+    unit_domain,
+    with_condition,
 )
 
 TITLE = "AUROC per condition"
@@ -23,11 +38,7 @@ def auroc_summary(metrics: pd.DataFrame) -> pd.DataFrame:
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     auroc = metrics[metrics["metric"] == "auroc"]
     keys = ["dataset", "n_anomaly", "method", "n_per_class", "scorer"]
-    out = (
-        auroc.groupby(keys, sort=False)["value"]
-        .agg(mean="mean", std="std", n="count")
-        .reset_index()
-    )
+    out = auroc.groupby(keys, sort=False)["value"].agg(mean="mean", std="std", n="count").reset_index()
     methods = method_order(out["method"].unique())
     sizes = n_per_class_order(out["n_per_class"].unique())
     out["_m"] = out["method"].map(methods.index)
@@ -56,19 +67,25 @@ def auroc_box(metrics: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
     data = data.reset_index(drop=True)
     methods = method_order(data["method"].unique())
 
-    box = alt.Chart().mark_boxplot(size=14, extent=1.5).encode(
-        x=alt.X("method:N", sort=methods, title=None, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y("auroc:Q", scale=alt.Scale(domain=[0, 1]), title="AUROC"),
-        color=alt.Color("method:N", scale=method_colour_scale(methods), legend=None),
+    box = (
+        alt.Chart()
+        .mark_boxplot(size=14, extent=1.5)
+        .encode(
+            x=alt.X("method:N", sort=methods, title=None, axis=alt.Axis(labelAngle=-40)),
+            y=alt.Y("auroc:Q", scale=alt.Scale(domain=[0, 1]), title="AUROC"),
+            color=alt.Color("method:N", scale=method_colour_scale(methods), legend=None),
+        )
     )
     # One rule per panel: aggregate to a single row before drawing; rule first, boxes over it.
     layered = alt.layer(chance_rule(["condition"], y=0.5), box, data=data).properties(
-        width=PANEL_WIDTH, height=PANEL_HEIGHT)
+        width=PANEL_WIDTH, height=PANEL_HEIGHT
+    )
     return titled(
         facet(layered, conditions),
         "AUROC per condition and method",
         [selection(scorer=scorer, n_per_class=n_per_class), "box over cases × seeds; dashed: chance"],
-        scorer=scorer, n_per_class=n_per_class,
+        scorer=scorer,
+        n_per_class=n_per_class,
     )
 
 
@@ -99,8 +116,12 @@ def auroc_overview(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class
         yOffset=alt.YOffset("method:N", sort=methods),
         color=method_colour(methods),
         tooltip=[
-            "condition:N", "method:N", alt.Tooltip("mean:Q", format=".3f"),
-            alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "n:Q",
+            "condition:N",
+            "method:N",
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+            "n:Q",
         ],
     )
     interval = base.mark_rule(strokeWidth=2).encode(x=alt.X("ci_low:Q", scale=x_scale), x2="ci_high:Q")
@@ -108,12 +129,17 @@ def auroc_overview(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class
         x=alt.X("mean:Q", scale=x_scale, title="mean AUROC (0.5 = chance)", axis=alt.Axis(tickCount=6))
     )
     chart = alt.layer(chance_rule(x=0.5, scale=x_scale), interval, point, data=data).properties(
-        width=PANEL_WIDTH * 2, height=alt.Step(9))
+        width=PANEL_WIDTH * 2, height=alt.Step(9)
+    )
     return titled(
         chart,
         "Mean AUROC per condition and method",
-        [selection(scorer=scorer, n_per_class=n_per_class), "mean over cases × seeds, 95 % bootstrap interval over cases"],
-        scorer=scorer, n_per_class=n_per_class,
+        [
+            selection(scorer=scorer, n_per_class=n_per_class),
+            "mean over cases × seeds, 95 % bootstrap interval over cases",
+        ],
+        scorer=scorer,
+        n_per_class=n_per_class,
     )
 
 
@@ -139,10 +165,16 @@ TABLES = (
         "Mean AUROC with its 95 % bootstrap confidence interval (resampling cases, seeds averaged within a "
         "case) per condition and method; best: the highest mean of the condition; n: cases × seeds.",
         lambda v: auroc_ci_table(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("method", "method", None, 1.1), Column("mean", "mean AUROC", ".3f"),
-                 Column("ci_low", "95 % CI low", ".3f"), Column("ci_high", "95 % CI high", ".3f"),
-                 Column("n", "n", "d", 0.5), Column("best", "best", "yes/no", 0.5)),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("method", "method", None, 1.1),
+            Column("mean", "mean AUROC", ".3f"),
+            Column("ci_low", "95 % CI low", ".3f"),
+            Column("ci_high", "95 % CI high", ".3f"),
+            Column("n", "n", "d", 0.5),
+            Column("best", "best", "yes/no", 0.5),
+        ),
     ),
     Table(
         "tbl-auroc-summary",

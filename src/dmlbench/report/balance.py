@@ -3,13 +3,23 @@ number of anomaly classes."""
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    CLASS_DISTANCES_COLUMNS, FACET_COLUMNS, PANEL_HEIGHT, PANEL_WIDTH, alt, method_colour, method_order, ordered, require_columns,
-    select, summary_auroc, selection, titled,
+    CLASS_DISTANCES_COLUMNS,
+    FACET_COLUMNS,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    alt,
+    method_colour,
+    method_order,
+    ordered,
+    pd,
+    require_columns,
+    select,
+    selection,
+    summary_auroc,
+    titled,
 )
 
 TITLE = "Balance of normal and anomaly classes"
@@ -17,7 +27,10 @@ BALANCE_MEASURES = {"auroc_mean": "mean AUROC", "anomaly_distance_mean": "anomal
 
 
 def balance_table(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all",
+    summary: pd.DataFrame,
+    class_distances: pd.DataFrame,
+    scorer: str = "cosine_k1",
+    n_per_class: str = "all",
     distance_scorer: str | None = None,
 ) -> pd.DataFrame:
     """Per condition × method: mean AUROC of ``scorer`` (summary) and mean normalised distance of the
@@ -39,14 +52,20 @@ def balance_table(
             f"n_per_class={str(n_per_class)!r}; re-run `dmlbench aggregate`."
         )
     distance = (
-        anomalies.groupby(keys)["normalised"].mean().rename("anomaly_distance_mean").reset_index()
+        anomalies.groupby(keys)["normalised"]
+        .mean()
+        .rename("anomaly_distance_mean")
+        .reset_index()
         .astype({"n_anomaly": "int64"})
     )
     return ordered(auroc.merge(distance, on=keys, how="outer"))
 
 
 def balance_chart(
-    summary: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all",
+    summary: pd.DataFrame,
+    class_distances: pd.DataFrame,
+    scorer: str = "cosine_k1",
+    n_per_class: str = "all",
     distance_scorer: str | None = None,
 ):
     """Effect of the number of anomaly classes: mean AUROC (top row) and mean normalised anomaly
@@ -58,8 +77,10 @@ def balance_chart(
     distance_scorer = distance_scorer or scorer
     table = balance_table(summary, class_distances, scorer, n_per_class, distance_scorer)
     data = table.melt(
-        id_vars=["dataset", "n_anomaly", "method"], value_vars=list(BALANCE_MEASURES),
-        var_name="measure", value_name="value",
+        id_vars=["dataset", "n_anomaly", "method"],
+        value_vars=list(BALANCE_MEASURES),
+        var_name="measure",
+        value_name="value",
     ).dropna(subset=["value"])
     data["measure"] = data["measure"].map(BALANCE_MEASURES)
     methods = method_order(data["method"].unique())
@@ -69,10 +90,11 @@ def balance_chart(
             alt.Chart()
             .mark_line(point=alt.OverlayMarkDef(filled=True, size=30))
             .encode(
-                x=alt.X("n_anomaly:O", title=None if top else "anomaly classes",
-                        axis=alt.Axis(labelAngle=0)),
+                x=alt.X("n_anomaly:O", title=None if top else "anomaly classes", axis=alt.Axis(labelAngle=0)),
                 # An explicit format: a single value (one condition) otherwise gets the tick label "0".
-                y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=measure, axis=alt.Axis(format=".3~f", tickCount=5)),
+                y=alt.Y(
+                    "value:Q", scale=alt.Scale(zero=False), title=measure, axis=alt.Axis(format=".3~f", tickCount=5)
+                ),
                 color=method_colour(methods),
                 tooltip=["dataset:N", "n_anomaly:O", "method:N", alt.Tooltip("value:Q", format=".3f")],
             )
@@ -80,16 +102,22 @@ def balance_chart(
         )
         # Dataset names head the top row only; more than three datasets wrap.
         panels = alt.Facet("dataset:N", header=alt.Header(title=None, labels=top))
-        return line.facet(facet=panels, columns=min(FACET_COLUMNS, data["dataset"].nunique()),
-                          data=data[data["measure"] == measure]).resolve_scale(x="independent")
+        return line.facet(
+            facet=panels, columns=min(FACET_COLUMNS, data["dataset"].nunique()), data=data[data["measure"] == measure]
+        ).resolve_scale(x="independent")
 
     rows = [row(BALANCE_MEASURES["auroc_mean"], True), row(BALANCE_MEASURES["anomaly_distance_mean"], False)]
     return titled(
         alt.vconcat(*rows),
         "Effect of the normal/anomaly balance",
-        [selection(scorer=scorer, n_per_class=n_per_class)
-         + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"), "means over cases × seeds"],
-        scorer=scorer, n_per_class=n_per_class, distance_scorer=distance_scorer,
+        [
+            selection(scorer=scorer, n_per_class=n_per_class)
+            + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"),
+            "means over cases × seeds",
+        ],
+        scorer=scorer,
+        n_per_class=n_per_class,
+        distance_scorer=distance_scorer,
     )
 
 
@@ -98,8 +126,9 @@ FIGURES = (
         "fig-balance",
         "Mean AUROC (top) and mean normalised distance of the anomaly classes (bottom) against the number of "
         "anomaly classes, per dataset and method.",
-        lambda v: balance_chart(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n,
-                                distance_scorer=v.distance_scorer),
+        lambda v: balance_chart(
+            v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n, distance_scorer=v.distance_scorer
+        ),
     ),
 )
 TABLES = (
@@ -107,10 +136,15 @@ TABLES = (
         "tbl-balance",
         "Mean AUROC and mean normalised distance of the anomaly classes per dataset, number of anomaly classes "
         "and method.",
-        lambda v: balance_table(v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n,
-                                distance_scorer=v.distance_scorer),
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("method", "method", None, 1.1), Column("auroc_mean", "mean AUROC", ".3f"),
-                 Column("anomaly_distance_mean", "anomaly distance (× normal)", ".2f", 1.2)),
+        lambda v: balance_table(
+            v.t["summary"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n, distance_scorer=v.distance_scorer
+        ),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("method", "method", None, 1.1),
+            Column("auroc_mean", "mean AUROC", ".3f"),
+            Column("anomaly_distance_mean", "anomaly distance (× normal)", ".2f", 1.2),
+        ),
     ),
 )

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    METRICS_COLUMNS, PANEL_HEIGHT, alt, auroc_rows, facet, method_colour, method_order, ordered, require_columns,
-    select, stats, selection, titled, unit_domain, with_condition,
+    METRICS_COLUMNS,
+    PANEL_HEIGHT,
+    alt,
+    auroc_rows,
+    facet,
+    method_colour,
+    method_order,
+    ordered,
+    pd,
+    require_columns,
+    select,
+    selection,
+    stats,
+    titled,
+    unit_domain,
+    with_condition,
 )
 
 TITLE = "Cosine vs Euclidean"
@@ -55,12 +67,17 @@ def cosine_euclidean_table(metrics: pd.DataFrame, k: str = "1", n_per_class: str
         cos, euc = grp["cosine"].to_numpy(), grp["euclidean"].to_numpy()
         rows.append(
             {
-                "dataset": dataset, "n_anomaly": int(n_anomaly), "method": method,
-                "cosine_mean": float(cos.mean()), "euclidean_mean": float(euc.mean()),
+                "dataset": dataset,
+                "n_anomaly": int(n_anomaly),
+                "method": method,
+                "cosine_mean": float(cos.mean()),
+                "euclidean_mean": float(euc.mean()),
                 "mean_difference": float((cos - euc).mean()),
-                "share_cosine_better": float((cos > euc).mean()), "n_pairs": len(cos),
+                "share_cosine_better": float((cos > euc).mean()),
+                "n_pairs": len(cos),
                 "wilcoxon_p": stats.wilcoxon_p(cos, euc),
-                "euclidean_below_half": bool(euc.mean() < 0.5), "cosine_below_half": bool(cos.mean() < 0.5),
+                "euclidean_below_half": bool(euc.mean() < 0.5),
+                "cosine_below_half": bool(cos.mean() < 0.5),
             }
         )
     return pd.DataFrame(rows)
@@ -91,17 +108,25 @@ def cosine_euclidean_chart(metrics: pd.DataFrame, k: str = "1", n_per_class: str
             x=alt.X("euclidean:Q", scale=scale, title=f"AUROC, Euclidean k={k}"),
             y=alt.Y("cosine:Q", scale=scale, title=f"AUROC, cosine k={k}"),
             color=method_colour(methods),
-            tooltip=["method:N", "case:O", "seed:O", alt.Tooltip("cosine:Q", format=".3f"),
-                     alt.Tooltip("euclidean:Q", format=".3f")],
+            tooltip=[
+                "method:N",
+                "case:O",
+                "seed:O",
+                alt.Tooltip("cosine:Q", format=".3f"),
+                alt.Tooltip("euclidean:Q", format=".3f"),
+            ],
         )
     )
     layered = alt.layer(diagonal, chance_x, chance_y, points, data=data).properties(
-        width=PANEL_HEIGHT, height=PANEL_HEIGHT)
+        width=PANEL_HEIGHT, height=PANEL_HEIGHT
+    )
     return titled(
         facet(layered, conditions),
         "Cosine against Euclidean distance",
         [selection(k=k, n_per_class=n_per_class), "above the diagonal cosine is better"],
-        k=k, n_per_class=n_per_class, scorers=[f"cosine_k{k}", f"euclidean_k{k}"],
+        k=k,
+        n_per_class=n_per_class,
+        scorers=[f"cosine_k{k}", f"euclidean_k{k}"],
     )
 
 
@@ -122,14 +147,19 @@ TABLES = (
         "signed-rank p-value, and whether a mean falls below chance (0.5).",
         lambda v: cosine_euclidean_table(v.t["metrics"], k=v.k, n_per_class=v.n),
         needs_both_distances,
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("method", "method", None, 1.1), Column("cosine_mean", "AUROC cosine", ".3f"),
-                 Column("euclidean_mean", "AUROC Euclidean", ".3f"),
-                 Column("mean_difference", "difference", "+.3f"),
-                 Column("share_cosine_better", "cosine higher (share)", ".2f"),
-                 Column("n_pairs", "pairs", "d", 0.6), Column("wilcoxon_p", "Wilcoxon p", "p"),
-                 Column("euclidean_below_half", "Euclidean < 0.5", "yes/no"),
-                 Column("cosine_below_half", "cosine < 0.5", "yes/no")),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("method", "method", None, 1.1),
+            Column("cosine_mean", "AUROC cosine", ".3f"),
+            Column("euclidean_mean", "AUROC Euclidean", ".3f"),
+            Column("mean_difference", "difference", "+.3f"),
+            Column("share_cosine_better", "cosine higher (share)", ".2f"),
+            Column("n_pairs", "pairs", "d", 0.6),
+            Column("wilcoxon_p", "Wilcoxon p", "p"),
+            Column("euclidean_below_half", "Euclidean < 0.5", "yes/no"),
+            Column("cosine_below_half", "cosine < 0.5", "yes/no"),
+        ),
         small=True,
     ),
 )

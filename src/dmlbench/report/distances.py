@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.report._declare import Figure
 from dmlbench.report._style import (
-    CLASS_DISTANCES_COLUMNS, PANEL_HEIGHT, PANEL_WIDTH, ROLE_COLOURS, ROLE_ORDER, alt, chance_rule, facet,
-    method_order, require_columns, select, selection, titled, with_condition,
+    CLASS_DISTANCES_COLUMNS,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    ROLE_COLOURS,
+    ROLE_ORDER,
+    alt,
+    chance_rule,
+    facet,
+    method_order,
+    pd,
+    require_columns,
+    select,
+    selection,
+    titled,
+    with_condition,
 )
 
 TITLE = "Normalised distances"
@@ -25,32 +36,50 @@ def normalised_distance_box(class_distances: pd.DataFrame, scorer: str = "cosine
     data = select(class_distances, "class_distances.parquet", scorer=scorer, n_per_class=n_per_class)
     data, conditions = with_condition(data)
     data = data[
-        ["dataset", "n_anomaly", "condition", "method", "n_per_class", "seed", "case", "scorer",
-         "class_index", "class_name", "role", "normalised"]
+        [
+            "dataset",
+            "n_anomaly",
+            "condition",
+            "method",
+            "n_per_class",
+            "seed",
+            "case",
+            "scorer",
+            "class_index",
+            "class_name",
+            "role",
+            "normalised",
+        ]
     ]
     data["n_per_class"] = data["n_per_class"].astype(str)
     data = data.reset_index(drop=True)
     methods = method_order(data["method"].unique())
     roles = [r for r in ROLE_ORDER if r in set(data["role"])]
 
-    box = alt.Chart().mark_boxplot(size=7, extent=1.5).encode(
-        x=alt.X("method:N", sort=methods, title=None, axis=alt.Axis(labelAngle=-40)),
-        xOffset=alt.XOffset("role:N", sort=roles),
-        y=alt.Y("normalised:Q", scale=alt.Scale(zero=True), title="distance (× normal level)"),
-        color=alt.Color(
-            "role:N",
-            sort=roles,
-            scale=alt.Scale(domain=roles, range=[ROLE_COLOURS[r] for r in roles]),
-            legend=alt.Legend(title="test class"),
-        ),
+    box = (
+        alt.Chart()
+        .mark_boxplot(size=7, extent=1.5)
+        .encode(
+            x=alt.X("method:N", sort=methods, title=None, axis=alt.Axis(labelAngle=-40)),
+            xOffset=alt.XOffset("role:N", sort=roles),
+            y=alt.Y("normalised:Q", scale=alt.Scale(zero=True), title="distance (× normal level)"),
+            color=alt.Color(
+                "role:N",
+                sort=roles,
+                scale=alt.Scale(domain=roles, range=[ROLE_COLOURS[r] for r in roles]),
+                legend=alt.Legend(title="test class"),
+            ),
+        )
     )
     layered = alt.layer(chance_rule(["condition"], y=1.0), box, data=data).properties(
-        width=PANEL_WIDTH, height=PANEL_HEIGHT)
+        width=PANEL_WIDTH, height=PANEL_HEIGHT
+    )
     return titled(
         facet(layered, conditions).resolve_scale(y="independent"),
         "Normalised distance of normal and anomaly test classes",
         [selection(scorer=scorer, n_per_class=n_per_class), "dashed: the normal level (1.0)"],
-        scorer=scorer, n_per_class=n_per_class,
+        scorer=scorer,
+        n_per_class=n_per_class,
     )
 
 

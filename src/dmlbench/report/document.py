@@ -48,8 +48,9 @@ def format_cell(value, fmt: str | None) -> str:
     return format(float(value), fmt)
 
 
-def printed_cells(df, columns: tuple[Column, ...], notes: str | None = None
-                  ) -> tuple[list[Column], list[list[str]], list[str]]:
+def printed_cells(
+    df, columns: tuple[Column, ...], notes: str | None = None
+) -> tuple[list[Column], list[list[str]], list[str]]:
     """The columns present in ``df``, their formatted cells row by row, and the notes.
 
     A ``notes`` column's texts leave the table: each distinct text gets a letter (a, b, ...), the
@@ -75,16 +76,19 @@ def printed_cells(df, columns: tuple[Column, ...], notes: str | None = None
 
 def table_html(columns: list[Column], rows: list[list[str]], notes: list[str]) -> str:
     """An HTML table (Bootstrap classes, as Quarto styles tables) with the notes under it."""
+
     def align(c: Column) -> str:
         return "right" if c.numeric else "left"
 
     head = "".join(f'<th style="text-align: {align(c)}">{html.escape(c.header)}</th>' for c in columns)
     body = "".join(
-        "<tr>" + "".join(f'<td style="text-align: {align(c)}">{html.escape(v)}</td>' for c, v in zip(columns, row))
-        + "</tr>" for row in rows
+        "<tr>"
+        + "".join(f'<td style="text-align: {align(c)}">{html.escape(v)}</td>' for c, v in zip(columns, row))
+        + "</tr>"
+        for row in rows
     )
     # Quarto would otherwise parse the table into every format's output: the PDF gets the Typst one.
-    out = (f'<table class="table table-sm dmlbench-table" data-quarto-disable-processing="true"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    out = f'<table class="table table-sm dmlbench-table" data-quarto-disable-processing="true"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     if notes:
         out += "".join(f'<p class="dmlbench-table-note"><small>{html.escape(n)}</small></p>' for n in notes)
     return out
@@ -151,7 +155,7 @@ def chart_html(spec: dict) -> str:
         '    el.textContent = "Chart library missing: the report prints Document.vega() first.";\n'
         "    return;\n"
         "  }\n"
-        f"  window.vegaEmbed(el, {spec_json}, {{\"renderer\": \"svg\", \"actions\": {{\"export\": true, "
+        f'  window.vegaEmbed(el, {spec_json}, {{"renderer": "svg", "actions": {{"export": true, '
         '"source": false, "compiled": false, "editor": false}}).then(function () {\n'
         # Sized for print (1 chart pixel = 1 pt); on screen a third larger, within the column.
         '    var svg = el.querySelector("svg");\n'
@@ -250,7 +254,7 @@ class Document:
 
 
 def n_text(n_per_class: str) -> str:
-    """"all training images" or "50 training images" per class, for prose."""
+    """ "all training images" or "50 training images" per class, for prose."""
     return "all training images" if str(n_per_class) == "all" else f"{n_per_class} training images"
 
 

@@ -3,11 +3,9 @@ their closed-set accuracy."""
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
-from dmlbench.report._style import FACET_COLUMNS, alt, method_order, require_columns, titled
+from dmlbench.report._style import FACET_COLUMNS, alt, method_order, pd, require_columns, titled
 
 TITLE = "Embeddings"
 TSNE_COLUMNS = ["dataset", "method", "seed", "test_index", "label", "class_name", "x", "y"]
@@ -42,7 +40,9 @@ def tsne_chart(tsne: pd.DataFrame):
                 x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
                 y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
                 color=alt.Color(
-                    "class_name:N", sort=classes, title=f"{dataset} class",
+                    "class_name:N",
+                    sort=classes,
+                    title=f"{dataset} class",
                     scale=alt.Scale(scheme="tableau10" if len(classes) <= 10 else "category20"),
                     legend=alt.Legend(symbolOpacity=1),
                 ),
@@ -80,8 +80,13 @@ TABLES = (
         "loss, which has no classifier.",
         lambda v: v.t["closed_set"],
         needs_tsne,
-        columns=(Column("dataset", "dataset"), Column("method", "method"), Column("seed", "seed", "d", 0.5),
-                 Column("accuracy", "accuracy", ".3f"), Column("n_test", "test images", "d"),
-                 Column("epochs", "epochs", "d", 0.6)),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("method", "method"),
+            Column("seed", "seed", "d", 0.5),
+            Column("accuracy", "accuracy", ".3f"),
+            Column("n_test", "test images", "d"),
+            Column("epochs", "epochs", "d", 0.6),
+        ),
     ),
 )

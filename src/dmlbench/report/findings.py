@@ -100,12 +100,50 @@ STUDY_K10_GAIN = 0.7  # AUROC points, k = 10 over k = 1
 STUDY_KALL_LOSS = 10.0  # per cent, the mean of all distances below k = 1
 BASELINE = "conventional"
 
-FINDINGS_COLUMNS = ["number", "id", "claim", "verdict", "scorer", "n_per_class", "test", "n_tests", "n_supporting",
-                    "n_contradicting", "evidence", "rule"]
-TESTS_COLUMNS = ["number", "id", "dataset", "condition", "n_per_class", "scorer", "comparison", "effect", "ci_low",
-                 "ci_high", "unit", "n_cases", "statistic", "p_value", "p_holm", "outcome"]
-CLASS_DISTANCES_COLUMNS = ["dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer", "class_index",
-                           "role", "normalised"]
+FINDINGS_COLUMNS = [
+    "number",
+    "id",
+    "claim",
+    "verdict",
+    "scorer",
+    "n_per_class",
+    "test",
+    "n_tests",
+    "n_supporting",
+    "n_contradicting",
+    "evidence",
+    "rule",
+]
+TESTS_COLUMNS = [
+    "number",
+    "id",
+    "dataset",
+    "condition",
+    "n_per_class",
+    "scorer",
+    "comparison",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "unit",
+    "n_cases",
+    "statistic",
+    "p_value",
+    "p_holm",
+    "outcome",
+]
+CLASS_DISTANCES_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "case",
+    "scorer",
+    "class_index",
+    "role",
+    "normalised",
+]
 T_TEST = "paired t-test over cases"
 
 
@@ -121,9 +159,10 @@ def _p(p: float) -> str:
 
 
 def _effect(t: dict, scale: float = 1.0, fmt: str = "+.3f") -> str:
-    """"+0.021 [+0.012, +0.030]": the effect and its interval."""
-    return (f"{format(t['effect'] * scale, fmt)} [{format(t['ci_low'] * scale, fmt)}, "
-            f"{format(t['ci_high'] * scale, fmt)}]")
+    """ "+0.021 [+0.012, +0.030]": the effect and its interval."""
+    return (
+        f"{format(t['effect'] * scale, fmt)} [{format(t['ci_low'] * scale, fmt)}, {format(t['ci_high'] * scale, fmt)}]"
+    )
 
 
 def _case_blocks(diff: pd.Series) -> pd.Series:
@@ -146,20 +185,47 @@ class _Claim:
     tests: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # what could not be tested
 
-    def add(self, values: pd.Series, *, dataset: str, condition: str, n_per_class: str, scorer: str,
-            comparison: str, unit: str, direction: int, label: str, null: float = 0.0) -> dict | None:
+    def add(
+        self,
+        values: pd.Series,
+        *,
+        dataset: str,
+        condition: str,
+        n_per_class: str,
+        scorer: str,
+        comparison: str,
+        unit: str,
+        direction: int,
+        label: str,
+        null: float = 0.0,
+    ) -> dict | None:
         """Test the per-case ``values`` (index: case) against ``null``; None (with a note) when
         fewer than 2 cases."""
         values = values.dropna()
         if len(values) < 2:
-            self.notes.append(f"{label}: {len(values)} case{'' if len(values) == 1 else 's'} with both sides, "
-                              "a test needs 2")
+            self.notes.append(
+                f"{label}: {len(values)} case{'' if len(values) == 1 else 's'} with both sides, a test needs 2"
+            )
             return None
         r = stats.mean_test(values.to_numpy(), null=null, level=LEVEL)
-        row = {"number": self.number, "id": self.id, "dataset": dataset, "condition": condition,
-               "n_per_class": str(n_per_class), "scorer": scorer, "comparison": comparison,
-               "effect": r.mean - null, "ci_low": r.ci_low - null, "ci_high": r.ci_high - null, "unit": unit,
-               "n_cases": r.n, "statistic": r.statistic, "p_value": r.p, "direction": direction, "label": label}
+        row = {
+            "number": self.number,
+            "id": self.id,
+            "dataset": dataset,
+            "condition": condition,
+            "n_per_class": str(n_per_class),
+            "scorer": scorer,
+            "comparison": comparison,
+            "effect": r.mean - null,
+            "ci_low": r.ci_low - null,
+            "ci_high": r.ci_high - null,
+            "unit": unit,
+            "n_cases": r.n,
+            "statistic": r.statistic,
+            "p_value": r.p,
+            "direction": direction,
+            "label": label,
+        }
         self.tests.append(row)
         return row
 
@@ -191,15 +257,26 @@ def _verdict(c: _Claim) -> str:
 
 
 def _by_outcome(c: _Claim, fmt: str = "+.3f", scale: float = 1.0, effects: bool = True) -> str:
-    """"Supports: X +0.021 [+0.012, +0.030]. Contradicts: Y -0.011 [...]. Not significant: Z +0.002."
+    """ "Supports: X +0.021 [+0.012, +0.030]. Contradicts: Y -0.011 [...]. Not significant: Z +0.002."
     (effects with their 95 % interval where significant; the tests table has every interval and p)."""
     parts = []
-    for outcome, words in ((SUPPORTS, "Supports"), (CONTRADICTS, "Contradicts"), (SIGNIFICANT, "Significant"),
-                           (UNDECIDED, "Not significant")):
+    for outcome, words in (
+        (SUPPORTS, "Supports"),
+        (CONTRADICTS, "Contradicts"),
+        (SIGNIFICANT, "Significant"),
+        (UNDECIDED, "Not significant"),
+    ):
         tests = [t for t in c.tests if t["outcome"] == outcome]
         if tests:
-            shown = [t["label"] + ("" if not effects else " " + (
-                _effect(t, scale, fmt) if outcome != UNDECIDED else format(t["effect"] * scale, fmt))) for t in tests]
+            shown = [
+                t["label"]
+                + (
+                    ""
+                    if not effects
+                    else " " + (_effect(t, scale, fmt) if outcome != UNDECIDED else format(t["effect"] * scale, fmt))
+                )
+                for t in tests
+            ]
             parts.append(f"{words}: {'; '.join(shown)}.")
     return " ".join(parts)
 
@@ -207,11 +284,20 @@ def _by_outcome(c: _Claim, fmt: str = "+.3f", scale: float = 1.0, effects: bool 
 def _row(c: _Claim, verdict: str, evidence: str) -> dict:
     if c.tests and c.notes:
         evidence += f" Not tested: {'; '.join(c.notes)}."
-    return {"number": c.number, "id": c.id, "claim": c.claim, "verdict": verdict, "scorer": c.scorer,
-            "n_per_class": c.n_per_class, "test": c.test if c.tests else "", "n_tests": len(c.tests),
-            "n_supporting": sum(t["outcome"] == SUPPORTS for t in c.tests),
-            "n_contradicting": sum(t["outcome"] == CONTRADICTS for t in c.tests),
-            "evidence": evidence, "rule": c.rule}
+    return {
+        "number": c.number,
+        "id": c.id,
+        "claim": c.claim,
+        "verdict": verdict,
+        "scorer": c.scorer,
+        "n_per_class": c.n_per_class,
+        "test": c.test if c.tests else "",
+        "n_tests": len(c.tests),
+        "n_supporting": sum(t["outcome"] == SUPPORTS for t in c.tests),
+        "n_contradicting": sum(t["outcome"] == CONTRADICTS for t in c.tests),
+        "evidence": evidence,
+        "rule": c.rule,
+    }
 
 
 def _untestable(c: _Claim, why: str) -> dict:
@@ -241,11 +327,16 @@ def _images(n_per_class: str) -> str:
 
 
 def _best_everywhere(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, list]:
-    c = _Claim(1, "no-method-best-everywhere", "No method is best everywhere.",
-               "per condition the top method by mean AUROC against each other method (paired t-test over cases "
-               "with every method, Holm across all conditions); supported if every method is significantly beaten "
-               "somewhere, contradicted if one method beats every other in every condition",
-               scorer, npc)
+    c = _Claim(
+        1,
+        "no-method-best-everywhere",
+        "No method is best everywhere.",
+        "per condition the top method by mean AUROC against each other method (paired t-test over cases "
+        "with every method, Holm across all conditions); supported if every method is significantly beaten "
+        "somewhere, contradicted if one method beats every other in every condition",
+        scorer,
+        npc,
+    )
     sub = auroc[auroc["scorer"] == scorer]
     if sub.empty:
         return _untestable(c, f"no AUROC rows for {scorer} at {_images(npc)} ({_scorers_note(auroc)})"), []
@@ -262,18 +353,31 @@ def _best_everywhere(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, 
         top = next(m for m in methods if means[m] == means.max()) if len(per_case) else methods[0]
         for m in methods:
             if m != top:
-                c.add(per_case[top] - per_case[m], dataset=ds, condition=cond, n_per_class=npc, scorer=scorer,
-                      comparison=f"{top} − {m}", unit="AUROC", direction=0, label=f"{cond} {top} − {m}")
+                c.add(
+                    per_case[top] - per_case[m],
+                    dataset=ds,
+                    condition=cond,
+                    n_per_class=npc,
+                    scorer=scorer,
+                    comparison=f"{top} − {m}",
+                    unit="AUROC",
+                    direction=0,
+                    label=f"{cond} {top} − {m}",
+                )
         if any(t["condition"] == cond for t in c.tests):
             tops[cond], methods_of[cond] = top, methods
     if len(tops) < 2:
-        why = ("only one condition could be tested" if tops else "no condition could be tested")
+        why = "only one condition could be tested" if tops else "no condition could be tested"
         why += "; a best method can only differ between conditions" if len(tops) == 1 else ""
         return _untestable(c, why), c.tests
     _finish(c)
     conds = list(tops)
-    beaten = {cond: [t["comparison"].split(" − ")[1] for t in c.tests
-                     if t["condition"] == cond and t["outcome"] == SIGNIFICANT] for cond in conds}
+    beaten = {
+        cond: [
+            t["comparison"].split(" − ")[1] for t in c.tests if t["condition"] == cond and t["outcome"] == SIGNIFICANT
+        ]
+        for cond in conds
+    }
     methods = method_order({m for ms in methods_of.values() for m in ms})
     where_beaten = {m: [cond for cond in conds if m in beaten[cond]] for m in methods}
     best = {cond: tops[cond] for cond in conds if set(beaten[cond]) == set(methods_of[cond]) - {tops[cond]}}
@@ -301,10 +405,13 @@ def _best_everywhere(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, 
         tail = "No method is significantly worse than the top method anywhere."
     else:
         verdict = MIXED
-        tail = (f"Never significantly beaten (each could still be best everywhere): {', '.join(never)}; "
-                f"beaten: {beaten_text}.")
-    evidence = (f"Top − other AUROC per condition ({scorer}, Holm over {len(c.tests)} tests): {'; '.join(parts)}. "
-                + tail)
+        tail = (
+            f"Never significantly beaten (each could still be best everywhere): {', '.join(never)}; "
+            f"beaten: {beaten_text}."
+        )
+    evidence = (
+        f"Top − other AUROC per condition ({scorer}, Holm over {len(c.tests)} tests): {'; '.join(parts)}. " + tail
+    )
     return _row(c, verdict, evidence), c.tests
 
 
@@ -314,13 +421,20 @@ def _best_everywhere(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, 
 def _cosine_vs_euclidean(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, list]:
     k, note = _knn_k(scorer)
     cos, euc = f"cosine_k{k}", f"euclidean_k{k}"
-    c = _Claim(2, "cosine-beats-euclidean", "Cosine distance beats Euclidean distance.",
-               f"per condition, {cos} − {euc} AUROC of the same model (method, seed, case) averaged per case; "
-               "paired t-test over cases, Holm across conditions; claimed sign +", f"{cos}, {euc}", npc)
+    c = _Claim(
+        2,
+        "cosine-beats-euclidean",
+        "Cosine distance beats Euclidean distance.",
+        f"per condition, {cos} − {euc} AUROC of the same model (method, seed, case) averaged per case; "
+        "paired t-test over cases, Holm across conditions; claimed sign +",
+        f"{cos}, {euc}",
+        npc,
+    )
     missing = [s for s in (cos, euc) if s not in set(auroc["scorer"])]
     if missing:
-        return _untestable(c, f"no AUROC rows for {' and '.join(missing)} at {_images(npc)} "
-                              f"({_scorers_note(auroc)})"), []
+        return _untestable(
+            c, f"no AUROC rows for {' and '.join(missing)} at {_images(npc)} ({_scorers_note(auroc)})"
+        ), []
     per_method = []
     for (ds, na), grp in auroc[auroc["scorer"].isin([cos, euc])].groupby(["dataset", "n_anomaly"], sort=True):
         cond = _cond(ds, na)
@@ -329,16 +443,29 @@ def _cosine_vs_euclidean(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[di
             c.notes.append(f"{cond}: only one of the two distances")
             continue
         diff = (wide[cos] - wide[euc]).dropna()
-        if c.add(_case_blocks(diff), dataset=ds, condition=cond, n_per_class=npc, scorer=f"{cos}, {euc}",
-                 comparison=f"{cos} − {euc}", unit="AUROC", direction=1, label=cond):
+        if c.add(
+            _case_blocks(diff),
+            dataset=ds,
+            condition=cond,
+            n_per_class=npc,
+            scorer=f"{cos}, {euc}",
+            comparison=f"{cos} − {euc}",
+            unit="AUROC",
+            direction=1,
+            label=cond,
+        ):
             by_method = diff.groupby(level="method").mean()
             per_method.append(f"{cond} {int((by_method > 0).sum())} of {len(by_method)}")
     if not c.tests:
         return _untestable(c, f"no condition has 2 cases with both {cos} and {euc}"), []
     _finish(c)
-    evidence = (f"{cos} − {euc} AUROC, mean over methods and seeds per case"
-                + (f" ({note})" if note else "") + ". " + _by_outcome(c)
-                + f" Methods with cosine higher on average: {'; '.join(per_method)}.")
+    evidence = (
+        f"{cos} − {euc} AUROC, mean over methods and seeds per case"
+        + (f" ({note})" if note else "")
+        + ". "
+        + _by_outcome(c)
+        + f" Methods with cosine higher on average: {'; '.join(per_method)}."
+    )
 
     return _row(c, _verdict(c), evidence), c.tests
 
@@ -349,12 +476,21 @@ def _cosine_vs_euclidean(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[di
 def _sphereface_below_chance(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, list]:
     k, note = _knn_k(scorer)
     euc = f"euclidean_k{k}"
-    c = _Claim(3, "sphereface-euclidean-below-chance", "SphereFace with Euclidean distance falls below AUROC 0.5.",
-               f"per condition, the AUROC of sphereface with {euc} averaged per case against 0.5 (one-sample t-test "
-               "over cases, Holm across conditions); claimed sign −", euc, npc,
-               test="one-sample t-test over cases (against 0.5)")
-    absent = [what for what, ok in (("sphereface", "sphereface" in set(auroc["method"])),
-                                    (euc, euc in set(auroc["scorer"]))) if not ok]
+    c = _Claim(
+        3,
+        "sphereface-euclidean-below-chance",
+        "SphereFace with Euclidean distance falls below AUROC 0.5.",
+        f"per condition, the AUROC of sphereface with {euc} averaged per case against 0.5 (one-sample t-test "
+        "over cases, Holm across conditions); claimed sign −",
+        euc,
+        npc,
+        test="one-sample t-test over cases (against 0.5)",
+    )
+    absent = [
+        what
+        for what, ok in (("sphereface", "sphereface" in set(auroc["method"])), (euc, euc in set(auroc["scorer"])))
+        if not ok
+    ]
     if absent:
         return _untestable(c, f"no AUROC rows for {' or '.join(absent)} at {_images(npc)}"), []
     sub = auroc[(auroc["method"] == "sphereface") & (auroc["scorer"] == euc)]
@@ -362,14 +498,28 @@ def _sphereface_below_chance(auroc: pd.DataFrame, scorer: str, npc: str) -> tupl
     for (ds, na), grp in sub.groupby(["dataset", "n_anomaly"], sort=True):
         cond = _cond(ds, na)
         blocks = grp.groupby("case")["value"].mean()
-        if c.add(blocks, dataset=ds, condition=cond, n_per_class=npc, scorer=euc, comparison="AUROC − 0.5",
-                 unit="AUROC", direction=-1, label=cond, null=CHANCE):
+        if c.add(
+            blocks,
+            dataset=ds,
+            condition=cond,
+            n_per_class=npc,
+            scorer=euc,
+            comparison="AUROC − 0.5",
+            unit="AUROC",
+            direction=-1,
+            label=cond,
+            null=CHANCE,
+        ):
             means.append(f"{cond} {blocks.mean():.3f}")
     if not c.tests:
         return _untestable(c, "no sphereface condition has 2 cases scored with " + euc), []
     _finish(c)
-    evidence = (f"Mean AUROC of sphereface with {euc}: {', '.join(means)}" + (f" ({note})" if note else "")
-                + ". Effect = AUROC − 0.5. " + _by_outcome(c))
+    evidence = (
+        f"Mean AUROC of sphereface with {euc}: {', '.join(means)}"
+        + (f" ({note})" if note else "")
+        + ". Effect = AUROC − 0.5. "
+        + _by_outcome(c)
+    )
     return _row(c, _verdict(c), evidence), c.tests
 
 
@@ -389,12 +539,16 @@ def _distance_scorer(distances: pd.DataFrame, scorer: str) -> tuple[str | None, 
 
 
 def _fewer_normal(auroc: pd.DataFrame, distances: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, list]:
-    c = _Claim(4, "fewer-normal-larger-distance",
-               "Fewer normal classes give larger anomaly distances and a lower AUROC.",
-               "per dataset and consecutive n_anomaly a < b: normalised distance of the same anomaly class in the "
-               "same case, method and seed at b − at a (claimed sign +), and AUROC of the same case, method and "
-               "seed at b − at a (claimed sign −); averaged per case, paired t-test over cases, Holm across all",
-               "", npc)
+    c = _Claim(
+        4,
+        "fewer-normal-larger-distance",
+        "Fewer normal classes give larger anomaly distances and a lower AUROC.",
+        "per dataset and consecutive n_anomaly a < b: normalised distance of the same anomaly class in the "
+        "same case, method and seed at b − at a (claimed sign +), and AUROC of the same case, method and "
+        "seed at b − at a (claimed sign −); averaged per case, paired t-test over cases, Holm across all",
+        "",
+        npc,
+    )
     used, note = _distance_scorer(distances, scorer)
     if used is None:
         return _untestable(c, f"no finite normalised distances at {_images(npc)} ({_scorers_note(distances)})"), []
@@ -413,27 +567,52 @@ def _fewer_normal(auroc: pd.DataFrame, distances: pd.DataFrame, scorer: str, npc
             db = anomalies[(anomalies["dataset"] == ds) & (anomalies["n_anomaly"] == b)].set_index(keys)["normalised"]
             da, db = da.groupby(level=keys).mean(), db.groupby(level=keys).mean()
             diff = (db - da).dropna()
-            if c.add(_case_blocks(diff), dataset=ds, condition=cond, n_per_class=npc, scorer=used,
-                     comparison=f"anomaly distance a{b} − a{a} (same class)", unit="× normal", direction=1,
-                     label=f"distance {cond}"):
+            if c.add(
+                _case_blocks(diff),
+                dataset=ds,
+                condition=cond,
+                n_per_class=npc,
+                scorer=used,
+                comparison=f"anomaly distance a{b} − a{a} (same class)",
+                unit="× normal",
+                direction=1,
+                label=f"distance {cond}",
+            ):
                 shared = diff.index
                 means.append(f"distance {cond} {da.loc[shared].mean():.2f} → {db.loc[shared].mean():.2f}")
             keys = ["method", "seed", "case"]
             pa = aur[(aur["dataset"] == ds) & (aur["n_anomaly"] == a)].groupby(keys)["value"].mean()
             pb = aur[(aur["dataset"] == ds) & (aur["n_anomaly"] == b)].groupby(keys)["value"].mean()
             diff = (pb - pa).dropna()
-            if c.add(_case_blocks(diff), dataset=ds, condition=cond, n_per_class=npc, scorer=used,
-                     comparison=f"AUROC a{b} − a{a}", unit="AUROC", direction=-1, label=f"AUROC {cond}"):
+            if c.add(
+                _case_blocks(diff),
+                dataset=ds,
+                condition=cond,
+                n_per_class=npc,
+                scorer=used,
+                comparison=f"AUROC a{b} − a{a}",
+                unit="AUROC",
+                direction=-1,
+                label=f"AUROC {cond}",
+            ):
                 lower = int(((pb - pa).dropna().groupby(level="method").mean() < 0).sum())
                 n_methods = diff.index.get_level_values("method").nunique()
-                means.append(f"AUROC {cond} {pa.loc[diff.index].mean():.3f} → {pb.loc[diff.index].mean():.3f} "
-                             f"(lower for {lower} of {n_methods} methods)")
+                means.append(
+                    f"AUROC {cond} {pa.loc[diff.index].mean():.3f} → {pb.loc[diff.index].mean():.3f} "
+                    f"(lower for {lower} of {n_methods} methods)"
+                )
     if not c.tests:
         why = "no dataset was run with two or more values of n_anomaly"
         return _untestable(c, why + (f" ({', '.join(single)})" if single else "")), []
     _finish(c)
-    evidence = (f"Same case and anomaly class, {used}" + (f" ({note})" if note else "") + ": "
-                + "; ".join(means) + ". " + _by_outcome(c, fmt="+.3f"))
+    evidence = (
+        f"Same case and anomaly class, {used}"
+        + (f" ({note})" if note else "")
+        + ": "
+        + "; ".join(means)
+        + ". "
+        + _by_outcome(c, fmt="+.3f")
+    )
     if single:
         evidence += f" One n_anomaly only: {', '.join(single)}."
     return _row(c, _verdict(c), evidence), c.tests
@@ -451,12 +630,17 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
         dist = next((d for d in ("cosine", "euclidean") if f"{d}_k1" in present), "cosine")
         note = f"the report's scorer {scorer} is not a kNN distance"
     k1, k10, kall = f"{dist}_k1", f"{dist}_k10", f"{dist}_kall"
-    c = _Claim(5, "k10-beats-k1",
-               f"The mean of the 10 smallest distances beats the minimum (k = 1) by about +{STUDY_K10_GAIN:g} points "
-               f"of AUROC; the mean of all distances is about {STUDY_KALL_LOSS:g} % worse.",
-               f"per condition, {k10} − {k1} (claimed sign +) and {kall} − {k1} (claimed sign −) AUROC of the same "
-               "model, averaged per case; paired t-test over cases, Holm across all; sizes compared with the study's "
-               "in the evidence", f"{k1}, {k10}, {kall}", npc)
+    c = _Claim(
+        5,
+        "k10-beats-k1",
+        f"The mean of the 10 smallest distances beats the minimum (k = 1) by about +{STUDY_K10_GAIN:g} points "
+        f"of AUROC; the mean of all distances is about {STUDY_KALL_LOSS:g} % worse.",
+        f"per condition, {k10} − {k1} (claimed sign +) and {kall} − {k1} (claimed sign −) AUROC of the same "
+        "model, averaged per case; paired t-test over cases, Holm across all; sizes compared with the study's "
+        "in the evidence",
+        f"{k1}, {k10}, {kall}",
+        npc,
+    )
     missing = [s for s in (k1, k10, kall) if s not in present]
     if missing:
         ks = n_per_class_order(p[1] for s in present if (p := knn_parts(s)) and p[0] == dist)
@@ -469,31 +653,50 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
         if not {k1, k10, kall} <= set(wide.columns):
             c.notes.append(f"{cond}: not every k")
             continue
-        gain = c.add(_case_blocks((wide[k10] - wide[k1]).dropna()), dataset=ds, condition=cond, n_per_class=npc,
-                     scorer=f"{k1}, {k10}", comparison=f"{k10} − {k1}", unit="AUROC", direction=1,
-                     label=f"k = 10 in {cond}")
+        gain = c.add(
+            _case_blocks((wide[k10] - wide[k1]).dropna()),
+            dataset=ds,
+            condition=cond,
+            n_per_class=npc,
+            scorer=f"{k1}, {k10}",
+            comparison=f"{k10} − {k1}",
+            unit="AUROC",
+            direction=1,
+            label=f"k = 10 in {cond}",
+        )
         pair = wide[[k1, kall]].dropna()
-        loss = c.add(_case_blocks(pair[kall] - pair[k1]), dataset=ds, condition=cond, n_per_class=npc,
-                     scorer=f"{k1}, {kall}", comparison=f"{kall} − {k1}", unit="AUROC", direction=-1,
-                     label=f"mean of all in {cond}")
+        loss = c.add(
+            _case_blocks(pair[kall] - pair[k1]),
+            dataset=ds,
+            condition=cond,
+            n_per_class=npc,
+            scorer=f"{k1}, {kall}",
+            comparison=f"{kall} − {k1}",
+            unit="AUROC",
+            direction=-1,
+            label=f"mean of all in {cond}",
+        )
         text = []
         if gain:
             inside = gain["ci_low"] * 100 <= STUDY_K10_GAIN <= gain["ci_high"] * 100
-            text.append(f"k = 10 {format(gain['effect'] * 100, '+.2f')} points [{gain['ci_low'] * 100:+.2f}, "
-                        f"{gain['ci_high'] * 100:+.2f}] (the study's +{STUDY_K10_GAIN:g} is "
-                        f"{'inside' if inside else 'outside'})")
+            text.append(
+                f"k = 10 {format(gain['effect'] * 100, '+.2f')} points [{gain['ci_low'] * 100:+.2f}, "
+                f"{gain['ci_high'] * 100:+.2f}] (the study's +{STUDY_K10_GAIN:g} is "
+                f"{'inside' if inside else 'outside'})"
+            )
         if loss:
             relative = 100 * (pair[kall].mean() / pair[k1].mean() - 1)
             level = pair[kall].mean()
-            text.append(f"mean of all {relative:+.0f} % against k = 1 (the study's -{STUDY_KALL_LOSS:g} %), "
-                        f"AUROC {level:.3f}" + (", below chance" if level < CHANCE else ""))
+            text.append(
+                f"mean of all {relative:+.0f} % against k = 1 (the study's -{STUDY_KALL_LOSS:g} %), "
+                f"AUROC {level:.3f}" + (", below chance" if level < CHANCE else "")
+            )
         if text:
             sizes.append(f"{cond}: {', '.join(text)}")
     if not c.tests:
         return _untestable(c, f"no condition has 2 cases with {k1}, {k10} and {kall}"), []
     _finish(c)
-    evidence = ((f"Distance {dist} ({note}). " if note else "") + "; ".join(sizes) + ". "
-                + _by_outcome(c, effects=False))
+    evidence = (f"Distance {dist} ({note}). " if note else "") + "; ".join(sizes) + ". " + _by_outcome(c, effects=False)
     return _row(c, _verdict(c), evidence), c.tests
 
 
@@ -531,10 +734,14 @@ def _mixup_text(mixup: dict | None, methods: list[str], sizes: list[str]) -> str
 
 
 def _small_samples(auroc_any: pd.DataFrame, scorer: str, mixup: dict | None) -> tuple[dict, list]:
-    c = _Claim(6, "metric-learning-beats-conventional-small-samples",
-               "Metric learning beats Conventional with few images per class.",
-               f"per condition, numeric images per class and method: method − {BASELINE} AUROC ({scorer}, same seed "
-               "and case) averaged per case; paired t-test over cases, Holm across all; claimed sign +", scorer)
+    c = _Claim(
+        6,
+        "metric-learning-beats-conventional-small-samples",
+        "Metric learning beats Conventional with few images per class.",
+        f"per condition, numeric images per class and method: method − {BASELINE} AUROC ({scorer}, same seed "
+        "and case) averaged per case; paired t-test over cases, Holm across all; claimed sign +",
+        scorer,
+    )
     numeric = auroc_any[auroc_any["n_per_class"].astype(str).str.fullmatch(r"\d+")]
     if numeric.empty:
         return _untestable(c, "every run uses all training images; no run with a number of images per class"), []
@@ -546,7 +753,8 @@ def _small_samples(auroc_any: pd.DataFrame, scorer: str, mixup: dict | None) -> 
     methods_seen = []
     several = sub.groupby(["dataset", "n_anomaly"]).ngroups > 1
     for (ds, na, npc), grp in sub.assign(n_per_class=sub["n_per_class"].astype(str)).groupby(
-            ["dataset", "n_anomaly", "n_per_class"], sort=True):
+        ["dataset", "n_anomaly", "n_per_class"], sort=True
+    ):
         cond = _cond(ds, na)
         wide = grp.pivot_table(index=["seed", "case"], columns="method", values="value", aggfunc="mean")
         methods = method_order(wide.columns)
@@ -557,24 +765,40 @@ def _small_samples(auroc_any: pd.DataFrame, scorer: str, mixup: dict | None) -> 
             if m == BASELINE:
                 continue
             methods_seen.append(m)
-            c.add(_case_blocks((wide[m] - wide[BASELINE]).dropna()), dataset=ds, condition=cond, n_per_class=npc,
-                  scorer=scorer, comparison=f"{m} − {BASELINE}", unit="AUROC", direction=1,
-                  label=f"{m} at {npc}" + (f" ({cond})" if several else ""))
+            c.add(
+                _case_blocks((wide[m] - wide[BASELINE]).dropna()),
+                dataset=ds,
+                condition=cond,
+                n_per_class=npc,
+                scorer=scorer,
+                comparison=f"{m} − {BASELINE}",
+                unit="AUROC",
+                direction=1,
+                label=f"{m} at {npc}" + (f" ({cond})" if several else ""),
+            )
     if not c.tests:
-        why = (f"only {BASELINE} was run with few images" if not methods_seen and not c.notes
-               else f"no method has 2 cases paired with {BASELINE} with few images")
+        why = (
+            f"only {BASELINE} was run with few images"
+            if not methods_seen and not c.notes
+            else f"no method has 2 cases paired with {BASELINE} with few images"
+        )
         return _untestable(c, why), []
     _finish(c)
-    evidence = (f"Method − {BASELINE} AUROC ({scorer}) at {c.n_per_class} images per class. " + _by_outcome(c) + " "
-                + _mixup_text(mixup, method_order(set(methods_seen) | {BASELINE}), sizes)).strip()
+    evidence = (
+        f"Method − {BASELINE} AUROC ({scorer}) at {c.n_per_class} images per class. "
+        + _by_outcome(c)
+        + " "
+        + _mixup_text(mixup, method_order(set(methods_seen) | {BASELINE}), sizes)
+    ).strip()
     return _row(c, _verdict(c), evidence), c.tests
 
 
 # --------------------------------------------------------------------------- public
 
 
-def _evaluate(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str, n_per_class: str | None,
-              mixup: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _evaluate(
+    metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str, n_per_class: str | None, mixup: dict | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     require_columns(metrics, METRICS_COLUMNS, "metrics")
     require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances")
     auroc_any = metrics[metrics["metric"] == "auroc"].dropna(subset=["value"])
@@ -593,19 +817,30 @@ def _evaluate(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str,
         _small_samples(auroc_any, scorer, mixup),
     ]
     claims = pd.DataFrame([r for r, _ in results], columns=FINDINGS_COLUMNS).astype(
-        {"number": "int64", "n_tests": "int64", "n_supporting": "int64", "n_contradicting": "int64"})
+        {"number": "int64", "n_tests": "int64", "n_supporting": "int64", "n_contradicting": "int64"}
+    )
     tests = [t for _, ts in results for t in ts if "outcome" in t]
     frame = pd.DataFrame(tests, columns=TESTS_COLUMNS).astype(
-        {"number": "int64", "effect": "float64", "ci_low": "float64", "ci_high": "float64", "n_cases": "int64",
-         "statistic": "float64", "p_value": "float64", "p_holm": "float64"})
+        {
+            "number": "int64",
+            "effect": "float64",
+            "ci_low": "float64",
+            "ci_high": "float64",
+            "n_cases": "int64",
+            "statistic": "float64",
+            "p_value": "float64",
+            "p_holm": "float64",
+        }
+    )
     return claims, frame
 
 
 _EVALUATED: list = []  # the last few evaluations: the report builds both tables from one, more than once
 
 
-def _evaluated(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str, n_per_class: str | None,
-               mixup: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _evaluated(
+    metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str, n_per_class: str | None, mixup: dict | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     key = (scorer, n_per_class, None if mixup is None else tuple(sorted(mixup.items())))
     for m, cd, k, result in _EVALUATED:
         if m is metrics and cd is class_distances and k == key:  # the same frames (held here, so ids stay theirs)
@@ -615,8 +850,13 @@ def _evaluated(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str
     return result[0].copy(), result[1].copy()
 
 
-def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1",
-             n_per_class: str | None = None, mixup: dict | None = None) -> pd.DataFrame:
+def findings(
+    metrics: pd.DataFrame,
+    class_distances: pd.DataFrame,
+    scorer: str = "cosine_k1",
+    n_per_class: str | None = None,
+    mixup: dict | None = None,
+) -> pd.DataFrame:
     """One row per claim of the study (module docstring): columns ``FINDINGS_COLUMNS``.
 
     ``n_per_class`` is the run's main images per class (default: "all" when present, else the
@@ -629,8 +869,13 @@ def findings(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str =
     return _evaluated(metrics, class_distances, scorer, n_per_class, mixup)[0]
 
 
-def findings_tests(metrics: pd.DataFrame, class_distances: pd.DataFrame, scorer: str = "cosine_k1",
-                   n_per_class: str | None = None, mixup: dict | None = None) -> pd.DataFrame:
+def findings_tests(
+    metrics: pd.DataFrame,
+    class_distances: pd.DataFrame,
+    scorer: str = "cosine_k1",
+    n_per_class: str | None = None,
+    mixup: dict | None = None,
+) -> pd.DataFrame:
     """One row per test behind the claims (``findings``' arguments): columns ``TESTS_COLUMNS``.
 
     ``effect`` is the mean over cases of the per-case value (a paired difference in ``unit``; claim
@@ -649,8 +894,7 @@ def _interval(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _build(v, which):
-    return which(v.t["metrics"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n,
-                 mixup=mixup_runs(v.config))
+    return which(v.t["metrics"], v.t["class_distances"], scorer=v.scorer, n_per_class=v.n, mixup=mixup_runs(v.config))
 
 
 TABLES = (
@@ -659,8 +903,12 @@ TABLES = (
         "The study's claims, each with this run's verdict and the evidence: effects with their 95 % confidence "
         "intervals and Holm-adjusted p-values of paired t-tests over cases (seeds averaged within a case).",
         lambda v: _build(v, findings),
-        columns=(Column("number", "#", "d", 0.3), Column("claim", "claim", None, 2.2),
-                 Column("verdict", "verdict", None, 1.15), Column("evidence", "evidence", None, 6.0)),
+        columns=(
+            Column("number", "#", "d", 0.3),
+            Column("claim", "claim", None, 2.2),
+            Column("verdict", "verdict", None, 1.15),
+            Column("evidence", "evidence", None, 6.0),
+        ),
     ),
     Table(
         "tbl-findings-tests",
@@ -669,12 +917,18 @@ TABLES = (
         "its 95 % t-interval, the number of cases, the two-sided p-value and the p-value Holm-adjusted across "
         "the claim's tests.",
         lambda v: _build(v, findings_tests),
-        columns=(Column("number", "#", "d", 0.3), Column("condition", "condition", None, 1.3),
-                 Column("n_per_class", "images per class", None, 0.8),
-                 Column("comparison", "comparison", None, 2.6), Column("effect", "effect", "+.3f", 0.8),
-                 Column("interval", "95 % CI", None, 1.4), Column("n_cases", "cases", "d", 0.5),
-                 Column("p_value", "p", "p", 0.6), Column("p_holm", "p (Holm)", "p", 0.7),
-                 Column("outcome", "outcome", None, 1.1)),
+        columns=(
+            Column("number", "#", "d", 0.3),
+            Column("condition", "condition", None, 1.3),
+            Column("n_per_class", "images per class", None, 0.8),
+            Column("comparison", "comparison", None, 2.6),
+            Column("effect", "effect", "+.3f", 0.8),
+            Column("interval", "95 % CI", None, 1.4),
+            Column("n_cases", "cases", "d", 0.5),
+            Column("p_value", "p", "p", 0.6),
+            Column("p_holm", "p (Holm)", "p", 0.7),
+            Column("outcome", "outcome", None, 1.1),
+        ),
         small=True,
         shown=_interval,
     ),

@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import math
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    CONDITION_KEYS, FONT, PANEL_WIDTH, alt, condition_label, method_colour, method_order, ordered, select, stats,
-    selection, titled, with_condition, require_columns,
+    CONDITION_KEYS,
+    FONT,
+    PANEL_WIDTH,
+    alt,
+    condition_label,
+    method_colour,
+    method_order,
+    ordered,
+    pd,
+    require_columns,
+    select,
+    selection,
+    stats,
+    titled,
+    with_condition,
 )
 
 TITLE = "Ranking"
@@ -28,8 +39,18 @@ def ranking_tests_table(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_
     Columns: dataset, n_anomaly, method, avg_rank, friedman_p, cd, n_blocks, wilcoxon_p,
     wilcoxon_p_holm, note.
     """
-    columns = ["dataset", "n_anomaly", "method", "avg_rank", "friedman_p", "cd", "n_blocks", "wilcoxon_p",
-               "wilcoxon_p_holm", "note"]
+    columns = [
+        "dataset",
+        "n_anomaly",
+        "method",
+        "avg_rank",
+        "friedman_p",
+        "cd",
+        "n_blocks",
+        "wilcoxon_p",
+        "wilcoxon_p_holm",
+        "note",
+    ]
     return ordered(_ranking_rows(ranking, scorer, n_per_class)[columns])
 
 
@@ -62,21 +83,55 @@ def cd_layout(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
         cd, p, n_blocks = float(first["cd"]), float(first["friedman_p"]), int(first["n_blocks"])
         condition = condition_label(dataset, n_anomaly)
         friedman = f"Friedman p = {p:.3g}" if math.isfinite(p) else "Friedman test n/a"
-        key = {"dataset": dataset, "n_anomaly": int(n_anomaly), "condition": condition,
-               "panel": f"{condition} — {friedman}, N = {n_blocks} blocks"}
+        key = {
+            "dataset": dataset,
+            "n_anomaly": int(n_anomaly),
+            "condition": condition,
+            "panel": f"{condition} — {friedman}, N = {n_blocks} blocks",
+        }
         ranks = grp["avg_rank"].tolist()
         if math.isfinite(cd):
-            rows.append(key | {"element": "cd", "method": "", "x": ranks[0], "x2": ranks[0] + cd, "y": 0.0,
-                               "label": f"CD = {cd:.2f}", "align": "left"})
+            rows.append(
+                key
+                | {
+                    "element": "cd",
+                    "method": "",
+                    "x": ranks[0],
+                    "x2": ranks[0] + cd,
+                    "y": 0.0,
+                    "label": f"CD = {cd:.2f}",
+                    "align": "left",
+                }
+            )
         # Names point into the panel: those in the worse half of the ranks are written to the left.
         middle = (1 + int(first["n_methods"])) / 2
         for y, (method, rank) in enumerate(zip(grp["method"], ranks), start=1):
-            rows.append(key | {"element": "method", "method": method, "x": rank, "x2": math.nan, "y": float(y),
-                               "label": f"{method} ({rank:.2f})", "align": "right" if rank > middle else "left"})
+            rows.append(
+                key
+                | {
+                    "element": "method",
+                    "method": method,
+                    "x": rank,
+                    "x2": math.nan,
+                    "y": float(y),
+                    "label": f"{method} ({rank:.2f})",
+                    "align": "right" if rank > middle else "left",
+                }
+            )
         if math.isfinite(cd):
             for c, (i, j) in enumerate(demsar_cliques(ranks, cd)):
-                rows.append(key | {"element": "clique", "method": "", "x": ranks[i], "x2": ranks[j],
-                                   "y": len(ranks) + 0.6 + 0.4 * c, "label": "", "align": "left"})
+                rows.append(
+                    key
+                    | {
+                        "element": "clique",
+                        "method": "",
+                        "x": ranks[i],
+                        "x2": ranks[j],
+                        "y": len(ranks) + 0.6 + 0.4 * c,
+                        "label": "",
+                        "align": "left",
+                    }
+                )
     columns = ["dataset", "n_anomaly", "condition", "panel", "element", "method", "x", "x2", "y", "label", "align"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -108,21 +163,33 @@ def cd_diagram(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: st
         return alt.Chart().transform_filter(keep if align is None else keep & (alt.datum.align == align))
 
     bar = of("cd").mark_rule(strokeWidth=2, color="black").encode(x=x, x2="x2:Q", y=y)
-    bar_text = of("cd").mark_text(align="left", baseline="bottom", dy=-3, fontSize=FONT["label"]).encode(
-        x=x, y=y, text="label:N")
+    bar_text = (
+        of("cd")
+        .mark_text(align="left", baseline="bottom", dy=-3, fontSize=FONT["label"])
+        .encode(x=x, y=y, text="label:N")
+    )
     cliques = of("clique").mark_rule(strokeWidth=5, color="#333333", opacity=0.7).encode(x=x, x2="x2:Q", y=y)
-    points = of("method").mark_point(filled=True, size=50, opacity=1).encode(
-        x=x, y=y, color=method_colour(methods).legend(None),
-        tooltip=["method:N", alt.Tooltip("x:Q", title="average rank", format=".2f")],
+    points = (
+        of("method")
+        .mark_point(filled=True, size=50, opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            color=method_colour(methods).legend(None),
+            tooltip=["method:N", alt.Tooltip("x:Q", title="average rank", format=".2f")],
+        )
     )
     names = [
-        of("method", align).mark_text(align=align, dx=7 if align == "left" else -7, fontSize=FONT["label"]).encode(
-            x=x, y=y, text="label:N"
-        )
+        of("method", align)
+        .mark_text(align=align, dx=7 if align == "left" else -7, fontSize=FONT["label"])
+        .encode(x=x, y=y, text="label:N")
         for align in ("left", "right")
     ]
-    subtitle = [selection(scorer=scorer, n_per_class=n_per_class), "thin bar: critical difference (α = 0.05)",
-                "thick bars: no significant difference"]
+    subtitle = [
+        selection(scorer=scorer, n_per_class=n_per_class),
+        "thin bar: critical difference (α = 0.05)",
+        "thick bars: no significant difference",
+    ]
     if no_cd:
         subtitle.append("no critical difference (fewer than 2 methods) for " + "; ".join(no_cd))
     if unranked:
@@ -132,7 +199,9 @@ def cd_diagram(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: st
         .properties(width=PANEL_WIDTH * 2 + 80, height=round(16 * (float(layout["y"].max()) + 1.4)))
         .facet(
             row=alt.Row(
-                "panel:N", sort=panels, title=None,
+                "panel:N",
+                sort=panels,
+                title=None,
                 header=alt.Header(labelAngle=0, labelAnchor="start", labelOrient="top"),
             )
         )
@@ -155,11 +224,17 @@ TABLES = (
         "signed-rank test of each method against Conventional (raw and Holm-adjusted p); blocks: cases × seeds "
         "with every method.",
         lambda v: ranking_tests_table(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("method", "method", None, 1.1), Column("avg_rank", "average rank", ".2f"),
-                 Column("friedman_p", "Friedman p", "p"), Column("cd", "critical difference", ".2f"),
-                 Column("n_blocks", "blocks", "d", 0.6), Column("wilcoxon_p", "Wilcoxon p", "p"),
-                 Column("wilcoxon_p_holm", "Wilcoxon p (Holm)", "p")),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("method", "method", None, 1.1),
+            Column("avg_rank", "average rank", ".2f"),
+            Column("friedman_p", "Friedman p", "p"),
+            Column("cd", "critical difference", ".2f"),
+            Column("n_blocks", "blocks", "d", 0.6),
+            Column("wilcoxon_p", "Wilcoxon p", "p"),
+            Column("wilcoxon_p_holm", "Wilcoxon p (Holm)", "p"),
+        ),
         notes="note",
     ),
 )

@@ -3,27 +3,45 @@ runtime of every workflow stage, and the effective config."""
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
 import yaml
 
 from dmlbench.report._declare import Column, Table
-from dmlbench.report._style import n_per_class_order, require_columns
+from dmlbench.report._style import n_per_class_order, pd, require_columns
 
 TITLE = "Reproducibility"
 RUNTIME_SUMMARY_COLUMNS = ["rule", "jobs", "total_minutes", "median_seconds", "max_seconds", "max_rss_mb"]
 RUNTIME_PHASE_COLUMNS = ["rule", "phase", "total_minutes", "share", "per_job_seconds"]
 #: runtime.parquet's phases (dmlbench.phases.PHASES), as the report names them.
-PHASE_NAMES = {"startup": "start-up (interpreter, imports, device)", "data": "data load",
-               "build": "model and Learner set-up", "compile": "torch.compile", "training": "training (fits)",
-               "embedding": "embeddings", "restore": "run cache", "scoring": "scoring", "writing": "writing",
-               "other": "other"}
+PHASE_NAMES = {
+    "startup": "start-up (interpreter, imports, device)",
+    "data": "data load",
+    "build": "model and Learner set-up",
+    "compile": "torch.compile",
+    "training": "training (fits)",
+    "embedding": "embeddings",
+    "restore": "run cache",
+    "scoring": "scoring",
+    "writing": "writing",
+    "other": "other",
+}
 # The workflow's stages in the order they run; other rules follow alphabetically.
 RULE_ORDER = ("prepare", "train", "score", "aggregate", "figures", "report")
 
 
 #: Provenance columns of runs.parquet summarised in the report, in this order (those present).
-PROVENANCE = ("device", "threads", "precision", "compiled", "python", "torch", "fastai", "dmlbench", "git_commit",
-              "git_dirty", "code_hash")
+PROVENANCE = (
+    "device",
+    "threads",
+    "precision",
+    "compiled",
+    "python",
+    "torch",
+    "fastai",
+    "dmlbench",
+    "git_commit",
+    "git_dirty",
+    "code_hash",
+)
 RECIPE = ("epochs", "batch_size", "lr")
 
 
@@ -46,8 +64,10 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         parts = []
         for size in n_per_class_order(runs["n_per_class"].unique()):
-            parts.append(f"{_values(runs.loc[runs['n_per_class'].astype(str) == size, key])} "
-                         f"({'all images' if size == 'all' else size + ' per class'})")
+            parts.append(
+                f"{_values(runs.loc[runs['n_per_class'].astype(str) == size, key])} "
+                f"({'all images' if size == 'all' else size + ' per class'})"
+            )
         rows.append({"property": key, "value": "; ".join(parts)})
     return pd.DataFrame(rows, columns=["property", "value"])
 
@@ -59,14 +79,29 @@ def runtime_summary(runtime: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for rule, grp in runtime.groupby("rule"):
         seconds = grp["seconds"].astype("float64")
-        rows.append({"rule": rule, "jobs": len(grp), "total_minutes": seconds.sum() / 60,
-                     "median_seconds": seconds.median(), "max_seconds": seconds.max(),
-                     "max_rss_mb": grp["max_rss_mb"].astype("float64").max()})
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(grp),
+                "total_minutes": seconds.sum() / 60,
+                "median_seconds": seconds.median(),
+                "max_seconds": seconds.max(),
+                "max_rss_mb": grp["max_rss_mb"].astype("float64").max(),
+            }
+        )
     rank = {r: i for i, r in enumerate(RULE_ORDER)}
     rows.sort(key=lambda r: (rank.get(r["rule"], len(rank)), r["rule"]))
     out = pd.DataFrame(rows, columns=RUNTIME_SUMMARY_COLUMNS)
-    return out.astype({"rule": "str", "jobs": "int64", "total_minutes": "float64", "median_seconds": "float64",
-                       "max_seconds": "float64", "max_rss_mb": "float64"})
+    return out.astype(
+        {
+            "rule": "str",
+            "jobs": "int64",
+            "total_minutes": "float64",
+            "median_seconds": "float64",
+            "max_seconds": "float64",
+            "max_rss_mb": "float64",
+        }
+    )
 
 
 def runtime_phases(runtime: pd.DataFrame) -> pd.DataFrame:
@@ -88,12 +123,19 @@ def runtime_phases(runtime: pd.DataFrame) -> pd.DataFrame:
                 seconds = grp[f"{name}_seconds"].astype("float64").fillna(0.0)
                 if seconds.sum() <= 0:
                     continue
-                rows.append({"rule": rule, "phase": PHASE_NAMES[name], "total_minutes": seconds.sum() / 60,
-                             "share": seconds.sum() / wall if wall > 0 else float("nan"),
-                             "per_job_seconds": seconds.mean()})
+                rows.append(
+                    {
+                        "rule": rule,
+                        "phase": PHASE_NAMES[name],
+                        "total_minutes": seconds.sum() / 60,
+                        "share": seconds.sum() / wall if wall > 0 else float("nan"),
+                        "per_job_seconds": seconds.mean(),
+                    }
+                )
     out = pd.DataFrame(rows, columns=RUNTIME_PHASE_COLUMNS)
-    return out.astype({"rule": "str", "phase": "str", "total_minutes": "float64", "share": "float64",
-                       "per_job_seconds": "float64"})
+    return out.astype(
+        {"rule": "str", "phase": "str", "total_minutes": "float64", "share": "float64", "per_job_seconds": "float64"}
+    )
 
 
 def config_yaml(config: dict) -> str:
@@ -115,9 +157,14 @@ TABLES = (
         "tbl-runtime",
         "Wall time and peak memory per workflow stage, from the workflow's benchmark files.",
         lambda v: runtime_summary(v.t["runtime"]),
-        columns=(Column("rule", "stage"), Column("jobs", "jobs", "d", 0.6),
-                 Column("total_minutes", "total (min)", ".1f"), Column("median_seconds", "median (s)", ".1f"),
-                 Column("max_seconds", "longest (s)", ".1f"), Column("max_rss_mb", "peak memory (MB)", ".0f")),
+        columns=(
+            Column("rule", "stage"),
+            Column("jobs", "jobs", "d", 0.6),
+            Column("total_minutes", "total (min)", ".1f"),
+            Column("median_seconds", "median (s)", ".1f"),
+            Column("max_seconds", "longest (s)", ".1f"),
+            Column("max_rss_mb", "peak memory (MB)", ".0f"),
+        ),
     ),
     Table(
         "tbl-runtime-phases",
@@ -127,9 +174,13 @@ TABLES = (
         "job; 'other' is what the jobs' own clocks did not cover "
         "(the shell around the process included).",
         lambda v: runtime_phases(v.t["runtime"]),
-        columns=(Column("rule", "stage"), Column("phase", "phase", None, 2.4),
-                 Column("total_minutes", "total (min)", ".1f"), Column("share", "share", ".0%"),
-                 Column("per_job_seconds", "per job (s)", ".1f")),
+        columns=(
+            Column("rule", "stage"),
+            Column("phase", "phase", None, 2.4),
+            Column("total_minutes", "total (min)", ".1f"),
+            Column("share", "share", ".0%"),
+            Column("per_job_seconds", "per job (s)", ".1f"),
+        ),
     ),
 )
 FIGURES = ()

@@ -4,13 +4,22 @@ or tuple loss) is shown as not applicable, never filled from another score."""
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Figure, Table
 from dmlbench.report._style import (
-    FONT, METRICS_COLUMNS, alt, auroc_rows, facet, method_order, n_per_class_order, ordered, require_columns,
-    selection, titled, with_condition,
+    FONT,
+    METRICS_COLUMNS,
+    alt,
+    auroc_rows,
+    facet,
+    method_order,
+    n_per_class_order,
+    ordered,
+    pd,
+    require_columns,
+    selection,
+    titled,
+    with_condition,
 )
 
 TITLE = "Scorers compared"
@@ -49,8 +58,11 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
     )
     # every (condition, method) gets a row for each logit scorer of its condition: missing = no logits
     logit = out[out["scorer"].isin(LOGIT_SCORERS)]
-    full = out[["dataset", "n_anomaly", "method"]].drop_duplicates().merge(
-        logit[["dataset", "n_anomaly", "scorer"]].drop_duplicates(), on=["dataset", "n_anomaly"])
+    full = (
+        out[["dataset", "n_anomaly", "method"]]
+        .drop_duplicates()
+        .merge(logit[["dataset", "n_anomaly", "scorer"]].drop_duplicates(), on=["dataset", "n_anomaly"])
+    )
     full = pd.concat([out[["dataset", "n_anomaly", "method", "scorer"]], full]).drop_duplicates()
     out = full.merge(out, on=["dataset", "n_anomaly", "method", "scorer"], how="left")
     out["applicable"] = out["n"].notna()
@@ -72,27 +84,37 @@ def scorers_chart(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
         y=alt.Y("method:N", sort=methods, title=None),
     )
     not_applicable = base.mark_rect(color="#d9d9d9").transform_filter("!datum.applicable")
-    na_text = base.mark_text(fontSize=FONT["mark"], color="#555555", text="n/a").transform_filter(
-        "!datum.applicable")
-    cells = base.mark_rect().transform_filter("datum.applicable").encode(
-        color=alt.Color(
-            "mean:Q",
-            scale=alt.Scale(scheme="redblue", domain=[0, 1], domainMid=0.5),
-            legend=alt.Legend(title="mean AUROC"),
-        ),
-        tooltip=["method:N", "scorer:N", alt.Tooltip("mean:Q", format=".3f"), "n:Q"],
+    na_text = base.mark_text(fontSize=FONT["mark"], color="#555555", text="n/a").transform_filter("!datum.applicable")
+    cells = (
+        base.mark_rect()
+        .transform_filter("datum.applicable")
+        .encode(
+            color=alt.Color(
+                "mean:Q",
+                scale=alt.Scale(scheme="redblue", domain=[0, 1], domainMid=0.5),
+                legend=alt.Legend(title="mean AUROC"),
+            ),
+            tooltip=["method:N", "scorer:N", alt.Tooltip("mean:Q", format=".3f"), "n:Q"],
+        )
     )
-    labels = base.mark_text(fontSize=FONT["mark"]).transform_filter("datum.applicable").encode(
-        text=alt.Text("mean:Q", format=".2f"),
-        color=alt.condition("abs(datum.mean - 0.5) > 0.35", alt.value("white"), alt.value("black")),
+    labels = (
+        base.mark_text(fontSize=FONT["mark"])
+        .transform_filter("datum.applicable")
+        .encode(
+            text=alt.Text("mean:Q", format=".2f"),
+            color=alt.condition("abs(datum.mean - 0.5) > 0.35", alt.value("white"), alt.value("black")),
+        )
     )
     layered = alt.layer(cells, labels, not_applicable, na_text, data=data).properties(
-        width=alt.Step(26), height=alt.Step(16))
+        width=alt.Step(26), height=alt.Step(16)
+    )
     return titled(
         facet(layered, conditions),
         "Mean AUROC per scorer",
         [selection(k=k, n_per_class=n_per_class), "mean over cases × seeds; white: chance; n/a: no logits"],
-        k=k, n_per_class=n_per_class, scorers=scorers,
+        k=k,
+        n_per_class=n_per_class,
+        scorers=scorers,
     )
 
 

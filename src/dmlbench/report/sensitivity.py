@@ -17,26 +17,52 @@ from dmlbench import methods as method_entries
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    FACET_COLUMNS, FONT, PANEL_HEIGHT, PANEL_WIDTH, SUMMARY_COLUMNS, alt, auroc_rows, condition_label,
-    method_colour_scale, method_order, pd, require_columns, selection, titled,
+    FACET_COLUMNS,
+    FONT,
+    PANEL_HEIGHT,
+    PANEL_WIDTH,
+    SUMMARY_COLUMNS,
+    alt,
+    auroc_rows,
+    condition_label,
+    method_colour_scale,
+    method_order,
+    pd,
+    require_columns,
+    selection,
+    titled,
 )
 
 TITLE = "Sensitivity"
 RANKS = "tbl-sensitivity-ranks"
-SENSITIVITY_COLUMNS = ["dataset", "n_anomaly", "sweep", "head", "parameter", "value", "setting", "method",
-                       "auroc_mean", "auroc_ci_low", "auroc_ci_high", "n", "rank", "n_ranked"]
+SENSITIVITY_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "sweep",
+    "head",
+    "parameter",
+    "value",
+    "setting",
+    "method",
+    "auroc_mean",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "n",
+    "rank",
+    "n_ranked",
+]
 
 
 def needs_sweep(config: dict) -> str | None:
     """Why a config makes no sensitivity figure: nothing is swept."""
     if method_entries.sweeps(config["methods"]):
         return None
-    return ("nothing is swept: no method entry lists values of a parameter "
-            "(e.g. `arcface: {margin: [0.2, 0.35, 0.5]}`)")
+    return "nothing is swept: no method entry lists values of a parameter (e.g. `arcface: {margin: [0.2, 0.35, 0.5]}`)"
 
 
-def sensitivity_table(summary: pd.DataFrame, methods: dict, scorer: str = "cosine_k1",
-                      n_per_class: str = "all") -> pd.DataFrame:
+def sensitivity_table(
+    summary: pd.DataFrame, methods: dict, scorer: str = "cosine_k1", n_per_class: str = "all"
+) -> pd.DataFrame:
     """One row per condition × sweep × swept parameter × variant (``SENSITIVITY_COLUMNS``).
 
     ``methods`` is the effective config's (expanded) ``methods``. value: the variant's value of
@@ -49,12 +75,16 @@ def sensitivity_table(summary: pd.DataFrame, methods: dict, scorer: str = "cosin
     auroc = auroc_rows(summary, "summary.parquet", SUMMARY_COLUMNS)
     data = auroc[(auroc["scorer"] == scorer) & (auroc["n_per_class"].astype(str) == str(n_per_class))]
     if data.empty:
-        raise DmlbenchError(f"summary.parquet has no AUROC rows of scorer={scorer!r} at n_per_class={n_per_class!r}; "
-                            "re-run `dmlbench aggregate`.")
+        raise DmlbenchError(
+            f"summary.parquet has no AUROC rows of scorer={scorer!r} at n_per_class={n_per_class!r}; "
+            "re-run `dmlbench aggregate`."
+        )
     groups = method_entries.sweeps(methods)
     if not groups:
-        raise DmlbenchError("the config sweeps no parameter (no method entry with a list of values); "
-                            "the Sensitivity section has nothing to show")
+        raise DmlbenchError(
+            "the config sweeps no parameter (no method entry with a list of values); "
+            "the Sensitivity section has nothing to show"
+        )
     rows = []
     for (dataset, n_anomaly), cond in data.groupby(["dataset", "n_anomaly"], sort=True):
         means = cond.set_index("method")
@@ -67,20 +97,37 @@ def sensitivity_table(summary: pd.DataFrame, methods: dict, scorer: str = "cosin
                 mean = float(means.loc[label, "mean"])
                 rank = 1 + int((others > mean).sum())
                 for param in sweep["params"]:
-                    setting = ", ".join(f"{p}={method_entries.value_text(sweep['values'][label][p])}"
-                                        for p in sweep["params"] if p != param)
-                    rows.append({"dataset": dataset, "n_anomaly": int(n_anomaly), "sweep": group,
-                                 "head": sweep["head"], "parameter": param,
-                                 "value": method_entries.value_text(sweep["values"][label][param]),
-                                 "setting": setting, "method": label, "auroc_mean": mean,
-                                 "auroc_ci_low": float(means.loc[label, "ci_low"]),
-                                 "auroc_ci_high": float(means.loc[label, "ci_high"]),
-                                 "n": int(means.loc[label, "n"]), "rank": rank, "n_ranked": len(others) + 1})
+                    setting = ", ".join(
+                        f"{p}={method_entries.value_text(sweep['values'][label][p])}"
+                        for p in sweep["params"]
+                        if p != param
+                    )
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "n_anomaly": int(n_anomaly),
+                            "sweep": group,
+                            "head": sweep["head"],
+                            "parameter": param,
+                            "value": method_entries.value_text(sweep["values"][label][param]),
+                            "setting": setting,
+                            "method": label,
+                            "auroc_mean": mean,
+                            "auroc_ci_low": float(means.loc[label, "ci_low"]),
+                            "auroc_ci_high": float(means.loc[label, "ci_high"]),
+                            "n": int(means.loc[label, "n"]),
+                            "rank": rank,
+                            "n_ranked": len(others) + 1,
+                        }
+                    )
     if not rows:
-        raise DmlbenchError("summary.parquet has no rows of the swept variants "
-                            f"({', '.join(l for g in groups.values() for l in g['labels'])}); re-run the workflow")
+        raise DmlbenchError(
+            "summary.parquet has no rows of the swept variants "
+            f"({', '.join(label for g in groups.values() for label in g['labels'])}); re-run the workflow"
+        )
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS).astype(
-        {"n_anomaly": "int64", "n": "int64", "rank": "int64", "n_ranked": "int64"})
+        {"n_anomaly": "int64", "n": "int64", "rank": "int64", "n_ranked": "int64"}
+    )
 
 
 def rank_changes_table(sensitivity: pd.DataFrame) -> pd.DataFrame:
@@ -94,13 +141,23 @@ def rank_changes_table(sensitivity: pd.DataFrame) -> pd.DataFrame:
     one = sensitivity.drop_duplicates(["dataset", "n_anomaly", "sweep", "method"])
     for (dataset, n_anomaly, sweep), grp in one.groupby(["dataset", "n_anomaly", "sweep"], sort=True):
         ranks = grp["rank"].tolist()
-        rows.append({"dataset": dataset, "n_anomaly": int(n_anomaly), "sweep": sweep, "head": grp["head"].iloc[0],
-                     "ranks": ", ".join(f"{m}: {r}" for m, r in zip(grp["method"], ranks)),
-                     "best_rank": min(ranks), "worst_rank": max(ranks), "n_ranked": int(grp["n_ranked"].iloc[0]),
-                     "changes": min(ranks) != max(ranks)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "n_anomaly": int(n_anomaly),
+                "sweep": sweep,
+                "head": grp["head"].iloc[0],
+                "ranks": ", ".join(f"{m}: {r}" for m, r in zip(grp["method"], ranks)),
+                "best_rank": min(ranks),
+                "worst_rank": max(ranks),
+                "n_ranked": int(grp["n_ranked"].iloc[0]),
+                "changes": min(ranks) != max(ranks),
+            }
+        )
     columns = ["dataset", "n_anomaly", "sweep", "head", "ranks", "best_rank", "worst_rank", "n_ranked", "changes"]
-    return pd.DataFrame(rows, columns=columns).astype({"n_anomaly": "int64", "best_rank": "int64",
-                                                       "worst_rank": "int64", "n_ranked": "int64"})
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"n_anomaly": "int64", "best_rank": "int64", "worst_rank": "int64", "n_ranked": "int64"}
+    )
 
 
 def rank_summary(changes: pd.DataFrame) -> str:
@@ -108,13 +165,19 @@ def rank_summary(changes: pd.DataFrame) -> str:
     lines = []
     for sweep, grp in changes.groupby("sweep", sort=False):
         moved = grp[grp["changes"]]
-        where = "; ".join(f"{condition_label(r.dataset, r.n_anomaly)}: rank {r.best_rank} to {r.worst_rank}"
-                          for r in moved.itertuples())
-        verdict = (f"changes in {len(moved)} of {len(grp)} condition{'s' if len(grp) > 1 else ''} ({where})"
-                   if len(moved) else f"stays the same in all {len(grp)} condition{'s' if len(grp) > 1 else ''}")
+        where = "; ".join(
+            f"{condition_label(r.dataset, r.n_anomaly)}: rank {r.best_rank} to {r.worst_rank}"
+            for r in moved.itertuples()
+        )
+        verdict = (
+            f"changes in {len(moved)} of {len(grp)} condition{'s' if len(grp) > 1 else ''} ({where})"
+            if len(moved)
+            else f"stays the same in all {len(grp)} condition{'s' if len(grp) > 1 else ''}"
+        )
         others = int(grp["n_ranked"].iloc[0]) - 1
-        lines.append(f"- Sweep `{sweep}` (head {grp['head'].iloc[0]}): its rank among the {others} other methods "
-                     f"{verdict}.")
+        lines.append(
+            f"- Sweep `{sweep}` (head {grp['head'].iloc[0]}): its rank among the {others} other methods {verdict}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -131,11 +194,15 @@ def sensitivity_chart(summary: pd.DataFrame, methods: dict, scorer: str = "cosin
     sweep and parameter, one panel per condition (three to a row); colour = variant (shades of
     its head's colour), each point labelled with the variant's rank among the methods."""
     table = sensitivity_table(summary, methods, scorer, n_per_class)
-    table = table.assign(condition=[condition_label(d, n) for d, n in zip(table["dataset"], table["n_anomaly"])],
-                         x=pd.to_numeric(table["value"], errors="coerce"), rank_label=[f"#{r}" for r in table["rank"]])
+    table = table.assign(
+        condition=[condition_label(d, n) for d, n in zip(table["dataset"], table["n_anomaly"])],
+        x=pd.to_numeric(table["value"], errors="coerce"),
+        rank_label=[f"#{r}" for r in table["rank"]],
+    )
     conditions = list(dict.fromkeys(table.sort_values(["dataset", "n_anomaly"])["condition"]))
-    colour = alt.Color("method:N", scale=method_colour_scale(method_order(table["method"].unique())),
-                       legend=alt.Legend(title="method"))
+    colour = alt.Color(
+        "method:N", scale=method_colour_scale(method_order(table["method"].unique())), legend=alt.Legend(title="method")
+    )
     blocks = []
     for (sweep, param), data in table.groupby(["sweep", "parameter"], sort=False):
         numeric = data["x"].notna().all()
@@ -144,34 +211,51 @@ def sensitivity_chart(summary: pd.DataFrame, methods: dict, scorer: str = "cosin
             low, high = values[0], values[-1]
             log = low > 0 and high / low >= 10
             pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
-            scale = (alt.Scale(type="log", domain=[low / 1.3, high * 1.3], nice=False) if log
-                     else alt.Scale(domain=[low - pad, high + pad], nice=False, zero=False))
+            scale = (
+                alt.Scale(type="log", domain=[low / 1.3, high * 1.3], nice=False)
+                if log
+                else alt.Scale(domain=[low - pad, high + pad], nice=False, zero=False)
+            )
             x = alt.X("x:Q", scale=scale, axis=alt.Axis(values=values, labelAngle=0), title=f"{sweep}: {param}")
         else:
             x = alt.X("value:N", sort=values, axis=alt.Axis(labelAngle=0), title=f"{sweep}: {param}")
-        base = alt.Chart().encode(x=x, tooltip=["method:N", "value:N", alt.Tooltip("auroc_mean:Q", format=".4f"),
-                                                alt.Tooltip("auroc_ci_low:Q", format=".4f"),
-                                                alt.Tooltip("auroc_ci_high:Q", format=".4f"), "rank:Q", "n:Q"])
+        base = alt.Chart().encode(
+            x=x,
+            tooltip=[
+                "method:N",
+                "value:N",
+                alt.Tooltip("auroc_mean:Q", format=".4f"),
+                alt.Tooltip("auroc_ci_low:Q", format=".4f"),
+                alt.Tooltip("auroc_ci_high:Q", format=".4f"),
+                "rank:Q",
+                "n:Q",
+            ],
+        )
         y = alt.Y("auroc_mean:Q", scale=alt.Scale(zero=False), title="mean AUROC")
         layers = [
             base.mark_line(color="#999999", strokeWidth=1).encode(y=y, detail="setting:N"),
-            base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("auroc_ci_low:Q", title="mean AUROC"),
-                                                   y2="auroc_ci_high:Q", color=colour),
+            base.mark_rule(strokeWidth=1.5).encode(
+                y=alt.Y("auroc_ci_low:Q", title="mean AUROC"), y2="auroc_ci_high:Q", color=colour
+            ),
             base.mark_point(filled=True, size=45).encode(y=y, color=colour),
             base.mark_text(dy=-9, fontSize=FONT["mark"], color="#333333").encode(y=y, text="rank_label:N"),
         ]
         blocks.append(
             alt.layer(*layers, data=data.reset_index(drop=True))
             .properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
-            .facet(facet=alt.Facet("condition:N", sort=conditions, title=None),
-                   columns=min(FACET_COLUMNS, len(conditions)))
+            .facet(
+                facet=alt.Facet("condition:N", sort=conditions, title=None), columns=min(FACET_COLUMNS, len(conditions))
+            )
         )
     return titled(
         alt.vconcat(*blocks, spacing=12),
         "Sensitivity to the swept parameters",
-        [selection(scorer=scorer, n_per_class=n_per_class),
-         "mean over cases × seeds; bars: 95 % bootstrap interval; #k: rank among the methods"],
-        scorer=scorer, n_per_class=n_per_class,
+        [
+            selection(scorer=scorer, n_per_class=n_per_class),
+            "mean over cases × seeds; bars: 95 % bootstrap interval; #k: rank among the methods",
+        ],
+        scorer=scorer,
+        n_per_class=n_per_class,
     )
 
 
@@ -201,12 +285,17 @@ TABLES = (
         RANKS,
         "Rank of each swept head among the methods outside its sweep, with each of its variants, per condition "
         "(1 = highest mean AUROC); changes: the rank is not the same across the sweep.",
-        lambda v: rank_changes_table(sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer,
-                                                       n_per_class=v.n)),
+        lambda v: rank_changes_table(sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n)),
         needs_sweep,
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("sweep", "sweep"), Column("ranks", "rank with each variant", None, 3.0),
-                 Column("best_rank", "best rank", "d", 0.6), Column("worst_rank", "worst rank", "d", 0.6),
-                 Column("n_ranked", "methods ranked", "d", 0.7), Column("changes", "rank changes", "yes/no", 0.7)),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("sweep", "sweep"),
+            Column("ranks", "rank with each variant", None, 3.0),
+            Column("best_rank", "best rank", "d", 0.6),
+            Column("worst_rank", "worst rank", "d", 0.6),
+            Column("n_ranked", "methods ranked", "d", 0.7),
+            Column("changes", "rank changes", "yes/no", 0.7),
+        ),
     ),
 )

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    CLASS_DISTANCES_COLUMNS, CONDITION_KEYS, METRICS_COLUMNS, ROLE_COLOURS, ROLE_ORDER, alt, facet, method_order,
-    n_per_class_order, require_columns, titled, with_condition,
+    CLASS_DISTANCES_COLUMNS,
+    CONDITION_KEYS,
+    METRICS_COLUMNS,
+    ROLE_COLOURS,
+    ROLE_ORDER,
+    alt,
+    facet,
+    method_order,
+    n_per_class_order,
+    pd,
+    require_columns,
+    titled,
+    with_condition,
 )
 
 TITLE = "Setup"
@@ -120,9 +129,7 @@ def methods_table(config: dict) -> pd.DataFrame:
 
     methods = config.get("methods")
     if not methods:
-        raise DmlbenchError(
-            "the config has no `methods`; pass the validated config (dmlbench.config.load_config)."
-        )
+        raise DmlbenchError("the config has no `methods`; pass the validated config (dmlbench.config.load_config).")
     annex = config.get("annex") or {}
 
     def mixup_text(on: bool, alpha) -> str:
@@ -138,10 +145,15 @@ def methods_table(config: dict) -> pd.DataFrame:
         mixes = method_entries.mixes({"head": head})
         # a head's own parameters in the order it declares them, whatever order the entry has
         declared = list(head_params.HEAD_PARAMS.get(head, {}))
-        params = {k: params[k] for k in sorted(params, key=lambda k: (declared.index(k) if k in declared
-                                                                      else len(declared)))}
-        row = {"method": method, "head": f"{head}: {loss}" if loss else head,
-               "parameters": _parameters_text(params), "mixup": mixup_text(mixup, alpha) if mixes else "n/a"}
+        params = {
+            k: params[k] for k in sorted(params, key=lambda k: declared.index(k) if k in declared else len(declared))
+        }
+        row = {
+            "method": method,
+            "head": f"{head}: {loss}" if loss else head,
+            "parameters": _parameters_text(params),
+            "mixup": mixup_text(mixup, alpha) if mixes else "n/a",
+        }
         if annex.get("sample_size"):
             on = mixup if annex.get("mixup") is None else annex["mixup"]
             row["mixup_annex"] = mixup_text(on, alpha) if mixes else "n/a"
@@ -173,10 +185,15 @@ TABLES = (
         "Conditions (dataset, number of anomaly classes) with the methods, training images per normal class, "
         "and the numbers of seeds, cases and scorers run for each.",
         lambda v: conditions_table(v.t["metrics"]),
-        columns=(Column("dataset", "dataset"), Column("n_anomaly", "anomaly classes", "d", 0.8),
-                 Column("methods", "methods", None, 3.2), Column("n_per_class", "images per class", None, 1.0),
-                 Column("seeds", "seeds", "d", 0.6), Column("cases", "cases", "d", 0.6),
-                 Column("scorers", "scorers", "d", 0.7)),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("methods", "methods", None, 3.2),
+            Column("n_per_class", "images per class", None, 1.0),
+            Column("seeds", "seeds", "d", 0.6),
+            Column("cases", "cases", "d", 0.6),
+            Column("scorers", "scorers", "d", 0.7),
+        ),
     ),
     Table(
         "tbl-methods",
@@ -186,10 +203,14 @@ TABLES = (
         "pytorch-metric-learning loss gives no per-sample loss to mix. λ at the last step: SphereFace's "
         "annealed λ when training ended (over all its jobs).",
         lambda v: with_final_lambda(methods_table(v.config), v.t["runs"]),
-        columns=(Column("method", "method", None, 1.3), Column("head", "head", None, 1.2),
-                 Column("parameters", "parameters", None, 2.5),
-                 Column("mixup", "mixup"), Column("mixup_annex", "mixup in annex A.2"),
-                 Column("lambda_final", "λ at the last step", None, 0.9)),
+        columns=(
+            Column("method", "method", None, 1.3),
+            Column("head", "head", None, 1.2),
+            Column("parameters", "parameters", None, 2.5),
+            Column("mixup", "mixup"),
+            Column("mixup_annex", "mixup in annex A.2"),
+            Column("lambda_final", "λ at the last step", None, 0.9),
+        ),
     ),
 )
 

@@ -7,9 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmlbench.report._style import pd
-
 from dmlbench.errors import DmlbenchError
+from dmlbench.report._style import pd
 
 #: Tables written by the aggregate stage that the report reads; the closed-set ones are optional.
 INPUT_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
@@ -85,8 +84,13 @@ class Study:
         use_methods(self.config.get("methods"))
 
     @classmethod
-    def load(cls, results: str | os.PathLike, config: str | os.PathLike | dict | None = None,
-             tables_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> "Study":
+    def load(
+        cls,
+        results: str | os.PathLike,
+        config: str | os.PathLike | dict | None = None,
+        tables_dir: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike | None = None,
+    ) -> Study:
         """Tables and config of a results folder; ``config`` is the snapshot's path (default
         ``results/config.yaml``) or an already validated config."""
         results = Path(results)
@@ -103,8 +107,14 @@ class Study:
         from dmlbench.config import worst_miss_selection
 
         sel = worst_miss_selection(self.config)
-        return {"dataset": sel["dataset"], "n_anomaly": sel["n_anomaly"], "case": sel["case"], "seed": sel["seed"],
-                "scorer": miss_scorer(self.config, scorer), "n_per_class": main_n_per_class(self.config)}
+        return {
+            "dataset": sel["dataset"],
+            "n_anomaly": sel["n_anomaly"],
+            "case": sel["case"],
+            "seed": sel["seed"],
+            "scorer": miss_scorer(self.config, scorer),
+            "n_per_class": main_n_per_class(self.config),
+        }
 
     def worst_miss_frame(self, scorer: str) -> pd.DataFrame:
         """The worst misses of the selected run with their images (reads the dataset npz once)."""
@@ -118,8 +128,9 @@ class Study:
             raise DmlbenchError("no data folder given for the worst-misses images (dmlbench figures --data)")
         ds = load_npz(self.data_dir / f"{sel['dataset']}.npz")
         count = self.config["report"]["worst_misses"]["count"]
-        frame = worst_miss_frame(self.tables["worst_misses"], ds.x_train, ds.y_train, ds.x_test,
-                                 list(ds.classes), **sel, n=count)
+        frame = worst_miss_frame(
+            self.tables["worst_misses"], ds.x_train, ds.y_train, ds.x_test, list(ds.classes), **sel, n=count
+        )
         self._miss_frames[scorer] = frame
         return frame
 

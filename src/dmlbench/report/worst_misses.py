@@ -9,19 +9,39 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from dmlbench.report._style import pd
 
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Figure, Table
-from dmlbench.report._style import FONT, PRINT_WIDTH_PT, alt, condition_label, method_order, require_columns, selection, titled
+from dmlbench.report._style import (
+    FONT,
+    PRINT_WIDTH_PT,
+    alt,
+    condition_label,
+    method_order,
+    pd,
+    require_columns,
+    selection,
+    titled,
+)
 
 TITLE = "Worst misses"
 WORST_MISSES_COLUMNS = [
-    "dataset", "n_anomaly", "method", "n_per_class", "seed", "case", "scorer",
-    "rank", "test_index", "label", "class_name", "score", "nearest_index",
+    "dataset",
+    "n_anomaly",
+    "method",
+    "n_per_class",
+    "seed",
+    "case",
+    "scorer",
+    "rank",
+    "test_index",
+    "label",
+    "class_name",
+    "score",
+    "nearest_index",
 ]
 KIND_ORDER = ("anomaly", "nearest normal")
 
@@ -111,7 +131,9 @@ def worst_miss_frame(
             f"n_per_class={str(n_per_class)!r}; it has (dataset, n_anomaly, n_per_class) {present}."
         )
     selected = condition[
-        (condition["case"] == int(case)) & (condition["seed"] == int(seed)) & (condition["scorer"] == scorer)
+        (condition["case"] == int(case))
+        & (condition["seed"] == int(seed))
+        & (condition["scorer"] == scorer)
         & (condition["rank"] <= n)
     ]
     if selected.empty:
@@ -131,10 +153,24 @@ def worst_miss_frame(
     rows = []
     for r in selected.itertuples(index=False):
         common = {"method": r.method, "rank": int(r.rank), "score": float(r.score)}
-        rows.append({**common, "kind": KIND_ORDER[0], "class_name": str(r.class_name),
-                     "index": int(r.test_index), "image": image_data_url(x_test[r.test_index])})
-        rows.append({**common, "kind": KIND_ORDER[1], "class_name": str(classes[int(y_train[r.nearest_index])]),
-                     "index": int(r.nearest_index), "image": image_data_url(x_train[r.nearest_index])})
+        rows.append(
+            {
+                **common,
+                "kind": KIND_ORDER[0],
+                "class_name": str(r.class_name),
+                "index": int(r.test_index),
+                "image": image_data_url(x_test[r.test_index]),
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "kind": KIND_ORDER[1],
+                "class_name": str(classes[int(y_train[r.nearest_index])]),
+                "index": int(r.nearest_index),
+                "image": image_data_url(x_train[r.nearest_index]),
+            }
+        )
     return pd.DataFrame(rows, columns=["method", "rank", "kind", "class_name", "score", "index", "image"])
 
 
@@ -162,25 +198,36 @@ def worst_misses_chart(
     row_height = size + 16  # image, one line of caption, a gap
     centres = [row_height / 2 - 5, 3 * row_height / 2 - 5]  # of the two images in a column
     base = alt.Chart().encode(
-        x=alt.X("rank:O", title="rank (1 = lowest anomaly score)",
-                axis=alt.Axis(labelAngle=0, ticks=False, domain=False, orient="top")),
+        x=alt.X(
+            "rank:O",
+            title="rank (1 = lowest anomaly score)",
+            axis=alt.Axis(labelAngle=0, ticks=False, domain=False, orient="top"),
+        ),
         y=alt.Y(
-            "kind:N", title=None,
+            "kind:N",
+            title=None,
             scale=alt.Scale(type="point", domain=list(KIND_ORDER), range=centres, padding=0),
             # smaller images, shorter rows: "nearest normal" would run into "anomaly" (the caption says it)
-            axis=alt.Axis(ticks=False, domain=False, labelAngle=-90, labelAlign="center", labelBaseline="bottom",
-                          labelExpr="datum.label" if size >= IMAGE_SIZE else
-                          "datum.label == 'nearest normal' ? 'normal' : datum.label"),
+            axis=alt.Axis(
+                ticks=False,
+                domain=False,
+                labelAngle=-90,
+                labelAlign="center",
+                labelBaseline="bottom",
+                labelExpr="datum.label"
+                if size >= IMAGE_SIZE
+                else "datum.label == 'nearest normal' ? 'normal' : datum.label",
+            ),
         ),
         tooltip=["method:N", "rank:O", "kind:N", "class_name:N", alt.Tooltip("score:Q", format=".4f"), "index:Q"],
     )
     # aria=False: an image's accessible label would otherwise repeat its whole data URL.
-    images = base.mark_image(
-        width=size, height=size, align="center", baseline="middle", aria=False
-    ).encode(url="image:N")
-    captions = base.mark_text(
-        baseline="top", dy=size / 2 + 1, fontSize=FONT["mark"], limit=size + 8
-    ).encode(text="class_name:N")
+    images = base.mark_image(width=size, height=size, align="center", baseline="middle", aria=False).encode(
+        url="image:N"
+    )
+    captions = base.mark_text(baseline="top", dy=size / 2 + 1, fontSize=FONT["mark"], limit=size + 8).encode(
+        text="class_name:N"
+    )
     chart = (
         alt.layer(images, captions, data=frame)
         .properties(width=alt.Step(size + 8), height=2 * row_height, view=alt.ViewBackground(stroke=None))
@@ -193,8 +240,15 @@ def worst_misses_chart(
     return titled(
         chart,
         "Worst misses",
-        [condition_label(dataset, n_anomaly), f"case {int(case)}, seed {int(seed)}, " + selection(scorer=scorer, n_per_class=n_per_class)],
-        scorer=scorer, n_per_class=n_per_class, dataset=dataset, n_anomaly=int(n_anomaly), case=int(case),
+        [
+            condition_label(dataset, n_anomaly),
+            f"case {int(case)}, seed {int(seed)}, " + selection(scorer=scorer, n_per_class=n_per_class),
+        ],
+        scorer=scorer,
+        n_per_class=n_per_class,
+        dataset=dataset,
+        n_anomaly=int(n_anomaly),
+        case=int(case),
         seed=int(seed),
     )
 
@@ -210,8 +264,7 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-worst-misses",
-        "The worst misses of the figure: method, rank, anomaly or nearest normal image, class, score and image "
-        "index.",
+        "The worst misses of the figure: method, rank, anomaly or nearest normal image, class, score and image index.",
         lambda v: v.study.worst_miss_frame(v.scorer).drop(columns="image"),
         printed=False,
     ),
