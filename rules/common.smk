@@ -12,7 +12,23 @@ from snakemake.exceptions import WorkflowError
 # Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
 from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
 from dmlbench.errors import DmlbenchError
-from dmlbench.plan import TABLE_NAMES, planned_figures, planned_tables
+from dmlbench.layout import (
+    CLOSED_SET_TABLE_NAMES,
+    GROUP_PATH,
+    RESULTS,
+    TABLE_NAMES,
+    annex_group_path,
+    benchmark_file,
+    data_file,
+    figure_files,
+    job_record,
+    run_dir,
+    run_file,
+    score_file,
+    snapshot_file,
+    table_file,
+)
+from dmlbench.plan import planned_figures, planned_tables
 
 try:
     _validated = validate(config, "the workflow config")
@@ -20,8 +36,6 @@ except DmlbenchError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
 config.update(_validated)
-
-RESULTS = "results"
 
 
 def uses_conda_env():
@@ -89,30 +103,29 @@ def closed_set_jobs():
     ]
 
 
-# A run: one method trained on the cases of one condition, size and seed (its own files).
-RUN_PATH = "{dataset}/a{n_anomaly}/{method}/n{n_per_class}/s{seed}"
-# A train or score job: every method of one (dataset, n_anomaly, n_per_class, seed), in one process,
-# so start-up, data loading and compilation are paid once per job, not once per run (dmlbench.jobs).
-GROUP_PATH = "{dataset}/a{n_anomaly}/n{n_per_class}/s{seed}"
+# A run (RUN_PATH): one method trained on the cases of one condition, size and seed (its own files).
+# A train or score job (GROUP_PATH): every method of one (dataset, n_anomaly, n_per_class, seed), in
+# one process, so start-up, data loading and compilation are paid once per job, not once per run.
+# Both, and every path below, are dmlbench.layout's.
 # The main grid's sizes (and "all", the closed-set models'): the only ones the train and score rules match.
 GRID_SIZES = list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])]))
 # Annex A.2's sizes that are not main-grid sizes. Their runs are small (a few epochs of tens of images
 # per class), so one annex job trains or scores every size and method of a (dataset, n_anomaly, seed):
 # its path names the sizes (n50+100+200+500) where a grid job's names its one size.
 ANNEX_SIZES = [str(n) for n in config["annex"]["sample_size"] if str(n) not in GRID_SIZES]
-ANNEX_GROUP_PATH = GROUP_PATH.replace("{n_per_class}", "+".join(ANNEX_SIZES))
+ANNEX_GROUP_PATH = annex_group_path(ANNEX_SIZES)
 
 
 def score_files():
-    return [f"{RESULTS}/scores/{RUN_PATH.format(**job)}.parquet" for job in train_jobs()]
+    return [score_file(job) for job in train_jobs()]
 
 
 def run_files():
-    return [f"{RESULTS}/runs/{RUN_PATH.format(**job)}/run.json" for job in train_jobs()]
+    return [run_file("run.json", job) for job in train_jobs()]
 
 
 def closed_set_run_dirs():
-    return [f"{RESULTS}/runs/{RUN_PATH.format(**job)}" for job in closed_set_jobs()]
+    return [run_dir(job) for job in closed_set_jobs()]
 
 
 def group_path(job):
@@ -127,15 +140,19 @@ def groups(jobs):
     return list(dict.fromkeys(group_path(job) for job in jobs))
 
 
+def job_groups():
+    """(rule, group path) of every train and score job: the main grid's and annex A.2's, then the closed-set models'."""
+    scored = [(stage, g) for stage in ("train", "score") for g in groups(train_jobs())]
+    return scored + [("train", g) for g in groups(closed_set_jobs())]
+
+
 def benchmark_files():
-    scored = [f"benchmarks/{stage}/{g}.tsv" for stage in ("train", "score") for g in groups(train_jobs())]
-    closed_set = [f"benchmarks/train/{g}.tsv" for g in groups(closed_set_jobs())]
-    return scored + closed_set
+    return [benchmark_file(stage, g) for stage, g in job_groups()]
 
 
 def job_record_files():
     """The job records (results/jobs/{rule}/...json: where each job's time went) of every train and score job."""
-    return [f"{RESULTS}/jobs/{Path(b).relative_to('benchmarks').with_suffix('.json')}" for b in benchmark_files()]
+    return [job_record(stage, g) for stage, g in job_groups()]
 
 
 def method_paths(template):
@@ -150,13 +167,13 @@ def annex_paths(template):
     return [path.replace("{n_per_class}", size) for size in ANNEX_SIZES for path in method_paths(template)]
 
 
-TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in TABLE_NAMES]
-CLOSED_SET_TABLES = [f"{RESULTS}/tables/{name}.parquet" for name in ("tsne", "closed_set")] if closed_set_jobs() else []
-SNAPSHOT = f"{RESULTS}/config.yaml"
-WORST_MISS_DATA = f"{RESULTS}/data/{worst_miss_selection(config)['dataset']}.npz"
+TABLES = [table_file(name) for name in TABLE_NAMES]
+CLOSED_SET_TABLES = [table_file(name) for name in CLOSED_SET_TABLE_NAMES] if closed_set_jobs() else []
+SNAPSHOT = snapshot_file()
+WORST_MISS_DATA = data_file(worst_miss_selection(config)["dataset"])
 FIGURE_LABELS = planned_figures(config)
-FIGURES = [f"{RESULTS}/figures/{label}.{ext}" for label in FIGURE_LABELS for ext in ("svg", "png", "vl.json")]
-TABLE_CSVS = [f"{RESULTS}/tables/{label}.csv" for label in planned_tables(config)]
+FIGURES = [path for label in FIGURE_LABELS for path in figure_files(label)]
+TABLE_CSVS = [table_file(label, suffix=".csv") for label in planned_tables(config)]
 REPORT = {"html": "report/_output/report.html", "pdf": "report/_output/report.pdf"}
 
 

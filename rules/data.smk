@@ -1,6 +1,6 @@
 rule prepare:
     output:
-        f"{RESULTS}/data/{{dataset}}.npz",
+        data_file(),
     log:
         "logs/prepare/{dataset}.log",
     benchmark:

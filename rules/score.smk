@@ -1,15 +1,15 @@
 rule score:
     input:
-        embeddings=method_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
-        run=method_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
+        embeddings=method_paths(run_file("embeddings.npz")),
+        run=method_paths(run_file("run.json")),
     output:
-        scores=method_paths(f"{RESULTS}/scores/{RUN_PATH}.parquet"),
+        scores=method_paths(score_file()),
         # Written last: the job's phases (start-up, data, scoring, writing).
-        job=f"{RESULTS}/jobs/score/{GROUP_PATH}.json",
+        job=job_record("score"),
     log:
         f"logs/score/{GROUP_PATH}.log",
     benchmark:
-        f"benchmarks/score/{GROUP_PATH}.tsv"
+        benchmark_file("score")
     params:
         spec=job_score_spec,
         runs=run_folders,
@@ -28,12 +28,12 @@ if ANNEX_SIZES:
 
     use rule score as score_annex with:
         input:
-            embeddings=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
-            run=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
+            embeddings=annex_paths(run_file("embeddings.npz")),
+            run=annex_paths(run_file("run.json")),
         output:
-            scores=annex_paths(f"{RESULTS}/scores/{RUN_PATH}.parquet"),
-            job=f"{RESULTS}/jobs/score/{ANNEX_GROUP_PATH}.json",
+            scores=annex_paths(score_file()),
+            job=job_record("score", ANNEX_GROUP_PATH),
         log:
             f"logs/score/{ANNEX_GROUP_PATH}.log",
         benchmark:
-            f"benchmarks/score/{ANNEX_GROUP_PATH}.tsv"
+            benchmark_file("score", ANNEX_GROUP_PATH)

@@ -1,16 +1,16 @@
 rule train:
     input:
-        f"{RESULTS}/data/{{dataset}}.npz",
+        data_file(),
     output:
-        embeddings=method_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
-        train_log=method_paths(f"{RESULTS}/runs/{RUN_PATH}/train_log.csv"),
-        run=method_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
+        embeddings=method_paths(run_file("embeddings.npz")),
+        train_log=method_paths(run_file("train_log.csv")),
+        run=method_paths(run_file("run.json")),
         # Written last: the job's phases (start-up, data, build, compile, training, ...).
-        job=f"{RESULTS}/jobs/train/{GROUP_PATH}.json",
+        job=job_record("train"),
     log:
         f"logs/train/{GROUP_PATH}.log",
     benchmark:
-        f"benchmarks/train/{GROUP_PATH}.tsv"
+        benchmark_file("train")
     params:
         specs=job_train_specs,
         out=train_out_folders,
@@ -33,14 +33,14 @@ if ANNEX_SIZES:
 
     use rule train as train_annex with:
         output:
-            embeddings=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/embeddings.npz"),
-            train_log=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/train_log.csv"),
-            run=annex_paths(f"{RESULTS}/runs/{RUN_PATH}/run.json"),
-            job=f"{RESULTS}/jobs/train/{ANNEX_GROUP_PATH}.json",
+            embeddings=annex_paths(run_file("embeddings.npz")),
+            train_log=annex_paths(run_file("train_log.csv")),
+            run=annex_paths(run_file("run.json")),
+            job=job_record("train", ANNEX_GROUP_PATH),
         log:
             f"logs/train/{ANNEX_GROUP_PATH}.log",
         benchmark:
-            f"benchmarks/train/{ANNEX_GROUP_PATH}.tsv"
+            benchmark_file("train", ANNEX_GROUP_PATH)
         params:
             specs=job_annex_specs,
             out=train_out_folders,

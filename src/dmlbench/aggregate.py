@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,10 @@ import pandas as pd
 
 from .errors import DmlbenchError
 from .io import write_parquet
+from .layout import group_keys, keys_from_path
 from .metrics import detection_metrics, normalised_distances
 from .phases import PHASES
-from .runs import keys_from_path, scorer_columns
+from .runs import scorer_columns
 from .stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]
@@ -172,9 +172,6 @@ def write_tables(
     return tables
 
 
-#: A train or score job's path: {dataset}/a{n}/n{N}/s{seed} (every method of one condition; an annex
-#: job's N lists its sizes: 50+100).
-GROUP_PATTERN = re.compile(r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)$")
 #: runtime.parquet's phase columns, in the order of dmlbench.phases.PHASES.
 PHASE_COLUMNS = [f"{phase}_seconds" for phase in PHASES]
 RUNTIME_COLUMNS = [
@@ -194,15 +191,9 @@ RUNTIME_COLUMNS = [
 
 def _job_keys(rel: Path) -> dict:
     """The keys of a job path below benchmarks/ (or results/jobs/): a run's, or a job's of all methods."""
-    tail = rel.with_suffix("").as_posix().split("/", 1)[-1]
-    m = GROUP_PATTERN.fullmatch(tail)
-    if m:
-        return {
-            "dataset": m["dataset"],
-            "n_anomaly": int(m["n_anomaly"]),
-            "n_per_class": m["n_per_class"],
-            "seed": int(m["seed"]),
-        }
+    keys = group_keys(rel.with_suffix("").as_posix().split("/", 1)[-1])  # a job path below {rule}/
+    if keys is not None:
+        return keys
     try:
         return keys_from_path(rel)
     except DmlbenchError:

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import layout
 from .errors import DmlbenchError
 
 
@@ -27,10 +28,6 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", nargs="+", help="one or more methods of the config, trained in one process")
     p.add_argument("--n-per-class", default="all")
     p.add_argument("--seed", type=int, default=0)
-
-
-def run_dir(results: str, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> Path:
-    return Path(results) / "runs" / dataset / f"a{n_anomaly}" / method / f"n{n_per_class}" / f"s{seed}"
 
 
 def cmd_validate(args) -> None:
@@ -58,7 +55,7 @@ def cmd_prepare(args) -> None:
                 f"dataset '{name}' is not defined in {args.config} (defined: {', '.join(config['datasets'])})"
             )
         entry = config["datasets"][name]
-    out = Path(args.out or Path(args.results) / "data" / f"{_need(args, 'dataset')}.npz")
+    out = Path(args.out or layout.data_file(_need(args, "dataset"), args.results))
     ds = load_source(entry)
     save_npz(ds, out)
     print(
@@ -122,10 +119,8 @@ def cmd_train(args) -> None:
     clock.since_mark("startup")
 
     first = specs[0]
-    data = Path(args.data or Path(args.results) / "data" / f"{first['dataset']}.npz")
-    outs = args.out or [
-        run_dir(args.results, s["dataset"], s["n_anomaly"], s["method"], s["n_per_class"], s["seed"]) for s in specs
-    ]
+    data = Path(args.data or layout.data_file(first["dataset"], args.results))
+    outs = args.out or [layout.run_dir(s, args.results) for s in specs]
     use_cache = run_cache.enabled() and not args.no_run_cache
     train_runs(
         data,
@@ -169,9 +164,9 @@ def cmd_aggregate(args) -> None:
 
     # Hidden files are temporary outputs of score jobs that were killed before their rename.
     scores = args.scores or sorted(
-        str(p) for p in Path(args.results, "scores").rglob("*.parquet") if not p.name.startswith(".")
+        str(p) for p in Path(layout.scores_dir(args.results)).rglob("*.parquet") if not p.name.startswith(".")
     )
-    out = Path(args.out or Path(args.results) / "tables")
+    out = Path(args.out or layout.tables_dir(args.results))
     benchmarks = args.benchmarks
     if benchmarks is None:
         benchmarks = (
@@ -181,7 +176,7 @@ def cmd_aggregate(args) -> None:
         )
     runs = args.runs
     if runs is None:  # the run.json of each score file's run, where it exists
-        score_root, run_root = Path(args.results) / "scores", Path(args.results) / "runs"
+        score_root, run_root = Path(layout.scores_dir(args.results)), Path(layout.runs_dir(args.results))
         runs = [
             str(run_root / p.relative_to(score_root).with_suffix("") / "run.json")
             for p in map(Path, scores)
@@ -190,7 +185,7 @@ def cmd_aggregate(args) -> None:
         runs = [r for r in runs if Path(r).is_file()]
     jobs = args.jobs
     if jobs is None:  # the job records under --job-root
-        root = Path(args.job_root or Path(args.results) / "jobs")
+        root = Path(args.job_root or layout.jobs_dir(args.results))
         jobs = sorted(str(p) for p in root.rglob("*.json") if not p.name.startswith(".")) if root.exists() else []
     tables = write_tables(
         scores,
@@ -199,7 +194,7 @@ def cmd_aggregate(args) -> None:
         out,
         run_paths=runs,
         job_paths=jobs,
-        job_root=args.job_root or Path(args.results) / "jobs",
+        job_root=args.job_root or layout.jobs_dir(args.results),
     )
     print(f"{out}: " + ", ".join(f"{name}.parquet ({len(df)} rows)" for name, df in tables.items()))
 
@@ -208,7 +203,7 @@ def cmd_closed_set(args) -> None:
     from .closed_set import closed_set_tables
     from .io import write_parquet
 
-    out = Path(args.out or Path(args.results) / "tables")
+    out = Path(args.out or layout.tables_dir(args.results))
     tsne, closed = closed_set_tables(args.runs, points=args.points, perplexity=args.perplexity)
     write_parquet(out / "tsne.parquet", tsne)
     write_parquet(out / "closed_set.parquet", closed)
@@ -222,7 +217,7 @@ def cmd_snapshot(args) -> None:
     from .io import write_text
 
     config = validate(spec_from_arg(args.spec), "--spec") if args.spec else load_config(_need(args, "config"))
-    out = Path(args.out or Path(args.results) / "config.yaml")
+    out = Path(args.out or layout.snapshot_file(args.results))
     write_text(
         out,
         "# The effective config of this run (defaults filled), written by `dmlbench snapshot`.\n"
@@ -234,8 +229,8 @@ def cmd_snapshot(args) -> None:
 def cmd_figures(args) -> None:
     from .figures import write_figures
 
-    tables = Path(args.tables or Path(args.results) / "tables")
-    figures = Path(args.out or Path(args.results) / "figures")
+    tables = Path(args.tables or layout.tables_dir(args.results))
+    figures = Path(args.out or layout.figures_dir(args.results))
     results = tables.parent  # results/tables -> results/: the snapshot and data sit beside the tables
     config = Path(args.config or results / "config.yaml")
     data = Path(args.data or results / "data")

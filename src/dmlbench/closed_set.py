@@ -16,7 +16,7 @@ import pandas as pd
 
 from .embeddings_file import case_key
 from .errors import DmlbenchError
-from .runs import keys_from_path
+from .layout import keys_from_path
 
 TSNE_COLUMNS = ["dataset", "method", "seed", "test_index", "label", "class_name", "x", "y"]
 CLOSED_SET_COLUMNS = ["dataset", "method", "seed", "n_test", "accuracy", "epochs"]

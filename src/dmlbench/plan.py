@@ -2,13 +2,12 @@
 
 Light on purpose: Snakemake parses the workflow in every job of a cluster or cloud run, so this
 module and what it asks (the report's section declarations) import no torch, fastai, altair,
-SciPy or scikit-learn. ``dmlbench.aggregate`` re-exports ``TABLE_NAMES``.
+SciPy or scikit-learn.
 """
 
 from __future__ import annotations
 
-#: Tables written by the aggregate stage (results/tables/<name>.parquet; columns in docs/tables.md).
-TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
+from dmlbench.layout import TABLE_NAMES  # noqa: F401  (the aggregate stage's tables, by name)
 
 
 def planned_figures(config: dict) -> list[str]:

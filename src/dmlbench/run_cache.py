@@ -35,10 +35,10 @@ import uuid
 from pathlib import Path
 
 from .io import link_or_copy, write_json
+from .layout import KEY_PATTERN, RUN_FILES
 
 log = logging.getLogger("dmlbench.run_cache")
 
-RUN_FILES = ("embeddings.npz", "train_log.csv", "run.json")
 SWITCH_ENV = "DMLBENCH_RUN_CACHE"
 
 
@@ -66,8 +66,6 @@ def run_key(spec: dict, identity: dict) -> str:
 def _run_path(run_dir: Path) -> str:
     """The run's path below results/runs ({dataset}/a{n}/{method}/n{N}/s{seed}), or a digest of its
     absolute path for a folder outside that layout."""
-    from .runs import KEY_PATTERN
-
     posix = run_dir.resolve().as_posix()
     m = KEY_PATTERN.search(run_dir.as_posix())
     return m.group(0) if m else "other/" + hashlib.sha256(posix.encode()).hexdigest()[:16]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import zipfile
 from pathlib import Path
 
@@ -32,27 +31,6 @@ from .scorers import (
 )
 
 log = logging.getLogger(__name__)
-
-#: results/scores/{dataset}/a{n}/{method}/n{N}/s{seed}.parquet, also runs/ and benchmarks/ paths.
-KEY_PATTERN = re.compile(
-    r"(?P<dataset>[^/]+)/a(?P<n_anomaly>\d+)/(?P<method>[^/]+)/n(?P<n_per_class>[^/]+)/s(?P<seed>\d+)"
-)
-
-
-def keys_from_path(path: str | Path) -> dict:
-    """The condition keys encoded in a run, score or benchmark path."""
-    m = KEY_PATTERN.search(Path(path).as_posix())
-    if not m:
-        raise DmlbenchError(
-            f"{path}: not a dmlbench run path (expected .../{{dataset}}/a{{n}}/{{method}}/n{{N}}/s{{seed}})"
-        )
-    return {
-        "dataset": m["dataset"],
-        "n_anomaly": int(m["n_anomaly"]),
-        "method": m["method"],
-        "n_per_class": m["n_per_class"],
-        "seed": int(m["seed"]),
-    }
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
