@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DmlbenchError
-from .io import write_parquet
-from .layout import group_keys, keys_from_path
-from .metrics import detection_metrics, normalised_distances
-from .phases import PHASES
-from .runs import scorer_columns
-from .stats import ranking_table, summary_table
+from dmlbench.errors import DmlbenchError
+from dmlbench.io import write_parquet
+from dmlbench.layout import group_keys, keys_from_path
+from dmlbench.metrics import detection_metrics, normalised_distances
+from dmlbench.phases import PHASES
+from dmlbench.runs import scorer_columns
+from dmlbench.stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]
 #: Scorers whose worst misses are listed (the report's nearest-neighbour scorers).

@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import layout
-from .errors import DmlbenchError
+from dmlbench import layout
+from dmlbench.errors import DmlbenchError
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -33,18 +33,18 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
 def cmd_validate(args) -> None:
     import yaml
 
-    from .config import load_config
+    from dmlbench.config import load_config
 
     config = load_config(args.config)
     print(yaml.safe_dump(config, sort_keys=False), end="")
 
 
 def cmd_prepare(args) -> None:
-    from .config import load_config
-    from .datasets import load_source, save_npz
+    from dmlbench.config import load_config
+    from dmlbench.datasets import load_source, save_npz
 
     if args.spec:
-        from .config import spec_from_arg
+        from dmlbench.config import spec_from_arg
 
         entry = spec_from_arg(args.spec)
     else:
@@ -76,7 +76,7 @@ def _need(args, name):
 def _train_specs(args) -> list[dict]:
     """The specs of the runs to train: --spec (one JSON object, or a list of them) or --config
     with the run's keys (one run per --method)."""
-    from .config import load_config, spec_from_arg, train_spec
+    from dmlbench.config import load_config, spec_from_arg, train_spec
 
     if args.spec:
         specs = spec_from_arg(args.spec)
@@ -92,11 +92,11 @@ def _train_specs(args) -> list[dict]:
 
 
 def cmd_train(args) -> None:
-    from .phases import PhaseClock
+    from dmlbench.phases import PhaseClock
 
     clock = PhaseClock()  # its origin is the process's start: the interpreter's start-up counts
     specs = _train_specs(args)
-    from . import compile_cache, run_cache
+    from dmlbench import compile_cache, run_cache
 
     cache = Path(args.cache_dir) if args.cache_dir else compile_cache.cache_root(args.results)
     compile_cache.configure(cache)  # before anything compiles
@@ -107,9 +107,9 @@ def cmd_train(args) -> None:
     import fastai.callback.schedule  # noqa: F401
     import torch._dynamo
 
-    from . import fastai_parts  # noqa: F401
-    from .jobs import train_runs
-    from .training import resolve_device
+    from dmlbench import fastai_parts  # noqa: F401
+    from dmlbench.jobs import train_runs
+    from dmlbench.training import resolve_device
 
     dev = resolve_device(args.device)
     if dev.type == "cuda":
@@ -137,14 +137,14 @@ def cmd_train(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .phases import PhaseClock
+    from dmlbench.phases import PhaseClock
 
     clock = PhaseClock()
     import torch
 
-    from .config import load_config, score_spec, spec_from_arg
-    from .jobs import score_runs
-    from .runs import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
+    from dmlbench.config import load_config, score_spec, spec_from_arg
+    from dmlbench.jobs import score_runs
+    from dmlbench.runs import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,7 +160,7 @@ def cmd_score(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from .aggregate import write_tables
+    from dmlbench.aggregate import write_tables
 
     # Hidden files are temporary outputs of score jobs that were killed before their rename.
     scores = args.scores or sorted(
@@ -200,8 +200,8 @@ def cmd_aggregate(args) -> None:
 
 
 def cmd_closed_set(args) -> None:
-    from .closed_set import closed_set_tables
-    from .io import write_parquet
+    from dmlbench.closed_set import closed_set_tables
+    from dmlbench.io import write_parquet
 
     out = Path(args.out or layout.tables_dir(args.results))
     tsne, closed = closed_set_tables(args.runs, points=args.points, perplexity=args.perplexity)
@@ -213,8 +213,8 @@ def cmd_closed_set(args) -> None:
 def cmd_snapshot(args) -> None:
     import yaml
 
-    from .config import load_config, spec_from_arg, validate
-    from .io import write_text
+    from dmlbench.config import load_config, spec_from_arg, validate
+    from dmlbench.io import write_text
 
     config = validate(spec_from_arg(args.spec), "--spec") if args.spec else load_config(_need(args, "config"))
     out = Path(args.out or layout.snapshot_file(args.results))
@@ -227,7 +227,7 @@ def cmd_snapshot(args) -> None:
 
 
 def cmd_figures(args) -> None:
-    from .figures import write_figures
+    from dmlbench.figures import write_figures
 
     tables = Path(args.tables or layout.tables_dir(args.results))
     figures = Path(args.out or layout.figures_dir(args.results))
@@ -241,7 +241,7 @@ def cmd_figures(args) -> None:
 
 def cmd_render(args) -> None:
     """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
-    from .render import render_report
+    from dmlbench.render import render_report
 
     outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log, out_dir=args.out)
     print(", ".join(str(p) for p in outputs))

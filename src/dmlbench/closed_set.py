@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .embeddings_file import case_key
-from .errors import DmlbenchError
-from .layout import keys_from_path
+from dmlbench.embeddings_file import case_key
+from dmlbench.errors import DmlbenchError
+from dmlbench.layout import keys_from_path
 
 TSNE_COLUMNS = ["dataset", "method", "seed", "test_index", "label", "class_name", "x", "y"]
 CLOSED_SET_COLUMNS = ["dataset", "method", "seed", "n_test", "accuracy", "epochs"]

@@ -18,10 +18,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import datasets as dataset_sources
-from . import methods as method_entries
-from . import model_options
-from .errors import ConfigError
+from dmlbench import datasets as dataset_sources
+from dmlbench import methods as method_entries
+from dmlbench import model_options
+from dmlbench.errors import ConfigError
 
 #: Classes of the built-in sources, so impossible conditions are refused before any job.
 KNOWN_CLASS_COUNTS = {"cifar10": 10, "mnist": 10, "fashion_mnist": 10, "digits": 10}
@@ -240,7 +240,7 @@ def _check_methods(config: dict, source: str) -> None:
     checked (dmlbench.methods.expand): a pair or tuple loss needs two normal classes (with one,
     no pair has a negative); the report's scorer must exist for every method (a logit scorer
     does not for a head without logits)."""
-    from .scorers import LOGIT_SCORERS
+    from dmlbench.scorers import LOGIT_SCORERS
 
     without_logits = [label for label, entry in config["methods"].items() if not method_entries.has_logits(entry)]
     if config["report"]["scorer"] in LOGIT_SCORERS and without_logits:

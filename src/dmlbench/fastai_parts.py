@@ -24,7 +24,7 @@ from fastai.learner import Metric, Recorder
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import find_bs
 
-from .errors import TrainingError
+from dmlbench.errors import TrainingError
 
 log = logging.getLogger("dmlbench.train")
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from dmlbench.errors import ConfigError
 
 __all__ = [
     "Param",

@@ -42,8 +42,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from .io import write_json
-from .phases import PhaseClock
+from dmlbench.io import write_json
+from dmlbench.phases import PhaseClock
 
 log = logging.getLogger("dmlbench.jobs")
 
@@ -107,20 +107,13 @@ def train_runs(
     returns it."""
     import torch
 
-    from .datasets import load_npz
-    from .provenance import code_hash
-    from .run_cache import RunCache, file_digest, run_key
-    from .training import (
-        JobData,
-        device_name,
-        resolve_device,
-        setup_device,
-        train_run,
-        versions,
-    )
+    from dmlbench.datasets import load_npz
+    from dmlbench.provenance import code_hash
+    from dmlbench.run_cache import RunCache, file_digest, run_key
+    from dmlbench.training import JobData, device_name, resolve_device, setup_device, train_run, versions
 
     if len(specs) != len(out_dirs):
-        from .errors import DmlbenchError
+        from dmlbench.errors import DmlbenchError
 
         raise DmlbenchError(f"{len(specs)} run specs but {len(out_dirs)} --out folders: give one folder per spec")
     if threads:
@@ -174,7 +167,7 @@ def train_runs(
 def write_and_store(out: str | Path, trained, cache, key: str | None) -> tuple[float, float]:
     """Write a trained run's files (dmlbench.training.write_run: run.json last), then link them
     into the run cache (when given). Returns the (wall, CPU) seconds of this thread."""
-    from .training import write_run
+    from dmlbench.training import write_run
 
     w0, c0 = time.perf_counter(), time.thread_time()
     write_run(out, trained)
@@ -262,9 +255,9 @@ def score_runs(
 ) -> dict:
     """Score the runs ``run_dirs`` into the parquet files ``outs`` with the scoring ``spec``, one
     process for all. Writes the job record to ``job_out`` (when given) last; returns it."""
-    from .errors import DmlbenchError
-    from .io import write_parquet
-    from .runs import load_run, score_run
+    from dmlbench.errors import DmlbenchError
+    from dmlbench.io import write_parquet
+    from dmlbench.runs import load_run, score_run
 
     if len(run_dirs) != len(outs):
         raise DmlbenchError(f"{len(run_dirs)} --run folders but {len(outs)} --out files: give one output per run")

@@ -26,8 +26,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import METHOD_ORDER, head_params, pml_params
-from .errors import ConfigError
+from dmlbench import METHOD_ORDER, head_params, pml_params
+from dmlbench.errors import ConfigError
 
 PML = "pml"
 #: Keys of an entry that are not head parameters.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from .errors import DmlbenchError
+from dmlbench.errors import DmlbenchError
 
 
 def _checked(scores, is_anomaly, metric: str) -> tuple[np.ndarray, np.ndarray]:

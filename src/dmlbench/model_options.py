@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ConfigError
+from dmlbench.errors import ConfigError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "small_cnn")
 #: What sits between the pooled features and the head (docs/methods.md, "Embedding layer").

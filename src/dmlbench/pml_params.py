@@ -26,7 +26,7 @@ import difflib
 import math
 from typing import Any
 
-from .errors import ConfigError
+from dmlbench.errors import ConfigError
 
 #: Arguments dmlbench fills in: the classes of the case and the embedding width.
 SUPPLIED = ("num_classes", "embedding_size", "descriptors_dim")
@@ -50,7 +50,7 @@ EXCLUDED_MINERS = {
 
 def table() -> tuple[str, dict, dict]:
     """(PML version, losses, miners) of the stored table (torch-free)."""
-    from . import _pml_signatures as sig
+    from dmlbench import _pml_signatures as sig
 
     return sig.PML_VERSION, sig.LOSSES, sig.MINERS
 
@@ -244,7 +244,7 @@ def write_table(path=None) -> str:
     import pprint
     from pathlib import Path
 
-    from .io import write_text
+    from dmlbench.io import write_text
 
     version, loss_table, miner_table = introspect()
     path = Path(path or Path(__file__).with_name("_pml_signatures.py"))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import DmlbenchError
+from dmlbench.errors import DmlbenchError
 
 FORMATS = {"html": "report.html", "typst": "report.pdf"}
 # What Quarto writes next to the .qmd; never copied into another render folder.
@@ -97,7 +97,7 @@ def render_report(
                 )
             outputs.append(written)
     if out_dir is not None and Path(out_dir).resolve() != folder / "_output":
-        from .io import atomic_path
+        from dmlbench.io import atomic_path
 
         copies = []
         for path in outputs:

@@ -34,8 +34,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .io import link_or_copy, write_json
-from .layout import KEY_PATTERN, RUN_FILES
+from dmlbench.io import link_or_copy, write_json
+from dmlbench.layout import KEY_PATTERN, RUN_FILES
 
 log = logging.getLogger("dmlbench.run_cache")
 

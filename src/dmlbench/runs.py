@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .embeddings_file import case_key
-from .errors import DmlbenchError
-from .scorers import (
+from dmlbench.embeddings_file import case_key
+from dmlbench.errors import DmlbenchError
+from dmlbench.scorers import (
     DEFAULT_KNN_K,
     DEFAULT_LOF_NEIGHBORS,
     DEFAULT_SHRINKAGE,
@@ -151,7 +151,9 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
     these columns nor ``head_pred``. Then the ``{distance}_nn`` columns. ``run``: the run as
     :func:`load_run` returned it, when the caller has read it already.
     """
-    from .scoring import knn_scores  # torch: here, so that aggregate and closed-set reading runs do not import it
+    from dmlbench.scoring import (
+        knn_scores,  # torch: here, so that aggregate and closed-set reading runs do not import it
+    )
 
     meta, arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])

@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from .errors import ConfigError, DmlbenchError
+from dmlbench.errors import ConfigError, DmlbenchError
 
 #: Scorer names in the order of their score columns.
 SCORERS = ("mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised")

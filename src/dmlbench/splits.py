@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from dmlbench.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -64,19 +64,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import __version__
-from .datasets import Dataset
-from .embeddings_file import pack_case, pack_job
-from .errors import ConfigError, TrainingError
-from .heads import build_head
-from .io import write_csv, write_json, write_npz
-from .model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
-from .models import EmbeddingNet, build_backbone
-from .phases import NoClock, PhaseClock
-from .provenance import code_provenance
-from .sampling import ClassBalancedBatches
-from .seeded_memo import seeded_memo, seeded_state_memo
-from .splits import Case, make_case
+from dmlbench import __version__
+from dmlbench.datasets import Dataset
+from dmlbench.embeddings_file import pack_case, pack_job
+from dmlbench.errors import ConfigError, TrainingError
+from dmlbench.heads import build_head
+from dmlbench.io import write_csv, write_json, write_npz
+from dmlbench.model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
+from dmlbench.models import EmbeddingNet, build_backbone
+from dmlbench.phases import NoClock, PhaseClock
+from dmlbench.provenance import code_provenance
+from dmlbench.sampling import ClassBalancedBatches
+from dmlbench.seeded_memo import seeded_memo, seeded_state_memo
+from dmlbench.splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
 
@@ -317,7 +317,7 @@ def optimizer_func(training: dict, device: torch.device, decay: list[bool] | Non
             opt = torch.optim.AdamW(groups, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=device.type == "cuda")
         else:
             opt = torch.optim.SGD(groups, lr=lr, momentum=SGD_MOMENTUM, nesterov=True)
-        from .fastai_parts import FastOptimWrapper
+        from dmlbench.fastai_parts import FastOptimWrapper
 
         return FastOptimWrapper(opt=opt)
 
@@ -427,7 +427,7 @@ def build_learner(
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
 
-    from .fastai_parts import DeviceAvgMetric, DeviceRecorder, HeadMixUp
+    from dmlbench.fastai_parts import DeviceAvgMetric, DeviceRecorder, HeadMixUp
 
     device = device or train_dl.device
     dls = DataLoaders(train_dl, valid_dl, device=train_dl.device)
@@ -574,7 +574,7 @@ class CompiledBackbone:
         return self.model.backbone(x)
 
     def compile(self, batch_shape: tuple[int, int, int, int], device: torch.device) -> None:
-        from . import compile_cache
+        from dmlbench import compile_cache
 
         t0 = time.perf_counter()
         before = compile_cache.counters()
@@ -776,7 +776,7 @@ class JobTrainer:
 
     def train_case(self, case: Case) -> tuple[dict, list[dict]]:
         """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
-        from .fastai_parts import EpochLog
+        from dmlbench.fastai_parts import EpochLog
 
         learn, local = self.learner(case)
         rows: list[dict] = []

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError
-from .arcface import ArcFaceHead
-from .base import CosineMarginHead, Head, LinearSoftmaxHead
-from .centerloss import CenterLossHead
-from .conventional import ConventionalHead
-from .cosface import CosFaceHead
-from .l2softmax import L2SoftmaxHead
-from .pml import PmlHead
-from .sphereface import SphereFaceHead
+from dmlbench.errors import ConfigError
+from dmlbench.heads.arcface import ArcFaceHead
+from dmlbench.heads.base import CosineMarginHead, Head, LinearSoftmaxHead
+from dmlbench.heads.centerloss import CenterLossHead
+from dmlbench.heads.conventional import ConventionalHead
+from dmlbench.heads.cosface import CosFaceHead
+from dmlbench.heads.l2softmax import L2SoftmaxHead
+from dmlbench.heads.pml import PmlHead
+from dmlbench.heads.sphereface import SphereFaceHead
 
 HEADS: dict[str, type[Head]] = {
     cls.NAME: cls for cls in (ConventionalHead, L2SoftmaxHead, ArcFaceHead, CosFaceHead, SphereFaceHead, CenterLossHead)

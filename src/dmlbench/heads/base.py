@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import head_params
-from ..errors import ConfigError, HeadInputError
-from ..head_params import Param
+from dmlbench import head_params
+from dmlbench.errors import ConfigError, HeadInputError
+from dmlbench.head_params import Param
 
 _AUTOCAST_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
 _REDUCTIONS = ("mean", "sum", "none")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..head_params import defaults
-from .base import LinearSoftmaxHead
+from dmlbench.head_params import defaults
+from dmlbench.heads.base import LinearSoftmaxHead
 
 
 class ConventionalHead(LinearSoftmaxHead):

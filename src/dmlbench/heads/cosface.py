@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from ..head_params import defaults
-from .base import CosineMarginHead
+from dmlbench.head_params import defaults
+from dmlbench.heads.base import CosineMarginHead
 
 
 class CosFaceHead(CosineMarginHead):

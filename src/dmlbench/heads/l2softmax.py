@@ -7,8 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..head_params import defaults
-from .base import LinearSoftmaxHead
+from dmlbench.head_params import defaults
+from dmlbench.heads.base import LinearSoftmaxHead
 
 
 class L2SoftmaxHead(LinearSoftmaxHead):

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from .. import pml_params
-from ..errors import ConfigError
-from .base import Head, fp32
+from dmlbench import pml_params
+from dmlbench.errors import ConfigError
+from dmlbench.heads.base import Head, fp32
 
 
 class PmlHead(Head):

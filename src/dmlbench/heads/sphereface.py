@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .. import head_params
-from ..head_params import defaults
-from .base import CosineMarginHead
+from dmlbench import head_params
+from dmlbench.head_params import defaults
+from dmlbench.heads.base import CosineMarginHead
 
 
 class SphereFaceHead(CosineMarginHead):
