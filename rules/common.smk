@@ -28,7 +28,7 @@ from dmlbench.layout import (
     snapshot_file,
     table_file,
 )
-from dmlbench.plan import planned_figures, planned_tables
+from dmlbench.report import planned_figures, planned_tables
 
 try:
     _validated = validate(config, "the workflow config")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dmlbench.config.scorers import scorer_columns
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_parquet
 from dmlbench.layout import group_keys, keys_from_path
 from dmlbench.metrics import detection_metrics, normalised_distances
 from dmlbench.phases import PHASES
-from dmlbench.runs import scorer_columns
 from dmlbench.stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]

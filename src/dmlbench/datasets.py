@@ -16,7 +16,6 @@ names the file or folder and says what to do; invalid config values raise ``Conf
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import pickle
 import zlib
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dmlbench.config.sources import SOURCE_OPTIONS, check_options
 from dmlbench.errors import ConfigError, DatasetError
 from dmlbench.io import write_npz
 
@@ -89,77 +89,6 @@ def _root(spec: dict, default: str | None) -> Path:
             f"dataset source {spec.get('source')!r} needs `root` (the folder holding the data) in the config"
         )
     return Path(os.path.expanduser(str(root)))
-
-
-#: The options each source reads (besides `source` and `root`), with the reader's default. A
-#: config entry's other keys (class_order, flip, training) are the pipeline's, not the reader's.
-SOURCE_OPTIONS: dict[str, dict[str, object]] = {
-    "cifar10": {"download": False},
-    "mnist": {"download": False},
-    "fashion_mnist": {"download": False},
-    "digits": {"image_size": 16, "test_fraction": 0.3, "split_seed": 0},
-    "folder": {"image_size": None, "channels": None},
-}
-#: Sources that read files under `root` (the others ship with a package).
-ROOT_SOURCES = ("cifar10", "mnist", "fashion_mnist", "folder")
-#: The smallest image side: the small CNN halves the side twice (4 -> 2 -> 1; 3 would reach 0).
-MIN_IMAGE_SIZE = 4
-#: scikit-learn's digits: images per class "0".."9" (1797 in all), for the split check below.
-DIGITS_CLASS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
-
-
-def digits_split_sizes(test_fraction: float) -> tuple[int, int]:
-    """(train, test) images of the digits split with this test share, as scikit-learn's
-    train_test_split counts them: test = ceil(test_fraction * 1797), train = the rest."""
-    n = sum(DIGITS_CLASS_COUNTS)
-    n_test = math.ceil(test_fraction * n)
-    return n - n_test, n_test
-
-
-def check_options(spec: dict, where: str | None = None) -> dict:
-    """The reader options of ``spec`` (a config's dataset entry), checked as its source's reader
-    checks them, with the reader's defaults filled in (``SOURCE_OPTIONS``). Needs no data and no
-    torch: the config check calls it for every dataset before any job, the readers before reading.
-
-    ``where`` names the entry in messages (``datasets.digits`` -> ``datasets.digits.test_fraction``);
-    by default ``digits `test_fraction```. Raises ConfigError naming the option and what to do.
-    """
-    source = spec.get("source")
-    if source not in SOURCE_OPTIONS:
-        raise DatasetError(f"unknown dataset source {source!r}; known sources: {', '.join(sorted(SOURCES))}")
-
-    def name(key: str) -> str:
-        return f"{where}.{key}" if where else f"{source} `{key}`"
-
-    opts = {key: spec.get(key, default) for key, default in SOURCE_OPTIONS[source].items()}
-    if "download" in opts and not isinstance(opts["download"], bool):
-        raise ConfigError(f"{name('download')} must be true or false, got {opts['download']!r}")
-    size = opts.get("image_size")
-    # bool is an int subclass; `image_size: true` is a typo, not 1
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE):
-        raise ConfigError(
-            f"{name('image_size')} must be an integer >= {MIN_IMAGE_SIZE} (pixels per side; the "
-            f"small CNN halves it twice), got {size!r}"
-        )
-    channels = opts.get("channels")
-    if channels not in (None, 1, 3) or isinstance(channels, bool):
-        raise ConfigError(f"{name('channels')} must be 1 (grey) or 3 (RGB), got {channels!r}")
-    if source == "digits":
-        frac, seed = opts["test_fraction"], opts["split_seed"]
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
-            raise ConfigError(f"{name('test_fraction')} must be a number strictly between 0 and 1, got {frac!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"{name('split_seed')} must be an integer, got {seed!r}")
-        n_train, n_test = digits_split_sizes(frac)
-        n_classes, n = len(DIGITS_CLASS_COUNTS), sum(DIGITS_CLASS_COUNTS)
-        if min(n_train, n_test) < n_classes:
-            side = "test" if n_test < n_classes else "train"
-            raise ConfigError(
-                f"{name('test_fraction')} {frac} leaves {min(n_train, n_test)} {side} images of the {n} digits, "
-                f"fewer than their {n_classes} classes: the stratified split needs every class on both sides; "
-                f"use a test_fraction above {(n_classes - 1) / n:.4f} and at most {(n - n_classes) / n:.4f}"
-            )
-    return opts
 
 
 def _download_failed(name: str, root: Path, exc: BaseException, manual: str) -> DatasetError:

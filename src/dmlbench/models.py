@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from dmlbench.config.model_options import BACKBONES, EMBEDDINGS, weights_name
 from dmlbench.errors import ConfigError, DmlbenchError
-from dmlbench.model_options import BACKBONES, EMBEDDINGS, weights_name
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 

@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dmlbench.embeddings_file import case_key
-from dmlbench.errors import DmlbenchError
-from dmlbench.scorers import (
+from dmlbench.config.scorers import (
     DEFAULT_KNN_K,
     DEFAULT_LOF_NEIGHBORS,
     DEFAULT_SHRINKAGE,
     LOGIT_SCORERS,
     SCORERS,
+)
+from dmlbench.embeddings_file import case_key
+from dmlbench.errors import DmlbenchError
+from dmlbench.scorers import (
     ScorerUnavailable,
     energy_scores,
     knn_normalised_scores,
@@ -191,9 +193,3 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
                 frame[name] = ref_index[values]
         frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True)
-
-
-def scorer_columns(scores: pd.DataFrame) -> list[str]:
-    """The anomaly-score columns of a scores table (everything that is not a key or an index)."""
-    fixed = {"case", "test_index", "label", "class_name", "is_anomaly", "head_pred"}
-    return [c for c in scores.columns if c not in fixed and not c.endswith("_nn")]

@@ -26,15 +26,9 @@ import numbers
 
 import numpy as np
 
+from dmlbench.config.scorers import DEFAULT_KNN_K, DEFAULT_LOF_NEIGHBORS
 from dmlbench.errors import ConfigError, DmlbenchError
 
-#: Scorer names in the order of their score columns.
-SCORERS = ("mahalanobis", "msp", "maxlogit", "energy", "lof", "knn_normalised")
-#: Scorers computed from the head's logits: not applicable to a head without logits.
-LOGIT_SCORERS = ("msp", "maxlogit", "energy")
-DEFAULT_SHRINKAGE = "ledoit_wolf"
-DEFAULT_LOF_NEIGHBORS = 20
-DEFAULT_KNN_K = 50  # OpenOOD's K for CIFAR-10 (configs/postprocessors/knn.yml)
 NORM_EPS = 1e-10  # OpenOOD's normaliser: x / (||x|| + 1e-10)
 DEFAULT_CHUNK = 4096
 

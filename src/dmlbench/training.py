@@ -65,12 +65,12 @@ import torch
 from torch import nn
 
 from dmlbench import __version__
+from dmlbench.config.model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
 from dmlbench.datasets import Dataset
 from dmlbench.embeddings_file import pack_case, pack_job
 from dmlbench.errors import ConfigError, TrainingError
 from dmlbench.heads import build_head
 from dmlbench.io import write_csv, write_json, write_npz
-from dmlbench.model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
 from dmlbench.models import EmbeddingNet, build_backbone
 from dmlbench.phases import NoClock, PhaseClock
 from dmlbench.provenance import code_provenance

@@ -108,7 +108,7 @@ def test_docker_build(tmp_path):
     subprocess.run([docker, "build", "-t", tag, str(ROOT)], check=True, timeout=3600)
     probe = (
         "import dmlbench, snakemake, snakemake_storage_plugin_gcs, torch; "
-        "from dmlbench.plan import TABLE_NAMES; print(len(TABLE_NAMES))"
+        "from dmlbench.layout import TABLE_NAMES; print(len(TABLE_NAMES))"
     )
     out = subprocess.run(
         [docker, "run", "--rm", tag, "python", "-c", probe], capture_output=True, text=True, check=True, timeout=600

@@ -7,8 +7,8 @@ import pytest
 from dmlbench.aggregate import WORST_MISS_COLUMNS, metrics_tables, write_tables
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_json
+from dmlbench.layout import TABLE_NAMES
 from dmlbench.metrics import fpr95
-from dmlbench.plan import TABLE_NAMES
 from dmlbench.stats import RANKING_COLUMNS, SUMMARY_COLUMNS
 
 METHODS = ("arcface", "conventional", "cosface")

@@ -1,6 +1,6 @@
 """Every config value a component would refuse is refused by the config check, before any job.
 
-The config check asks the components' own declarations (dmlbench.head_params for the heads,
+The config check asks the components' own declarations (dmlbench.config.head_params for the heads,
 dmlbench.datasets.check_options for the dataset readers); these tests hold each component
 against `dmlbench.config.validate` at the boundaries of its ranges: a value is accepted by the
 config exactly when the component itself (a head built with torch, a reader, a scorer, the
@@ -19,15 +19,14 @@ import numpy as np
 import pytest
 import yaml
 
-from dmlbench import head_params
-from dmlbench.config import load_schema, score_names, validate
+from dmlbench.config import head_params, load_schema, score_names, validate
 from dmlbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [3]}]}
 
 #: The ranges of the heads' parameters, from the papers and the reference code (docs/methods.md),
-#: written out independently of dmlbench.head_params.
+#: written out independently of dmlbench.config.head_params.
 PAPER_RANGES = {
     ("l2softmax", "alpha"): "(0, inf)",
     ("arcface", "scale"): "(0, inf)",
@@ -200,7 +199,7 @@ def test_digits_split_bounds_are_scikit_learns():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from dmlbench.datasets import DIGITS_CLASS_COUNTS, check_options
+    from dmlbench.config.sources import DIGITS_CLASS_COUNTS, check_options
 
     y = load_digits().target
     assert tuple(np.bincount(y)) == DIGITS_CLASS_COUNTS
@@ -218,7 +217,7 @@ def test_digits_split_bounds_are_scikit_learns():
 
 
 def test_folder_channels_refused_by_config_and_reader_alike(tmp_path):
-    from dmlbench.datasets import check_options
+    from dmlbench.config.sources import check_options
 
     for channels, ok in ((1, True), (3, True), (2, False), (4, False)):
         assert _accepted(lambda: check_options({"source": "folder", "root": "x", "channels": channels}))[0] is ok
@@ -259,7 +258,8 @@ def test_a_filled_config_validates_again_unchanged():
 
 
 def test_schema_dataset_options_are_the_readers():
-    from dmlbench.datasets import MIN_IMAGE_SIZE, ROOT_SOURCES, SOURCE_OPTIONS, SOURCES
+    from dmlbench.config.sources import MIN_IMAGE_SIZE, ROOT_SOURCES, SOURCE_OPTIONS
+    from dmlbench.datasets import SOURCES
 
     props = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
     reader_keys = {k for opts in SOURCE_OPTIONS.values() for k in opts} | {"root"}
@@ -274,7 +274,7 @@ def test_schema_dataset_options_are_the_readers():
 def test_image_size_minimum_is_what_the_small_cnn_can_take():
     import torch
 
-    from dmlbench.datasets import MIN_IMAGE_SIZE
+    from dmlbench.config.sources import MIN_IMAGE_SIZE
     from dmlbench.models import build_backbone
 
     net = build_backbone("small_cnn", 1, 8).eval()
@@ -297,7 +297,7 @@ def test_class_order_values_are_the_splits():
 
 
 def test_score_names_are_the_score_stages_columns():
-    from dmlbench.scorers import SCORERS
+    from dmlbench.config.scorers import SCORERS
     from dmlbench.scoring import DISTANCES, score_columns
 
     scoring = load_schema()["properties"]["scoring"]["properties"]

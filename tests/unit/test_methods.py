@@ -1,4 +1,4 @@
-"""Method entries: labels, variants, sweeps, pytorch-metric-learning entries (dmlbench.methods, the
+"""Method entries: labels, variants, sweeps, pytorch-metric-learning entries (dmlbench.config.methods, the
 config check), their order and colours in the report."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dmlbench import methods as m
 from dmlbench.config import load_config, train_spec, validate
+from dmlbench.config import methods as m
 from dmlbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

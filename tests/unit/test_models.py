@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from dmlbench import model_options
-from dmlbench.config import load_schema, validate
+from dmlbench.config import load_schema, model_options, validate
 from dmlbench.errors import ConfigError, DmlbenchError
 from dmlbench.models import build_backbone, hub_checkpoint
 from dmlbench.training import DeviceBatches

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmlbench import pml_params
+from dmlbench.config import pml_params
 from dmlbench.errors import ConfigError
 from dmlbench.heads import build_head
 
@@ -17,7 +17,7 @@ REQUIRED = {"RankedListLoss": {"margin": 0.4, "Tn": 10}}
 
 def test_the_stored_table_is_the_installed_pml():
     """The config check reads _pml_signatures.py instead of importing PML: it must say what the
-    installed PML's constructors take (rewrite it with `python -m dmlbench.pml_params --write`)."""
+    installed PML's constructors take (rewrite it with `python -m dmlbench.config.pml_params --write`)."""
     assert pml_params.introspect() == pml_params.table()
     assert pml_params.installed_version() == pml_params.table()[0]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from dmlbench.head_params import defaults
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import CosineMarginHead
 
 SIN_EPS = 1e-12  # sin θ = sqrt(max(1 - cos²θ, eps)): finite gradients at θ = 0, π

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmlbench import head_params
+from dmlbench.config import head_params
+from dmlbench.config.head_params import Param
 from dmlbench.errors import ConfigError, HeadInputError
-from dmlbench.head_params import Param
 
 _AUTOCAST_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
 _REDUCTIONS = ("mean", "sum", "none")
@@ -79,7 +79,7 @@ def number(
 ) -> float | int:
     """Check one numeric value of a head outside its declared parameters (``in_features``,
     ``n_classes``); raise ConfigError naming it otherwise. The parameters themselves are
-    declared in dmlbench.head_params."""
+    declared in dmlbench.config.head_params."""
     param = Param(0, low=low, high=high, low_open=low_open, high_open=high_open, integer=integer)
     return head_params.number(f"head {method!r} parameter {key!r}", value, param)
 
@@ -87,7 +87,7 @@ def number(
 class Head(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses set ``NAME`` and ``PARAMS`` (name -> default) and implement
     ``_per_sample_loss`` and ``margin_logits``. A head of dmlbench declares its parameters'
-    defaults and ranges in dmlbench.head_params (``PARAMS = head_params.defaults(NAME)``),
+    defaults and ranges in dmlbench.config.head_params (``PARAMS = head_params.defaults(NAME)``),
     which ``_validate`` checks; a head declared elsewhere overrides ``_validate``.
 
     Hooks for training state: ``_pre_step()`` runs before the loss is computed
@@ -118,7 +118,7 @@ class Head(nn.Module, metaclass=abc.ABCMeta):
 
     @classmethod
     def _validate(cls, p: dict[str, Any]) -> dict[str, Any]:
-        """Every parameter checked against its declaration in dmlbench.head_params (the ranges
+        """Every parameter checked against its declaration in dmlbench.config.head_params (the ranges
         the config check refuses values with, too)."""
         if cls.NAME not in head_params.HEAD_PARAMS:
             return p

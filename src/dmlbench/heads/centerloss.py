@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from dmlbench.head_params import defaults
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import LinearSoftmaxHead
 
 
@@ -32,7 +32,7 @@ class CenterLossHead(LinearSoftmaxHead):
     centre towards its class mean within a few steps.
 
     Parameters: ``weight`` (the paper's λ, float >= 0, default 0.003) and
-    ``alpha`` (centre learning rate, 0 < alpha <= 1, default 0.5; dmlbench.head_params
+    ``alpha`` (centre learning rate, 0 < alpha <= 1, default 0.5; dmlbench.config.head_params
     declares both).
     """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmlbench.head_params import defaults
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import LinearSoftmaxHead
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from dmlbench.head_params import defaults
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import CosineMarginHead
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dmlbench.head_params import defaults
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import LinearSoftmaxHead
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from dmlbench import pml_params
+from dmlbench.config import pml_params
 from dmlbench.errors import ConfigError
 from dmlbench.heads.base import Head, fp32
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from dmlbench import head_params
-from dmlbench.head_params import defaults
+from dmlbench.config import head_params
+from dmlbench.config.head_params import defaults
 from dmlbench.heads.base import CosineMarginHead
 
 

@@ -11,7 +11,7 @@ import importlib
 import math
 from collections.abc import Iterable
 
-from dmlbench import methods as method_entries
+from dmlbench.config import methods as method_entries
 from dmlbench.errors import DmlbenchError
 
 
@@ -140,7 +140,7 @@ def use_methods(methods: dict | None) -> None:
 def method_order(methods: Iterable[str]) -> list[str]:
     """The methods present, grouped by head in the study's order (dmlbench.METHOD_ORDER), each
     head's variants together (in the config's order), then pytorch-metric-learning losses, then
-    unknown labels alphabetically (dmlbench.methods.method_order)."""
+    unknown labels alphabetically (dmlbench.config.methods.method_order)."""
     return method_entries.method_order(methods, _METHODS)
 
 

@@ -38,7 +38,7 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
     loss, which has no logits - gets a row with mean NaN, n 0 and applicable False: not
     applicable, shown as such, never filled from another score.
     """
-    from dmlbench.scorers import LOGIT_SCORERS
+    from dmlbench.config.scorers import LOGIT_SCORERS
 
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     auroc = auroc_rows(metrics, "metrics.parquet")

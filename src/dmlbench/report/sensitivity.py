@@ -2,7 +2,7 @@
 head's rank among the methods changes across its sweep.
 
 A sweep is a method entry with a list of values (``arcface: {margin: [0.2, 0.35, 0.5]}``),
-expanded into one variant per value (dmlbench.methods); its variants carry ``sweep: <entry>``
+expanded into one variant per value (dmlbench.config.methods); its variants carry ``sweep: <entry>``
 in the effective config. The numbers are the summary table's: mean AUROC over cases × seeds of
 the report's scorer, with the summary's bootstrap interval.
 
@@ -13,7 +13,7 @@ its sweep when its variants do not all get the same place.
 
 from __future__ import annotations
 
-from dmlbench import methods as method_entries
+from dmlbench.config import methods as method_entries
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (

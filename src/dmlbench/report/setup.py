@@ -124,8 +124,8 @@ def methods_table(config: dict) -> pd.DataFrame:
     loss, which has no per-sample loss to mix) and, when annex A.2 runs (``annex.sample_size``),
     mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides the method's own when set,
     for the methods that can mix)."""
-    from dmlbench import head_params
-    from dmlbench import methods as method_entries
+    from dmlbench.config import head_params
+    from dmlbench.config import methods as method_entries
 
     methods = config.get("methods")
     if not methods:

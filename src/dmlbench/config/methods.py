@@ -26,7 +26,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from dmlbench import METHOD_ORDER, head_params, pml_params
+from dmlbench import METHOD_ORDER
+from dmlbench.config import head_params, pml_params
 from dmlbench.errors import ConfigError
 
 PML = "pml"

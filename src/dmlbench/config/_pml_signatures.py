@@ -1,7 +1,7 @@
 """pytorch-metric-learning's loss and miner constructors (generated: do not edit).
 
-Written by `python -m dmlbench.pml_params --write` from the installed package; read by
-dmlbench.pml_params (the config check, without torch)."""
+Written by `python -m dmlbench.config.pml_params --write` from the installed package; read by
+dmlbench.config.pml_params (the config check, without torch)."""
 
 PML_VERSION = "2.9.0"
 

@@ -5,8 +5,8 @@ A method entry ``{head: pml, loss: SupConLoss, temperature: 0.1}`` trains with
 class PML does not have, or an argument its constructor does not take, before any job - and the
 workflow parses its config without importing torch (importing ``pytorch_metric_learning.losses``
 takes some 4 s here, paid again in every cluster job's parse). So the check reads a table of
-the installed PML's constructors, ``dmlbench._pml_signatures``, written by this module from the
-installed package (``python -m dmlbench.pml_params --write``); a test keeps the table equal to
+the installed PML's constructors, ``dmlbench.config._pml_signatures``, written by this module from the
+installed package (``python -m dmlbench.config.pml_params --write``); a test keeps the table equal to
 the installed PML, and the check refuses a config when the installed PML is another version
 than the table's.
 
@@ -50,7 +50,7 @@ EXCLUDED_MINERS = {
 
 def table() -> tuple[str, dict, dict]:
     """(PML version, losses, miners) of the stored table (torch-free)."""
-    from dmlbench import _pml_signatures as sig
+    from dmlbench.config import _pml_signatures as sig
 
     return sig.PML_VERSION, sig.LOSSES, sig.MINERS
 
@@ -144,7 +144,7 @@ def check_version(where: str) -> None:
         raise ConfigError(
             f"{where}: the table of pytorch-metric-learning's losses was made from version {version}, "
             f"but {installed} is installed; install {version} or rewrite the table with "
-            f"`python -m dmlbench.pml_params --write`"
+            f"`python -m dmlbench.config.pml_params --write`"
         )
 
 
@@ -250,8 +250,8 @@ def write_table(path=None) -> str:
     path = Path(path or Path(__file__).with_name("_pml_signatures.py"))
     text = (
         '"""pytorch-metric-learning\'s loss and miner constructors (generated: do not edit).\n\n'
-        "Written by `python -m dmlbench.pml_params --write` from the installed package; read by\n"
-        'dmlbench.pml_params (the config check, without torch)."""\n\n'
+        "Written by `python -m dmlbench.config.pml_params --write` from the installed package; read by\n"
+        'dmlbench.config.pml_params (the config check, without torch)."""\n\n'
         f"PML_VERSION = {version!r}\n\n"
         f"LOSSES = {pprint.pformat(loss_table, width=110, sort_dicts=False)}\n\n"
         f"MINERS = {pprint.pformat(miner_table, width=110, sort_dicts=False)}\n"
@@ -264,5 +264,5 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m dmlbench.pml_params --write   (rewrites src/dmlbench/_pml_signatures.py)")
+        sys.exit("usage: python -m dmlbench.config.pml_params --write   (rewrites src/dmlbench/_pml_signatures.py)")
     print(write_table())

@@ -1,4 +1,4 @@
-"""Config loading: JSON-Schema validation with defaults, semantic checks, per-stage specs.
+"""Config loading: JSON-Schema validation with defaults, and the semantic checks a schema cannot express.
 
 The schema (schemas/config.schema.yaml) is the single description of every key. Snakemake's
 `rules/common.smk` and the `dmlbench` command both go through `load_config`, so a config is
@@ -18,20 +18,18 @@ from typing import Any
 import jsonschema
 import yaml
 
-from dmlbench import datasets as dataset_sources
-from dmlbench import methods as method_entries
-from dmlbench import model_options
+from dmlbench.config import methods as method_entries
+from dmlbench.config import model_options
+from dmlbench.config import sources as dataset_sources
+from dmlbench.config.scorers import LOGIT_SCORERS
+from dmlbench.config.sources import KNOWN_CLASS_COUNTS
+from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
 from dmlbench.errors import ConfigError
-
-#: Classes of the built-in sources, so impossible conditions are refused before any job.
-KNOWN_CLASS_COUNTS = {"cifar10": 10, "mnist": 10, "fashion_mnist": 10, "digits": 10}
-#: Horizontal flips are label-preserving for natural images, not for digits.
-FLIP_DEFAULT = {"cifar10": True, "folder": True, "mnist": False, "fashion_mnist": False, "digits": False}
 
 
 def schema_path() -> Path:
     """The config schema: in the repository (schemas/) or, installed, inside the package."""
-    repo = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+    repo = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
     if repo.exists():
         return repo
     return Path(str(resources.files("dmlbench") / "config.schema.yaml"))
@@ -184,7 +182,7 @@ def validate(config: dict, source: str = "config") -> dict:
 
 def head_defaults(schema: dict | None = None) -> dict[str, dict]:
     """head -> parameter -> default, as the schema states them (definitions.heads): the values a
-    method entry is filled with (equal to dmlbench.head_params' declarations; a test keeps them so)."""
+    method entry is filled with (equal to dmlbench.config.head_params' declarations; a test keeps them so)."""
     heads = (schema or load_schema())["definitions"]["heads"]["properties"]
     return {
         head: {k: p["default"] for k, p in entry["properties"].items() if k not in method_entries.TRAINING_KEYS}
@@ -195,9 +193,9 @@ def head_defaults(schema: dict | None = None) -> dict[str, dict]:
 def check_semantics(config: dict, source: str = "config") -> None:
     """Checks a JSON Schema cannot express: references between keys, class counts, and every
     value a component would refuse, asked of the component's own declarations (a head's
-    parameter ranges in dmlbench.head_params, a dataset reader's options in dmlbench.datasets),
+    parameter ranges in dmlbench.config.head_params, a dataset reader's options in dmlbench.config.sources),
     so that a value no job could run with stops here, before any job. The method entries are
-    checked, and sweeps expanded, by dmlbench.methods.expand before (in :func:`validate`).
+    checked, and sweeps expanded, by dmlbench.config.methods.expand before (in :func:`validate`).
     Imports no torch."""
     datasets = config["datasets"]
     _check_model(config, source)
@@ -237,11 +235,9 @@ def check_semantics(config: dict, source: str = "config") -> None:
 
 def _check_methods(config: dict, source: str) -> None:
     """What a variant needs of the conditions and the report, once the entries are expanded and
-    checked (dmlbench.methods.expand): a pair or tuple loss needs two normal classes (with one,
+    checked (dmlbench.config.methods.expand): a pair or tuple loss needs two normal classes (with one,
     no pair has a negative); the report's scorer must exist for every method (a logit scorer
     does not for a head without logits)."""
-    from dmlbench.scorers import LOGIT_SCORERS
-
     without_logits = [label for label, entry in config["methods"].items() if not method_entries.has_logits(entry)]
     if config["report"]["scorer"] in LOGIT_SCORERS and without_logits:
         raise ConfigError(
@@ -274,7 +270,7 @@ FINE_TUNE_KEYS = ("freeze_epochs", "lr_mult")
 
 
 def _check_model(config: dict, source: str) -> None:
-    """`model` as the model builder checks it (dmlbench.model_options), and no fine-tuning key
+    """`model` as the model builder checks it (dmlbench.config.model_options), and no fine-tuning key
     set for a model trained from scratch, where it would be ignored."""
     try:
         model_options.check_model(config["model"])
@@ -296,7 +292,7 @@ def _check_model(config: dict, source: str) -> None:
 
 
 def _check_dataset_options(config: dict, source: str) -> None:
-    """Each dataset's reader options as its reader checks them (datasets.check_options), and no
+    """Each dataset's reader options as its reader checks them (sources.check_options), and no
     option its source does not read: `image_size` on cifar10 would be silently ignored."""
     schema = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
     reader_keys = {key for opts in dataset_sources.SOURCE_OPTIONS.values() for key in opts} | {"root"}
@@ -358,15 +354,6 @@ def _check_training_override(override: dict, where: list[str], schema: dict, sou
         raise ConfigError(f"{source} does not match schemas/config.schema.yaml (the keys of `training`):\n  {lines}")
 
 
-def annex_conditions(config: dict) -> list[tuple[str, int]]:
-    """(dataset, n_anomaly) pairs that get annex A.2 runs; none when annex.sample_size is empty."""
-    annex = config["annex"]
-    if not annex["sample_size"]:
-        return []
-    conditions = annex.get("conditions") or config["conditions"]
-    return [(c["dataset"], int(n)) for c in conditions for n in c["n_anomaly"]]
-
-
 def _check_annex(config: dict, source: str) -> None:
     main = {(c["dataset"], int(n)) for c in config["conditions"] for n in c["n_anomaly"]}
     for dataset, n in annex_conditions(config):
@@ -406,56 +393,6 @@ def _check_worst_misses(config: dict, source: str) -> None:
         )
     if wm["seed"] not in config["seeds"]:
         raise ConfigError(f"{source}: report.worst_misses.seed {wm['seed']} is not one of `seeds` {config['seeds']}")
-
-
-def worst_miss_selection(config: dict) -> dict:
-    """The run the worst-misses figure shows, with the defaults filled in."""
-    wm = config["report"]["worst_misses"]
-    first = config["conditions"][0]
-    dataset = wm.get("dataset", first["dataset"])
-    if "n_anomaly" in wm:
-        n_anomaly = wm["n_anomaly"]
-    else:
-        n_anomaly = next((c["n_anomaly"][0] for c in config["conditions"] if c["dataset"] == dataset), 0)
-    return {
-        "dataset": dataset,
-        "n_anomaly": int(n_anomaly),
-        "case": int(wm["case"]),
-        "seed": int(wm.get("seed", config["seeds"][0])),
-        "count": int(wm["count"]),
-    }
-
-
-def tsne_datasets(config: dict) -> list[str]:
-    """Datasets that get closed-set models (t-SNE and accuracy): those of the conditions, in order."""
-    if not config["tsne"]["enabled"]:
-        return []
-    return list(dict.fromkeys(c["dataset"] for c in config["conditions"]))
-
-
-def training_recipe(config: dict, dataset: str, n_per_class) -> dict:
-    """The training recipe of a run: `training`, then `datasets.<name>.training`, then, for an
-    annex A.2 size, `annex.training`."""
-    recipe = dict(config["training"])
-    recipe.update(config["datasets"][dataset].get("training", {}))
-    if is_annex(config, n_per_class):
-        recipe.update(config["annex"]["training"])
-    return recipe
-
-
-def is_annex(config: dict, n_per_class) -> bool:
-    """Is this images-per-class value an annex A.2 size (and not also a main-grid size)?"""
-    if n_per_class == "all" or str(n_per_class) == "all":
-        return False
-    n = int(n_per_class)
-    return n in config["annex"]["sample_size"] and n not in config["n_per_class"]
-
-
-def reference_size(n_normal_classes: int, n_per_class: int, val_fraction: float) -> int:
-    """Rows of a case's reference set when every normal class is subsampled to n_per_class
-    images: what remains after the validation carve-out (as splits.carve_validation does it)."""
-    n_val = 0 if val_fraction <= 0 else min(int(round(val_fraction * n_per_class)), n_per_class - 1)
-    return n_normal_classes * (n_per_class - n_val)
 
 
 def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, source: str) -> None:
@@ -500,76 +437,3 @@ def load_config(path_or_config: str | Path | dict) -> dict:
     if text.lstrip().startswith("{"):
         return validate(json.loads(text), "inline config")
     return validate(read_config_file(text), str(text))
-
-
-def parse_n_per_class(value: str | int) -> int | str:
-    """`all` or a positive integer (wildcards arrive as strings)."""
-    if value == "all":
-        return "all"
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"n_per_class '{value}' must be 'all' or a positive integer") from None
-    if n < 1:
-        raise ConfigError(f"n_per_class {n} must be >= 1")
-    return n
-
-
-def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
-    """Everything one run (a method trained on the cases of one condition, size and seed) needs,
-    and nothing else (so unrelated config edits don't retrain)."""
-    if dataset not in config["datasets"]:
-        raise ConfigError(
-            f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})"
-        )
-    if method not in config["methods"]:
-        raise ConfigError(
-            f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})"
-        )
-    ds = config["datasets"][dataset]
-    entry = config["methods"][method]
-    # `head` and `sweep` are not the head's parameters; the head is named in the spec only when it
-    # is not the label, so that a config of head-named methods keeps its specs (and its runs).
-    method_params = {k: v for k, v in entry.items() if k not in ("head", "sweep")}
-    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None and method_entries.mixes(entry):
-        method_params["mixup"] = bool(config["annex"]["mixup"])
-    head = {} if entry.get("head", method) == method else {"head": entry["head"]}
-    return {
-        "dataset": dataset,
-        "source": ds["source"],
-        "class_order": ds.get("class_order", "canonical"),
-        "flip": ds.get("flip", FLIP_DEFAULT[ds["source"]]),
-        "n_anomaly": int(n_anomaly),
-        "method": method,
-        **head,
-        "method_params": method_params,
-        "n_per_class": parse_n_per_class(n_per_class),
-        "seed": int(seed),
-        # n_anomaly 0 is the closed-set model (all classes normal): every case would be the same.
-        "cases": int(config["cases"]) if int(n_anomaly) > 0 else 1,
-        "model": dict(config["model"]),
-        "training": training_recipe(config, dataset, n_per_class),
-    }
-
-
-def score_spec(config: dict) -> dict:
-    sc = config["scoring"]
-    return {
-        "distances": list(sc["distances"]),
-        "k": list(sc["k"]),
-        "scorers": list(sc["scorers"]),
-        "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"],
-        "lof_neighbors": sc["lof_neighbors"],
-        "knn_normalised_k": sc["knn_normalised_k"],
-    }
-
-
-def spec_from_arg(value: str) -> dict:
-    """A spec given on the command line: inline JSON (an object, or a list of them) or a path to a
-    JSON file."""
-    try:
-        if value.lstrip().startswith(("{", "[")):
-            return json.loads(value)
-        return json.loads(Path(value).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--spec {value[:80]!r} is neither inline JSON nor a readable JSON file: {exc}") from None

@@ -1,0 +1,144 @@
+"""Per-job specs: what one run, score job or dataset needs of a validated config, and nothing else
+(so an unrelated edit of the config reruns no job); and the conditions, sizes and runs a config
+asks for (annex A.2, the closed-set models, the worst-misses run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dmlbench.config import methods as method_entries
+from dmlbench.config.sources import FLIP_DEFAULT
+from dmlbench.errors import ConfigError
+
+
+def annex_conditions(config: dict) -> list[tuple[str, int]]:
+    """(dataset, n_anomaly) pairs that get annex A.2 runs; none when annex.sample_size is empty."""
+    annex = config["annex"]
+    if not annex["sample_size"]:
+        return []
+    conditions = annex.get("conditions") or config["conditions"]
+    return [(c["dataset"], int(n)) for c in conditions for n in c["n_anomaly"]]
+
+
+def worst_miss_selection(config: dict) -> dict:
+    """The run the worst-misses figure shows, with the defaults filled in."""
+    wm = config["report"]["worst_misses"]
+    first = config["conditions"][0]
+    dataset = wm.get("dataset", first["dataset"])
+    if "n_anomaly" in wm:
+        n_anomaly = wm["n_anomaly"]
+    else:
+        n_anomaly = next((c["n_anomaly"][0] for c in config["conditions"] if c["dataset"] == dataset), 0)
+    return {
+        "dataset": dataset,
+        "n_anomaly": int(n_anomaly),
+        "case": int(wm["case"]),
+        "seed": int(wm.get("seed", config["seeds"][0])),
+        "count": int(wm["count"]),
+    }
+
+
+def tsne_datasets(config: dict) -> list[str]:
+    """Datasets that get closed-set models (t-SNE and accuracy): those of the conditions, in order."""
+    if not config["tsne"]["enabled"]:
+        return []
+    return list(dict.fromkeys(c["dataset"] for c in config["conditions"]))
+
+
+def training_recipe(config: dict, dataset: str, n_per_class) -> dict:
+    """The training recipe of a run: `training`, then `datasets.<name>.training`, then, for an
+    annex A.2 size, `annex.training`."""
+    recipe = dict(config["training"])
+    recipe.update(config["datasets"][dataset].get("training", {}))
+    if is_annex(config, n_per_class):
+        recipe.update(config["annex"]["training"])
+    return recipe
+
+
+def is_annex(config: dict, n_per_class) -> bool:
+    """Is this images-per-class value an annex A.2 size (and not also a main-grid size)?"""
+    if n_per_class == "all" or str(n_per_class) == "all":
+        return False
+    n = int(n_per_class)
+    return n in config["annex"]["sample_size"] and n not in config["n_per_class"]
+
+
+def reference_size(n_normal_classes: int, n_per_class: int, val_fraction: float) -> int:
+    """Rows of a case's reference set when every normal class is subsampled to n_per_class
+    images: what remains after the validation carve-out (as splits.carve_validation does it)."""
+    n_val = 0 if val_fraction <= 0 else min(int(round(val_fraction * n_per_class)), n_per_class - 1)
+    return n_normal_classes * (n_per_class - n_val)
+
+
+def parse_n_per_class(value: str | int) -> int | str:
+    """`all` or a positive integer (wildcards arrive as strings)."""
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"n_per_class '{value}' must be 'all' or a positive integer") from None
+    if n < 1:
+        raise ConfigError(f"n_per_class {n} must be >= 1")
+    return n
+
+
+def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
+    """Everything one run (a method trained on the cases of one condition, size and seed) needs,
+    and nothing else (so unrelated config edits don't retrain)."""
+    if dataset not in config["datasets"]:
+        raise ConfigError(
+            f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})"
+        )
+    if method not in config["methods"]:
+        raise ConfigError(
+            f"method '{method}' is not in the config's `methods` (configured: {', '.join(config['methods'])})"
+        )
+    ds = config["datasets"][dataset]
+    entry = config["methods"][method]
+    # `head` and `sweep` are not the head's parameters; the head is named in the spec only when it
+    # is not the label, so that a config of head-named methods keeps its specs (and its runs).
+    method_params = {k: v for k, v in entry.items() if k not in ("head", "sweep")}
+    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None and method_entries.mixes(entry):
+        method_params["mixup"] = bool(config["annex"]["mixup"])
+    head = {} if entry.get("head", method) == method else {"head": entry["head"]}
+    return {
+        "dataset": dataset,
+        "source": ds["source"],
+        "class_order": ds.get("class_order", "canonical"),
+        "flip": ds.get("flip", FLIP_DEFAULT[ds["source"]]),
+        "n_anomaly": int(n_anomaly),
+        "method": method,
+        **head,
+        "method_params": method_params,
+        "n_per_class": parse_n_per_class(n_per_class),
+        "seed": int(seed),
+        # n_anomaly 0 is the closed-set model (all classes normal): every case would be the same.
+        "cases": int(config["cases"]) if int(n_anomaly) > 0 else 1,
+        "model": dict(config["model"]),
+        "training": training_recipe(config, dataset, n_per_class),
+    }
+
+
+def score_spec(config: dict) -> dict:
+    sc = config["scoring"]
+    return {
+        "distances": list(sc["distances"]),
+        "k": list(sc["k"]),
+        "scorers": list(sc["scorers"]),
+        "mahalanobis_shrinkage": sc["mahalanobis_shrinkage"],
+        "lof_neighbors": sc["lof_neighbors"],
+        "knn_normalised_k": sc["knn_normalised_k"],
+    }
+
+
+def spec_from_arg(value: str) -> dict:
+    """A spec given on the command line: inline JSON (an object, or a list of them) or a path to a
+    JSON file."""
+    try:
+        if value.lstrip().startswith(("{", "[")):
+            return json.loads(value)
+        return json.loads(Path(value).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--spec {value[:80]!r} is neither inline JSON nor a readable JSON file: {exc}") from None
