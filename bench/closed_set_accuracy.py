@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmlbench.datasets import load_source
+from dmlbench.data.sources import load_source
 from dmlbench.heads import HEADS, PARAMS
 from dmlbench.io import write_json
 from dmlbench.training import resolve_device, train_job

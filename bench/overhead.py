@@ -386,7 +386,7 @@ def loop_probe(
 
     import dmlbench.training as training
     from dmlbench.config import load_config, train_spec
-    from dmlbench.datasets import load_source
+    from dmlbench.data.sources import load_source
     from dmlbench.fastai_parts import EpochLog
 
     class Idle(nn.Module):  # the backbone: next to no work, so what is timed is the loop
@@ -449,7 +449,7 @@ def compile_check(python: Path, device: str, workdir: Path, backbone: str = "res
     CIFAR-10-shaped dataset (``n_train`` random images) and the full study's recipe with
     ``backbone``: the first compiles cold, the second warm. Their run.json compile fields."""
     from dmlbench.config import load_config, train_spec
-    from dmlbench.datasets import Dataset, save_npz
+    from dmlbench.data.sources import Dataset, save_npz
 
     rng = np.random.default_rng(0)
     n_test = n_train // 5

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmlbench.datasets import Dataset
+from dmlbench.data.sources import Dataset
 from dmlbench.io import write_json
 from dmlbench.models import resnet18_cifar
 from dmlbench.training import JobTrainer, job_cases, resolve_device, setup_device

@@ -41,7 +41,7 @@ def cmd_validate(args) -> None:
 
 def cmd_prepare(args) -> None:
     from dmlbench.config import load_config
-    from dmlbench.datasets import load_source, save_npz
+    from dmlbench.data.sources import load_source, save_npz
 
     if args.spec:
         from dmlbench.config import spec_from_arg

@@ -107,7 +107,7 @@ def train_runs(
     returns it."""
     import torch
 
-    from dmlbench.datasets import load_npz
+    from dmlbench.data.sources import load_npz
     from dmlbench.provenance import code_hash
     from dmlbench.run_cache import RunCache, file_digest, run_key
     from dmlbench.training import JobData, device_name, resolve_device, setup_device, train_run, versions

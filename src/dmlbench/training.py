@@ -66,7 +66,8 @@ from torch import nn
 
 from dmlbench import __version__
 from dmlbench.config.model_options import IMAGENET_MEAN, IMAGENET_STD, model_options, weights_name
-from dmlbench.datasets import Dataset
+from dmlbench.data.sources import Dataset
+from dmlbench.data.splits import Case, make_case
 from dmlbench.embeddings_file import pack_case, pack_job
 from dmlbench.errors import ConfigError, TrainingError
 from dmlbench.heads import build_head
@@ -76,7 +77,6 @@ from dmlbench.phases import NoClock, PhaseClock
 from dmlbench.provenance import code_provenance
 from dmlbench.sampling import ClassBalancedBatches
 from dmlbench.seeded_memo import seeded_memo, seeded_state_memo
-from dmlbench.splits import Case, make_case
 
 log = logging.getLogger("dmlbench.train")
 

@@ -435,7 +435,7 @@ def two_class_folder(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("pets")
     root = _folder_dataset(tmp / "pets")
     npz = tmp / "pets.npz"
-    from dmlbench.datasets import load_source, save_npz
+    from dmlbench.data.sources import load_source, save_npz
 
     save_npz(load_source({"source": "folder", "root": str(root)}), npz)
     return tmp, npz

@@ -195,7 +195,7 @@ def test_source_scan_sees_what_it_looks_for(tmp_path):
 
 
 def test_the_only_unpickler_is_the_restricted_one():
-    text = (SRC / "datasets.py").read_text()
+    text = (SRC / "data" / "sources.py").read_text()
     assert "class _RestrictedUnpickler(pickle.Unpickler)" in text
     assert "def find_class" in text
     for path in SRC.rglob("*.py"):

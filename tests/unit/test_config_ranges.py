@@ -1,7 +1,7 @@
 """Every config value a component would refuse is refused by the config check, before any job.
 
 The config check asks the components' own declarations (dmlbench.config.head_params for the heads,
-dmlbench.datasets.check_options for the dataset readers); these tests hold each component
+dmlbench.data.sources.check_options for the dataset readers); these tests hold each component
 against `dmlbench.config.validate` at the boundaries of its ranges: a value is accepted by the
 config exactly when the component itself (a head built with torch, a reader, a scorer, the
 trainer's option parsing) accepts it, and the ranges are the papers' (written out here by hand).
@@ -185,7 +185,7 @@ def _dataset(**options) -> dict:
     ],
 )
 def test_digits_options_are_refused_by_the_config_exactly_where_the_reader_refuses_them(options):
-    from dmlbench.datasets import load_source
+    from dmlbench.data.sources import load_source
 
     reader_ok, _ = _accepted(lambda: load_source({"source": "digits", **options}))
     config_ok, msg = _accepted(lambda: validate(_dataset(**options)))
@@ -259,7 +259,7 @@ def test_a_filled_config_validates_again_unchanged():
 
 def test_schema_dataset_options_are_the_readers():
     from dmlbench.config.sources import MIN_IMAGE_SIZE, ROOT_SOURCES, SOURCE_OPTIONS
-    from dmlbench.datasets import SOURCES
+    from dmlbench.data.sources import SOURCES
 
     props = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
     reader_keys = {k for opts in SOURCE_OPTIONS.values() for k in opts} | {"root"}
@@ -284,7 +284,7 @@ def test_image_size_minimum_is_what_the_small_cnn_can_take():
 
 
 def test_class_order_values_are_the_splits():
-    from dmlbench.splits import class_order
+    from dmlbench.data.splits import class_order
 
     enum = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]["class_order"]["enum"]
     for order in enum:

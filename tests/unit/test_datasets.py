@@ -1,4 +1,4 @@
-"""Tests for dmlbench.datasets: each source is fed files written in the official format."""
+"""Tests for dmlbench.data.sources: each source is fed files written in the official format."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dmlbench.datasets import SOURCES, Dataset, load_npz, load_source, save_npz
+from dmlbench.data.sources import SOURCES, Dataset, load_npz, load_source, save_npz
 from dmlbench.errors import ConfigError, DatasetError
 
 # ---------------------------------------------------------------------------------------------

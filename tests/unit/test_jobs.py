@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench.datasets import Dataset, load_source, save_npz
+from dmlbench.data.sources import Dataset, load_source, save_npz
 from dmlbench.jobs import score_runs, train_runs
 from dmlbench.phases import PHASES, PhaseClock
 from dmlbench.runs import score_run

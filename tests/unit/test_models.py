@@ -207,8 +207,8 @@ def test_study_config_is_the_studys_setting(hub):
     from torchvision.models import resnet18
 
     from dmlbench.config import load_config, train_spec
-    from dmlbench.datasets import Dataset
-    from dmlbench.splits import make_case
+    from dmlbench.data.sources import Dataset
+    from dmlbench.data.splits import make_case
     from dmlbench.training import JobData, JobTrainer, case_inputs
 
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "study.yaml")

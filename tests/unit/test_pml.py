@@ -141,7 +141,7 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
     fit gives no logits and an undefined (NaN) head accuracy."""
     import numpy as np
 
-    from dmlbench.datasets import Dataset
+    from dmlbench.data.sources import Dataset
     from dmlbench.sampling import ClassBalancedBatches
     from dmlbench.training import JobTrainer, case_loaders, job_cases
 

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
+from dmlbench.data.splits import (
+    anomaly_classes,
+    carve_validation,
+    case_rng,
+    class_order,
+    make_case,
+    subsample,
+)
 from dmlbench.errors import ConfigError
-from dmlbench.splits import anomaly_classes, carve_validation, case_rng, class_order, make_case, subsample
 
 
 def test_rotation_worked_example():

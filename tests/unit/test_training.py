@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmlbench.datasets import Dataset, load_source
+from dmlbench.data.sources import Dataset, load_source
 from dmlbench.errors import TrainingError
 from dmlbench.heads import HEADS, build_head
 from dmlbench.models import EmbeddingNet, build_backbone
@@ -240,7 +240,7 @@ def test_normalisation_statistics_come_from_the_normal_classes_only():
     """Anomaly class 0 is white (255), the normal classes 1 and 2 are 40 and 80: the case's
     inputs are normalised with the normal classes' mean 60 / 255 and standard deviation 20 / 255
     (ddof 1 over their pixels), as if the anomaly class did not exist."""
-    from dmlbench.splits import make_case
+    from dmlbench.data.splits import make_case
     from dmlbench.training import JobData, case_loaders
 
     y = np.repeat([0, 1, 2], 10)

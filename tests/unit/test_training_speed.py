@@ -12,7 +12,7 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from dmlbench.datasets import Dataset, load_source
+from dmlbench.data.sources import Dataset, load_source
 from dmlbench.errors import ConfigError, TrainingError
 from dmlbench.fastai_parts import EpochLog
 from dmlbench.heads import HEADS, build_head

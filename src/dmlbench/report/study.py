@@ -118,7 +118,7 @@ class Study:
 
     def worst_miss_frame(self, scorer: str) -> pd.DataFrame:
         """The worst misses of the selected run with their images (reads the dataset npz once)."""
-        from dmlbench.datasets import load_npz
+        from dmlbench.data.sources import load_npz
         from dmlbench.report.worst_misses import worst_miss_frame
 
         if scorer in self._miss_frames:
