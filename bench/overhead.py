@@ -87,8 +87,8 @@ PROBES = {
     ),
     "score": (
         "dmlbench.cli",
-        "dmlbench.runs",
-        "dmlbench.scoring",
+        "dmlbench.score.run",
+        "dmlbench.score.knn",
         "dmlbench.io",
         "sklearn.covariance",
         "sklearn.neighbors",

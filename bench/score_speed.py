@@ -1,4 +1,4 @@
-"""Speed of kNN anomaly scoring (dmlbench.scoring.knn_scores) on CPU.
+"""Speed of kNN anomaly scoring (dmlbench.score.knn.knn_scores) on CPU.
 
 Scores random float16 embeddings (the dtype the pipeline stores) - by default 10,000 test x
 50,000 reference x 512-d, both distances and k in (1, 5, 10, 20, 30, all) in one call - with
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dmlbench.io import write_json
-from dmlbench.scoring import DEFAULT_KS, DISTANCES, knn_scores
+from dmlbench.score.knn import DEFAULT_KS, DISTANCES, knn_scores
 
 TARGET_SECONDS = 15.0
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -143,8 +143,8 @@ def cmd_score(args) -> None:
     import torch
 
     from dmlbench.config import load_config, score_spec, spec_from_arg
-    from dmlbench.jobs import score_runs
-    from dmlbench.runs import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
+    from dmlbench.score.job import score_runs
+    from dmlbench.score.run import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -36,58 +36,14 @@ main thread was in meanwhile (mostly training).
 from __future__ import annotations
 
 import logging
-import resource
-import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from dmlbench.io import write_json
-from dmlbench.phases import PhaseClock
+from dmlbench.phases import PhaseClock, job_record
 
 log = logging.getLogger("dmlbench.jobs")
-
-#: Packages whose presence in a job's process the job record reports (the costly imports, and
-#: those a train or score job should never need: plotting, the report).
-WATCHED_IMPORTS = (
-    "torch",
-    "torchvision",
-    "fastai",
-    "pandas",
-    "pyarrow",
-    "scipy",
-    "sklearn",
-    "matplotlib",
-    "PIL",
-    "torch._dynamo",
-    "torch._inductor",
-    "altair",
-    "vl_convert",
-    "dmlbench.report",
-    "dmlbench.figures",
-    "dmlbench.charts",
-)
-
-
-def imports_record() -> dict:
-    """Modules loaded in this process so far, and which of :data:`WATCHED_IMPORTS`."""
-    return {"modules": len(sys.modules), "watched": [m for m in WATCHED_IMPORTS if m in sys.modules]}
-
-
-def max_rss_mb() -> float:
-    """Peak resident memory of this process in MB (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def job_record(rule: str, clock: PhaseClock, runs: list[dict], **extra) -> dict:
-    return {
-        "rule": rule,
-        "runs": runs,
-        **clock.record(),
-        "max_rss_mb": max_rss_mb(),
-        "imports": imports_record(),
-        **extra,
-    }
 
 
 def train_runs(
@@ -243,44 +199,3 @@ def _compile_info(out_dirs, runs) -> list[dict]:
         if meta.get("compile_cache") is not None:
             info.append({"run": run["run"], "seconds": meta.get("compile_seconds"), **meta["compile_cache"]})
     return info
-
-
-def score_runs(
-    run_dirs: list[str | Path],
-    spec: dict,
-    outs: list[str | Path],
-    *,
-    clock: PhaseClock,
-    job_out: str | Path | None = None,
-) -> dict:
-    """Score the runs ``run_dirs`` into the parquet files ``outs`` with the scoring ``spec``, one
-    process for all. Writes the job record to ``job_out`` (when given) last; returns it."""
-    from dmlbench.errors import DmlbenchError
-    from dmlbench.io import write_parquet
-    from dmlbench.runs import load_run, score_run
-
-    if len(run_dirs) != len(outs):
-        raise DmlbenchError(f"{len(run_dirs)} --run folders but {len(outs)} --out files: give one output per run")
-    runs = []
-    for run_dir, out in zip(run_dirs, outs):
-        booked = clock.snapshot()
-        try:
-            with clock.phase("data"):
-                loaded = load_run(run_dir)
-            with clock.phase("scoring"):
-                scores = score_run(run_dir, spec, run=loaded)
-        except DmlbenchError as exc:
-            message = str(exc)
-            if str(run_dir) not in message:  # name the run whose embeddings could not be scored
-                message = f"scoring run {run_dir}: {message}"
-            raise type(exc)(message) from None
-        with clock.phase("writing"):
-            write_parquet(out, scores)
-        runs.append(
-            {"run": Path(run_dir).as_posix(), "status": "scored", "rows": len(scores), "phases": clock.since(booked)}
-        )
-        print(f"{out}: {len(scores)} rows")
-    record = job_record("score", clock, runs)
-    if job_out is not None:
-        write_json(job_out, record)
-    return record

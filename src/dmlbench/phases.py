@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
+import sys
 import time
 from collections.abc import Iterator
 
@@ -153,3 +155,48 @@ class NoClock(PhaseClock):
     def add(self, name: str, wall: float, cpu: float) -> None:
         if name not in PHASES:
             raise ValueError(f"unknown phase {name!r}; phases: {', '.join(PHASES)}")
+
+
+# --------------------------------------------------------------------------- the job record
+
+#: Packages whose presence in a job's process the job record reports (the costly imports, and
+#: those a train or score job should never need: plotting, the report).
+WATCHED_IMPORTS = (
+    "torch",
+    "torchvision",
+    "fastai",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "sklearn",
+    "matplotlib",
+    "PIL",
+    "torch._dynamo",
+    "torch._inductor",
+    "altair",
+    "vl_convert",
+    "dmlbench.report",
+    "dmlbench.figures",
+    "dmlbench.charts",
+)
+
+
+def imports_record() -> dict:
+    """Modules loaded in this process so far, and which of :data:`WATCHED_IMPORTS`."""
+    return {"modules": len(sys.modules), "watched": [m for m in WATCHED_IMPORTS if m in sys.modules]}
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def job_record(rule: str, clock: PhaseClock, runs: list[dict], **extra) -> dict:
+    return {
+        "rule": rule,
+        "runs": runs,
+        **clock.record(),
+        "max_rss_mb": max_rss_mb(),
+        "imports": imports_record(),
+        **extra,
+    }

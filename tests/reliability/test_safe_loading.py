@@ -115,7 +115,7 @@ def test_prepared_npz_with_an_object_array_is_refused(tmp_path):
 
 def test_embeddings_npz_with_an_object_array_is_refused(tmp_path):
     from dmlbench.errors import DmlbenchError
-    from dmlbench.runs import load_run
+    from dmlbench.score.run import load_run
 
     marker = tmp_path / "PWNED"
     run = tmp_path / "run"

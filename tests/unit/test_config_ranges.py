@@ -298,7 +298,7 @@ def test_class_order_values_are_the_splits():
 
 def test_score_names_are_the_score_stages_columns():
     from dmlbench.config.scorers import SCORERS
-    from dmlbench.scoring import DISTANCES, score_columns
+    from dmlbench.score.knn import DISTANCES, score_columns
 
     scoring = load_schema()["properties"]["scoring"]["properties"]
     assert tuple(scoring["distances"]["items"]["enum"]) == DISTANCES
@@ -346,7 +346,7 @@ def test_deleting_the_k_the_report_scorer_uses_names_both_keys():
 
 @pytest.mark.parametrize("k", [0, 1, "all", "ALL", 2.5, True])
 def test_k_refused_by_config_exactly_where_the_scorer_refuses_it(k):
-    from dmlbench.scoring import score_columns
+    from dmlbench.score.knn import score_columns
 
     scorer_ok, _ = _accepted(lambda: score_columns(["cosine"], [k]))
     config_ok, msg = _accepted(lambda: validate(_config(scoring={"k": [k]}, report={"scorer": "msp"})))
@@ -356,7 +356,7 @@ def test_k_refused_by_config_exactly_where_the_scorer_refuses_it(k):
 
 @pytest.mark.parametrize("shrinkage", [-0.01, 0.0, 0.5, 1.0, 1.01, "ledoit_wolf", "oas"])
 def test_shrinkage_refused_by_config_exactly_where_mahalanobis_refuses_it(shrinkage):
-    from dmlbench.scorers import tied_covariance
+    from dmlbench.score.scorers import tied_covariance
 
     ref = np.random.default_rng(0).normal(size=(20, 3))
     scorer_ok, _ = _accepted(lambda: tied_covariance(ref, np.arange(20) % 2, shrinkage=shrinkage))
@@ -367,7 +367,7 @@ def test_shrinkage_refused_by_config_exactly_where_mahalanobis_refuses_it(shrink
 
 @pytest.mark.parametrize("neighbors", [0, 1, 5])
 def test_lof_neighbors_refused_by_config_exactly_where_lof_refuses_it(neighbors):
-    from dmlbench.scorers import lof_scores
+    from dmlbench.score.scorers import lof_scores
 
     rng = np.random.default_rng(0)
     lof_ok, _ = _accepted(lambda: lof_scores(rng.normal(size=(4, 3)), rng.normal(size=(30, 3)), n_neighbors=neighbors))

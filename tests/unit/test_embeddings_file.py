@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dmlbench.embeddings_file import CASE_ARRAYS, case_key, pack_case, pack_job
-from dmlbench.runs import score_run
+from dmlbench.score.run import score_run
 
 
 def test_pack_case_keys_and_stored_dtypes():

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from dmlbench.data.sources import Dataset, load_source, save_npz
-from dmlbench.jobs import score_runs, train_runs
+from dmlbench.jobs import train_runs
 from dmlbench.phases import PHASES, PhaseClock
-from dmlbench.runs import score_run
+from dmlbench.score.job import score_runs
+from dmlbench.score.run import score_run
 from dmlbench.training import train_job
 
 TRAINING = {"epochs": 2, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}

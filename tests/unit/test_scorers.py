@@ -10,8 +10,8 @@ from sklearn.covariance import ledoit_wolf
 from sklearn.neighbors import LocalOutlierFactor
 
 from dmlbench.errors import ConfigError
-from dmlbench.runs import score_run
-from dmlbench.scorers import (
+from dmlbench.score.run import score_run
+from dmlbench.score.scorers import (
     ScorerUnavailable,
     energy_scores,
     knn_normalised_scores,

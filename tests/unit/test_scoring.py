@@ -1,4 +1,4 @@
-"""dmlbench.scoring: kNN distance scores against a brute-force numpy/scipy reference."""
+"""dmlbench.score.knn: kNN distance scores against a brute-force numpy/scipy reference."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from dmlbench.errors import ConfigError
-from dmlbench.scoring import knn_scores, score_columns
+from dmlbench.score.knn import knn_scores, score_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 KS = (1, 3, 7, "all")

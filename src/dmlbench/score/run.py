@@ -1,4 +1,5 @@
-"""Reading the train stage's contracts and scoring them (the score stage).
+"""Scoring one run: its embeddings.npz and run.json read (the train stage's contract), every test
+image scored against the case's reference set by every scorer the run can compute.
 
 embeddings.npz keys are named through dmlbench.embeddings_file, which the writer uses too.
 """
@@ -22,7 +23,8 @@ from dmlbench.config.scorers import (
 )
 from dmlbench.embeddings_file import case_key
 from dmlbench.errors import DmlbenchError
-from dmlbench.scorers import (
+from dmlbench.score.knn import knn_scores
+from dmlbench.score.scorers import (
     ScorerUnavailable,
     energy_scores,
     knn_normalised_scores,
@@ -145,7 +147,7 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
     reference image.
 
     Score columns: the kNN distances of ``spec["distances"]`` x ``spec["k"]``, then the scorers of
-    ``spec.get("scorers")`` (default all of :data:`dmlbench.scorers.SCORERS`, in that order) that
+    ``spec.get("scorers")`` (default all of :data:`dmlbench.config.scorers.SCORERS`, in that order) that
     the run can compute: ``mahalanobis`` needs ``case{k}_reference_labels`` in embeddings.npz,
     ``lof`` more than ``spec.get("lof_neighbors", 20)`` reference images, ``knn_normalised`` at least
     ``spec.get("knn_normalised_k", 50)``; others are skipped with a warning. ``msp``, ``maxlogit``
@@ -153,10 +155,6 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
     these columns nor ``head_pred``. Then the ``{distance}_nn`` columns. ``run``: the run as
     :func:`load_run` returned it, when the caller has read it already.
     """
-    from dmlbench.scoring import (
-        knn_scores,  # torch: here, so that aggregate and closed-set reading runs do not import it
-    )
-
     meta, arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])
     labels = arrays["test_labels"]

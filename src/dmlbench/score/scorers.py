@@ -1,4 +1,4 @@
-"""Anomaly scorers beyond the k-nearest-neighbour distances of :mod:`dmlbench.scoring`.
+"""Anomaly scorers beyond the k-nearest-neighbour distances of :mod:`dmlbench.score.knn`.
 
 Every scorer returns one float32 score per test row, **higher = more anomalous**, so that all
 score columns of a scores table read the same way. Embeddings are unitless, so distances are
@@ -17,7 +17,7 @@ msp, maxlogit and energy read the head's logits (:data:`LOGIT_SCORERS`); a head 
 (a pair or tuple loss) has no such scores: they are not applicable, never computed from
 something else.
 
-The names in :data:`SCORERS` are the score-column names written by ``runs.score_run``.
+The names in :data:`SCORERS` are the score-column names written by ``dmlbench.score.run.score_run``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, pinvh
+from sklearn.covariance import LedoitWolf, ShrunkCovariance
+from sklearn.neighbors import LocalOutlierFactor
 
 from dmlbench.config.scorers import DEFAULT_KNN_K, DEFAULT_LOF_NEIGHBORS
 from dmlbench.errors import ConfigError, DmlbenchError
@@ -62,7 +65,6 @@ def tied_covariance(
     ``a`` from Ledoit-Wolf (``shrinkage="ledoit_wolf"``, :class:`sklearn.covariance.LedoitWolf`)
     or the given number ``a`` in ``[0, 1]`` (:class:`sklearn.covariance.ShrunkCovariance`).
     """
-    from sklearn.covariance import LedoitWolf, ShrunkCovariance
 
     ref = _matrix(reference, "reference")
     labels = np.asarray(labels)
@@ -99,7 +101,6 @@ def tied_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     at D = 512, and the same matrix: the pseudo-inverse truncates nothing at that condition).
     Unshrunk (``a = 0``: S itself, singular when there are fewer reference rows than dimensions)
     or where the factorisation fails, the pseudo-inverse (``scipy.linalg.pinvh``)."""
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve, pinvh
 
     if shrinkage > 1e-6:
         try:
@@ -215,7 +216,6 @@ def lof_scores(test, reference, n_neighbors: int = DEFAULT_LOF_NEIGHBORS) -> np.
     Raises :class:`ScorerUnavailable` when the reference set has ``n_ref <= n_neighbors`` rows
     (the neighbourhoods would not be of the requested size).
     """
-    from sklearn.neighbors import LocalOutlierFactor
 
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 1:
         raise ConfigError(f"lof n_neighbors must be a positive integer, got {n_neighbors!r}")
