@@ -21,7 +21,8 @@ import torch
 from dmlbench.data.sources import load_source
 from dmlbench.heads import HEADS, PARAMS
 from dmlbench.io import write_json
-from dmlbench.training import resolve_device, train_job
+from dmlbench.train.device import resolve_device
+from dmlbench.train.run import train_job
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ BIN = Path(sys.executable).parent
 TARGET_MINUTES = 30.0
 #: Start-up and overhead (everything but training steps and evaluation) at most this share of the GPU time.
 TARGET_OVERHEAD_SHARE = 0.10
-#: dmlbench.training.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
+#: dmlbench.train.run.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
 #: many images), repeated here so the estimate imports no torch.
 COMPILE_MIN_IMAGES = 2_000_000
 #: Closed-set test accuracy targets for Conventional trained on all classes, by dataset source.
@@ -104,7 +104,7 @@ ASSUMPTION_NOTES = {
     "process reuse the compiled code (0 s)",
     "case_build_s": "per process and case seed: the case's fresh backbone built once on the CPU (ResNet18's "
     "initialisation: 0.18 s measured on the 2-core CPU) and moved to the GPU, where the job's "
-    "other methods copy it from (dmlbench.seeded_memo.seeded_state_memo); before issue 16 "
+    "other methods copy it from (dmlbench.train.seeded_memo.seeded_state_memo); before issue 16 "
     "(one process per run) per case",
     "model_copy_s": "per run: its model made at the start from the memoised build of the first case's backbone "
     "(a deep copy: 40 ms measured for ResNet18 on the 2-core CPU)",
@@ -221,7 +221,7 @@ def job_group(spec: dict) -> str:
 
 
 def compiles(spec: dict, train_images: int) -> bool:
-    """Whether a run compiles on a GPU (dmlbench.training.resolve_compile with a CUDA device)."""
+    """Whether a run compiles on a GPU (dmlbench.train.run.resolve_compile with a CUDA device)."""
     value = spec["training"].get("compile", "auto")
     if value in (None, "auto"):
         return train_images >= COMPILE_MIN_IMAGES

@@ -75,12 +75,12 @@ HEAVY = (
 )
 #: What a train and a score process import before their work (both checkouts: the same modules;
 #: this one imports them up front, the one before issue 16 on first use). A dmlbench module that a
-#: checkout does not have (dmlbench.fastai_parts before issue 16) is skipped.
+#: checkout does not have (dmlbench.train.fastai_parts before issue 16) is skipped.
 PROBES = {
     "train": (
         "dmlbench.cli",
-        "dmlbench.training",
-        "dmlbench.fastai_parts",
+        "dmlbench.train.run",
+        "dmlbench.train.fastai_parts",
         "fastai.callback.schedule",
         "fastai.callback.progress",
         "torch._dynamo",
@@ -372,7 +372,7 @@ def loop_probe(
     configfile: Path = ROOT / "config" / "demo.yaml",
 ) -> dict:
     """The training loop's own cost per epoch and per case, the model's work taken out: the job's
-    trainer (dmlbench.training.JobTrainer: its batches, augmentation, fastai Learner, one-cycle fit,
+    trainer (dmlbench.train.run.RunTrainer: its batches, augmentation, fastai Learner, one-cycle fit,
     EpochLog's reads of the epoch's values) on the demo's digits at ``n_per_class`` images per class
     (annex A.2's few batches per epoch), with a backbone that does almost nothing (average pooling
     and one linear layer). Each of ``cases`` cases is set up (re-seeded weights, Learner, batches)
@@ -384,10 +384,12 @@ def loop_probe(
     import torch
     from torch import nn
 
-    import dmlbench.training as training
     from dmlbench.config import load_config, train_spec
     from dmlbench.data.sources import load_source
-    from dmlbench.fastai_parts import EpochLog
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.device import resolve_device
+    from dmlbench.train.fastai_parts import EpochLog
+    from dmlbench.train.run import RunTrainer
 
     class Idle(nn.Module):  # the backbone: next to no work, so what is timed is the loop
         def __init__(self, in_channels: int, dim: int = 8):
@@ -404,27 +406,22 @@ def loop_probe(
     ds = load_source(config["datasets"][dataset])
     spec = train_spec(config, dataset, 1, "conventional", str(n_per_class), 0)
     spec = {**spec, "cases": cases + 1, "model": {**spec["model"], "embedding": "none"}}
-    real_build = training.build_backbone
-    training.build_backbone = lambda name, in_channels, *args, **kwargs: Idle(in_channels)
-    try:
-        dev = training.resolve_device(device)
-        trainer = training.JobTrainer(ds, spec, dev)
-        all_cases = training.job_cases(ds, spec)
-        trainer.train_case(all_cases[0])  # warm-up: first-call costs are start-up, not per case
-        setups, fits = [], {e: [] for e in epochs}
-        for case in all_cases[1:]:
-            for n_epochs in epochs:
-                t0 = time.perf_counter()
-                learn, _ = trainer.learner(case)
-                t1 = time.perf_counter()
-                with learn.no_bar(), learn.no_logging():
-                    learn.fit_one_cycle(n_epochs, spec["training"]["lr"], cbs=[EpochLog("probe", case.case, dev, [])])
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                setups.append(t1 - t0)
-                fits[n_epochs].append(time.perf_counter() - t1)
-    finally:
-        training.build_backbone = real_build
+    dev = resolve_device(device)
+    trainer = RunTrainer(ds, spec, dev, build_backbone=lambda name, in_channels, *args, **kwargs: Idle(in_channels))
+    all_cases = run_cases(ds, spec)
+    trainer.train_case(all_cases[0])  # warm-up: first-call costs are start-up, not per case
+    setups, fits = [], {e: [] for e in epochs}
+    for case in all_cases[1:]:
+        for n_epochs in epochs:
+            t0 = time.perf_counter()
+            learn, _ = trainer.learner(case)
+            t1 = time.perf_counter()
+            with learn.no_bar(), learn.no_logging():
+                learn.fit_one_cycle(n_epochs, spec["training"]["lr"], cbs=[EpochLog("probe", case.case, dev, [])])
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            setups.append(t1 - t0)
+            fits[n_epochs].append(time.perf_counter() - t1)
     lo, hi = (statistics.median(fits[e]) for e in epochs)
     per_epoch = (hi - lo) / (epochs[1] - epochs[0])
     per_case = statistics.median(setups) + max(lo - epochs[0] * per_epoch, 0.0)

@@ -6,7 +6,7 @@ Measured side by side in one run, for 32x32 RGB and 28x28 grey images and each b
                     per-item DataLoader (worker processes decode each image, pad 4 + random
                     crop + flip per item on the CPU, as fastai's CIFAR recipe rand_pad(4)),
                     the default Learner (fastai's Adam, float32, default callbacks);
-  (b) eager         dmlbench's training path (dmlbench.training.JobTrainer): uint8 dataset on
+  (b) eager         dmlbench's training path (dmlbench.train.run.RunTrainer): uint8 dataset on
                     the device, crop/flip/normalise per batch on the device, bf16 autocast,
                     channels_last, fused AdamW, no host synchronisation per step; eager;
   (c) compiled      (b) with the backbone's training step through torch.compile.
@@ -41,9 +41,11 @@ import torch
 from torch import nn
 
 from dmlbench.data.sources import Dataset
+from dmlbench.data.splits import run_cases
 from dmlbench.io import write_json
-from dmlbench.models import resnet18_cifar
-from dmlbench.training import JobTrainer, job_cases, resolve_device, setup_device
+from dmlbench.train.device import resolve_device, setup_device
+from dmlbench.train.models import resnet18_cifar
+from dmlbench.train.run import RunTrainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SPEEDUP = 5.0
@@ -221,9 +223,9 @@ def run_dmlbench(
     spec = recipe_spec(shape, batch_size, compile_)
     if compile_:
         torch._dynamo.reset()  # a fresh compilation per batch size, not a dynamic-shape one
-    case = job_cases(ds, spec)[0]
+    case = run_cases(ds, spec)[0]
     t0 = time.perf_counter()
-    trainer = JobTrainer(ds, spec, device, compile_options=compile_options, warm_up_batch_size=batch_size)
+    trainer = RunTrainer(ds, spec, device, compile_options=compile_options, warm_up_batch_size=batch_size)
     setup_seconds = time.perf_counter() - t0
     learn, _ = trainer.learner(case)
     if len(learn.dls.train) < warmup + steps:
@@ -386,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             "variants": {
                 "fastai_plain": "(a) PNG files, fastai per-item DataLoader (pad 4 + random crop + flip "
                 "per item), default Learner (fastai Adam, float32)",
-                "eager": "(b) dmlbench JobTrainer: uint8 on device, per-batch device augmentation, "
+                "eager": "(b) dmlbench RunTrainer: uint8 on device, per-batch device augmentation, "
                 "bf16 autocast, channels_last, fused AdamW, no per-step host sync",
                 "compiled": "(c) (b) + torch.compile of the backbone's training step",
             },

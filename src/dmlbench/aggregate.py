@@ -224,7 +224,7 @@ def runtime_table(
     """Wall time, CPU time, peak memory and where the time went, per job, from Snakemake's
     `benchmark:` TSV files (benchmarks/{rule}/{dataset}/a{n}/n{N}/s{seed}.tsv or
     benchmarks/{rule}/....tsv) and the train and score jobs' records (results/jobs/{rule}/....json,
-    dmlbench.jobs).
+    dmlbench.train.job).
 
     ``seconds`` is the benchmark's wall time; the ``{phase}_seconds`` columns split it (wall
     seconds per phase of dmlbench.phases.PHASES, from the job record), ``other_seconds`` being

@@ -96,7 +96,7 @@ def cmd_train(args) -> None:
 
     clock = PhaseClock()  # its origin is the process's start: the interpreter's start-up counts
     specs = _train_specs(args)
-    from dmlbench import compile_cache, run_cache
+    from dmlbench.train import compile_cache, run_cache
 
     cache = Path(args.cache_dir) if args.cache_dir else compile_cache.cache_root(args.results)
     compile_cache.configure(cache)  # before anything compiles
@@ -107,9 +107,9 @@ def cmd_train(args) -> None:
     import fastai.callback.schedule  # noqa: F401
     import torch._dynamo
 
-    from dmlbench import fastai_parts  # noqa: F401
-    from dmlbench.jobs import train_runs
-    from dmlbench.training import resolve_device
+    from dmlbench.train import fastai_parts  # noqa: F401
+    from dmlbench.train.device import resolve_device
+    from dmlbench.train.job import train_runs
 
     dev = resolve_device(args.device)
     if dev.type == "cuda":

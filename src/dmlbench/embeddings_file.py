@@ -1,6 +1,6 @@
 """The train stage's embeddings.npz: its keys, dtypes and shapes (DESIGN section 4), in one place.
 
-The writer (dmlbench.training) packs its arrays with :func:`pack_job` and :func:`pack_case`;
+The writer (dmlbench.train.run) packs its arrays with :func:`pack_job` and :func:`pack_case`;
 the readers (dmlbench.score.run, dmlbench.closed_set) name them with :func:`case_key`, so both
 sides spell every key the same way.
 

@@ -1,7 +1,7 @@
 """Where a job's time goes: wall and CPU seconds per named phase of one process.
 
 A train or score job records its phases in its job record (results/jobs/{rule}/...json, see
-dmlbench.jobs) and, for train, in each run's run.json; `dmlbench aggregate` puts them in
+dmlbench.train.job) and, for train, in each run's run.json; `dmlbench aggregate` puts them in
 tables/runtime.parquet. Standard library only: the clock starts before the heavy imports.
 
 Phases (:data:`PHASES`), in the order a job meets them:
@@ -15,11 +15,11 @@ Phases (:data:`PHASES`), in the order a job meets them:
 - ``training``: the fits (fastai's fit_one_cycle: training steps, the per-epoch validation and
   the per-epoch bookkeeping);
 - ``embedding``: reference and test embeddings of each trained case;
-- ``restore``: runs taken from the run cache instead of trained (dmlbench.run_cache);
+- ``restore``: runs taken from the run cache instead of trained (dmlbench.train.run_cache);
 - ``scoring``: anomaly scores of every test image;
 - ``writing``: the job's output files; a train job writes its runs' files on a background
   thread while the next run trains, and books here only the time its main thread waited for
-  that writer (the writer's own seconds are in the job record's runs, dmlbench.jobs);
+  that writer (the writer's own seconds are in the job record's runs, dmlbench.train.job);
 - ``other``: the rest of the process's time (provenance, argument parsing, unmeasured gaps).
 """
 

@@ -275,7 +275,7 @@ def test_image_size_minimum_is_what_the_small_cnn_can_take():
     import torch
 
     from dmlbench.config.sources import MIN_IMAGE_SIZE
-    from dmlbench.models import build_backbone
+    from dmlbench.train.models import build_backbone
 
     net = build_backbone("small_cnn", 1, 8).eval()
     assert net(torch.zeros(1, 1, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE)).shape == (1, 8)
@@ -381,8 +381,10 @@ def test_lof_neighbors_refused_by_config_exactly_where_lof_refuses_it(neighbors)
 def test_training_options_refused_by_config_exactly_where_the_trainer_refuses_them():
     import torch
 
-    from dmlbench.models import build_backbone
-    from dmlbench.training import OPTIMIZERS, PRECISIONS, optimizer_func, resolve_compile, resolve_precision
+    from dmlbench.train.compiled import resolve_compile
+    from dmlbench.train.device import PRECISIONS, resolve_precision
+    from dmlbench.train.learner import OPTIMIZERS, optimizer_func
+    from dmlbench.train.models import build_backbone
 
     training = load_schema()["properties"]["training"]["properties"]
     assert tuple(training["precision"]["enum"]) == PRECISIONS

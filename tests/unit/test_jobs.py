@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from dmlbench.data.sources import Dataset, load_source, save_npz
-from dmlbench.jobs import train_runs
 from dmlbench.phases import PHASES, PhaseClock
 from dmlbench.score.job import score_runs
 from dmlbench.score.run import score_run
-from dmlbench.training import train_job
+from dmlbench.train.job import train_runs
+from dmlbench.train.run import train_job
 
 TRAINING = {"epochs": 2, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
 METHODS = ("conventional", "arcface", "centerloss")
@@ -204,10 +204,10 @@ def test_a_failed_background_write_fails_the_job_with_its_error(digits, tmp_path
     """The first run's embeddings cannot be written (a full disk): the job raises that OSError once
     the next run has trained, trains no third run, writes no job record, and the failed run has no
     run.json and no run cache entry (it is trained again next time)."""
-    import dmlbench.training
+    import dmlbench.train.run
 
     _, path = digits
-    real_write_npz = dmlbench.training.write_npz
+    real_write_npz = dmlbench.train.run.write_npz
     calls = []
 
     def write_npz(file, **arrays):
@@ -216,7 +216,7 @@ def test_a_failed_background_write_fails_the_job_with_its_error(digits, tmp_path
             raise OSError(28, "No space left on device", str(file))
         real_write_npz(file, **arrays)
 
-    monkeypatch.setattr(dmlbench.training, "write_npz", write_npz)
+    monkeypatch.setattr(dmlbench.train.run, "write_npz", write_npz)
     outs, cache = _outs(tmp_path), tmp_path / "cache"
     with pytest.raises(OSError, match="No space left on device") as raised:
         train_runs(
@@ -244,10 +244,10 @@ def test_runs_are_written_in_order_with_at_most_one_write_outstanding(digits, tm
     the second run's entry); the writes ran one at a time in the runs' order."""
     import threading
 
-    import dmlbench.training
+    import dmlbench.train.job
 
     _, path = digits
-    real_train, real_write = dmlbench.training.train_run, dmlbench.training.write_run
+    real_train, real_write = dmlbench.train.job.train_run, dmlbench.train.job.write_run
     events: list[tuple[str, str, float]] = []
     second_trained = threading.Event()
 
@@ -268,8 +268,8 @@ def test_runs_are_written_in_order_with_at_most_one_write_outstanding(digits, tm
         real_write(out, trained)
         events.append(("write end", method, time.perf_counter()))
 
-    monkeypatch.setattr(dmlbench.training, "train_run", train_run)
-    monkeypatch.setattr(dmlbench.training, "write_run", write_run)
+    monkeypatch.setattr(dmlbench.train.job, "train_run", train_run)
+    monkeypatch.setattr(dmlbench.train.job, "write_run", write_run)
     outs = _outs(tmp_path)
     record = train_runs(
         path,

@@ -13,8 +13,8 @@ from torch import nn
 
 from dmlbench.config import load_schema, model_options, validate
 from dmlbench.errors import ConfigError, DmlbenchError
-from dmlbench.models import build_backbone, hub_checkpoint
-from dmlbench.training import DeviceBatches
+from dmlbench.train.batches import DeviceBatches
+from dmlbench.train.models import build_backbone, hub_checkpoint
 
 MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [3]}]}
 
@@ -209,7 +209,8 @@ def test_study_config_is_the_studys_setting(hub):
     from dmlbench.config import load_config, train_spec
     from dmlbench.data.sources import Dataset
     from dmlbench.data.splits import make_case
-    from dmlbench.training import JobData, JobTrainer, case_inputs
+    from dmlbench.train.batches import JobData, case_inputs
+    from dmlbench.train.run import RunTrainer
 
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "study.yaml")
     assert config["model"]["backbone"] == "resnet18" and config["model"]["pretrained"] is True
@@ -228,7 +229,7 @@ def test_study_config_is_the_studys_setting(hub):
         np.arange(10),
         [str(i) for i in range(10)],
     )
-    trainer = JobTrainer(ds, spec, torch.device("cpu"))
+    trainer = RunTrainer(ds, spec, torch.device("cpu"))
     assert trainer.weights == "IMAGENET1K_V1" and trainer.fine_tunes and trainer.in_channels == 3
     assert trainer.model.backbone.embedding_dim == 512
     inputs = case_inputs(JobData(ds, torch.device("cpu")), make_case(y, ds.classes, 0, 5), spec["model"])

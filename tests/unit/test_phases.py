@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from dmlbench import compile_cache, phases
+from dmlbench import phases
 from dmlbench.phases import PhaseClock
+from dmlbench.train import compile_cache
 
 
 class FakeTime:

@@ -137,13 +137,15 @@ def test_refusals_name_the_loss():
 
 
 def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
-    """JobTrainer feeds a pair loss class-balanced batches (sampling.ClassBalancedBatches), and its
+    """RunTrainer feeds a pair loss class-balanced batches (sampling.ClassBalancedBatches), and its
     fit gives no logits and an undefined (NaN) head accuracy."""
     import numpy as np
 
     from dmlbench.data.sources import Dataset
-    from dmlbench.sampling import ClassBalancedBatches
-    from dmlbench.training import JobTrainer, case_loaders, job_cases
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.batches import case_loaders
+    from dmlbench.train.run import RunTrainer
+    from dmlbench.train.sampling import ClassBalancedBatches
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 20)
@@ -179,8 +181,8 @@ def test_pair_losses_train_through_the_job_trainer_on_balanced_batches():
             "compile": False,
         },
     }
-    trainer = JobTrainer(ds, spec, torch.device("cpu"))
-    case = job_cases(ds, spec)[0]
+    trainer = RunTrainer(ds, spec, torch.device("cpu"))
+    case = run_cases(ds, spec)[0]
     learn, _ = trainer.learner(case)  # the trainer asks the head for class-balanced batches
     assert isinstance(learn.dls.train, ClassBalancedBatches)
     _, train_dl, _ = case_loaders(trainer.data, case, spec, balanced=True)

@@ -130,7 +130,7 @@ def test_outside_git_and_untracked_packages_have_no_commit(tmp_path):
 # --------------------------------------------------------------------------- run.json and runs.parquet
 def test_train_job_writes_the_code_identity(tmp_path):
     from dmlbench.data.sources import Dataset
-    from dmlbench.training import train_job
+    from dmlbench.train.run import train_job
 
     rng = np.random.default_rng(0)
     ds = Dataset(

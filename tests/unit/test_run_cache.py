@@ -9,7 +9,7 @@ import os
 import pytest
 
 from dmlbench.io import write_json
-from dmlbench.run_cache import RUN_FILES, RunCache, enabled, file_digest, run_key
+from dmlbench.train.run_cache import RUN_FILES, RunCache, enabled, file_digest, run_key
 
 RUN = "results/runs/digits/a3/arcface/nall/s0"
 SPEC = {"dataset": "digits", "method": "arcface", "seed": 0, "training": {"epochs": 2, "lr": 0.005}}

@@ -1,12 +1,12 @@
-"""Class-balanced batches for pair losses (dmlbench.sampling), on cases worked out by hand."""
+"""Class-balanced batches for pair losses (dmlbench.train.sampling), on cases worked out by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from dmlbench.sampling import ClassBalancedBatches, balanced_order
-from dmlbench.training import DeviceBatches
+from dmlbench.train.batches import DeviceBatches
+from dmlbench.train.sampling import ClassBalancedBatches, balanced_order
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from dmlbench.heads import build_head
-from dmlbench.models import build_backbone
-from dmlbench.seeded_memo import seeded_memo, seeded_state_memo
+from dmlbench.train.models import build_backbone
+from dmlbench.train.seeded_memo import seeded_memo, seeded_state_memo
 
 
 def _build(memo, seed: int, method: str, width: int = 16):

@@ -10,8 +10,10 @@ import torch
 from dmlbench.data.sources import Dataset, load_source
 from dmlbench.errors import TrainingError
 from dmlbench.heads import HEADS, build_head
-from dmlbench.models import EmbeddingNet, build_backbone
-from dmlbench.training import DeviceBatches, build_learner, train_job
+from dmlbench.train.batches import DeviceBatches
+from dmlbench.train.learner import build_learner
+from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.run import train_job
 
 TRAINING = {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
 
@@ -190,10 +192,10 @@ def test_every_method_learns_the_digits_well_above_chance(tmp_path, method):
 def _steps(ds, spec) -> list[int]:
     """Optimiser steps of each case of a job, counted by hand: epochs x full batches (the last
     partial batch is dropped when a case has more images than a batch)."""
-    from dmlbench.training import job_cases
+    from dmlbench.data.splits import run_cases
 
     bs = spec["training"]["batch_size"]
-    return [spec["training"]["epochs"] * (len(c.train_idx) // bs) for c in job_cases(ds, spec)]
+    return [spec["training"]["epochs"] * (len(c.train_idx) // bs) for c in run_cases(ds, spec)]
 
 
 @pytest.mark.parametrize(
@@ -241,7 +243,7 @@ def test_normalisation_statistics_come_from_the_normal_classes_only():
     inputs are normalised with the normal classes' mean 60 / 255 and standard deviation 20 / 255
     (ddof 1 over their pixels), as if the anomaly class did not exist."""
     from dmlbench.data.splits import make_case
-    from dmlbench.training import JobData, case_loaders
+    from dmlbench.train.batches import JobData, case_loaders
 
     y = np.repeat([0, 1, 2], 10)
     x = np.zeros((30, 4, 4, 1), np.uint8)
@@ -264,7 +266,9 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
     (earliest layers to head), and SphereFace's λ spans both phases."""
     from torchvision.models import resnet18
 
-    from dmlbench.training import JobTrainer, fine_tune, job_cases
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.learner import fine_tune
+    from dmlbench.train.run import RunTrainer
 
     old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))
@@ -279,8 +283,8 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
             "method_params": {},
             "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16, "embedding": "linear_bn"},
         }
-        trainer = JobTrainer(ds, spec, torch.device("cpu"))
-        case = job_cases(ds, spec)[0]
+        trainer = RunTrainer(ds, spec, torch.device("cpu"))
+        case = run_cases(ds, spec)[0]
         learn, _ = trainer.learner(case)
         model = trainer.model
         loaded = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -13,22 +13,16 @@ import torch
 from fastai.callback.core import Callback
 
 from dmlbench.data.sources import Dataset, load_source
+from dmlbench.data.splits import run_cases
 from dmlbench.errors import ConfigError, TrainingError
-from dmlbench.fastai_parts import EpochLog
 from dmlbench.heads import HEADS, build_head
-from dmlbench.models import EmbeddingNet, build_backbone
-from dmlbench.training import (
-    COMPILE_MIN_IMAGES,
-    DeviceBatches,
-    HeadLoss,
-    JobTrainer,
-    build_learner,
-    job_cases,
-    optimizer_func,
-    resolve_compile,
-    resolve_precision,
-    train_job,
-)
+from dmlbench.train.batches import DeviceBatches
+from dmlbench.train.compiled import COMPILE_MIN_IMAGES, resolve_compile
+from dmlbench.train.device import resolve_precision
+from dmlbench.train.fastai_parts import EpochLog
+from dmlbench.train.learner import HeadLoss, build_learner, optimizer_func
+from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.run import RunTrainer, train_job
 
 CPU = torch.device("cpu")
 TRAINING = {"epochs": 1, "batch_size": 16, "lr": 0.01, "weight_decay": 0.01, "val_fraction": 0.1, "crop_padding": 1}
@@ -151,9 +145,9 @@ def _equal_arrays(a: dict, b: dict):
 @pytest.mark.parametrize("method,mixup", [("conventional", False), ("sphereface", False), ("centerloss", True)])
 def test_reused_model_trains_case_k_bit_for_bit_as_a_fresh_model(digits, method, mixup, monkeypatch):
     spec = _spec(method, mixup)
-    cases = job_cases(digits, spec)
+    cases = run_cases(digits, spec)
     torch.manual_seed(99)  # the job model's own construction draws are irrelevant
-    reused = JobTrainer(digits, spec, CPU)
+    reused = RunTrainer(digits, spec, CPU)
     reused.train_case(cases[0])  # moves weights, batch-norm statistics, optimiser, head state
     second, rows = reused.train_case(cases[1])
 
@@ -161,8 +155,8 @@ def test_reused_model_trains_case_k_bit_for_bit_as_a_fresh_model(digits, method,
         torch.manual_seed(seed)
         self.model = self.build_model().to(self.device).to(memory_format=torch.channels_last)
 
-    monkeypatch.setattr(JobTrainer, "reset", rebuild)
-    fresh = JobTrainer(digits, spec, CPU)
+    monkeypatch.setattr(RunTrainer, "reset", rebuild)
+    fresh = RunTrainer(digits, spec, CPU)
     alone, rows_alone = fresh.train_case(cases[1])
     assert fresh.model is not reused.model
     _equal_arrays(second, alone)
@@ -171,8 +165,8 @@ def test_reused_model_trains_case_k_bit_for_bit_as_a_fresh_model(digits, method,
 
 def test_reset_restores_every_parameter_and_buffer_of_a_fresh_build(digits):
     spec = _spec("sphereface")
-    trainer = JobTrainer(digits, spec, CPU)
-    trainer.train_case(job_cases(digits, spec)[0])
+    trainer = RunTrainer(digits, spec, CPU)
+    trainer.train_case(run_cases(digits, spec)[0])
     assert int(trainer.model.head.iteration) > 0
     trainer.reset(1234)
     torch.manual_seed(1234)
@@ -187,11 +181,12 @@ def test_reset_restores_every_parameter_and_buffer_of_a_fresh_build(digits):
 def test_training_a_case_leaves_the_kept_initial_weights_as_built(digits):
     """reset copies from the weights kept per seed (on the device); training must not write
     through to them, or the job's next method would start from trained weights."""
-    from dmlbench.training import case_seed, initial_backbone_state
+    from dmlbench.train.batches import case_seed
+    from dmlbench.train.run import initial_backbone_state
 
     spec = _spec("arcface")
-    trainer = JobTrainer(digits, spec, CPU)
-    case = job_cases(digits, spec)[0]
+    trainer = RunTrainer(digits, spec, CPU)
+    case = run_cases(digits, spec)[0]
     trainer.train_case(case)
     args, kwargs = trainer._backbone_args()
     torch.manual_seed(case_seed(spec["seed"], case.case))
@@ -205,8 +200,8 @@ def test_training_a_case_leaves_the_kept_initial_weights_as_built(digits):
 
 def test_centerloss_centres_are_reset_per_case(digits):
     spec = _spec("centerloss")
-    trainer = JobTrainer(digits, spec, CPU)
-    trainer.train_case(job_cases(digits, spec)[0])
+    trainer = RunTrainer(digits, spec, CPU)
+    trainer.train_case(run_cases(digits, spec)[0])
     assert trainer.model.head.centers.abs().sum() > 0
     trainer.reset(1)
     assert trainer.model.head.centers.abs().sum() == 0
@@ -251,14 +246,14 @@ def _fails_on_third_call(module, **kwargs):
 @pytest.mark.parametrize("fake_compile", [_fails_when_compiling, _fails_when_called, _fails_on_third_call])
 def test_compile_failure_falls_back_to_eager_with_one_warning(digits, monkeypatch, caplog, fake_compile):
     spec = _spec(compile=True)
-    cases = job_cases(digits, spec)
-    eager = JobTrainer(digits, _spec(compile=False), CPU)
+    cases = run_cases(digits, spec)
+    eager = RunTrainer(digits, _spec(compile=False), CPU)
     expected, _ = eager.train_case(cases[0])
     assert eager.compiled is False and eager.compile_fallback is None
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     with caplog.at_level(logging.WARNING, logger="dmlbench.train"):
-        trainer = JobTrainer(digits, spec, CPU)
+        trainer = RunTrainer(digits, spec, CPU)
         got, _ = trainer.train_case(cases[0])
         trainer.train_case(cases[1])
     warnings = [r for r in caplog.records if "torch.compile failed" in r.getMessage()]
@@ -284,11 +279,11 @@ def test_compiled_training_step_through_dynamo_matches_eager(digits):
     # backend="eager": dynamo traces the backbone (graph capture, guards, the training-only
     # compiled forward) without generating code, so this runs in seconds on any CPU.
     spec = _spec(compile=True)
-    case = job_cases(digits, spec)[0]
-    compiled = JobTrainer(digits, spec, CPU, compile_options={"backend": "eager"})
+    case = run_cases(digits, spec)[0]
+    compiled = RunTrainer(digits, spec, CPU, compile_options={"backend": "eager"})
     assert compiled.compiled is True and compiled.compile_fallback is None
     got, rows = compiled.train_case(case)
-    expected, rows_eager = JobTrainer(digits, _spec(compile=False), CPU).train_case(case)
+    expected, rows_eager = RunTrainer(digits, _spec(compile=False), CPU).train_case(case)
     for key in expected:
         np.testing.assert_allclose(
             got[key].astype(np.float64), expected[key].astype(np.float64), rtol=1e-3, atol=1e-3, err_msg=key
@@ -312,12 +307,12 @@ def test_precision_auto_is_fp32_on_the_cpu_and_bf16_on_cuda(monkeypatch):
 
 def test_bf16_autocast_training_on_the_cpu_gives_finite_losses(digits, tmp_path):
     spec = _spec("arcface", precision="bf16", epochs=2)
-    trainer = JobTrainer(digits, spec, CPU)
+    trainer = RunTrainer(digits, spec, CPU)
     assert trainer.precision == "bf16" and trainer.model.autocast_dtype == torch.bfloat16
     x = torch.randn(4, 1, 8, 8).contiguous(memory_format=torch.channels_last)
     trainer.model.train()
     assert trainer.model(x).dtype == torch.bfloat16  # the backbone really runs in bf16
-    arrays, rows = trainer.train_case(job_cases(digits, spec)[0])
+    arrays, rows = trainer.train_case(run_cases(digits, spec)[0])
     assert all(np.isfinite([r["train_loss"], r["valid_loss"]]).all() for r in rows)
     assert np.isfinite(arrays["case0_test"].astype(np.float32)).all()
     train_job(digits, spec, tmp_path, device="cpu", threads=1)
@@ -524,8 +519,8 @@ def test_adamw_steps_like_fastais_adam():
 
 def test_sgd_optimizer_trains(digits):
     spec = _spec(optimizer="sgd", lr=0.05, weight_decay=5e-4)
-    trainer = JobTrainer(digits, spec, CPU)
-    learn, _ = trainer.learner(job_cases(digits, spec)[0])
+    trainer = RunTrainer(digits, spec, CPU)
+    learn, _ = trainer.learner(run_cases(digits, spec)[0])
     learn.create_opt()
     assert isinstance(learn.opt.opt, torch.optim.SGD) and learn.opt.opt.param_groups[0]["nesterov"]
     before = trainer.model.backbone.body.layers[0].weight.detach().clone()
@@ -534,7 +529,7 @@ def test_sgd_optimizer_trains(digits):
     assert not torch.equal(before, trainer.model.backbone.body.layers[0].weight)
     assert np.isfinite(learn.recorder.values[-1]).all()
     with pytest.raises(ConfigError, match="training.optimizer"):
-        JobTrainer(digits, _spec(optimizer="lamb"), CPU).learner(job_cases(digits, spec)[0])
+        RunTrainer(digits, _spec(optimizer="lamb"), CPU).learner(run_cases(digits, spec)[0])
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

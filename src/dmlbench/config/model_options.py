@@ -2,7 +2,7 @@
 
 The config check (dmlbench.config) refuses a `model` no job could build with these
 declarations before any job, and must not import torch (the workflow parses its config with
-it), so they live here; dmlbench.models builds what they name, and a test keeps the weight
+it), so they live here; dmlbench.train.models builds what they name, and a test keeps the weight
 names equal to torchvision's enums.
 """
 

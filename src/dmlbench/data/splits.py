@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dmlbench.data.sources import Dataset
 from dmlbench.errors import ConfigError
 
 
@@ -113,3 +114,24 @@ def make_case(
             raise ConfigError(f"class '{classes[c]}' has no training images; check the dataset")
     train_idx, val_idx = carve_validation(y_train, idx, val_fraction, case_rng(seed, case, "validation"))
     return Case(case, normals, anomalies, train_idx, val_idx)
+
+
+def run_cases(ds: Dataset, spec: dict) -> list[Case]:
+    """The cases of a run: ``spec["cases"]`` cases of the dataset, each with its normal and anomaly
+    classes, its subsampled training images and validation carve-out (a run spec: config.train_spec)."""
+    n_classes = len(ds.classes)
+    if spec["cases"] > n_classes:
+        raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
+    return [
+        make_case(
+            ds.y_train,
+            ds.classes,
+            k,
+            spec["n_anomaly"],
+            order=spec["class_order"],
+            n_per_class=spec["n_per_class"],
+            seed=spec["seed"],
+            val_fraction=spec["training"]["val_fraction"],
+        )
+        for k in range(spec["cases"])
+    ]

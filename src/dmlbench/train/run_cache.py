@@ -1,6 +1,6 @@
 """The run cache: the files of every trained run, kept under a key of everything that made them.
 
-A train job trains several runs (every method of a condition, dmlbench.jobs). Snakemake deletes
+A train job trains several runs (every method of a condition, dmlbench.train.job). Snakemake deletes
 a job's outputs before it runs the job again - after a kill, after a failure, after a change of
 its parameters - so without a cache a rerun would retrain every run of the job, not only what
 was lost. Each run's three files (embeddings.npz, train_log.csv, run.json) are therefore linked
@@ -16,7 +16,7 @@ training recipe, seed), the dataset file's bytes, the dmlbench source (dmlbench.
 code hash), the torch and fastai versions, the device and the CPU threads: a run is a function
 of these (bit for bit on the CPU). Entries are hard links to the outputs (no second copy on
 disk) under ``<cache>/runs/<run path>/<key>/``, where ``<cache>`` is $DMLBENCH_CACHE_DIR or
-results/.cache (dmlbench.compile_cache.cache_root); a run folder keeps only its latest entry.
+results/.cache (dmlbench.train.compile_cache.cache_root); a run folder keeps only its latest entry.
 Each entry appears complete or not at all (written as a temporary folder, then renamed).
 
 To retrain regardless (e.g. to measure training time again), delete ``<cache>/runs`` or set
@@ -37,7 +37,7 @@ from pathlib import Path
 from dmlbench.io import link_or_copy, write_json
 from dmlbench.layout import KEY_PATTERN, RUN_FILES
 
-log = logging.getLogger("dmlbench.run_cache")
+log = logging.getLogger("dmlbench.train.run_cache")
 
 SWITCH_ENV = "DMLBENCH_RUN_CACHE"
 

@@ -2,7 +2,7 @@
 random state, called again with both the same, returns what the first call built and leaves
 the random state where the first call left it.
 
-Why: each case re-initialises the model from a fresh, seeded build (dmlbench.training), and a
+Why: each case re-initialises the model from a fresh, seeded build (dmlbench.train.run), and a
 train job trains every method on the same cases with the same seeds, so the backbone of a case
 is built identically once per method. For ResNet18 a build costs some 0.17 s of CPU (its
 initialisation); on a GPU that is time the device waits.

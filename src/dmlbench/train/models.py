@@ -20,7 +20,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from fastai.torch_core import apply_init
+from fastai.vision.learner import create_head
 from torch import nn
+from torchvision import models
+from torchvision.models import resnet18
 
 from dmlbench.config.model_options import BACKBONES, EMBEDDINGS, weights_name
 from dmlbench.errors import ConfigError, DmlbenchError
@@ -30,8 +34,6 @@ RESNETS = ("resnet18", "resnet34", "resnet50")
 
 def resnet18_cifar(in_channels: int) -> nn.Module:
     """torchvision's ResNet18 with the CIFAR stem and no classifier: image -> pooled 512-d."""
-    from torchvision.models import resnet18
-
     net = resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
@@ -51,8 +53,6 @@ def imagenet_resnet(name: str, weights: str) -> nn.Module:
     e.g. IMAGENET1K_V1), through torchvision's own loading: the file in the torch hub cache, or
     downloaded there first. DmlbenchError naming the file and where to put it when it is
     neither there nor downloadable, or when the cached file cannot be read."""
-    from torchvision import models
-
     enum = models.get_model_weights(name)[weights]
     path = hub_checkpoint(enum)
     try:
@@ -106,7 +106,6 @@ def resnet_body(name: str, in_channels: int, pretrained: bool | str = False) -> 
         if in_channels != 3:
             raise ConfigError(f"a pretrained {name} takes 3 input channels, got {in_channels}")
         return ResNetBody(imagenet_resnet(name, weights))
-    from torchvision import models
 
     net = getattr(models, name)(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
@@ -156,9 +155,6 @@ def embedding_layer(kind: str, features: int, size: int | None = None) -> tuple[
         size = size or features
         return nn.Sequential(*pool, nn.Linear(features, size), nn.BatchNorm1d(size)), size
     if kind == "fastai":
-        from fastai.torch_core import apply_init
-        from fastai.vision.learner import create_head
-
         size = size or 512
         head = create_head(features, 1, lin_ftrs=[size])[:-1]  # its classifier is the method's head
         apply_init(head, nn.init.kaiming_normal_)  # as fastai's vision_learner does (add_head)
@@ -209,7 +205,7 @@ class EmbeddingNet(nn.Module):
     """Backbone + method head. forward() returns the embedding; the loss and the logits are
     the head's (`head.loss`, `head.logits`), so fastai trains backbone and head together.
 
-    Two switches set by the training code (dmlbench.training), neither part of the state dict:
+    Two switches set by the training code (dmlbench.train.run), neither part of the state dict:
 
     ``autocast_dtype``
         ``torch.bfloat16`` runs the backbone under autocast (bf16 matmuls and convolutions);

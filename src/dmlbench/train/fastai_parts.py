@@ -1,7 +1,8 @@
 """The fastai-dependent parts of the training loop, each a named top-level class.
 
-A module of its own because importing fastai takes seconds: dmlbench.training imports it on
-first use, so commands that never train (validate, score, aggregate) do not pay for it.
+A module of its own because importing fastai takes seconds: only the train stage imports it
+(dmlbench.train.learner, dmlbench.train.run); commands that never train (validate, score,
+aggregate) do not pay for it.
 
 - DeviceAvgMetric, DeviceSmoothLoss: fastai's loss and metric averages kept on the device;
 - HeadMixUp: fastai's MixUp with the head's own mixup loss and device-side draws;

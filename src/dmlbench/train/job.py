@@ -1,15 +1,15 @@
-"""A train or score job: several runs in one process, and the job's record of where its time went.
+"""A train job: several runs in one process, and its record of where the time went.
 
 One job covers every method of a (dataset, n_anomaly, n_per_class, seed), and for annex A.2's small
 runs every size and method of a (dataset, n_anomaly, seed): process start-up
 (Python, torch, fastai: some 5 s of CPU), reading the dataset and moving it to the device, and
 torch.compile are paid once for all its runs instead of once per run. Each run still writes
 its own files (results/runs/.../{embeddings.npz, train_log.csv, run.json}, and the score stage
-results/scores/....parquet), so the stages downstream see the contracts of DESIGN section 4.
+results/scores/....parquet), so the stages downstream see one run's files (dmlbench.layout).
 
-What Snakemake gives per run stays: the run cache (dmlbench.run_cache) restores the runs of a
-job that were finished before a kill or whose spec did not change; scoring is its own job, so a
-change of the scoring settings rescoring everything retrains nothing.
+What Snakemake gives per run stays: the run cache (dmlbench.train.run_cache) restores the runs of a
+job that were finished before a kill or whose spec did not change; scoring is its own job (dmlbench.score.job),
+so a change of the scoring settings rescoring everything retrains nothing.
 
 A train job writes a trained run's files (embeddings.npz, up to some 560 MB for CIFAR-10, and
 train_log.csv, then run.json, then the run cache link) on one writer thread while the next run
@@ -18,8 +18,8 @@ writes in order; at most one write is outstanding while a run trains. A write's 
 the job as it did when the writes were in line; a run whose write had not finished when the
 process died has no run.json and no cache entry, and is trained again next time.
 
-The job record (results/jobs/{train,score}/{dataset}/a{n}/n{N}/s{seed}.json), written last,
-after every run's files:
+The job record (results/jobs/train/{dataset}/a{n}/n{N}/s{seed}.json, dmlbench.phases.job_record),
+written last, after every run's files:
 
     rule, runs (per run: path, status trained|restored|scored, its phases; a trained run of a
     train job also write_s and write_cpu_s: the writer thread's wall and CPU seconds for its
@@ -35,15 +35,25 @@ main thread was in meanwhile (mostly training).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+
+from dmlbench.data.sources import load_npz
+from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_json
 from dmlbench.phases import PhaseClock, job_record
+from dmlbench.provenance import code_hash
+from dmlbench.train.batches import JobData
+from dmlbench.train.device import device_name, resolve_device, setup_device, versions
+from dmlbench.train.run import train_run, write_run
+from dmlbench.train.run_cache import RunCache, file_digest, run_key
 
-log = logging.getLogger("dmlbench.jobs")
+log = logging.getLogger("dmlbench.train.job")
 
 
 def train_runs(
@@ -61,16 +71,7 @@ def train_runs(
     is read and moved to the device once. A run found in the run cache under ``cache_root``
     is restored instead (None: no cache). Writes the job record to ``job_out`` (when given) last;
     returns it."""
-    import torch
-
-    from dmlbench.data.sources import load_npz
-    from dmlbench.provenance import code_hash
-    from dmlbench.run_cache import RunCache, file_digest, run_key
-    from dmlbench.training import JobData, device_name, resolve_device, setup_device, train_run, versions
-
     if len(specs) != len(out_dirs):
-        from dmlbench.errors import DmlbenchError
-
         raise DmlbenchError(f"{len(specs)} run specs but {len(out_dirs)} --out folders: give one folder per spec")
     if threads:
         torch.set_num_threads(threads)
@@ -121,10 +122,8 @@ def train_runs(
 
 
 def write_and_store(out: str | Path, trained, cache, key: str | None) -> tuple[float, float]:
-    """Write a trained run's files (dmlbench.training.write_run: run.json last), then link them
+    """Write a trained run's files (dmlbench.train.run.write_run: run.json last), then link them
     into the run cache (when given). Returns the (wall, CPU) seconds of this thread."""
-    from dmlbench.training import write_run
-
     w0, c0 = time.perf_counter(), time.thread_time()
     write_run(out, trained)
     if cache is not None:  # only after the files: a cache entry is a finished run
@@ -189,8 +188,6 @@ class RunWriter:
 
 def _compile_info(out_dirs, runs) -> list[dict]:
     """Per trained run that compiled: its compile seconds and cache outcome (from its run.json)."""
-    import json
-
     info = []
     for out, run in zip(out_dirs, runs):
         if run["status"] != "trained":
