@@ -19,7 +19,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.aggregate import runtime_table  # noqa: E402
+from dmlbench.aggregate.tables import runtime_table  # noqa: E402
 from dmlbench.config import load_config  # noqa: E402
 from dmlbench.config.methods import sweeps  # noqa: E402
 from dmlbench.io import write_json  # noqa: E402

@@ -3,6 +3,11 @@
 Stages: prepare, train, score, aggregate, closed-set, snapshot, figures; plus `validate` (check a config and print
 it with defaults) and `render` (the Quarto report, where quarto is installed).
 Errors the user can act on are printed as one line (no traceback) with exit status 2.
+
+The one module that imports the stages lazily: each subcommand imports its stage's package when it
+runs (dmlbench.data, .train, .score, .aggregate, .report), so `dmlbench validate` pays for no torch
+and a train job's start-up phase holds exactly the imports it needs. At the top: the config
+(torch-free), the layout and the clock.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from dmlbench import layout
+from dmlbench.config import load_config, score_spec, spec_from_arg, train_spec, validate
 from dmlbench.errors import DmlbenchError
+from dmlbench.phases import PhaseClock
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -31,21 +40,14 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args) -> None:
-    import yaml
-
-    from dmlbench.config import load_config
-
     config = load_config(args.config)
     print(yaml.safe_dump(config, sort_keys=False), end="")
 
 
 def cmd_prepare(args) -> None:
-    from dmlbench.config import load_config
     from dmlbench.data.sources import load_source, save_npz
 
     if args.spec:
-        from dmlbench.config import spec_from_arg
-
         entry = spec_from_arg(args.spec)
     else:
         config = load_config(_need(args, "config"))
@@ -76,8 +78,6 @@ def _need(args, name):
 def _train_specs(args) -> list[dict]:
     """The specs of the runs to train: --spec (one JSON object, or a list of them) or --config
     with the run's keys (one run per --method)."""
-    from dmlbench.config import load_config, spec_from_arg, train_spec
-
     if args.spec:
         specs = spec_from_arg(args.spec)
         specs = specs if isinstance(specs, list) else [specs]
@@ -92,29 +92,23 @@ def _train_specs(args) -> list[dict]:
 
 
 def cmd_train(args) -> None:
-    from dmlbench.phases import PhaseClock
-
     clock = PhaseClock()  # its origin is the process's start: the interpreter's start-up counts
     specs = _train_specs(args)
-    from dmlbench.train import compile_cache, run_cache
+    from dmlbench.train import compile_cache, run_cache  # standard library only
 
     cache = Path(args.cache_dir) if args.cache_dir else compile_cache.cache_root(args.results)
     compile_cache.configure(cache)  # before anything compiles
-    # Start-up, paid once for all the job's runs: torch, fastai (what build_learner imports),
+    # Start-up, paid once for all the job's runs: the train stage (torch, torchvision, fastai),
     # torch._dynamo (every torch optimiser imports it, with Inductor, at its first parameter group),
     # the device.
-    import fastai.callback.progress
-    import fastai.callback.schedule  # noqa: F401
-    import torch._dynamo
+    import torch
+    import torch._dynamo  # noqa: F401
 
-    from dmlbench.train import fastai_parts  # noqa: F401
     from dmlbench.train.device import resolve_device
     from dmlbench.train.job import train_runs
 
     dev = resolve_device(args.device)
     if dev.type == "cuda":
-        import torch
-
         torch.zeros(1, device=dev)  # the CUDA context
     clock.since_mark("startup")
 
@@ -137,30 +131,21 @@ def cmd_train(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from dmlbench.phases import PhaseClock
-
     clock = PhaseClock()
+    # Start-up: the score stage (torch, pandas, SciPy, scikit-learn).
     import torch
 
-    from dmlbench.config import load_config, score_spec, spec_from_arg
     from dmlbench.score.job import score_runs
-    from dmlbench.score.run import score_run  # noqa: F401  (torch, pandas, SciPy: start-up)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = spec_from_arg(args.spec) if args.spec else score_spec(load_config(_need(args, "config")))
-    # scikit-learn, which these two scorers import on first use, is start-up too
-    scorers = spec.get("scorers", ("mahalanobis", "lof"))
-    if "mahalanobis" in scorers:
-        import sklearn.covariance
-    if "lof" in scorers:
-        import sklearn.neighbors  # noqa: F401
     clock.since_mark("startup")
     score_runs(args.run, spec, args.out, clock=clock, job_out=args.job)
 
 
 def cmd_aggregate(args) -> None:
-    from dmlbench.aggregate import write_tables
+    from dmlbench.aggregate.tables import write_tables
 
     # Hidden files are temporary outputs of score jobs that were killed before their rename.
     scores = args.scores or sorted(
@@ -200,7 +185,7 @@ def cmd_aggregate(args) -> None:
 
 
 def cmd_closed_set(args) -> None:
-    from dmlbench.closed_set import closed_set_tables
+    from dmlbench.aggregate.closed_set import closed_set_tables
     from dmlbench.io import write_parquet
 
     out = Path(args.out or layout.tables_dir(args.results))
@@ -211,9 +196,6 @@ def cmd_closed_set(args) -> None:
 
 
 def cmd_snapshot(args) -> None:
-    import yaml
-
-    from dmlbench.config import load_config, spec_from_arg, validate
     from dmlbench.io import write_text
 
     config = validate(spec_from_arg(args.spec), "--spec") if args.spec else load_config(_need(args, "config"))
@@ -227,7 +209,7 @@ def cmd_snapshot(args) -> None:
 
 
 def cmd_figures(args) -> None:
-    from dmlbench.figures import write_figures
+    from dmlbench.report.figures import write_figures
 
     tables = Path(args.tables or layout.tables_dir(args.results))
     figures = Path(args.out or layout.figures_dir(args.results))
@@ -241,7 +223,7 @@ def cmd_figures(args) -> None:
 
 def cmd_render(args) -> None:
     """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
-    from dmlbench.render import render_report
+    from dmlbench.report.render import render_report
 
     outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log, out_dir=args.out)
     print(", ".join(str(p) for p in outputs))

@@ -1,7 +1,7 @@
 """The train stage's embeddings.npz: its keys, dtypes and shapes (DESIGN section 4), in one place.
 
 The writer (dmlbench.train.run) packs its arrays with :func:`pack_job` and :func:`pack_case`;
-the readers (dmlbench.score.run, dmlbench.closed_set) name them with :func:`case_key`, so both
+the readers (dmlbench.score.run, dmlbench.aggregate.closed_set) name them with :func:`case_key`, so both
 sides spell every key the same way.
 
 One file per run (results/runs/{dataset}/a{n}/{method}/n{N}/s{seed}/embeddings.npz):

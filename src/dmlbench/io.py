@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -63,8 +66,6 @@ def write_csv(path: str | os.PathLike, df) -> None:
 
 
 def write_npz(path: str | os.PathLike, **arrays) -> None:
-    import numpy as np
-
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
 
@@ -73,8 +74,6 @@ def link_or_copy(src: str | os.PathLike, path: str | os.PathLike) -> None:
     """Put the file ``src`` at ``path`` atomically: a hard link (no copy, same bytes) where both
     are on one filesystem, else a copy; through a temporary name beside ``path``, then renamed.
     The new name gets the current modification time (a restored output is as new as its job)."""
-    import shutil
-
     with atomic_path(path) as tmp:
         tmp.unlink()
         try:

@@ -176,8 +176,6 @@ WATCHED_IMPORTS = (
     "altair",
     "vl_convert",
     "dmlbench.report",
-    "dmlbench.figures",
-    "dmlbench.charts",
 )
 
 

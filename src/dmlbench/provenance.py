@@ -5,7 +5,7 @@ The commit alone hides uncommitted edits: ``git_dirty`` says there were some, an
 says which package source ran — also without git (a container, a pip install), because it is
 computed from the package's own files. Two runs with the same ``code_hash`` ran the same .py and
 .yaml files of dmlbench. run.json carries all three (dmlbench.train.run), runs.parquet too
-(dmlbench.aggregate.runs_table).
+(dmlbench.aggregate.tables.runs_table).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench.aggregate import WORST_MISS_COLUMNS, metrics_tables, write_tables
+from dmlbench.aggregate.tables import WORST_MISS_COLUMNS, metrics_tables, write_tables
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_json
 from dmlbench.layout import TABLE_NAMES
@@ -126,7 +126,7 @@ def test_class_distances_normal_level_is_the_mean_of_the_normal_class_means():
     """tables_for_run on one case whose normal classes have unequal test counts: normal classes 0
     (four images scoring 1) and 1 (one scoring 3), anomaly class 2 (two scoring 6). The normal
     classes' normalised distances average 1 and the anomaly class is at 6 / ((1 + 3) / 2) = 3."""
-    from dmlbench.aggregate import tables_for_run
+    from dmlbench.aggregate.tables import tables_for_run
 
     labels = np.array([0, 0, 0, 0, 1, 2, 2])
     score = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 6.0, 6.0])
@@ -160,7 +160,7 @@ def _benchmark(path, seconds, max_rss, cpu_time):
 def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
     """Train job of 2 runs: benchmark 20 s; its record books 12 s training, 3 s start-up, 1 s data,
     0.5 s writing: other = 20 - 16.5 = 3.5 s (the shell around the process included)."""
-    from dmlbench.aggregate import PHASE_COLUMNS, RUNTIME_COLUMNS, runtime_table
+    from dmlbench.aggregate.tables import PHASE_COLUMNS, RUNTIME_COLUMNS, runtime_table
 
     bench, jobs = tmp_path / "benchmarks", tmp_path / "results" / "jobs"
     _benchmark(bench / "train/digits/a3/nall/s0.tsv", 20.0, 900.5, 14.0)
@@ -216,7 +216,7 @@ def test_runtime_table_splits_each_job_by_its_phases(tmp_path):
 
 def test_runtime_table_keys_of_an_annex_job_name_its_sizes(tmp_path):
     """An annex job (every size of a condition and seed) keeps its sizes in n_per_class: 50+100."""
-    from dmlbench.aggregate import runtime_table
+    from dmlbench.aggregate.tables import runtime_table
 
     bench = tmp_path / "benchmarks"
     _benchmark(bench / "train/cifar10/a1/n50+100/s2.tsv", 8.0, 500.0, 7.0)
@@ -236,6 +236,6 @@ def test_aggregate_and_closed_set_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, dmlbench.aggregate, dmlbench.closed_set; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
+    code = "import sys, dmlbench.aggregate.tables, dmlbench.aggregate.closed_set; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,11 +1,16 @@
-"""Closed-set models: test accuracy and t-SNE coordinates from a0 run folders (dmlbench.closed_set)."""
+"""Closed-set models: test accuracy and t-SNE coordinates from a0 run folders (dmlbench.aggregate.closed_set)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from dmlbench.closed_set import CLOSED_SET_COLUMNS, TSNE_COLUMNS, closed_set_tables, stratified_sample
+from dmlbench.aggregate.closed_set import (
+    CLOSED_SET_COLUMNS,
+    TSNE_COLUMNS,
+    closed_set_tables,
+    stratified_sample,
+)
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import write_npz
 

@@ -184,7 +184,9 @@ def test_the_command_trains_several_methods_and_writes_the_job_record_last(digit
     assert [r["status"] for r in record["runs"]] == ["trained", "trained"]
     assert record["phases"]["startup"]["cpu_s"] > 0.5  # torch and fastai, from the process's start
     assert {"torch", "fastai", "torch._dynamo"} <= set(record["imports"]["watched"])
-    assert not {"altair", "vl_convert", "dmlbench.report", "dmlbench.figures"} & set(record["imports"]["watched"])
+    assert not {"altair", "vl_convert", "dmlbench.report", "dmlbench.report.figures"} & set(
+        record["imports"]["watched"]
+    )
     assert all((o / "run.json").exists() for o in outs)
     assert (tmp_path / "results" / ".cache" / "runs" / "digits/a3/conventional/nall/s0").is_dir()
     assert proc.stdout.splitlines() == [f"{o}: embeddings.npz, train_log.csv, run.json" for o in outs]

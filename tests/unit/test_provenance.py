@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench.aggregate import RUNS_COLUMNS, runs_table
+from dmlbench.aggregate.tables import RUNS_COLUMNS, runs_table
 from dmlbench.provenance import PACKAGE_DIR, code_hash, code_provenance, git_state
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")

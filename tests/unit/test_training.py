@@ -209,7 +209,7 @@ def test_sphereface_job_records_lambda_at_the_last_step(tmp_path, params, expect
     """A short SphereFace job (2 epochs of some 12 steps): run.json records each case's λ after
     training. The run schedule has reached λ_min = 5 (the reference schedule written for 28,000
     iterations would still be at 1000 / (1 + 0.12 * 24) = 258), and the runs table carries it."""
-    from dmlbench.aggregate import runs_table
+    from dmlbench.aggregate.tables import runs_table
 
     ds = _tiny_digits()
     spec = {**_spec(epochs=2), "method": "sphereface", "method_params": {"mixup": False, **params}}

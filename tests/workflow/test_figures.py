@@ -14,7 +14,8 @@ import pytest
 
 from dmlbench.config import validate
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import (
+from dmlbench.report._style import MIN_PRINT_FONT_PT, PRINT_WIDTH_PT
+from dmlbench.report.figures import (
     ALL_FIGURES,
     ALL_TABLES,
     Study,
@@ -25,7 +26,6 @@ from dmlbench.figures import (
     read_config,
     write_figures,
 )
-from dmlbench.report._style import MIN_PRINT_FONT_PT, PRINT_WIDTH_PT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -28,7 +28,7 @@ DETECTION_METRICS = ["aupr_in", "aupr_out", "auroc", "fpr95"]
 
 
 def test_every_output_exists(test_run):
-    from dmlbench.figures import ALL_FIGURES, ALL_TABLES
+    from dmlbench.report.figures import ALL_FIGURES, ALL_TABLES
 
     runs = [f"digits/a3/{m}/{n}/s0" for m in METHODS for n in ("nall", "n20")]
     closed = [f"digits/a0/{m}/nall/s0" for m in METHODS]
@@ -208,7 +208,7 @@ def test_class_distances_table(test_run):
 
 
 def test_runtime_table(test_run):
-    from dmlbench.aggregate import PHASE_COLUMNS
+    from dmlbench.aggregate.tables import PHASE_COLUMNS
 
     runtime = pd.read_parquet(test_run / "results/tables/runtime.parquet")
     assert set(runtime["rule"]) == {"train", "score"}

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dmlbench import report as sections
-from dmlbench.figures import planned_figures, planned_tables, read_config
 from dmlbench.report._style import MIN_PRINT_FONT_PT
+from dmlbench.report.figures import planned_figures, planned_tables, read_config
 from tests.helpers.qmd import expanded
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from scipy import stats as sst
 
 from dmlbench import report as sections
 from dmlbench.errors import DmlbenchError
-from dmlbench.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
+from dmlbench.report.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
 from dmlbench.report.findings import findings, findings_tests, mixup_runs
 from tests.helpers.qmd import cell_options, code_cells, expanded, includes, run_cells
 

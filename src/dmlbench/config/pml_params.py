@@ -23,10 +23,17 @@ ranges are PML's own, met when the job builds the loss.
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
+import pprint
+import sys
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+from dmlbench.config import _pml_signatures as sig
 from dmlbench.errors import ConfigError
+from dmlbench.io import write_text
 
 #: Arguments dmlbench fills in: the classes of the case and the embedding width.
 SUPPLIED = ("num_classes", "embedding_size", "descriptors_dim")
@@ -50,15 +57,11 @@ EXCLUDED_MINERS = {
 
 def table() -> tuple[str, dict, dict]:
     """(PML version, losses, miners) of the stored table (torch-free)."""
-    from dmlbench.config import _pml_signatures as sig
-
     return sig.PML_VERSION, sig.LOSSES, sig.MINERS
 
 
 def installed_version() -> str | None:
     """The installed pytorch-metric-learning version from its metadata (no import), or None."""
-    from importlib import metadata
-
     try:
         return metadata.version("pytorch-metric-learning")
     except metadata.PackageNotFoundError:
@@ -164,8 +167,6 @@ def supplied(loss: str) -> list[str]:
 def _arguments(cls, stop: tuple) -> tuple[dict[str, Any], list[str]]:
     """Scalar constructor arguments of ``cls`` and its bases up to ``stop`` (a subclass's default
     wins), and the supplied ones it requires."""
-    import inspect
-
     params: dict[str, Any] = {}
     needs: list[str] = []
     for klass in cls.__mro__:
@@ -208,8 +209,6 @@ def _accepted(cls, params: dict[str, Any], supplied: dict[str, int]) -> dict[str
 
 def introspect() -> tuple[str, dict, dict]:
     """(version, losses, miners) read from the installed pytorch-metric-learning (imports torch)."""
-    import inspect
-
     import pytorch_metric_learning
     from pytorch_metric_learning import losses, miners
     from pytorch_metric_learning.losses import BaseMetricLossFunction, GenericPairLoss
@@ -241,11 +240,6 @@ def introspect() -> tuple[str, dict, dict]:
 
 def write_table(path=None) -> str:
     """Write ``_pml_signatures.py`` from the installed PML; returns the path written."""
-    import pprint
-    from pathlib import Path
-
-    from dmlbench.io import write_text
-
     version, loss_table, miner_table = introspect()
     path = Path(path or Path(__file__).with_name("_pml_signatures.py"))
     text = (
@@ -261,8 +255,6 @@ def write_table(path=None) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m dmlbench.config.pml_params --write   (rewrites src/dmlbench/_pml_signatures.py)")
     print(write_table())

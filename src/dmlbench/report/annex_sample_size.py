@@ -3,6 +3,7 @@ images per normal class (with mixup as the config sets it)."""
 
 from __future__ import annotations
 
+from dmlbench.config import annex_conditions, training_recipe
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
@@ -35,8 +36,6 @@ def needs_annex(config: dict) -> str | None:
 def annex_recipe(config: dict) -> str:
     """What ``annex.training`` changes in the recipe of each annex dataset, against its main runs:
     ``"digits: epochs 20 (main runs 6)"``; ``"none"`` when it changes nothing."""
-    from dmlbench.config import annex_conditions, training_recipe
-
     parts = []
     for dataset in dict.fromkeys(d for d, _ in annex_conditions(config)):
         main = training_recipe(config, dataset, "all")

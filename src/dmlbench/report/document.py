@@ -19,10 +19,15 @@ import math
 import uuid
 from pathlib import Path
 
+import altair as alt
+import vl_convert as vlc
+from IPython.display import Markdown, display
+
 from dmlbench.errors import DmlbenchError
 from dmlbench.report import item, planned_figures
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import pd
+from dmlbench.report.figures import build_one, check_figures
 from dmlbench.report.study import Study, View
 
 NOT_AVAILABLE = "–"
@@ -132,9 +137,6 @@ def table_typst(columns: list[Column], rows: list[list[str]], notes: list[str], 
 
 def vega_script() -> str:
     """A ``<script>`` (about 0.9 MB) that defines ``window.vegaEmbed`` from vl-convert's bundle."""
-    import altair as alt
-    import vl_convert as vlc
-
     vl_version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # "v6.4.1" -> "v6_4"
     bundle = vlc.javascript_bundle(vl_version=vl_version)
     # A function scope keeps the bundle's top-level names out of the page's global scope.
@@ -180,7 +182,6 @@ class Document:
     """The report's figures and tables for one results folder and scorer (what the .qmd calls)."""
 
     def __init__(self, results: str | Path, scorer: str = "cosine_k1"):
-        from dmlbench.figures import build_one, check_figures
 
         self.results = Path(results)
         self.study = Study.load(self.results)
@@ -200,8 +201,6 @@ class Document:
 
     def ref(self, label: str, name: str = "the figure"):
         """A cross-reference (``@label``) when the item is made, else ``name`` and why it is missing."""
-        from IPython.display import Markdown
-
         why = self.why_not(label)
         return Markdown(f"@{label}" if why is None else f"{name} (not in this run: {why})")
 
@@ -222,7 +221,6 @@ class Document:
             self._table(declared)
 
     def _figure(self, fig: Figure) -> None:
-        from IPython.display import display
 
         chart = self._build(self.view, fig.label)
         print(f"::: {{#{fig.label}}}\n")

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dmlbench.config import is_annex
 from dmlbench.report._declare import Column, Table
 from dmlbench.report._style import METRICS_COLUMNS, method_order, n_per_class_order, pd, require_columns, stats
 from dmlbench.report.study import knn_parts
@@ -706,7 +707,6 @@ def _k10_beats_k1(auroc: pd.DataFrame, scorer: str, npc: str) -> tuple[dict, lis
 def mixup_runs(config: dict) -> dict[tuple[str, str], bool]:
     """Whether mixup was on, per (method, images per class) of every numeric n_per_class the config
     runs (main grid and annex A.2): ``annex.mixup`` overrides a method's own ``mixup`` in the annex."""
-    from dmlbench.config import is_annex
 
     sizes = [s for s in config["n_per_class"] if s != "all"] + list(config["annex"]["sample_size"])
     out = {}

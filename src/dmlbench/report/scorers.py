@@ -4,6 +4,7 @@ or tuple loss) is shown as not applicable, never filled from another score."""
 
 from __future__ import annotations
 
+from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Figure, Table
 from dmlbench.report._style import (
@@ -38,8 +39,6 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
     loss, which has no logits - gets a row with mean NaN, n 0 and applicable False: not
     applicable, shown as such, never filled from another score.
     """
-    from dmlbench.config.scorers import LOGIT_SCORERS
-
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     auroc = auroc_rows(metrics, "metrics.parquet")
     order = scorer_order(str(k))

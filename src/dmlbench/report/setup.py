@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dmlbench.config import head_params
+from dmlbench.config import methods as method_entries
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
@@ -124,9 +126,6 @@ def methods_table(config: dict) -> pd.DataFrame:
     loss, which has no per-sample loss to mix) and, when annex A.2 runs (``annex.sample_size``),
     mixup_annex: the mixup of the annex runs (``annex.mixup`` overrides the method's own when set,
     for the methods that can mix)."""
-    from dmlbench.config import head_params
-    from dmlbench.config import methods as method_entries
-
     methods = config.get("methods")
     if not methods:
         raise DmlbenchError("the config has no `methods`; pass the validated config (dmlbench.config.load_config).")

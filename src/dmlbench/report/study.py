@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dmlbench.config import load_config, worst_miss_selection
+from dmlbench.data.sources import load_npz
 from dmlbench.errors import DmlbenchError
-from dmlbench.report._style import pd
+from dmlbench.report._style import pd, use_methods
+from dmlbench.report.worst_misses import worst_miss_frame
 
 #: Tables written by the aggregate stage that the report reads; the closed-set ones are optional.
 INPUT_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
@@ -61,8 +64,6 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
 
 def read_config(path: str | os.PathLike) -> dict:
     """The effective config written by ``dmlbench snapshot`` (validated again here)."""
-    from dmlbench.config import load_config
-
     if not Path(path).is_file():
         raise DmlbenchError(f"config snapshot {path} not found; run `dmlbench snapshot --config <your config>` first")
     return load_config(path)
@@ -79,7 +80,6 @@ class Study:
 
     def __post_init__(self):
         # every chart orders and colours the methods as this config's entries say (variants by head)
-        from dmlbench.report._style import use_methods
 
         use_methods(self.config.get("methods"))
 
@@ -104,8 +104,6 @@ class Study:
 
     def worst_miss_selection(self, scorer: str) -> dict:
         """Condition, case, seed, scorer and n_per_class of the worst-misses figure."""
-        from dmlbench.config import worst_miss_selection
-
         sel = worst_miss_selection(self.config)
         return {
             "dataset": sel["dataset"],
@@ -118,9 +116,6 @@ class Study:
 
     def worst_miss_frame(self, scorer: str) -> pd.DataFrame:
         """The worst misses of the selected run with their images (reads the dataset npz once)."""
-        from dmlbench.data.sources import load_npz
-        from dmlbench.report.worst_misses import worst_miss_frame
-
         if scorer in self._miss_frames:
             return self._miss_frames[scorer]
         sel = self.worst_miss_selection(scorer)

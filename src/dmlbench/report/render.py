@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dmlbench.errors import DmlbenchError
+from dmlbench.io import atomic_path
 
 FORMATS = {"html": "report.html", "typst": "report.pdf"}
 # What Quarto writes next to the .qmd; never copied into another render folder.
@@ -97,8 +98,6 @@ def render_report(
                 )
             outputs.append(written)
     if out_dir is not None and Path(out_dir).resolve() != folder / "_output":
-        from dmlbench.io import atomic_path
-
         copies = []
         for path in outputs:
             with atomic_path(Path(out_dir).resolve() / path.name) as tmp:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.manifold import TSNE
 
 from dmlbench.embeddings_file import case_key
 from dmlbench.errors import DmlbenchError
@@ -54,8 +55,6 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def tsne_coordinates(embeddings: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
     """2-D t-SNE (scikit-learn, PCA initialisation, cosine metric) of L2-normalised embeddings."""
-    from sklearn.manifold import TSNE
-
     x = embeddings.astype(np.float64)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     perplexity = min(float(perplexity), (len(x) - 1) / 3)
