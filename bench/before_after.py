@@ -7,7 +7,7 @@ the first 5 cases of a 10-case run are a 5-case run). The mean AUROC of a method
 conditions of its mean over cases and seeds, as the summary table has it. Prints the table and
 adds it under `--name` to bench/results/faithful-before-after.json.
 
-    python bench/before_after.py --name demo --before /tmp/faithful/demo_before \\
+    python -m bench.before_after --name demo --before /tmp/faithful/demo_before \\
         --after "/tmp/faithful/emb/model.embedding=linear_bn/results"
 """
 
@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json  # noqa: E402
+from bench.common import RESULTS, write_result
 
-OUT = ROOT / "bench" / "results" / "faithful-before-after.json"
+OUT = RESULTS / "faithful-before-after.json"
 
 
 def mean_auroc(results: Path, scorer: str, n_per_class: str, cases: int | None) -> tuple[pd.Series, pd.DataFrame]:
@@ -76,8 +73,7 @@ def main() -> None:
         "mean_auroc": {m: {k: float(v) for k, v in row.items()} for m, row in table.iterrows()},
         "by_condition": {"before": before_cond.to_dict(orient="index"), "after": after_cond.to_dict(orient="index")},
     }
-    write_json(OUT, report)
-    print(f"wrote {OUT}")
+    write_result(OUT, report)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Evidence that every head trains for real: the same backbone and recipe per metho
 on every class of the official train split (no anomaly classes), evaluated on the official
 test split. Prints a table and writes bench/results/closed_set_accuracy-<dataset>-<device>.json.
 
-    python bench/closed_set_accuracy.py --source fashion_mnist --backbone small_cnn --epochs 3
+    python -m bench.closed_set_accuracy --source fashion_mnist --backbone small_cnn --epochs 3
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import write_result
 from dmlbench.data.sources import load_source
 from dmlbench.heads import HEADS, PARAMS
-from dmlbench.io import write_json
 from dmlbench.train.device import resolve_device
 from dmlbench.train.run import train_job
 
@@ -92,7 +92,7 @@ def main() -> None:
         "results": rows,
     }
     out = Path(__file__).parent / "results" / f"closed_set_accuracy-{args.source}-{label.replace(' ', '_')}.json"
-    write_json(out, result)
+    write_result(out, result)
     print("\n| method | closed-set accuracy | seconds |\n|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['accuracy']:.4f} | {r['seconds']:.0f} |")

@@ -7,17 +7,15 @@ folder. Prints a table of mean AUROC (`--scorer`, over every condition, case and
 method and value, with the mean over the conditions' 95 % intervals' half widths, and writes
 bench/results/config_variants-<key>-<device>.json.
 
-    python bench/config_variants.py --config config/demo.yaml --key model.embedding --values none linear_bn fastai
-    python bench/config_variants.py --key methods.sphereface.anneal_fraction --values 0.06 0.5 --methods sphereface
+    python -m bench.config_variants --config config/demo.yaml --key model.embedding --values none linear_bn fastai
+    python -m bench.config_variants --key methods.sphereface.anneal_fraction --values 0.06 0.5 --methods sphereface
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json  # noqa: E402
+from bench.common import RESULTS, ROOT, snakemake_cmd, snakemake_env, write_result
 
 
 def parse_value(text: str):
@@ -54,31 +50,11 @@ def run(workdir: Path, config: dict, device: str, cores: int) -> tuple[pd.DataFr
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {
-        **os.environ,
-        "DMLBENCH_DEVICE": device,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "snakemake"),
-            "results/tables/summary.parquet",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(path),
-            "--cores",
-            str(cores),
-            "--resources",
-            "gpu=1",
-        ],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
+    cmd = snakemake_cmd(
+        workdir, path, "--cores", str(cores), "--resources", "gpu=1", targets=("results/tables/summary.parquet",)
     )
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=snakemake_env(DMLBENCH_DEVICE=device), stdout=subprocess.DEVNULL)
     return pd.read_parquet(workdir / "results/tables/summary.parquet"), time.perf_counter() - t0
 
 
@@ -126,8 +102,8 @@ def main() -> None:
     wide.loc["mean over methods"] = wide.mean()
     print(f"mean AUROC ({args.scorer}), {args.key} = ...")
     print(wide.round(4).to_markdown())
-    out = ROOT / "bench" / "results" / f"config_variants-{args.key}-{label.replace(' ', '_')}.json"
-    write_json(
+    out = RESULTS / f"config_variants-{args.key}-{label.replace(' ', '_')}.json"
+    write_result(
         out,
         {
             "device": label,
@@ -140,7 +116,6 @@ def main() -> None:
             "seconds": seconds,
         },
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ and prints a table. Targets on one H100: the whole config in <= 30 minutes; clos
 accuracy >= 92 % on CIFAR-10, >= 99.3 % on MNIST, >= 93 % on Fashion-MNIST, with the same
 recipe.
 
-    PYTHONPATH=src python bench/full_study.py --cores 16                     # config/config.yaml on a GPU
-    PYTHONPATH=src python bench/full_study.py --configfile config/test.yaml --cores 2   # CPU smoke run
-    PYTHONPATH=src python bench/full_study.py --estimate                     # no run: images and minutes
+    python -m bench.full_study --cores 16                     # config/config.yaml on a GPU
+    python -m bench.full_study --configfile config/test.yaml --cores 2   # CPU smoke run
+    python -m bench.full_study --estimate                     # no run: images and minutes
 
 Relative dataset roots in the config (data/cifar10, ...) resolve inside the scratch folder;
 --link puts folders there (default: the repository's data/ when it exists), e.g.
@@ -56,9 +56,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
-BIN = Path(sys.executable).parent
+from bench.common import RESULTS, ROOT, snakemake_cmd, snakemake_env, write_result
+
 TARGET_MINUTES = 30.0
 #: Start-up and overhead (everything but training steps and evaluation) at most this share of the GPU time.
 TARGET_OVERHEAD_SHARE = 0.10
@@ -128,26 +127,6 @@ ASSUMPTION_NOTES = {
 BEFORE_ISSUE_16 = {"epoch_overhead_s": 0.005, "case_overhead_s": 0.05}
 #: Alternative assumptions whose overhead share the estimate also prints (how much rides on them).
 SENSITIVITY = {"epoch_overhead_s": 0.005, "startup_s": 12.0}
-
-
-def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    exe = BIN / "snakemake"
-    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
-    return base + [
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        *args,
-    ]
-
-
-def snakemake_env() -> dict:
-    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    pythonpath = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PATH": path, "PYTHONPATH": pythonpath}
 
 
 def train_jobs_from_dry_run(configfile: Path) -> list[list[dict]]:
@@ -605,10 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         est = estimate(configfile, speed)
         print_estimate(est)
         out = args.out or RESULTS / f"full_study-estimate{stem}.json"
-        from dmlbench.io import write_json
-
-        write_json(out, est)
-        print(f"wrote {out}")
+        write_result(out, est)
         return 0
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="dmlbench-full-study-"))).resolve()
@@ -676,10 +652,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
     out = args.out or RESULTS / f"full_study-{slug}{stem}.json"
-    from dmlbench.io import write_json
-
-    write_json(out, result)
-
     print(f"\ndevice: {label}; config: {configfile.name}; total {total_min:.1f} min (target {TARGET_MINUTES:g})")
     print("| rule | jobs | minutes (sum over jobs) |\n|---|---|---|")
     for rule in sorted(minutes, key=minutes.get, reverse=True):
@@ -696,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"closed-set accuracy, conventional, {d}: {v['accuracy']:.4f}{verdict}")
     else:
         print(f"closed-set accuracy: {accuracy_note}")
-    print(f"wrote {out}")
+    write_result(out, result)
     if not args.keep and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return proc.returncode

@@ -6,23 +6,20 @@ what it adds. Job seconds are summed over the method's train and score jobs (mai
 A.2, closed-set models); on a machine running `cores` jobs at once, the wall time they add is
 about that sum / cores. Prints a table and writes bench/results/method_cost-<name>.json.
 
-    python bench/method_cost.py --run /tmp/demo --config config/demo.yaml --cores 2
+    python -m bench.method_cost --run /tmp/demo --config config/demo.yaml --cores 2
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.aggregate.tables import runtime_table  # noqa: E402
-from dmlbench.config import load_config  # noqa: E402
-from dmlbench.config.methods import sweeps  # noqa: E402
-from dmlbench.io import write_json  # noqa: E402
+from bench.common import RESULTS, write_result
+from dmlbench.aggregate.tables import runtime_table
+from dmlbench.config import load_config
+from dmlbench.config.methods import sweeps
 
 
 def main() -> None:
@@ -73,8 +70,8 @@ def main() -> None:
             f"job seconds, about {info['added_wall_seconds_estimate']:.0f} s wall on {args.cores} cores{share}"
         )
     name = args.name or run.name
-    out = ROOT / "bench" / "results" / f"method_cost-{name}.json"
-    write_json(
+    out = RESULTS / f"method_cost-{name}.json"
+    write_result(
         out,
         {
             "run": str(run),
@@ -85,7 +82,6 @@ def main() -> None:
             "sweeps": added,
         },
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,17 @@ process, score-job seconds, imports per process, compile seconds cold and warm -
 
     # the demo on the CPU, this checkout against the code before issue 16, both at the same time
     git worktree add /tmp/base 0c24b25 && /work/mkvenv.sh /tmp/base        # (or any checkout + venv)
-    python bench/overhead.py --baseline /tmp/base --cores 2
+    python -m bench.overhead --baseline /tmp/base --cores 2
     # a finished run (e.g. bench/full_study.py --keep on a GPU), analysed only
-    python bench/overhead.py --workdir /path/to/workdir
+    python -m bench.overhead --workdir /path/to/workdir
     # two finished runs made side by side (each `/usr/bin/time -v -o FILE snakemake ...` in its
     # own checkout), compared: wall and CPU from the time files, tables, train share, start-up
-    python bench/overhead.py --workdir . --time-file after.time \
+    python -m bench.overhead --workdir . --time-file after.time \
         --baseline-workdir /path/to/old-checkout --baseline-time-file before.time
     # torch.compile cold and warm: two train jobs on an empty cache folder (a GPU: --device cuda)
-    python bench/overhead.py --compile-check --device cuda
+    python -m bench.overhead --compile-check --device cuda
     # the training loop's own cost per epoch and per case, the model's work taken out (--device cuda)
-    python bench/overhead.py --loop-probe --device cpu
+    python -m bench.overhead --loop-probe --device cpu
 
 A run is `snakemake --cores N --configfile <config>` (default config/demo.yaml, what `make demo`
 runs) from nothing in a scratch folder, timed by wall clock and by the CPU time of Snakemake and
@@ -54,11 +54,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json  # noqa: E402  (bench becomes a package: issue 30)
+from bench.common import RESULTS, ROOT, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 #: Packages counted as heavy in a process's imports.
 HEAVY = (
     "torch",
@@ -596,8 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         """Print the probe's result, write the whole result to --out or bench/results/overhead-<name>-<device>.json."""
         print(json.dumps(result[key], indent=1))
         out = args.out or RESULTS / f"overhead-{name}-{label}.json"
-        write_json(out, result)
-        print(f"wrote {out}")
+        write_result(out, result)
         return 0
 
     if args.loop_probe:
@@ -643,8 +639,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result["this"]["analysis"], indent=1, default=str))
         result["per_unit"] = result["this"]["analysis"]["per_unit"]
         out = args.out or RESULTS / f"overhead-{label}{stem}.json"
-        write_json(out, result)
-        print(f"wrote {out}")
+        write_result(out, result)
         return 0
 
     scratch = (args.scratch or Path(tempfile.mkdtemp(prefix="dmlbench-overhead-"))).resolve()
@@ -689,8 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['this']['run']['load_before']} at the start)"
         )
     out = args.out or RESULTS / f"overhead-{label}{stem}.json"
-    write_json(out, result)
-    print(f"wrote {out}; runs kept in {scratch}")
+    write_result(out, result, f"; runs kept in {scratch}")
     return 0
 
 

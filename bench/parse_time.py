@@ -6,7 +6,7 @@ a git revision of this repository (its Snakefile, rules and src/ exported to a t
 after the other in turn so both see the same machine load. Prints a table (median wall and CPU
 seconds, peak memory, heavy packages imported) and writes bench/results/parse_time.json.
 
-    python bench/parse_time.py --rev 33f5515 --repeat 5
+    python -m bench.parse_time --rev 33f5515 --repeat 5
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json  # noqa: E402
+from bench.common import RESULTS, ROOT, write_result
 
 HEAVY = ("torch", "torchvision", "fastai", "altair", "vl_convert", "sklearn", "matplotlib", "scipy", "pandas")
 
@@ -119,8 +117,8 @@ def main() -> None:
             f"| {name} | {s['wall_s_median']:.2f} | {s['cpu_s_median']:.2f} | {s['max_rss_mb']:.0f} | "
             f"{', '.join(s['heavy_imports']) or '-'} |"
         )
-    out = ROOT / "bench" / "results" / "parse_time.json"
-    write_json(out, result)
+    out = RESULTS / "parse_time.json"
+    write_result(out, result)
     print(f"\nwritten: {out}")
 
 

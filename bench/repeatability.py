@@ -4,50 +4,26 @@ On the CPU the two runs must be identical; on a GPU (non-deterministic kernels) 
 target is a maximum AUROC difference of 0.005. Prints a table and writes
 bench/results/repeatability-<device>.json.
 
-    python bench/repeatability.py --config config/test.yaml --device cuda
+    python -m bench.repeatability --config config/test.yaml --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-from dmlbench.io import write_json  # noqa: E402
+from bench.common import RESULTS, ROOT, snakemake_cmd, snakemake_env, write_result
 
 
 def run(workdir: Path, config: Path, device: str, cores: int) -> pd.DataFrame:
-    env = {
-        **os.environ,
-        "DMLBENCH_DEVICE": device,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "snakemake"),
-            "results/tables/metrics.parquet",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config),
-            "--cores",
-            str(cores),
-            "--resources",
-            "gpu=1",
-        ],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
+    cmd = snakemake_cmd(
+        workdir, config, "--cores", str(cores), "--resources", "gpu=1", targets=("results/tables/metrics.parquet",)
     )
+    subprocess.run(cmd, check=True, env=snakemake_env(DMLBENCH_DEVICE=device), stdout=subprocess.DEVNULL)
     return pd.read_parquet(workdir / "results/tables/metrics.parquet")
 
 
@@ -87,8 +63,8 @@ def main() -> None:
         f"\nmax {result['max_abs_auroc_difference']:.6f} over {len(auroc)} AUROC values (target {target}) "
         f"on {label}: {'met' if result['meets_target'] else 'NOT met'}"
     )
-    out = ROOT / "bench" / "results" / f"repeatability-{label.replace(' ', '_')}.json"
-    write_json(out, result)
+    out = RESULTS / f"repeatability-{label.replace(' ', '_')}.json"
+    write_result(out, result)
     print(f"written: {out}")
 
 

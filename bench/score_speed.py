@@ -5,8 +5,8 @@ Scores random float16 embeddings (the dtype the pipeline stores) - by default 10
 a fixed number of torch threads, and writes
 ``bench/results/score_speed-<host>.json``.
 
-    PYTHONPATH=src python bench/score_speed.py                   # full size, 2 threads
-    PYTHONPATH=src python bench/score_speed.py --n-test 1000 --n-ref 5000 --repeat 1
+    python -m bench.score_speed                   # full size, 2 threads
+    python -m bench.score_speed --n-test 1000 --n-ref 5000 --repeat 1
 
 Target: the full-size run under 15 s on a 2-core machine.
 """
@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmlbench.io import write_json
+from bench.common import RESULTS, write_result
 from dmlbench.score.knn import DEFAULT_KS, DISTANCES, knn_scores
 
 TARGET_SECONDS = 15.0
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cpu_model() -> str:
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     out = args.out or RESULTS / f"score_speed-{host_label()}.json"
-    write_json(
+    write_result(
         out,
         {
             "device": device,
@@ -124,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
     )
-    print(f"wrote {out}")
     return 0
 
 

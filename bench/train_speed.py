@@ -17,8 +17,8 @@ achieved bf16 FLOP rate of (c) — 3 x the forward FLOPs of ResNet18 counted by
 torch.utils.flop_counter — over the device's dense bf16 peak. Writes
 bench/results/train_speed-<device>.json and prints a table.
 
-    PYTHONPATH=src python bench/train_speed.py                  # on a GPU: batch sizes 256, 512, 1024
-    PYTHONPATH=src python bench/train_speed.py --quick          # CPU smoke run, tiny sizes (a minute)
+    python -m bench.train_speed                  # on a GPU: batch sizes 256, 512, 1024
+    python -m bench.train_speed --quick          # CPU smoke run, tiny sizes (a minute)
 
 Target on an H100: (c) >= 5x (a).
 """
@@ -40,14 +40,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.common import RESULTS, write_result
 from dmlbench.data.sources import Dataset
 from dmlbench.data.splits import run_cases
-from dmlbench.io import write_json
 from dmlbench.train.device import resolve_device, setup_device
 from dmlbench.train.models import resnet18_cifar
 from dmlbench.train.run import RunTrainer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SPEEDUP = 5.0
 INPUTS = {"rgb32": (32, 32, 3), "grey28": (28, 28, 1)}
 VARIANTS = {"a": "fastai_plain", "b": "eager", "c": "compiled"}
@@ -374,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
     out = args.out or RESULTS / f"train_speed-{slug}{'-quick' if args.quick else ''}.json"
-    write_json(
+    write_result(
         out,
         {
             "device": label,
@@ -405,7 +404,6 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
         },
     )
-    print(f"wrote {out}")
     return 0
 
 

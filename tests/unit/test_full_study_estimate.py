@@ -1,22 +1,16 @@
-"""bench/full_study.py --estimate's arithmetic on a layout worked out by hand: what each process,
+"""bench.full_study --estimate's arithmetic on a layout worked out by hand: what each process,
 case seed, run, case and epoch adds to the GPU time, and the per-run layout it is compared with."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import bench.full_study
 
 
 @pytest.fixture(scope="module")
 def full_study():
-    spec = importlib.util.spec_from_file_location("full_study", ROOT / "bench" / "full_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench.full_study
 
 
 def _spec(method, n_per_class, *, seed=0, cases=2, epochs=3, compile="false", n_anomaly=1):

@@ -339,7 +339,8 @@ def test_bench_script_small_run(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "bench" / "score_speed.py"),
+            "-m",
+            "bench.score_speed",
             "--n-test",
             "64",
             "--n-ref",
@@ -356,6 +357,7 @@ def test_bench_script_small_run(tmp_path):
         capture_output=True,
         text=True,
         env=env,
+        cwd=ROOT,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

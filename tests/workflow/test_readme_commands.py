@@ -39,7 +39,7 @@ def readme_commands() -> list[str]:
 
 def inline_bench_commands() -> list[str]:
     """Bench commands quoted inline (the Performance table's "rerun" column)."""
-    return re.findall(r"`((?:PYTHONPATH=src )?\.venv/bin/python bench/[^`]+)`", README.read_text())
+    return re.findall(r"`(\.venv/bin/python -m bench\.[^`]+)`", README.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ HOW = [
     (r"^\.venv/bin/snakemake --profile profiles/cloud\b", "cloud"),
     (r"^\.venv/bin/snakemake\b", "snakemake dry run"),
     (r"^\.venv/bin/dmlbench\b", "dmlbench"),
-    (r"^(PYTHONPATH=src )?\.venv/bin/python bench/", "bench"),
+    (r"^\.venv/bin/python -m bench\.", "bench"),
     (r"^apt-get\b", "system packages"),
     (r"^docker\b", "container"),
 ]
@@ -138,12 +138,12 @@ def test_dmlbench_commands_after_a_run(project, test_run, tmp_path):
 @pytest.mark.parametrize("command", [c for c in readme_commands() if how(c) == "bench"] + inline_bench_commands())
 def test_bench_commands_parse(project, command):
     """Each bench accepts the README's arguments: every --flag it uses is one the script has."""
-    script = re.search(r"bench/\S+\.py", command)[0]
-    assert (project / script).is_file(), script
-    proc = fresh_shell(f"PYTHONPATH=src .venv/bin/python {script} --help", project, timeout=300)
-    ok(proc, f"{script} --help")
+    module = re.search(r"-m (bench\.\w+)", command)[1]
+    assert (project / module.replace(".", "/")).with_suffix(".py").is_file(), module
+    proc = fresh_shell(f".venv/bin/python -m {module} --help", project, timeout=300)
+    ok(proc, f"python -m {module} --help")
     for flag in re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", command):
-        assert flag in proc.stdout, f"{script} has no {flag} (README: {command})"
+        assert flag in proc.stdout, f"{module} has no {flag} (README: {command})"
     for placeholder in re.findall(r"<[a-z-]+>", command):
         pytest.fail(f"README command has a placeholder {placeholder}: {command}")
 
