@@ -1,4 +1,5 @@
-"""The train stage's embeddings.npz: its keys, dtypes and shapes (DESIGN section 4), in one place.
+"""The train stage's embeddings.npz: its keys, dtypes and shapes, in one place (the
+train stage writes it, the score and aggregate stages read it).
 
 The writer (dmlbench.train.run) packs its arrays with :func:`pack_job` and :func:`pack_case`;
 the readers (dmlbench.score.run, dmlbench.aggregate.closed_set) name them with :func:`case_key`, so both

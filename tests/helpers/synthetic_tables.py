@@ -1,7 +1,7 @@
 """Synthetic aggregate-stage tables with known values, for tests of charts, figures and the report.
 
 ``make_tables(tables_dir)`` writes metrics.parquet, class_distances.parquet and
-runtime.parquet in the aggregate stage's schema (DESIGN.md §4) and returns the frames.
+runtime.parquet in the aggregate stage's schema (docs/tables.md) and returns the frames.
 Every value is a closed-form function of its keys (see ``auroc_value``), so tests can
 compute expected summaries by hand.
 """

@@ -4,7 +4,7 @@
 - npz files (prepared datasets, embeddings) are read with allow_pickle=False: an object array
   (a pickle inside the npz) is refused, not unpickled.
 - CIFAR-10 pickles go through a restricted unpickler; that is tested in
-  tests/unit/test_datasets.py::test_cifar10_refuses_pickle_that_runs_code (not repeated here).
+  tests/unit/data/test_sources.py::test_cifar10_refuses_pickle_that_runs_code (not repeated here).
 - No torch checkpoint is read today; a source scan keeps every future `torch.load(` on
   weights_only=True and every `pickle.load` / `yaml.load(` inside the restricted unpickler.
 """

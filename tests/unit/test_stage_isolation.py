@@ -156,6 +156,13 @@ def test_imports_are_at_the_top(module):
     assert not deferred, "\n".join(deferred) + "\n(import at the top, or add the module to LOCAL_IMPORTS with why)"
 
 
+def test_unit_tests_mirror_the_packages():
+    """tests/unit/<package>/ holds the tests of src/dmlbench/<package>/ (the ground floor's are in tests/unit/)."""
+    packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
+    missing = [p for p in packages if not list((SRC.parents[1] / "tests" / "unit" / p).glob("test_*.py"))]
+    assert not missing, f"no tests/unit/<package>/test_*.py for {missing}"
+
+
 def test_the_exceptions_are_current():
     """Every listed exception still happens: a stale entry would hide a new one."""
     for module, (packages, _) in LOCAL_IMPORTS.items():

@@ -1,7 +1,7 @@
 """Backbones: image batch [B, C, H, W] float -> embedding [B, D].
 
 A backbone is a body (image -> feature map [B, F, h, w]) and an embedding layer (feature map
--> embedding [B, D]), DESIGN section 2:
+-> embedding [B, D]), as docs/methods.md describes them:
 
 - bodies: torchvision's ResNet18/34/50, from scratch with the CIFAR stem (3x3 conv, stride 1,
   no max-pool; 1 or 3 input channels), or pretrained on ImageNet with their own stem and

@@ -212,7 +212,7 @@ def test_study_config_is_the_studys_setting(hub):
     from dmlbench.train.batches import JobData, case_inputs
     from dmlbench.train.run import RunTrainer
 
-    config = load_config(Path(__file__).resolve().parents[2] / "config" / "study.yaml")
+    config = load_config(Path(__file__).resolve().parents[3] / "config" / "study.yaml")
     assert config["model"]["backbone"] == "resnet18" and config["model"]["pretrained"] is True
     assert config["model"]["embedding"] == "fastai" and config["training"]["freeze_epochs"] == 1
     assert config["annex"]["sample_size"] == [100]

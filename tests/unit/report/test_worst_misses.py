@@ -1,4 +1,4 @@
-"""Image figures (dmlbench.gallery): data URLs, the worst-miss frame and grid, t-SNE panels."""
+"""Image figures (dmlbench.report.worst_misses, embeddings): data URLs, the worst-miss frame and grid, t-SNE panels."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from dmlbench.config import load_config, train_spec, validate
 from dmlbench.config import methods as m
 from dmlbench.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BASE = {
     "datasets": {"digits": {"source": "digits"}},
     "conditions": [{"dataset": "digits", "n_anomaly": [3]}],

@@ -1,4 +1,4 @@
-"""Annex builders (dmlbench.annex): A.1 AUROC against k, A.2 against images per class."""
+"""The annex sections' builders (dmlbench.report.annex_k, annex_sample_size): A.1 AUROC against k, A.2 against images per class."""
 
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ def test_annex_recipe_names_what_annex_training_changes():
 
     from dmlbench.config import load_config
 
-    config = load_config(Path(__file__).resolve().parents[2] / "config" / "test.yaml")
+    config = load_config(Path(__file__).resolve().parents[3] / "config" / "test.yaml")
     # test.yaml: training.epochs 1, annex.training.epochs 2; one annex dataset
     assert annex_sample_size.annex_recipe(config) == "digits: epochs 2 (main runs 1)"
     config["annex"]["training"] = {"epochs": 1, "lr": 0.01}  # epochs unchanged: not named

@@ -1,4 +1,4 @@
-"""Chart and table builders (dmlbench.charts)."""
+"""The report sections' chart and table builders (dmlbench.report.<section>) and their shared style."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import yaml
 from dmlbench.config import head_params, load_schema, score_names, validate
 from dmlbench.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [3]}]}
 
 #: The ranges of the heads' parameters, from the papers and the reference code (docs/methods.md),

@@ -18,7 +18,7 @@ from scipy.spatial.distance import cdist
 from dmlbench.errors import ConfigError
 from dmlbench.score.knn import knn_scores, score_columns
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KS = (1, 3, 7, "all")
 
 

@@ -7,7 +7,7 @@ from dmlbench.config import load_config, load_schema, train_spec, validate
 from dmlbench.errors import ConfigError
 from dmlbench.heads import PARAMS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = {"datasets": {"digits": {"source": "digits"}}, "conditions": [{"dataset": "digits", "n_anomaly": [3]}]}
 
 
