@@ -61,7 +61,7 @@ from bench.common import RESULTS, ROOT, snakemake_cmd, snakemake_env, write_resu
 TARGET_MINUTES = 30.0
 #: Start-up and overhead (everything but training steps and evaluation) at most this share of the GPU time.
 TARGET_OVERHEAD_SHARE = 0.10
-#: dmlbench.train.run.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
+#: dmlbench.train.compiled.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
 #: many images), repeated here so the estimate imports no torch.
 COMPILE_MIN_IMAGES = 2_000_000
 #: Closed-set test accuracy targets for Conventional trained on all classes, by dataset source.
@@ -200,7 +200,7 @@ def job_group(spec: dict) -> str:
 
 
 def compiles(spec: dict, train_images: int) -> bool:
-    """Whether a run compiles on a GPU (dmlbench.train.run.resolve_compile with a CUDA device)."""
+    """Whether a run compiles on a GPU (dmlbench.train.compiled.resolve_compile with a CUDA device)."""
     value = spec["training"].get("compile", "auto")
     if value in (None, "auto"):
         return train_images >= COMPILE_MIN_IMAGES

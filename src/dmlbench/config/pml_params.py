@@ -256,5 +256,7 @@ def write_table(path=None) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m dmlbench.config.pml_params --write   (rewrites src/dmlbench/_pml_signatures.py)")
+        sys.exit(
+            "usage: python -m dmlbench.config.pml_params --write   (rewrites src/dmlbench/config/_pml_signatures.py)"
+        )
     print(write_table())

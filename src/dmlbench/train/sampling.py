@@ -57,7 +57,7 @@ def balanced_order(
 
 
 class ClassBalancedBatches:
-    """The training batches of a :class:`dmlbench.train.run.DeviceBatches` (``base``, shuffled and
+    """The training batches of a :class:`dmlbench.train.batches.DeviceBatches` (``base``, shuffled and
     augmented), cut in class-balanced order (:func:`balanced_order`) instead of a plain shuffle.
     Everything else - augmentation, normalisation, channels_last, the per-epoch seed, the number
     of batches - is the base loader's. ``labels`` are the case's remapped labels of the whole

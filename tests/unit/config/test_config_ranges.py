@@ -1,7 +1,7 @@
 """Every config value a component would refuse is refused by the config check, before any job.
 
 The config check asks the components' own declarations (dmlbench.config.head_params for the heads,
-dmlbench.data.sources.check_options for the dataset readers); these tests hold each component
+dmlbench.config.sources.check_options for the dataset readers); these tests hold each component
 against `dmlbench.config.validate` at the boundaries of its ranges: a value is accepted by the
 config exactly when the component itself (a head built with torch, a reader, a scorer, the
 trainer's option parsing) accepts it, and the ranges are the papers' (written out here by hand).
