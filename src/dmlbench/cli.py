@@ -214,8 +214,8 @@ def cmd_figures(args) -> None:
     tables = Path(args.tables or layout.tables_dir(args.results))
     figures = Path(args.out or layout.figures_dir(args.results))
     results = tables.parent  # results/tables -> results/: the snapshot and data sit beside the tables
-    config = Path(args.config or results / "config.yaml")
-    data = Path(args.data or results / "data")
+    config = Path(args.config or layout.snapshot_file(results))
+    data = Path(args.data or layout.data_dir(results))
     paths = write_figures(tables, figures, scorer=args.scorer, config=config, data_dir=data)
     for p in paths:
         print(p)

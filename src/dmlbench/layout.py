@@ -89,9 +89,13 @@ def annex_group_path(sizes: list[str]) -> str:
     return GROUP_PATH.replace("{n_per_class}", "+".join(str(s) for s in sizes))
 
 
+def data_dir(results: str | Path = RESULTS) -> str:
+    return f"{Path(results).as_posix()}/data"
+
+
 def data_file(dataset: str = "{dataset}", results: str | Path = RESULTS) -> str:
     """The prepared dataset: results/data/{dataset}.npz."""
-    return f"{Path(results).as_posix()}/data/{dataset}.npz"
+    return f"{data_dir(results)}/{dataset}.npz"
 
 
 def runs_dir(results: str | Path = RESULTS) -> str:

@@ -23,6 +23,7 @@ import altair as alt
 import vl_convert as vlc
 from IPython.display import Markdown, display
 
+from dmlbench import layout
 from dmlbench.errors import DmlbenchError
 from dmlbench.report import item, planned_figures
 from dmlbench.report._declare import Column, Figure, Table
@@ -189,7 +190,7 @@ class Document:
         self.scorer = scorer
         self._build = build_one
         # The PDF shows these images: they must exist and be made for the scorer the HTML shows.
-        self.pngs = check_figures(self.results / "figures", scorer, planned_figures(self.config))
+        self.pngs = check_figures(layout.figures_dir(self.results), scorer, planned_figures(self.config))
 
     @property
     def config(self) -> dict:

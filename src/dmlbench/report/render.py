@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dmlbench import layout
 from dmlbench.errors import DmlbenchError
 from dmlbench.io import atomic_path
 
@@ -62,7 +63,7 @@ def render_report(
     if quarto is None:
         print(
             "quarto is not on PATH: the figures and tables are under "
-            f"{results}/figures and {results}/tables. To render the report, install Quarto "
+            f"{layout.figures_dir(results)} and {layout.tables_dir(results)}. To render the report, install Quarto "
             "(https://quarto.org/docs/get-started/) and run: dmlbench render",
             file=sys.stderr,
         )
@@ -70,7 +71,7 @@ def render_report(
     qmd = Path(qmd).resolve()
     if not qmd.is_file():
         raise DmlbenchError(f"report source {qmd} not found; pass --qmd <path to report.qmd>")
-    if not (results / "config.yaml").is_file():
+    if not Path(layout.snapshot_file(results)).is_file():
         raise DmlbenchError(
             f"{results} holds no config.yaml: run the pipeline (snakemake) first, "
             "or pass --results <the results folder>"

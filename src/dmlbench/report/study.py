@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dmlbench import layout
 from dmlbench.config import load_config, worst_miss_selection
 from dmlbench.data.sources import load_npz
 from dmlbench.errors import DmlbenchError
@@ -94,13 +95,13 @@ class Study:
         """Tables and config of a results folder; ``config`` is the snapshot's path (default
         ``results/config.yaml``) or an already validated config."""
         results = Path(results)
-        tables_dir = Path(tables_dir or results / "tables")
+        tables_dir = Path(tables_dir or layout.tables_dir(results))
         if not isinstance(config, dict):
-            config = read_config(config or results / "config.yaml")
+            config = read_config(config or layout.snapshot_file(results))
         tables = {name: read_table(tables_dir, name) for name in INPUT_TABLES}
         if config["tsne"]["enabled"]:
             tables.update({name: read_table(tables_dir, name) for name in CLOSED_SET_TABLES})
-        return cls(tables, config, Path(data_dir or results / "data"))
+        return cls(tables, config, Path(data_dir or layout.data_dir(results)))
 
     def worst_miss_selection(self, scorer: str) -> dict:
         """Condition, case, seed, scorer and n_per_class of the worst-misses figure."""
