@@ -28,13 +28,9 @@ from dmlbench.train.fastai_parts import DeviceAvgMetric, DeviceRecorder, FastOpt
 from dmlbench.train.models import EmbeddingNet
 
 OPTIMIZERS = ("adam", "sgd")
-
-
 #: fastai's Adam defaults (fastai.optimizer.Adam), kept for the fused AdamW that replaces it so
 #: a recipe's lr and weight_decay mean what they meant with fastai's own optimiser.
 ADAM_BETAS, ADAM_EPS = (0.9, 0.99), 1e-5
-
-
 SGD_MOMENTUM = 0.9
 
 
