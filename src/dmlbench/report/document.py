@@ -20,8 +20,8 @@ import uuid
 from pathlib import Path
 
 import altair as alt
+import IPython.display as ipython  # its display is looked up per call: the kernel's (or a test's) own
 import vl_convert as vlc
-from IPython.display import Markdown, display
 
 from dmlbench import layout
 from dmlbench.errors import DmlbenchError
@@ -203,7 +203,7 @@ class Document:
     def ref(self, label: str, name: str = "the figure"):
         """A cross-reference (``@label``) when the item is made, else ``name`` and why it is missing."""
         why = self.why_not(label)
-        return Markdown(f"@{label}" if why is None else f"{name} (not in this run: {why})")
+        return ipython.Markdown(f"@{label}" if why is None else f"{name} (not in this run: {why})")
 
     def vega(self) -> None:
         """Print, once and for HTML only, the script every interactive chart needs."""
@@ -227,7 +227,7 @@ class Document:
         print(f"::: {{#{fig.label}}}\n")
         print(_raw("html", chart_html(chart.to_dict())))
         print('::: {.content-visible unless-format="html"}\n')
-        display({"image/png": self.pngs[fig.label].read_bytes()}, raw=True)
+        ipython.display({"image/png": self.pngs[fig.label].read_bytes()}, raw=True)
         print(f"\n:::\n\n{fig.caption}\n\n:::\n")
 
     def table_frame(self, label: str):
