@@ -1,4 +1,5 @@
-"""Bootstrap CIs, Holm, Friedman/Nemenyi, Wilcoxon and the ranking/summary tables."""
+"""Intervals of a mean, sign-flip tests, overlapping cases, Holm, Friedman/Nemenyi, Wilcoxon and the
+ranking/summary tables, on worked examples."""
 
 import numpy as np
 import pandas as pd
@@ -10,13 +11,22 @@ from dmlbench.stats import (
     RANKING_COLUMNS,
     SUMMARY_COLUMNS,
     average_ranks,
-    bootstrap_ci,
+    band_p,
+    case_design,
+    case_test,
+    cases_to_reach,
     friedman,
     holm,
+    independent_cases,
+    mean_interval,
     mean_test,
+    min_signflip_p,
     nemenyi_cd,
     ranking_table,
+    signflip_p,
+    studentised_bootstrap_interval,
     summary_table,
+    t_interval,
     wilcoxon_p,
 )
 
@@ -101,16 +111,34 @@ def test_nemenyi_cd_against_the_published_table():
     assert np.isnan(nemenyi_cd(1, 5)) and np.isnan(nemenyi_cd(3, 0))
 
 
-def test_friedman_and_wilcoxon_match_scipy():
+def test_friedman_statistic_is_scipys_and_its_p_a_permutation_p():
     rng = np.random.default_rng(1)
     values = rng.random((12, 4)) + np.array([0.0, 0.1, 0.3, 0.05])
     stat, p, note = friedman(values)
     ref = sst.friedmanchisquare(*values.T)
-    assert (stat, p, note) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue), "")
+    assert stat == pytest.approx(ref.statistic) and note == ""
     # the Friedman statistic from the average ranks (no ties): 12N/(k(k+1)) (sum R^2 - k(k+1)^2/4)
     r, n, k = average_ranks(values), 12, 4
     assert stat == pytest.approx(12 * n / (k * (k + 1)) * (np.sum(r**2) - k * (k + 1) ** 2 / 4))
-    assert wilcoxon_p(values[:, 2], values[:, 0]) == pytest.approx(sst.wilcoxon(values[:, 2], values[:, 0]).pvalue)
+    # 24^11 arrangements: Monte Carlo, seeded, and close to the chi-square approximation at 12 blocks
+    assert p == friedman(values)[1] and p == pytest.approx(ref.pvalue, abs=0.02)
+
+
+def test_friedman_exact_on_two_blocks_by_hand():
+    """Two blocks, three methods, the same order in both: rank sums 2, 4, 6 (centre 4), S = 8. With the
+    first block fixed, the second's 3! = 6 arrangements give S = 8 (same order) or 6, 6, 2, 2, 0: p = 1/6."""
+    stat, p, _ = friedman(np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]]))
+    assert p == pytest.approx(1 / 6) and stat == pytest.approx(4.0)  # chi-square 12N/(k(k+1)) sum(R-2)^2 = 4
+
+
+def test_wilcoxon_is_exact_over_sign_patterns():
+    # no ties: scipy's exact distribution
+    x, y = np.array([0.3, 0.1, 0.5, 0.2, 0.7, 0.35]), np.array([0.05, 0.2, 0.1, 0.0, 0.1, 0.4])
+    assert wilcoxon_p(x, y) == pytest.approx(sst.wilcoxon(x, y, method="exact").pvalue)
+    # five pairs all one way: 2 / 32 = 0.0625, the smallest p five cases allow
+    assert wilcoxon_p([1, 2, 3, 4, 5], [0, 0, 0, 0, 0]) == pytest.approx(0.0625)
+    # ties in |d| (mid-ranks 1.5, 1.5, 3): signed ranks 1.5, 1.5, -3 sum 0; every pattern reaches |0|: p = 1
+    assert wilcoxon_p([0.1, 0.1, -0.2], [0, 0, 0]) == 1.0
 
 
 def test_friedman_and_wilcoxon_degenerate_cases():
@@ -121,21 +149,112 @@ def test_friedman_and_wilcoxon_degenerate_cases():
     assert wilcoxon_p([0.5, 0.6], [0.5, 0.6]) == 1.0
 
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- sign-flip tests
 
 
-def test_bootstrap_ci_contains_the_mean_and_is_reproducible():
-    rng = np.random.default_rng(2)
-    v = rng.normal(0.8, 0.05, size=30)
-    lo, hi = bootstrap_ci(v)
-    assert lo < v.mean() < hi
-    assert (lo, hi) == bootstrap_ci(v)
-    assert (lo, hi) != bootstrap_ci(v, seed=1)
-    # about mean +- 1.96 sd / sqrt(n)
-    half = 1.96 * v.std() / np.sqrt(len(v))
-    assert lo == pytest.approx(v.mean() - half, abs=0.3 * half) and hi == pytest.approx(v.mean() + half, abs=0.3 * half)
-    assert bootstrap_ci([0.7]) == (0.7, 0.7)
-    assert bootstrap_ci([0.7, 0.7, 0.7]) == pytest.approx((0.7, 0.7))
+def test_signflip_p_by_hand():
+    # |d| sum 6.5; |T*| >= 5.5 only when nothing or the -0.5 is flipped, and the mirrors: 4 / 16
+    assert signflip_p([1.0, 2.0, 3.0, -0.5]) == pytest.approx(0.25)
+    # one-sided: T = 5.5; T* >= 5.5 for the observed pattern and the one flipping -0.5: 2 / 16
+    assert signflip_p([1.0, 2.0, 3.0, -0.5], alternative="greater") == pytest.approx(2 / 16)
+    assert signflip_p([1.0, 2.0, 3.0, -0.5], alternative="less") == pytest.approx(15 / 16)
+    # against a null: the values minus the null
+    assert signflip_p([1.5, 2.5, 3.5, 0.0], null=0.5) == pytest.approx(0.25)
+    # five of one sign: 2 / 32, the smallest two-sided p of five cases
+    assert signflip_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625) == min_signflip_p(5)
+    assert signflip_p([0.0, 0.0, 0.0]) == 1.0
+    # rows: one p per row, as for each row alone
+    rows = np.array([[1.0, 2.0, 3.0, -0.5], [1.0, -1.0, 1.0, -1.0]])
+    np.testing.assert_allclose(signflip_p(rows), [0.25, 1.0])
+
+
+def test_signflip_p_monte_carlo_above_sixteen_cases_is_seeded_and_close_to_exact():
+    x = np.random.default_rng(4).normal(0.4, 1.0, size=20)
+    p = signflip_p(x)
+    assert p == signflip_p(x)  # seeded
+    # 20 cases of one sign: 2 / 2^20 exactly, but Monte Carlo counts the observed pattern: 1 / 10,001
+    assert signflip_p(np.abs(x)) == pytest.approx(1 / 10_001)
+    # against the t-test on data that suit it: close
+    assert p == pytest.approx(sst.ttest_1samp(x, 0.0).pvalue, abs=0.03)
+
+
+def test_cases_to_reach():
+    assert min_signflip_p(5) == 0.0625 and min_signflip_p(6) == 0.03125 and min_signflip_p(0) == 1.0
+    assert cases_to_reach(0.05) == 6  # 2 / 64 = 0.031; 5 cases: 0.0625
+    assert cases_to_reach(0.05 / 6) == 8  # 2 / 256 = 0.0078 < 0.0083
+    assert cases_to_reach(0.05, "greater") == 5  # 1 / 32 = 0.031
+
+
+def test_band_p_supports_inside_and_contradicts_outside():
+    inside = np.array([0.6, 0.7, 0.8, 0.65, 0.75])  # all within (0.2, 1.2)
+    p, side = band_p(inside, 0.2, 1.2)
+    assert side and p == pytest.approx(1 / 32)  # both one-sided tests at their smallest p
+    p, side = band_p(-inside, 0.2, 1.2)
+    assert not side and p == pytest.approx(2 / 32)  # twice the one-sided p of "below 0.2"
+    # a mean inside but values on both sides of an edge: above 0.2, d - 0.2 = -0.1 (x3), +0.7 (x3),
+    # T = 1.8, reached only by the 8 patterns that flip some of the -0.1: p = 8 / 64, not shown
+    p, side = band_p(np.array([0.1, 0.9, 0.1, 0.9, 0.1, 0.9]), 0.2, 1.2)
+    assert side and p == pytest.approx(8 / 64)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def test_t_interval_and_mean_interval_small_n():
+    # 2-4 cases: the t-interval (3, 4, 5: mean 4, sd 1, t_0.975,2 = 4.3027)
+    half = 4.302652729911275 / np.sqrt(3)
+    assert mean_interval([3.0, 4.0, 5.0]) == (pytest.approx(4 - half), pytest.approx(4 + half))
+    assert t_interval(np.array([3.0, 4.0, 5.0]))[0] == pytest.approx(4 - half)
+    lo, hi = mean_interval([0.7])
+    assert np.isnan(lo) and np.isnan(hi)  # one case: no interval
+    assert mean_interval([0.7] * 6) == (0.7, 0.7)
+
+
+def test_mean_interval_from_five_cases_contains_the_t_interval_and_follows_skew():
+    x = np.array([0.1, 0.12, 0.11, 0.13, 0.6])  # one case far above: right skew
+    lo, hi = mean_interval(x)
+    tlo, thi = t_interval(x)
+    blo, bhi = studentised_bootstrap_interval(x)
+    assert (lo, hi) == (pytest.approx(min(tlo, blo)), pytest.approx(max(thi, bhi)))
+    assert lo <= tlo and hi >= thi
+    # five values: every one of the 126 distinct resamples enumerated, no seed involved
+    assert studentised_bootstrap_interval(x) == studentised_bootstrap_interval(x[[4, 0, 1, 2, 3]])
+    # rows give the intervals of each row
+    rows = np.array([x, x + 1])
+    np.testing.assert_allclose(np.array(mean_interval(rows)).T, [(lo, hi), (lo + 1, hi + 1)])
+
+
+# --------------------------------------------------------------------------- overlapping cases
+
+
+def test_independent_cases_of_rotations():
+    assert independent_cases(range(5), 1, 10) == [0, 1, 2, 3, 4]
+    assert independent_cases(range(5), 5, 10) == [0]  # cases 0..4 at a5: all share class 4
+    assert independent_cases(range(10), 5, 10) == [0, 5]
+    assert independent_cases(range(10), 3, 10) == [0, 3, 6]  # 9 = {9, 0, 1} wraps onto 0
+    assert independent_cases(range(10), 2, 10) == [0, 2, 4, 6, 8]
+    assert independent_cases([0, 2, 4], 2) == [0, 2, 4]  # without C: no wrap
+
+
+def test_case_design_rule():
+    d = case_design(range(5), 1, 10)
+    assert (d.tested, d.exploratory, d.note) == ((0, 1, 2, 3, 4), False, "")
+    d = case_design(range(5), 5, 10)
+    assert d.exploratory and d.n_independent == 1 and d.tested == (0, 1, 2, 3, 4)
+    assert "the 5 cases share anomaly classes and only 1 are disjoint" in d.note
+    d = case_design(range(20), 3, 20)  # 6 disjoint: enough for 2 / 64
+    assert d.tested == (0, 3, 6, 9, 12, 15) and not d.exploratory
+    assert d.note == "on the 6 of 20 cases whose anomaly classes are disjoint"
+
+
+def test_case_test_decides_by_sign_flip_and_shows_the_t_test():
+    values = pd.Series([0.05] * 9 + [-0.01], index=range(10))
+    r = case_test(values, 1, 10)
+    assert r.p == pytest.approx(4 / 1024) and r.p_t == pytest.approx(sst.ttest_1samp(values, 0.0).pvalue)
+    assert r.effect == pytest.approx(0.044) and r.n == 10 and r.min_p == pytest.approx(2 / 1024)
+    assert (r.ci_low, r.ci_high) == pytest.approx(mean_interval(values.to_numpy()))
+    r = case_test(pd.Series([0.45, 0.4, 0.42, 0.38, 0.41]), 1, null=0.5)
+    assert r.effect == pytest.approx(-0.088) and r.p == pytest.approx(0.0625)
 
 
 # --------------------------------------------------------------------------- tables
@@ -166,34 +285,49 @@ def _metrics(methods=("arcface", "conventional", "cosface"), cases=3, seeds=(0, 
     return pd.DataFrame(rows)
 
 
-def test_ranking_table_against_scipy():
-    metrics = _metrics()
+def test_ranking_table_blocks_are_case_means():
+    metrics = _metrics(cases=5)
     table = ranking_table(metrics)
     assert list(table.columns) == RANKING_COLUMNS
     assert len(table) == 2 * 3  # 2 scorers x 3 methods (AUROC only)
     one = table[table.scorer == "cosine_k1"].set_index("method")
+    # seeds averaged within a case: the blocks are the 5 cases, not the 10 (case, seed) pairs
     wide = (
         metrics[(metrics.metric == "auroc") & (metrics.scorer == "cosine_k1")]
-        .pivot_table(index=["case", "seed"], columns="method", values="value")
+        .pivot_table(index="case", columns="method", values="value", aggfunc="mean")
         .sort_index()
     )
     np.testing.assert_allclose(one.loc[wide.columns, "avg_rank"], sst.rankdata(-wide.to_numpy(), axis=1).mean(0))
-    ref = sst.friedmanchisquare(*wide.to_numpy().T)
-    assert one["friedman_statistic"].eq(ref.statistic).all() and one["friedman_p"].eq(ref.pvalue).all()
-    assert (one["n_blocks"] == 6).all() and (one["n_methods"] == 3).all()
-    assert one["cd"].iloc[0] == pytest.approx(nemenyi_cd(3, 6))
-    p = [sst.wilcoxon(wide[m], wide["conventional"]).pvalue for m in ("arcface", "cosface")]
+    stat, p, _ = friedman(wide.to_numpy())
+    assert one["friedman_statistic"].eq(stat).all() and one["friedman_p"].eq(p).all()
+    assert stat == pytest.approx(sst.friedmanchisquare(*wide.to_numpy().T).statistic)
+    assert (one["n_blocks"] == 5).all() and (one["n_methods"] == 3).all() and not one["cases_overlap"].any()
+    assert one["cd"].iloc[0] == pytest.approx(nemenyi_cd(3, 5))
+    p = [wilcoxon_p(wide[m], wide["conventional"]) for m in ("arcface", "cosface")]
     np.testing.assert_allclose(one.loc[["arcface", "cosface"], "wilcoxon_p"], p)
     np.testing.assert_allclose(one.loc[["arcface", "cosface"], "wilcoxon_p_holm"], holm(p))
     assert np.isnan(one.loc["conventional", "wilcoxon_p"]) and np.isnan(one.loc["conventional", "wilcoxon_p_holm"])
     assert (one["note"] == "").all()
 
 
+def test_ranking_table_corrects_within_a_table_and_flags_overlapping_cases():
+    """Holm spans the conditions of one (n_per_class, scorer): the Friedman tests once per
+    condition, the Wilcoxon tests all together. At a2 consecutive cases share a class."""
+    metrics = pd.concat([_metrics(cases=5), _metrics(cases=5).assign(n_anomaly=2)], ignore_index=True)
+    table = ranking_table(metrics)
+    cos = table[table.scorer == "cosine_k1"]
+    per_condition = cos.drop_duplicates("n_anomaly")
+    np.testing.assert_allclose(per_condition["friedman_p_holm"], holm(per_condition["friedman_p"]))
+    np.testing.assert_allclose(cos["wilcoxon_p_holm"], holm(cos["wilcoxon_p"]))
+    assert cos.groupby("n_anomaly")["cases_overlap"].all().to_dict() == {1: False, 2: True}
+    assert cos[cos.n_anomaly == 2]["note"].str.contains("cases share anomaly classes").all()
+
+
 def test_ranking_table_incomplete_blocks_and_too_few_methods():
     metrics = _metrics(methods=("arcface", "conventional"))
     metrics = metrics[~((metrics.method == "arcface") & (metrics.case == 0))]  # drop the case-0 blocks
     table = ranking_table(metrics)
-    assert (table["n_blocks"] == 4).all() and table["friedman_statistic"].isna().all()
+    assert (table["n_blocks"] == 2).all() and table["friedman_statistic"].isna().all()
     assert table["note"].str.contains("at least 3 methods").all()
     assert table["wilcoxon_p"].notna().sum() == 2  # arcface vs conventional, per scorer
     no_base = ranking_table(_metrics(methods=("arcface", "cosface", "sphereface")))
@@ -214,7 +348,7 @@ def test_summary_table():
 
 
 def test_duplicated_seeds_do_not_narrow_the_interval():
-    """Seeds of a case share its classes and test images: the interval resamples cases. A second
+    """Seeds of a case share its classes and test images: the interval is over cases. A second
     seed that repeats every case's value exactly adds no information, so the interval of the two
     seeds equals the one-seed interval (resampling the 2 x 8 values as independent ones would
     narrow it by about sqrt(2))."""
@@ -238,10 +372,10 @@ def test_duplicated_seeds_do_not_narrow_the_interval():
     assert (b["ci_low"], b["ci_high"]) == (a["ci_low"], a["ci_high"])
     assert (b["n"], b["n_cases"]) == (16, 8) and b["mean"] == pytest.approx(values.mean())
     assert b["ci_high"] - b["ci_low"] > 0.9 * (a["ci_high"] - a["ci_low"])
-    # the interval of the case means, by hand: seeds averaged first, then the bootstrap
+    # the interval of the case means, by hand: seeds averaged first, then the interval
     three = pd.concat([one, one.assign(seed=1, value=values + 0.02)], ignore_index=True)
     c = summary_table(three).iloc[0]
-    assert (c["ci_low"], c["ci_high"]) == bootstrap_ci(values + 0.01)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx(mean_interval(values + 0.01))
     assert c["mean"] == pytest.approx(values.mean() + 0.01)
 
 
