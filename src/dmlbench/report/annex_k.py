@@ -92,7 +92,7 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-annex-k",
-        "Mean AUROC with its 95 % bootstrap interval per condition, method, distance and k (the numbers of the "
+        "Mean AUROC with its 95 % interval over cases per condition, method, distance and k (the numbers of the "
         "annex A.1 figure).",
         lambda v: k_table(v.t["summary"], n_per_class=v.n),
         printed=False,

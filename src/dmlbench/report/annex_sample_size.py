@@ -160,7 +160,7 @@ def sample_size_chart(
         "Annex A.2: effect of the number of training images per class",
         [
             selection(scorer=scorer) + ("" if distance_scorer == scorer else f" · distances: {distance_scorer}"),
-            "mean over cases × seeds; bars: 95 % bootstrap interval over cases",
+            "mean over cases (seeds averaged within a case); bars: 95 % interval over cases",
         ],
         scorer=scorer,
         distance_scorer=distance_scorer,
@@ -170,7 +170,7 @@ def sample_size_chart(
 FIGURES = (
     Figure(
         "fig-annex-sample-size",
-        "Mean AUROC (with its 95 % bootstrap interval) and mean normalised anomaly distance against the number "
+        "Mean AUROC (with its 95 % interval over cases) and mean normalised anomaly distance against the number "
         "of training images per normal class.",
         lambda v: sample_size_chart(
             v.t["summary"], v.t["class_distances"], scorer=v.scorer, distance_scorer=v.distance_scorer
@@ -181,7 +181,7 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-annex-sample-size",
-        "Mean AUROC with its 95 % bootstrap interval and mean normalised anomaly distance per condition, method "
+        "Mean AUROC with its 95 % interval over cases and mean normalised anomaly distance per condition, method "
         "and number of training images per class.",
         lambda v: sample_size_table(
             v.t["summary"], v.t["class_distances"], scorer=v.scorer, distance_scorer=v.distance_scorer

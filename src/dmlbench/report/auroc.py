@@ -1,5 +1,5 @@
 """Section 2, AUROC per condition: the study's main figure (a box per method over cases × seeds),
-all conditions with bootstrap intervals, and the table of means."""
+all conditions with 95 % intervals over cases, and the table of means."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def auroc_box(metrics: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
 
 
 def auroc_ci_table(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all") -> pd.DataFrame:
-    """Mean AUROC with its bootstrap CI per condition × method (study order); ``best`` marks the
+    """Mean AUROC with its 95 % interval per condition × method (study order); ``best`` marks the
     highest mean of each condition (ties all marked).
 
     Columns: dataset, n_anomaly, method, mean, ci_low, ci_high, n, best.
@@ -101,7 +101,7 @@ def auroc_ci_table(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class
 
 
 def auroc_overview(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all"):
-    """Mean AUROC and its 95 % bootstrap CI per method for every condition in one chart.
+    """Mean AUROC and its 95 % interval per method for every condition in one chart.
 
     One row per condition (y), methods side by side within it (colour); a dashed rule marks
     chance. The chart's data is the summary's AUROC rows (dataset, n_anomaly, method, mean,
@@ -136,7 +136,7 @@ def auroc_overview(summary: pd.DataFrame, scorer: str = "cosine_k1", n_per_class
         "Mean AUROC per condition and method",
         [
             selection(scorer=scorer, n_per_class=n_per_class),
-            "mean over cases × seeds, 95 % bootstrap interval over cases",
+            "mean over cases (seeds averaged within a case), 95 % interval over cases",
         ],
         scorer=scorer,
         n_per_class=n_per_class,
@@ -152,9 +152,9 @@ FIGURES = (
     ),
     Figure(
         "fig-auroc-overview",
-        "Mean AUROC per condition and method with its 95 % bootstrap confidence interval "
-        "(percentile bootstrap over the cases, the seeds of a case averaged first: seeds share a case's "
-        "classes and test images); dashed: chance.",
+        "Mean AUROC per condition and method with its 95 % confidence interval over the cases (the seeds of "
+        "a case averaged first: seeds share a case's classes and test images; studentised bootstrap, never "
+        "narrower than the t-interval); dashed: chance.",
         lambda v: auroc_overview(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
     ),
 )
@@ -162,8 +162,8 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-auroc-ci",
-        "Mean AUROC with its 95 % bootstrap confidence interval (resampling cases, seeds averaged within a "
-        "case) per condition and method; best: the highest mean of the condition; n: cases × seeds.",
+        "Mean AUROC with its 95 % confidence interval over cases (seeds averaged within a case) per condition "
+        "and method; best: the highest mean of the condition (not a test); n: cases × seeds.",
         lambda v: auroc_ci_table(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
         columns=(
             Column("dataset", "dataset"),

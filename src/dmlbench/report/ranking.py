@@ -1,5 +1,6 @@
-"""Section 7, Ranking: average ranks, Friedman test, critical-difference diagram (Nemenyi) and
-paired Wilcoxon tests against Conventional."""
+"""Section 7, Ranking: average ranks over cases, the Friedman test, the critical-difference diagram
+(Nemenyi; drawn only after a significant Friedman test) and paired Wilcoxon tests against
+Conventional."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dmlbench.report._style import (
 )
 
 TITLE = "Ranking"
+ALPHA = 0.05
 
 
 def _ranking_rows(ranking: pd.DataFrame, scorer: str, n_per_class: str) -> pd.DataFrame:
@@ -36,8 +38,8 @@ def _ranking_rows(ranking: pd.DataFrame, scorer: str, n_per_class: str) -> pd.Da
 def ranking_tests_table(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all") -> pd.DataFrame:
     """Average ranks and tests per condition × method (study order).
 
-    Columns: dataset, n_anomaly, method, avg_rank, friedman_p, cd, n_blocks, wilcoxon_p,
-    wilcoxon_p_holm, note.
+    Columns: dataset, n_anomaly, method, avg_rank, friedman_p, friedman_p_holm, cd, n_blocks,
+    wilcoxon_p, wilcoxon_p_holm, cases_overlap, note.
     """
     columns = [
         "dataset",
@@ -45,10 +47,12 @@ def ranking_tests_table(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_
         "method",
         "avg_rank",
         "friedman_p",
+        "friedman_p_holm",
         "cd",
         "n_blocks",
         "wilcoxon_p",
         "wilcoxon_p_holm",
+        "cases_overlap",
         "note",
     ]
     return ordered(_ranking_rows(ranking, scorer, n_per_class)[columns])
@@ -65,14 +69,24 @@ def demsar_cliques(ranks: list[float], cd: float) -> list[tuple[int, int]]:
     return spans
 
 
+def cd_drawn(first) -> bool:
+    """Is a critical difference drawn for a condition (a row of ranking.parquet)? Only after a
+    significant Friedman test (Holm-adjusted across the table's conditions): the Nemenyi test is
+    its post-hoc, and without it a CD bar would mark differences the data do not show. Not when
+    the cases share anomaly classes, where no test holds its level."""
+    p = float(first["friedman_p_holm"])
+    return math.isfinite(float(first["cd"])) and math.isfinite(p) and p < ALPHA and not bool(first["cases_overlap"])
+
+
 def cd_layout(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all") -> pd.DataFrame:
     """What ``cd_diagram`` draws, one row per element of a condition's panel.
 
     Columns: dataset, n_anomaly, condition, panel (facet title), element ("method": a method at
     ``x`` = its average rank; "cd": the critical difference from the best rank ``x`` to ``x2``;
-    "clique": methods from rank ``x`` to ``x2`` that do not differ significantly), method, x, x2,
-    y (row from the top), label, align (side of the point its label is written on). Methods without
-    a rank (no complete block) are left out; a condition with CD NaN has no "cd" or "clique" rows.
+    "clique": methods from rank ``x`` to ``x2`` not shown to differ), method, x, x2, y (row from
+    the top), label, align (side of the point its label is written on). Methods without a rank
+    (no complete case) are left out; a condition without a significant Friedman test, or whose
+    cases overlap (``cd_drawn``), has no "cd" or "clique" rows.
     """
     rows = []
     for (dataset, n_anomaly), grp in _ranking_rows(ranking, scorer, n_per_class).groupby(CONDITION_KEYS):
@@ -80,17 +94,20 @@ def cd_layout(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
         if grp.empty:
             continue
         first = grp.iloc[0]
-        cd, p, n_blocks = float(first["cd"]), float(first["friedman_p"]), int(first["n_blocks"])
+        cd, p, n_blocks = float(first["cd"]), float(first["friedman_p_holm"]), int(first["n_blocks"])
         condition = condition_label(dataset, n_anomaly)
-        friedman = f"Friedman p = {p:.3g}" if math.isfinite(p) else "Friedman test n/a"
+        friedman = f"Friedman p = {p:.3g} (Holm)" if math.isfinite(p) else "Friedman test n/a"
+        if bool(first["cases_overlap"]):
+            friedman += ", exploratory: cases overlap"
         key = {
             "dataset": dataset,
             "n_anomaly": int(n_anomaly),
             "condition": condition,
-            "panel": f"{condition} — {friedman}, N = {n_blocks} blocks",
+            "panel": f"{condition} — {friedman}, N = {n_blocks} cases",
         }
         ranks = grp["avg_rank"].tolist()
-        if math.isfinite(cd):
+        drawn = cd_drawn(first)
+        if drawn:
             rows.append(
                 key
                 | {
@@ -118,7 +135,7 @@ def cd_layout(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
                     "align": "right" if rank > middle else "left",
                 }
             )
-        if math.isfinite(cd):
+        if drawn:
             for c, (i, j) in enumerate(demsar_cliques(ranks, cd)):
                 rows.append(
                     key
@@ -137,14 +154,15 @@ def cd_layout(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str
 
 
 def cd_diagram(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: str = "all"):
-    """Critical-difference diagram per condition: methods at their average AUROC rank (1 = best,
-    left), the Nemenyi critical difference as a bar from the best rank, and thick bars joining
-    methods whose ranks differ by less than CD. The chart's data is ``cd_layout``."""
+    """Critical-difference diagram per condition: methods at their average AUROC rank over cases
+    (1 = best, left); after a significant Friedman test, the Nemenyi critical difference as a bar
+    from the best rank and thick bars joining methods whose ranks differ by less than CD (not shown
+    to differ). The chart's data is ``cd_layout``."""
     layout = cd_layout(ranking, scorer, n_per_class)
     if layout.empty:
         raise DmlbenchError(
             f"ranking.parquet has no average ranks for scorer={scorer!r} and n_per_class={str(n_per_class)!r} "
-            "(no (case, seed) block has every method); run every method on the same cases and seeds."
+            "(no case has every method); run every method on the same cases and seeds."
         )
     _, conditions = with_condition(_ranking_rows(ranking, scorer, n_per_class))
     unranked = [c for c in conditions if c not in set(layout["condition"])]
@@ -188,12 +206,15 @@ def cd_diagram(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: st
     subtitle = [
         selection(scorer=scorer, n_per_class=n_per_class),
         "thin bar: critical difference (α = 0.05)",
-        "thick bars: no significant difference",
+        "thick bars: not shown to differ",
     ]
     if no_cd:
-        subtitle.append("no critical difference (fewer than 2 methods) for " + "; ".join(no_cd))
+        subtitle.append(
+            "no critical difference (Friedman test not significant, not possible, or cases overlap) for "
+            + "; ".join(no_cd)
+        )
     if unranked:
-        subtitle.append("no ranks (no (case, seed) block has every method) for " + "; ".join(unranked))
+        subtitle.append("no ranks (no case has every method) for " + "; ".join(unranked))
     chart = (
         alt.layer(bar, bar_text, cliques, points, *names, data=layout)
         .properties(width=PANEL_WIDTH * 2 + 80, height=round(16 * (float(layout["y"].max()) + 1.4)))
@@ -212,17 +233,19 @@ def cd_diagram(ranking: pd.DataFrame, scorer: str = "cosine_k1", n_per_class: st
 FIGURES = (
     Figure(
         "fig-critical-difference",
-        "Average ranks of the methods per condition (1 = best) with the Nemenyi critical difference (α = 0.05); "
-        "methods joined by a thick bar do not differ significantly.",
+        "Average ranks of the methods over cases per condition (1 = best); where the Friedman test is "
+        "significant, the Nemenyi critical difference (α = 0.05), and methods joined by a thick bar are not "
+        "shown to differ (which does not make them equal).",
         lambda v: cd_diagram(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),
     ),
 )
 TABLES = (
     Table(
         "tbl-ranking",
-        "Average rank, Friedman p-value and Nemenyi critical difference per condition, and the paired Wilcoxon "
-        "signed-rank test of each method against Conventional (raw and Holm-adjusted p); blocks: cases × seeds "
-        "with every method.",
+        "Average rank, Friedman p-value (permutation; raw and Holm-adjusted across the conditions) and Nemenyi "
+        "critical difference per condition, and the exact paired Wilcoxon signed-rank test of each method "
+        "against Conventional (raw and Holm-adjusted across the table); blocks: cases with every method, seeds "
+        "averaged within a case.",
         lambda v: ranking_tests_table(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),
         columns=(
             Column("dataset", "dataset"),
@@ -230,8 +253,9 @@ TABLES = (
             Column("method", "method", None, 1.1),
             Column("avg_rank", "average rank", ".2f"),
             Column("friedman_p", "Friedman p", "p"),
+            Column("friedman_p_holm", "Friedman p (Holm)", "p"),
             Column("cd", "critical difference", ".2f"),
-            Column("n_blocks", "blocks", "d", 0.6),
+            Column("n_blocks", "cases", "d", 0.6),
             Column("wilcoxon_p", "Wilcoxon p", "p"),
             Column("wilcoxon_p_holm", "Wilcoxon p (Holm)", "p"),
         ),

@@ -32,9 +32,10 @@ def scorer_order(k: str = "1") -> list[str]:
 
 
 def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1") -> pd.DataFrame:
-    """Mean AUROC over cases × seeds per condition × method × scorer (``scorer_order``, those present).
+    """Mean AUROC over cases (the mean of the case means, seeds averaged within a case) per
+    condition × method × scorer (``scorer_order``, those present).
 
-    Columns: dataset, n_anomaly, method, scorer, mean, n, applicable. A logit scorer (MSP, max
+    Columns: dataset, n_anomaly, method, scorer, mean, n (cases × seeds), n_cases, applicable. A logit scorer (MSP, max
     logit, energy) that other methods of the condition have but a method has not - a pair or tuple
     loss, which has no logits - gets a row with mean NaN, n 0 and applicable False: not
     applicable, shown as such, never filled from another score.
@@ -49,11 +50,15 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
             f"it has scorers {sorted(auroc['scorer'].unique().tolist())} and n_per_class "
             f"{n_per_class_order(auroc['n_per_class'].unique())}. Choose k and n_per_class from those."
         )
+    # seeds averaged within a case first (they share its classes and test images): a case counts once
+    keys = ["dataset", "n_anomaly", "method", "scorer"]
     out = (
-        rows.groupby(["dataset", "n_anomaly", "method", "scorer"])["value"]
-        .agg(mean="mean", n="count")
+        rows.groupby([*keys, "case"])["value"]
+        .agg(value="mean", runs="count")
+        .groupby(level=keys)
+        .agg(mean=("value", "mean"), n=("runs", "sum"), n_cases=("value", "count"))
         .reset_index()
-        .astype({"n_anomaly": "int64", "n": "int64"})
+        .astype({"n_anomaly": "int64", "n": "int64", "n_cases": "int64"})
     )
     # every (condition, method) gets a row for each logit scorer of its condition: missing = no logits
     logit = out[out["scorer"].isin(LOGIT_SCORERS)]
@@ -65,7 +70,8 @@ def scorers_table(metrics: pd.DataFrame, n_per_class: str = "all", k: str = "1")
     full = pd.concat([out[["dataset", "n_anomaly", "method", "scorer"]], full]).drop_duplicates()
     out = full.merge(out, on=["dataset", "n_anomaly", "method", "scorer"], how="left")
     out["applicable"] = out["n"].notna()
-    out = out.astype({"n": "float64"}).fillna({"n": 0}).astype({"n": "int64"})
+    out = out.astype({"n": "float64", "n_cases": "float64"}).fillna({"n": 0, "n_cases": 0})
+    out = out.astype({"n": "int64", "n_cases": "int64"})
     out["_s"] = out["scorer"].map(order.index)
     return ordered(out, "_s").drop(columns="_s")
 

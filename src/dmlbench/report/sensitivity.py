@@ -3,12 +3,16 @@ head's rank among the methods changes across its sweep.
 
 A sweep is a method entry with a list of values (``arcface: {margin: [0.2, 0.35, 0.5]}``),
 expanded into one variant per value (dmlbench.config.methods); its variants carry ``sweep: <entry>``
-in the effective config. The numbers are the summary table's: mean AUROC over cases × seeds of
-the report's scorer, with the summary's bootstrap interval.
+in the effective config. The numbers are the summary table's: mean AUROC over cases (seeds
+averaged within a case) of the report's scorer, with the summary's 95 % interval.
 
 Rank of a variant: its place (1 = highest mean AUROC; ties share the best place) among itself
 and every method of the run outside its own sweep, per condition. A head's rank changes across
-its sweep when its variants do not all get the same place.
+its sweep when its variants do not all get the same place. A moved rank alone says little: when
+the methods lie close, a difference well inside the spread over cases reorders them. So the rank
+table also tests, per condition and sweep, whether the variants' AUROC differ at all (the
+Friedman test over cases, exact Wilcoxon for two variants; Holm across the table's rows;
+exploratory where the cases share anomaly classes).
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from dmlbench.report._style import (
     pd,
     require_columns,
     selection,
+    stats,
     titled,
 )
 
 TITLE = "Sensitivity"
+ALPHA = 0.05
 RANKS = "tbl-sensitivity-ranks"
 SENSITIVITY_COLUMNS = [
     "dataset",
@@ -69,7 +75,7 @@ def sensitivity_table(
     ``parameter`` (as written); setting: the values of the sweep's other swept parameters
     ("scale=16"; "" for a sweep of one parameter), so each line of the chart varies one
     parameter. auroc_mean, auroc_ci_low, auroc_ci_high, n: the summary's mean AUROC of
-    ``scorer`` at ``n_per_class`` over cases × seeds and its bootstrap interval. rank: the
+    ``scorer`` at ``n_per_class`` over cases (seeds averaged within a case) and its interval. rank: the
     variant's place among itself and the n_ranked - 1 methods outside its sweep (1 = best).
     """
     auroc = auroc_rows(summary, "summary.parquet", SUMMARY_COLUMNS)
@@ -130,17 +136,69 @@ def sensitivity_table(
     )
 
 
-def rank_changes_table(sensitivity: pd.DataFrame) -> pd.DataFrame:
-    """Per condition and sweep: the head's rank with each variant (in the sweep's order, as
-    "label: rank"), the best and worst rank, and whether it changes across the sweep.
+RANK_COLUMNS = [
+    "dataset",
+    "n_anomaly",
+    "sweep",
+    "head",
+    "ranks",
+    "best_rank",
+    "worst_rank",
+    "n_ranked",
+    "changes",
+    "n_cases",
+    "variants_p",
+    "variants_p_holm",
+    "exploratory",
+]
 
-    Columns: dataset, n_anomaly, sweep, head, ranks, best_rank, worst_rank, n_ranked, changes.
+
+def _variants_test(metrics: pd.DataFrame, labels: list[str], dataset: str, n_anomaly: int, scorer: str, npc: str):
+    """(p, number of cases, overlap) of "the sweep's variants differ" in one condition: their AUROC
+    per case (seeds averaged), cases with every variant; Friedman's permutation p for three or more
+    variants, the exact Wilcoxon signed-rank p for two."""
+    rows = metrics[
+        (metrics["metric"] == "auroc")
+        & (metrics["scorer"] == scorer)
+        & (metrics["n_per_class"].astype(str) == str(npc))
+        & (metrics["dataset"] == dataset)
+        & (metrics["n_anomaly"] == n_anomaly)
+        & metrics["method"].isin(labels)
+    ]
+    wide = rows.pivot_table(index="case", columns="method", values="value", aggfunc="mean")
+    wide = wide[[m for m in labels if m in wide.columns]].dropna(how="any")
+    if wide.shape[1] < 2 or len(wide) < 2:
+        return float("nan"), len(wide), False
+    values = wide.to_numpy(dtype="float64")
+    p = stats.friedman(values)[1] if wide.shape[1] >= 3 else stats.wilcoxon_p(values[:, 0], values[:, 1])
+    return float(p), len(wide), stats.cases_overlap(wide.index, int(n_anomaly))
+
+
+def rank_changes_table(
+    sensitivity: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    scorer: str = "cosine_k1",
+    n_per_class: str = "all",
+) -> pd.DataFrame:
+    """Per condition and sweep: the head's rank with each variant (in the sweep's order, as
+    "label: rank"), the best and worst rank, and whether it changes across the sweep; with
+    ``metrics`` (the metrics table; ``scorer`` and ``n_per_class`` as the sensitivity table's),
+    whether the variants differ: n_cases, variants_p (:func:`_variants_test`), variants_p_holm
+    (Holm across the table's confirmatory rows) and exploratory (the cases share anomaly
+    classes: no test holds its level, so no Holm p).
+
+    Columns: ``RANK_COLUMNS``.
     """
     require_columns(sensitivity, SENSITIVITY_COLUMNS, "the sensitivity table")
     rows = []
     one = sensitivity.drop_duplicates(["dataset", "n_anomaly", "sweep", "method"])
     for (dataset, n_anomaly, sweep), grp in one.groupby(["dataset", "n_anomaly", "sweep"], sort=True):
         ranks = grp["rank"].tolist()
+        p, n_cases, overlap = (
+            _variants_test(metrics, grp["method"].tolist(), dataset, int(n_anomaly), scorer, n_per_class)
+            if metrics is not None
+            else (float("nan"), 0, False)
+        )
         rows.append(
             {
                 "dataset": dataset,
@@ -152,16 +210,32 @@ def rank_changes_table(sensitivity: pd.DataFrame) -> pd.DataFrame:
                 "worst_rank": max(ranks),
                 "n_ranked": int(grp["n_ranked"].iloc[0]),
                 "changes": min(ranks) != max(ranks),
+                "n_cases": n_cases,
+                "variants_p": p,
+                "exploratory": overlap,
             }
         )
-    columns = ["dataset", "n_anomaly", "sweep", "head", "ranks", "best_rank", "worst_rank", "n_ranked", "changes"]
-    return pd.DataFrame(rows, columns=columns).astype(
-        {"n_anomaly": "int64", "best_rank": "int64", "worst_rank": "int64", "n_ranked": "int64"}
+    out = pd.DataFrame(rows, columns=[c for c in RANK_COLUMNS if c != "variants_p_holm"])
+    out.insert(out.columns.get_loc("variants_p") + 1, "variants_p_holm", float("nan"))
+    confirmatory = ~out["exploratory"].astype(bool)
+    out.loc[confirmatory, "variants_p_holm"] = stats.holm(out.loc[confirmatory, "variants_p"])
+    return out.astype(
+        {
+            "n_anomaly": "int64",
+            "best_rank": "int64",
+            "worst_rank": "int64",
+            "n_ranked": "int64",
+            "n_cases": "int64",
+            "variants_p": "float64",
+            "variants_p_holm": "float64",
+            "exploratory": "bool",
+        }
     )
 
 
 def rank_summary(changes: pd.DataFrame) -> str:
-    """One Markdown line per sweep: in how many conditions its head's rank changes, and how."""
+    """One Markdown line per sweep: in how many conditions its head's rank changes, and how, and
+    whether its variants differ significantly where it was tested."""
     lines = []
     for sweep, grp in changes.groupby("sweep", sort=False):
         moved = grp[grp["changes"]]
@@ -175,10 +249,47 @@ def rank_summary(changes: pd.DataFrame) -> str:
             else f"stays the same in all {len(grp)} condition{'s' if len(grp) > 1 else ''}"
         )
         others = int(grp["n_ranked"].iloc[0]) - 1
-        lines.append(
-            f"- Sweep `{sweep}` (head {grp['head'].iloc[0]}): its rank among the {others} other methods {verdict}."
-        )
+        line = f"- Sweep `{sweep}` (head {grp['head'].iloc[0]}): its rank among the {others} other methods {verdict}."
+        line += _difference_sentence(grp)
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _difference_sentence(grp: pd.DataFrame) -> str:
+    """Whether the sweep's variants differ, per condition tested (none when no test was made)."""
+    tested = grp[grp["variants_p"].notna()]
+    if tested.empty:
+        return ""
+    confirmed = tested[~tested["exploratory"]]
+    significant = confirmed[confirmed["variants_p_holm"] < ALPHA]
+    parts = []
+    if len(significant):
+        parts.append(
+            "its variants differ significantly in "
+            + "; ".join(
+                f"{condition_label(r.dataset, r.n_anomaly)} (p = {r.variants_p_holm:.3g}, Holm)"
+                for r in significant.itertuples()
+            )
+        )
+    rest = confirmed[~confirmed.index.isin(significant.index)]
+    if len(rest):
+        parts.append(
+            ("they" if parts else "its variants")
+            + " are not shown to differ in "
+            + "; ".join(
+                f"{condition_label(r.dataset, r.n_anomaly)} (p = {r.variants_p_holm:.3g}, Holm)"
+                for r in rest.itertuples()
+            )
+            + (", so a rank that moves there may move by chance" if rest["changes"].any() else "")
+        )
+    explored = tested[tested["exploratory"]]
+    if len(explored):
+        parts.append(
+            "exploratory in "
+            + "; ".join(condition_label(r.dataset, r.n_anomaly) for r in explored.itertuples())
+            + " (its cases share anomaly classes)"
+        )
+    return " Over cases, " + "; ".join(parts) + "."
 
 
 def summary_markdown(doc) -> str:
@@ -190,7 +301,7 @@ def summary_markdown(doc) -> str:
 
 
 def sensitivity_chart(summary: pd.DataFrame, methods: dict, scorer: str = "cosine_k1", n_per_class: str = "all"):
-    """Mean AUROC (points, 95 % bootstrap bars) against each swept parameter: one row of panels per
+    """Mean AUROC (points, 95 % interval bars) against each swept parameter: one row of panels per
     sweep and parameter, one panel per condition (three to a row); colour = variant (shades of
     its head's colour), each point labelled with the variant's rank among the methods."""
     table = sensitivity_table(summary, methods, scorer, n_per_class)
@@ -252,7 +363,7 @@ def sensitivity_chart(summary: pd.DataFrame, methods: dict, scorer: str = "cosin
         "Sensitivity to the swept parameters",
         [
             selection(scorer=scorer, n_per_class=n_per_class),
-            "mean over cases × seeds; bars: 95 % bootstrap interval; #k: rank among the methods",
+            "mean over cases (seeds averaged within a case); bars: 95 % interval; #k: rank among the methods",
         ],
         scorer=scorer,
         n_per_class=n_per_class,
@@ -266,7 +377,7 @@ def _methods(v) -> dict:
 FIGURES = (
     Figure(
         "fig-sensitivity",
-        "Mean AUROC (with its 95 % bootstrap interval) of each swept variant against the swept parameter, per "
+        "Mean AUROC (with its 95 % interval over cases) of each swept variant against the swept parameter, per "
         "condition; #k is the variant's rank among itself and the methods outside its sweep (1 = best).",
         lambda v: sensitivity_chart(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n),
         needs_sweep,
@@ -275,7 +386,7 @@ FIGURES = (
 TABLES = (
     Table(
         "tbl-sensitivity",
-        "Mean AUROC with its 95 % bootstrap interval and rank of every swept variant, per condition, sweep and "
+        "Mean AUROC with its 95 % interval over cases and rank of every swept variant, per condition, sweep and "
         "swept parameter (the numbers of the sensitivity figure).",
         lambda v: sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n),
         needs_sweep,
@@ -284,8 +395,15 @@ TABLES = (
     Table(
         RANKS,
         "Rank of each swept head among the methods outside its sweep, with each of its variants, per condition "
-        "(1 = highest mean AUROC); changes: the rank is not the same across the sweep.",
-        lambda v: rank_changes_table(sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n)),
+        "(1 = highest mean AUROC); changes: the rank is not the same across the sweep; whether the variants' "
+        "AUROC differ over cases (Friedman's permutation p, or exact Wilcoxon for two variants; Holm-adjusted "
+        "across the table; none where the cases share anomaly classes: exploratory).",
+        lambda v: rank_changes_table(
+            sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n),
+            v.t["metrics"],
+            scorer=v.scorer,
+            n_per_class=v.n,
+        ),
         needs_sweep,
         columns=(
             Column("dataset", "dataset"),
@@ -296,6 +414,10 @@ TABLES = (
             Column("worst_rank", "worst rank", "d", 0.6),
             Column("n_ranked", "methods ranked", "d", 0.7),
             Column("changes", "rank changes", "yes/no", 0.7),
+            Column("n_cases", "cases", "d", 0.5),
+            Column("variants_p", "variants differ: p", "p", 0.8),
+            Column("variants_p_holm", "p (Holm)", "p", 0.7),
+            Column("exploratory", "exploratory", "yes/no", 0.7),
         ),
     ),
 )

@@ -18,6 +18,7 @@ from dmlbench.report._style import (
     n_per_class_order,
     pd,
     require_columns,
+    stats,
     titled,
     with_condition,
 )
@@ -25,17 +26,22 @@ from dmlbench.report._style import (
 TITLE = "Setup"
 
 
-def conditions_table(metrics: pd.DataFrame) -> pd.DataFrame:
+def conditions_table(metrics: pd.DataFrame, n_classes: dict | None = None) -> pd.DataFrame:
     """One row per condition (dataset, n_anomaly) with what was run for it.
 
     Columns: dataset, n_anomaly, methods (comma-separated, study order), n_per_class
     (comma-separated, numbers ascending then "all"), seeds and cases (number of distinct
-    values), scorers (number of distinct scorers, the head's accuracy not counted).
+    values), disjoint_cases (the most cases whose anomaly classes do not overlap,
+    ``stats.independent_cases``: the independent units of the findings' tests; ``n_classes``
+    per dataset for the rotations' wrap-around), scorers (number of distinct scorers, the head's
+    accuracy not counted).
     """
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     rows = []
     for (dataset, n_anomaly), grp in metrics.groupby(CONDITION_KEYS, sort=True):
         scorers = grp.loc[grp["metric"] != "accuracy", "scorer"].nunique()
+        cases = grp["case"].unique()
+        disjoint = stats.independent_cases(cases, int(n_anomaly), (n_classes or {}).get(dataset))
         rows.append(
             {
                 "dataset": dataset,
@@ -43,12 +49,18 @@ def conditions_table(metrics: pd.DataFrame) -> pd.DataFrame:
                 "methods": ", ".join(method_order(grp["method"].unique())),
                 "n_per_class": ", ".join(n_per_class_order(grp["n_per_class"].unique())),
                 "seeds": int(grp["seed"].nunique()),
-                "cases": int(grp["case"].nunique()),
+                "cases": len(cases),
+                "disjoint_cases": len(disjoint),
                 "scorers": int(scorers),
             }
         )
-    columns = ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "scorers"]
+    columns = ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "disjoint_cases", "scorers"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _n_classes(v) -> dict:
+    cd = v.t["class_distances"]
+    return {str(ds): int(n) for ds, n in cd.groupby("dataset")["class_index"].nunique().items()}
 
 
 def case_class_chart(class_distances: pd.DataFrame, scorer: str = "cosine_k1"):
@@ -182,8 +194,9 @@ TABLES = (
     Table(
         "tbl-conditions",
         "Conditions (dataset, number of anomaly classes) with the methods, training images per normal class, "
-        "and the numbers of seeds, cases and scorers run for each.",
-        lambda v: conditions_table(v.t["metrics"]),
+        "and the numbers of seeds, cases and scorers run for each; disjoint cases: the most cases whose "
+        "anomaly classes do not overlap, the independent units of the findings' tests.",
+        lambda v: conditions_table(v.t["metrics"], _n_classes(v)),
         columns=(
             Column("dataset", "dataset"),
             Column("n_anomaly", "anomaly classes", "d", 0.8),
@@ -191,6 +204,7 @@ TABLES = (
             Column("n_per_class", "images per class", None, 1.0),
             Column("seeds", "seeds", "d", 0.6),
             Column("cases", "cases", "d", 0.6),
+            Column("disjoint_cases", "disjoint cases", "d", 0.7),
             Column("scorers", "scorers", "d", 0.7),
         ),
     ),

@@ -31,9 +31,11 @@ def knn_parts(scorer: str) -> tuple[str, str] | None:
     return (distance, k) if sep and distance in ("cosine", "euclidean") else None
 
 
-#: Scorers that are no distances (the head's negated maximum softmax probability and maximum
-#: logit): their normal level is not positive, so they have no normalised distance.
-NOT_DISTANCES = ("msp", "maxlogit")
+#: Scorers that are no distances: the head's negated maximum softmax probability, maximum logit
+#: and energy (dmlbench.scorers.LOGIT_SCORERS). Their normal level is not positive (energy, the
+#: negated log-sum-exp of the logits, is negative whenever a logit is positive), so they have no
+#: normalised distance, and the distance figures fall back to a kNN distance.
+NOT_DISTANCES = ("msp", "maxlogit", "energy")
 
 
 def distance_scorer(config: dict, scorer: str) -> str:

@@ -56,7 +56,16 @@ def layer_marks(spec: dict) -> list[str]:
 
 def test_conditions_table_has_one_row_per_condition(metrics):
     table = setup.conditions_table(metrics)
-    assert list(table.columns) == ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "scorers"]
+    assert list(table.columns) == [
+        "dataset",
+        "n_anomaly",
+        "methods",
+        "n_per_class",
+        "seeds",
+        "cases",
+        "disjoint_cases",
+        "scorers",
+    ]
     assert list(zip(table["dataset"], table["n_anomaly"])) == CONDITIONS
     # Study order (conventional before arcface) although the input lists arcface second anyway;
     # sizes as numbers, then "all"; the head's accuracy is not a scorer.
@@ -64,6 +73,8 @@ def test_conditions_table_has_one_row_per_condition(metrics):
     assert set(table["n_per_class"]) == {"50, all"}
     assert set(table["seeds"]) == {len(SEEDS)}
     assert set(table["cases"]) == {len(CASES)}
+    # digits a1: cases 0, 1, 2 disjoint; fashion a2: {0, 1}, {1, 2}, {2, 3}: cases 0 and 2 only
+    assert table["disjoint_cases"].tolist() == [3, 2]
     assert set(table["scorers"]) == {len(SCORERS)}
 
 
@@ -430,6 +441,34 @@ def test_balance_needs_anomaly_rows(summary, distances):
         balance.balance_chart(summary.assign(scorer="lof"), distances, scorer="lof")
 
 
+def test_energy_is_no_distance_and_the_distance_figures_fall_back_to_knn(summary, distances):
+    """The issue: with `report.scorer: energy` the normalised-distance figure, the balance figure's
+    distance row and annex A.2's distance column were all NaN (energy's normal level is negative, so
+    it has no normalised distance). Like MSP and max logit it falls back to a kNN distance."""
+    from dmlbench.report.study import distance_scorer
+
+    both, euclidean_only = (
+        {"scoring": {"distances": ["cosine", "euclidean"]}},
+        {"scoring": {"distances": ["euclidean"]}},
+    )
+    assert [distance_scorer(both, s) for s in ("msp", "maxlogit", "energy")] == ["cosine_k1"] * 3
+    assert distance_scorer(euclidean_only, "energy") == "euclidean_k1"
+    assert distance_scorer(both, "mahalanobis") == "mahalanobis" and distance_scorer(both, "lof") == "lof"
+    energy_summary = summary[summary["scorer"] == "cosine_k1"].assign(scorer="energy")
+    energy_distances = distances.assign(scorer="energy", normalised=np.nan)  # as the aggregate writes them
+    table = balance.balance_table(
+        energy_summary,
+        pd.concat([distances, energy_distances]),
+        scorer="energy",
+        distance_scorer=distance_scorer(both, "energy"),
+    )
+    cosine = balance.balance_table(summary, distances)
+    assert table["anomaly_distance_mean"].tolist() == pytest.approx(
+        cosine["anomaly_distance_mean"].tolist(), nan_ok=True
+    )
+    assert np.isfinite(table["anomaly_distance_mean"]).sum() == 3
+
+
 # (method, seed, case) -> (cosine, euclidean); cosine - euclidean = 0.1, -0.05, 0.2, 0.5 for conventional.
 PAIRS = {
     ("conventional", 0, 0): (0.80, 0.70),
@@ -457,6 +496,8 @@ def paired_metrics() -> pd.DataFrame:
 
 
 def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
+    """Over cases, each case's seeds averaged first: conventional's case 0 is cosine (0.8 + 0.6) / 2
+    = 0.7 against Euclidean (0.7 + 0.4) / 2 = 0.55, case 1 0.8 against 0.575."""
     table = cosine_euclidean.cosine_euclidean_table(paired_metrics)
     assert list(table.columns) == [
         "dataset",
@@ -466,21 +507,23 @@ def test_cosine_euclidean_table_on_a_worked_example(paired_metrics):
         "euclidean_mean",
         "mean_difference",
         "share_cosine_better",
-        "n_pairs",
-        "wilcoxon_p",
+        "n_cases",
+        "p",
+        "p_holm",
+        "exploratory",
         "euclidean_below_half",
         "cosine_below_half",
     ]
     conv, arc = table.to_dict("records")
     assert (conv["method"], arc["method"]) == ("conventional", "arcface")
     assert conv["cosine_mean"] == pytest.approx(0.75) and conv["euclidean_mean"] == pytest.approx(0.5625)
-    assert conv["mean_difference"] == pytest.approx(0.1875)
-    assert conv["share_cosine_better"] == 0.75 and conv["n_pairs"] == 4
-    # Signed ranks of the differences 0.1, -0.05, 0.2, 0.5: W- = 1; exact two-sided p = 2 * 2/16.
-    assert conv["wilcoxon_p"] == pytest.approx(0.25)
+    assert conv["mean_difference"] == pytest.approx(0.1875)  # (0.15 + 0.225) / 2
+    assert conv["share_cosine_better"] == 1.0 and conv["n_cases"] == 2  # case 2 has no Euclidean partner
+    # two cases, both differences positive: sign-flip p = 2 / 4; Holm over the table's two tests
+    assert conv["p"] == pytest.approx(0.5) and conv["p_holm"] == pytest.approx(1.0) and not conv["exploratory"]
     assert not conv["euclidean_below_half"] and not conv["cosine_below_half"]
     assert arc["mean_difference"] == pytest.approx(-0.25) and arc["share_cosine_better"] == 0.0
-    assert arc["wilcoxon_p"] == pytest.approx(0.125)  # all four differences negative: 2 * 1/16
+    assert arc["p"] == pytest.approx(0.5)  # -0.3, -0.2
     assert arc["cosine_below_half"] and not arc["euclidean_below_half"]
 
 
@@ -531,16 +574,16 @@ def scorer_metrics() -> pd.DataFrame:
 
 def test_scorers_table_means_auroc_per_scorer(scorer_metrics):
     table = scorers.scorers_table(scorer_metrics)
-    assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n", "applicable"]
+    assert list(table.columns) == ["dataset", "n_anomaly", "method", "scorer", "mean", "n", "n_cases", "applicable"]
     # arcface has no msp here: a logit scorer a method lacks is marked not applicable (other scorers
     # it lacks, as lof here, are simply absent)
-    assert table[["method", "scorer", "n", "applicable"]].values.tolist() == [
-        ["conventional", "cosine_k1", 2, True],
-        ["conventional", "euclidean_k1", 2, True],
-        ["conventional", "msp", 2, True],
-        ["conventional", "lof", 1, True],
-        ["arcface", "cosine_k1", 2, True],
-        ["arcface", "msp", 0, False],
+    assert table[["method", "scorer", "n", "n_cases", "applicable"]].values.tolist() == [
+        ["conventional", "cosine_k1", 2, 2, True],
+        ["conventional", "euclidean_k1", 2, 2, True],
+        ["conventional", "msp", 2, 2, True],
+        ["conventional", "lof", 1, 1, True],
+        ["arcface", "cosine_k1", 2, 2, True],
+        ["arcface", "msp", 0, 0, False],
     ]
     assert table["mean"].tolist()[:5] == pytest.approx([0.70, 0.60, 0.925, 0.30, 0.95])
     assert np.isnan(table["mean"].iloc[5])
@@ -576,7 +619,16 @@ def test_scorers_need_rows(scorer_metrics):
 
 
 def ranking_row(
-    n_anomaly, method, avg_rank, cd, n_methods, n_blocks=10, friedman_p=0.01, scorer="cosine_k1", dataset="digits"
+    n_anomaly,
+    method,
+    avg_rank,
+    cd,
+    n_methods,
+    n_blocks=10,
+    friedman_p=0.01,
+    scorer="cosine_k1",
+    dataset="digits",
+    overlap=False,
 ) -> dict:
     return dict(
         dataset=dataset,
@@ -587,11 +639,13 @@ def ranking_row(
         avg_rank=avg_rank,
         friedman_statistic=9.0,
         friedman_p=friedman_p,
+        friedman_p_holm=friedman_p,
         cd=cd,
         n_blocks=n_blocks,
         n_methods=n_methods,
         wilcoxon_p=0.02 if method != "conventional" else np.nan,
         wilcoxon_p_holm=0.04 if method != "conventional" else np.nan,
+        cases_overlap=overlap,
         note="",
     )
 
@@ -608,6 +662,14 @@ def ranking() -> pd.DataFrame:
         ranking_row(3, "conventional", np.nan, np.nan, 2, n_blocks=0, friedman_p=np.nan),
         ranking_row(3, "arcface", np.nan, np.nan, 2, n_blocks=0, friedman_p=np.nan),
         ranking_row(1, "arcface", 3.0, 9.0, 3, scorer="euclidean_k1"),
+        # Friedman not significant: no CD drawn (the issue: a5's ranks, Friedman p 0.43)
+        ranking_row(5, "arcface", 1.4, 1.0, 3, friedman_p=0.43),
+        ranking_row(5, "conventional", 2.6, 1.0, 3, friedman_p=0.43),
+        ranking_row(5, "cosface", 2.0, 1.0, 3, friedman_p=0.43),
+        # significant, but the cases share anomaly classes: exploratory, no CD drawn
+        ranking_row(8, "arcface", 1.0, 1.0, 3, overlap=True),
+        ranking_row(8, "conventional", 2.5, 1.0, 3, overlap=True),
+        ranking_row(8, "cosface", 2.5, 1.0, 3, overlap=True),
     ]
     return pd.DataFrame(rows, columns=stats.RANKING_COLUMNS)
 
@@ -635,12 +697,18 @@ def test_cd_layout_places_methods_cd_bar_and_cliques(ranking):
     for g, e in zip(got, expected):
         assert g[:2] == e[:2] and g[5] == e[5]
         assert g[2:5] == pytest.approx(e[2:5], nan_ok=True)
-    assert set(digits1["panel"]) == {"digits · 1 anomaly class — Friedman p = 0.01, N = 10 blocks"}
+    assert set(digits1["panel"]) == {"digits · 1 anomaly class — Friedman p = 0.01 (Holm), N = 10 cases"}
     # The worse half of the ranks is labelled on the left of its point.
     assert digits1.loc[digits1["element"] == "method", "align"].tolist() == ["left", "left", "right"]
     digits2 = layout[layout["n_anomaly"] == 2]
     assert digits2["element"].tolist() == ["method"]  # CD NaN: no bar, no cliques
     assert not (layout["n_anomaly"] == 3).any()
+    # Friedman not significant, or cases overlapping: the methods only, no CD and no "not different" bars
+    for n_anomaly in (5, 8):
+        assert set(layout.loc[layout["n_anomaly"] == n_anomaly, "element"]) == {"method"}
+    assert set(layout.loc[layout["n_anomaly"] == 8, "panel"]) == {
+        "digits · 8 anomaly classes — Friedman p = 0.01 (Holm), exploratory: cases overlap, N = 10 cases"
+    }
 
 
 def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
@@ -649,8 +717,12 @@ def test_cd_diagram_is_a_row_facet_that_names_what_is_missing(ranking):
     assert spec["facet"]["row"]["field"] == "panel"
     assert layer_marks(spec) == ["rule", "text", "rule", "point", "text", "text"]
     subtitle = " ".join(spec["title"]["subtitle"])
-    assert "no critical difference (fewer than 2 methods) for digits · 2 anomaly classes" in subtitle
-    assert "no ranks (no (case, seed) block has every method) for digits · 3 anomaly classes" in subtitle
+    assert (
+        "no critical difference (Friedman test not significant, not possible, or cases overlap) for "
+        "digits · 2 anomaly classes; digits · 5 anomaly classes; digits · 8 anomaly classes" in subtitle
+    )
+    assert "thick bars: not shown to differ" in subtitle
+    assert "no ranks (no case has every method) for digits · 3 anomaly classes" in subtitle
     assert spec["usermeta"]["dmlbench"] == {"scorer": "cosine_k1", "n_per_class": ALL}
     with pytest.raises(DmlbenchError, match="no average ranks"):
         ranking_section.cd_diagram(ranking[ranking["n_anomaly"] == 3])
@@ -666,13 +738,15 @@ def test_ranking_tests_table_selects_and_orders(ranking):
         "method",
         "avg_rank",
         "friedman_p",
+        "friedman_p_holm",
         "cd",
         "n_blocks",
         "wilcoxon_p",
         "wilcoxon_p_holm",
+        "cases_overlap",
         "note",
     ]
-    assert table[["n_anomaly", "method"]].values.tolist() == [
+    assert table[["n_anomaly", "method"]].values.tolist()[:6] == [
         [1, "conventional"],
         [1, "arcface"],
         [1, "cosface"],

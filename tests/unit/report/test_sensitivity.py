@@ -98,18 +98,80 @@ def test_sensitivity_table_takes_the_summary_and_ranks_each_variant(swept):
     assert table[table["n_anomaly"] == 5]["rank"].tolist() == [3, 3, 3]
 
 
+def _metrics(offsets: dict[int, dict[str, list[float]]], cases: int = 6) -> pd.DataFrame:
+    """Per-case AUROC of the arcface variants: MEANS' value + the case's offset (two seeds at ±0.01)."""
+    rows = []
+    for n_anomaly, by_method in offsets.items():
+        for method, deltas in by_method.items():
+            for case in range(cases):
+                for seed, s in enumerate((0.01, -0.01)):
+                    rows.append(
+                        {
+                            "dataset": "digits",
+                            "n_anomaly": n_anomaly,
+                            "method": method,
+                            "n_per_class": "all",
+                            "seed": seed,
+                            "case": case,
+                            "scorer": "cosine_k1",
+                            "metric": "auroc",
+                            "value": MEANS[n_anomaly][method] + deltas[case] + s,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+NOISE = [0.08, -0.08, 0.05, -0.05, 0.02, -0.02]
+QUIET = [0.0] * 6
+
+
 def test_rank_changes_per_condition_and_the_sentence(swept):
-    changes = sensitivity.rank_changes_table(sensitivity.sensitivity_table(_summary(), swept["methods"]))
-    assert changes[["n_anomaly", "best_rank", "worst_rank", "changes"]].values.tolist() == [
-        [1, 1, 2, True],
-        [5, 3, 3, False],
+    """digits a1: the margins keep their order in all 6 cases (0.2 > 0.35 > 0.5): the variants differ,
+    and the rank change is real. digits a5 (overlapping cases at 5 anomaly classes) is exploratory."""
+    metrics = _metrics(
+        {
+            1: {"arcface_margin0.2": QUIET, "arcface_margin0.35": QUIET, "arcface_margin0.5": QUIET},
+            5: {"arcface_margin0.2": NOISE, "arcface_margin0.35": QUIET, "arcface_margin0.5": NOISE[::-1]},
+        }
+    )
+    table = sensitivity.sensitivity_table(_summary(), swept["methods"])
+    changes = sensitivity.rank_changes_table(table, metrics)
+    assert list(changes.columns) == sensitivity.RANK_COLUMNS
+    assert changes[["n_anomaly", "best_rank", "worst_rank", "changes", "n_cases", "exploratory"]].values.tolist() == [
+        [1, 1, 2, True, 6, False],
+        [5, 3, 3, False, 6, True],
     ]
     assert changes.loc[0, "ranks"] == "arcface_margin0.2: 1, arcface_margin0.35: 1, arcface_margin0.5: 2"
+    # the same order in all 6 cases: Friedman's permutation p is the share of the 6^5 arrangements of
+    # cases 2-6 (case 1 fixed) whose rank sums spread as far: only the one that repeats case 1's order
+    assert changes.loc[0, "variants_p"] == pytest.approx(1 / 6**5)
+    assert changes.loc[0, "variants_p_holm"] == pytest.approx(1 / 6**5)  # the only confirmatory row
+    assert math.isnan(changes.loc[1, "variants_p_holm"])
     text = sensitivity.rank_summary(changes)
     assert text == (
         "- Sweep `arcface` (head arcface): its rank among the 2 other methods changes in 1 of 2 "
-        "conditions (digits · 1 anomaly class: rank 1 to 2).\n"
+        "conditions (digits · 1 anomaly class: rank 1 to 2). Over cases, its variants differ significantly in "
+        "digits · 1 anomaly class (p = 0.000129, Holm); exploratory in digits · 5 anomaly classes (its cases "
+        "share anomaly classes).\n"
     )
+
+
+def test_a_rank_that_moves_within_the_noise_is_not_called_a_difference(swept):
+    """The issue's case: a rank moves 1 -> 2 while the variants' AUROC differ by less than the spread
+    over cases; the sentence says the move may be chance, not that the lead is an artefact."""
+    metrics = _metrics(
+        {1: {"arcface_margin0.2": NOISE, "arcface_margin0.35": NOISE[::-1], "arcface_margin0.5": [-x for x in NOISE]}}
+    )
+    changes = sensitivity.rank_changes_table(sensitivity.sensitivity_table(_summary(), swept["methods"]), metrics)
+    a1 = changes[changes["n_anomaly"] == 1].iloc[0]
+    assert a1["changes"] and a1["variants_p_holm"] > 0.05
+    text = sensitivity.rank_summary(changes[changes["n_anomaly"] == 1])
+    assert "Over cases, its variants are not shown to differ in digits · 1 anomaly class" in text
+    assert "so a rank that moves there may move by chance" in text
+    assert "artefact" not in text
+    # without the metrics, no test and no sentence about it
+    bare = sensitivity.rank_changes_table(sensitivity.sensitivity_table(_summary(), swept["methods"]))
+    assert bare["variants_p"].isna().all() and "Over cases" not in sensitivity.rank_summary(bare)
 
 
 def test_sensitivity_chart_plots_each_swept_value_with_its_interval_and_rank(swept):
