@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from dmlbench import report as sections
 from dmlbench.errors import DmlbenchError
 from dmlbench.report.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
 from dmlbench.report.findings import findings, findings_tests, mixup_runs
+from dmlbench.stats import signflip_p
 from tests.helpers.qmd import cell_options, code_cells, expanded, includes, run_cells
 
 REPORT = Path(__file__).resolve().parents[2] / "report" / "report.qmd"
@@ -161,8 +163,8 @@ def test_findings_section_prints_the_recomputed_claims_and_tests(namespace, resu
     metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
     distances = pd.read_parquet(results / "tables" / "class_distances.parquet")
     config = read_config(results / "config.yaml")
-    expected = findings(metrics, distances, scorer="cosine_k1", n_per_class="all", mixup=mixup_runs(config))
-    tests = findings_tests(metrics, distances, scorer="cosine_k1", n_per_class="all", mixup=mixup_runs(config))
+    kw = dict(scorer="cosine_k1", n_per_class="all", mixup=mixup_runs(config), methods=config["methods"])
+    expected, tests = findings(metrics, distances, **kw), findings_tests(metrics, distances, **kw)
     page = namespace["__stdout__"]
     block = page.split("::: {#tbl-findings}", 1)[1].split("\n:::\n", 1)[0]
     assert block.count("<tr>") == len(expected) + 1 == 7
@@ -171,34 +173,36 @@ def test_findings_section_prints_the_recomputed_claims_and_tests(namespace, resu
     assert page.count("::: {#tbl-findings-tests}") == 1
     csv = pd.read_csv(results / "tables" / "tbl-findings.csv")
     assert csv["verdict"].tolist() == expected["verdict"].tolist()
-    assert pd.read_csv(results / "tables" / "tbl-findings-tests.csv")["p_holm"].tolist() == pytest.approx(
-        tests["p_holm"].tolist()
+    assert pd.read_csv(results / "tables" / "tbl-findings-tests.csv")["p_value"].tolist() == pytest.approx(
+        tests["p_value"].tolist()
     )
     row = csv.set_index("id")
     # one condition: "no method is best everywhere" cannot be tested; test.yaml has no k10 and no sphereface
     assert row.loc["no-method-best-everywhere", "verdict"] == "not testable"
     assert row.loc["k10-beats-k1", "verdict"] == "not testable"
     assert row.loc["sphereface-euclidean-below-chance", "verdict"] == "not testable"
-    # annex A.2 at 20 images per class, recomputed here from metrics.parquet: each method − conventional per
-    # (seed, case), averaged per case, one-sample t-test, Holm across the claim's tests (variants included)
+    # test.yaml: 2 cases at 3 anomaly classes of 10 share classes: every test is exploratory
+    assert row.loc["cosine-beats-euclidean", "verdict"] == "exploratory"
+    # annex A.2 at 20 images per class, recomputed here from metrics.parquet: each head - conventional per
+    # (seed, case), the ArcFace sweep's two margins averaged (one method), a sign-flip p over the 2 cases
     small = metrics[(metrics.metric == "auroc") & (metrics.n_per_class == "20") & (metrics.scorer == "cosine_k1")]
-    wide = small.pivot_table(index=["seed", "case"], columns="method", values="value")
-    others = [m for m in wide.columns if m != "conventional"]
+    wide = small.pivot_table(index="case", columns="method", values="value", aggfunc="mean")
+    heads = {"arcface": ["arcface_margin0.3", "arcface_margin0.5"], "supcon": ["supcon"]}
     claim6 = tests[tests["number"] == 6].set_index("comparison")
-    assert sorted(claim6.index) == sorted(f"{m} − conventional" for m in others) and len(others) >= 2
-    p_values = {}
-    for m in others:
-        blocks = (wide[m] - wide["conventional"]).groupby(level="case").mean()
-        row6 = claim6.loc[f"{m} − conventional"]
-        assert (row6["n_per_class"], row6["n_cases"]) == ("20", 2)
+    assert sorted(claim6.index) == ["arcface − conventional", "supcon − conventional"]
+    for head, labels in heads.items():
+        blocks = wide[labels].mean(axis=1) - wide["conventional"]
+        row6 = claim6.loc[f"{head} − conventional"]
+        assert (row6["n_per_class"], row6["n_cases"], row6["outcome"]) == ("20", 2, "exploratory")
         assert row6["effect"] == pytest.approx(blocks.mean())
-        p_values[m] = sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue
-        assert row6["p_value"] == pytest.approx(p_values[m])
-    # Holm by hand: the i-th smallest p times (m − i), running maximum, capped at 1
-    ordered, running = sorted(p_values.items(), key=lambda kv: kv[1]), 0.0
-    for i, (m, p) in enumerate(ordered):
-        running = max(running, min(1.0, (len(ordered) - i) * p))
-        assert claim6.loc[f"{m} − conventional", "p_holm"] == pytest.approx(running)
+        assert row6["p_value"] == pytest.approx(signflip_p(blocks.to_numpy()))
+        assert row6["p_t"] == pytest.approx(sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue)
+        assert np.isnan(row6["p_holm"])
+    # supcon trains without mixup, conventional with (annex.mixup: true): the evidence says so
+    assert (
+        "supcon at 20: supcon without mixup, conventional with mixup"
+        in row.loc["metric-learning-beats-conventional-small-samples", "evidence"]
+    )
 
 
 def test_inline_values(namespace):

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from scipy import stats as sst
 
 from dmlbench.config import load_config
 from dmlbench.report.findings import findings, mixup_runs
@@ -262,7 +261,14 @@ def test_no_sentence_the_code_contradicts(page):
 
 def test_findings_printed_are_the_tables_verdicts(page):
     metrics, distances = page.table("metrics"), page.table("class_distances")
-    expected = findings(metrics, distances, scorer=page.scorer, n_per_class=page.n, mixup=mixup_runs(page.config))
+    expected = findings(
+        metrics,
+        distances,
+        scorer=page.scorer,
+        n_per_class=page.n,
+        mixup=mixup_runs(page.config),
+        methods=page.config["methods"],
+    )
     cells = _cells(page.printed["tbl-findings"])
     assert cells[0] == ["#", "claim", "verdict", "evidence"]
     assert [row[2] for row in cells[1:]] == expected["verdict"].tolist()
@@ -284,20 +290,35 @@ def test_findings_printed_are_the_tables_verdicts(page):
 
 def test_cosine_claim_recomputed_from_the_metrics(page):
     """Claim 2 by hand from metrics.parquet: per condition the cosine − Euclidean AUROC of each
-    (method, seed, case), averaged per case, a one-sample t-test (SciPy), Holm over the conditions."""
+    (method, seed, case), averaged per case and over each head's variants, then over the heads (the
+    mean over methods); a sign-flip p over the cases (2 cases of one sign: 2 / 4); cases that share
+    anomaly classes (a3 over 10 classes) make the test exploratory, the others Holm-adjusted."""
+    from dmlbench.methods import family
+    from dmlbench.stats import case_design, holm, signflip_p
+
     k = knn_parts(page.scorer)[1] if knn_parts(page.scorer) else "1"
     a = page.auroc()
     wide = a.pivot_table(index=["dataset", "n_anomaly", "method", "seed", "case"], columns="scorer", values="value")
-    diff = (wide[f"cosine_k{k}"] - wide[f"euclidean_k{k}"]).groupby(level=["dataset", "n_anomaly", "case"]).mean()
+    diff = (
+        (wide[f"cosine_k{k}"] - wide[f"euclidean_k{k}"])
+        .groupby(level=["dataset", "n_anomaly", "case", "method"])
+        .mean()
+    )
+    heads = diff.groupby(
+        [diff.index.get_level_values(n) for n in ("dataset", "n_anomaly", "case")]
+        + [[family(m, page.config["methods"]) for m in diff.index.get_level_values("method")]]
+    ).mean()
+    mean_over_methods = heads.groupby(level=[0, 1, 2]).mean()
     tests = pd.read_csv(page.results / "tables" / "tbl-findings-tests.csv")
-    mine = tests[tests["number"] == 2].reset_index(drop=True)
-    p = []
-    for i, ((dataset, n_anomaly), blocks) in enumerate(diff.groupby(level=["dataset", "n_anomaly"])):
+    mine = tests[(tests["number"] == 2) & tests["comparison"].str.endswith("mean over methods")].reset_index(drop=True)
+    for i, ((dataset, n_anomaly), blocks) in enumerate(mean_over_methods.groupby(level=[0, 1])):
         row = mine.iloc[i]
         assert row["condition"] == f"{dataset} a{n_anomaly}" and row["n_cases"] == len(blocks)
         assert row["effect"] == pytest.approx(blocks.mean())
-        assert row["p_value"] == pytest.approx(sst.ttest_1samp(blocks.to_numpy(), 0.0).pvalue)
-        p.append(row["p_value"])
-    order = np.argsort(p)
-    holm = np.minimum(1, np.maximum.accumulate([(len(p) - j) * p[i] for j, i in enumerate(order)]))
-    assert mine["p_holm"].to_numpy()[order] == pytest.approx(holm)
+        assert row["p_value"] == pytest.approx(signflip_p(blocks.to_numpy()))
+        exploratory = case_design(blocks.index.get_level_values(2), n_anomaly, 10).exploratory
+        assert (row["outcome"] == "exploratory") == exploratory
+    all_claim2 = tests[tests["number"] == 2]
+    valid = all_claim2[all_claim2["outcome"] != "exploratory"]
+    assert valid["p_holm"].tolist() == pytest.approx(holm(valid["p_value"]).tolist())
+    assert all_claim2[all_claim2["outcome"] == "exploratory"]["p_holm"].isna().all()
