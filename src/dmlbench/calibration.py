@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import stats
+from dmlbench import stats
 
 N_CLASSES = 10
 NOISE = 0.25  # case noise relative to the class effects: the class effects dominate, as in a class-effect null

@@ -114,7 +114,7 @@ def studentised_bootstrap_interval(
     seb = np.sqrt(np.maximum((x**2 @ counts.T / n - mb**2) * n / (n - 1), 0.0) / n)
     # A resample of a few near-equal cases has a tiny se*, and its t* explodes (an AUROC interval
     # reaching 4.9 on the demo); a floor at SE_FLOOR x se bounds the interval at about 2.5 times the
-    # t-interval's width and keeps the coverage (bench/inference_calibration.py).
+    # t-interval's width and keeps the coverage (bench.inference_calibration).
     seb = np.maximum(seb, SE_FLOOR * se[..., None])
     diff = mb - m[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,7 +135,7 @@ def mean_interval(values, level: float = LEVEL) -> tuple[float, float] | tuple[n
     the coverage where the bootstrap's few distinct resamples make it too narrow. In simulation
     at 5 cases this keeps 95 % intervals at >= 93 % coverage on normal, exponential and
     beta-shaped (AUROC near 1) values, where the percentile bootstrap covers 78-84 %
-    (tests/unit/test_calibration.py, bench/inference_calibration.py); it is at most about 2.5 times
+    (tests/unit/test_calibration.py, bench.inference_calibration); it is at most about 2.5 times
     as wide as the t-interval. With 2-4 values: the
     t-interval (normal theory: with so few values no resampling can judge the shape); one value:
     NaN (no interval); equal values: that value.

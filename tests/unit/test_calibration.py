@@ -2,7 +2,7 @@
 keeps its coverage at 5 cases on normal and skewed data, and no claim's test calls a null effect
 significant more than 6 % of the time under a class-effect null at a1, a5 and a8 (overlapping
 cases are exploratory, not tested). Seeded; a few seconds. The printed tables are the evidence
-(`pytest -s`); bench/inference_calibration.py runs the same at more simulations."""
+(`pytest -s`); bench.inference_calibration runs the same at more simulations."""
 
 import pytest
 

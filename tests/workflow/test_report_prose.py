@@ -293,7 +293,7 @@ def test_cosine_claim_recomputed_from_the_metrics(page):
     (method, seed, case), averaged per case and over each head's variants, then over the heads (the
     mean over methods); a sign-flip p over the cases (2 cases of one sign: 2 / 4); cases that share
     anomaly classes (a3 over 10 classes) make the test exploratory, the others Holm-adjusted."""
-    from dmlbench.methods import family
+    from dmlbench.config.methods import family
     from dmlbench.stats import case_design, holm, signflip_p
 
     k = knn_parts(page.scorer)[1] if knn_parts(page.scorer) else "1"

@@ -12,7 +12,7 @@ anomaly classes, so they are repeated measures, not independent blocks.
 
 *Methods by head.* A claim about "methods" counts a head once: the variants of one head (a
 sweep, or two entries naming the same head; a pytorch-metric-learning loss by its loss) are
-averaged within each case into one method, named by its head (``dmlbench.methods.family``). A
+averaged within each case into one method, named by its head (``dmlbench.config.methods.family``). A
 claim that names a head (claim 3: SphereFace) tests every variant of that head, each named.
 Claim 6's baseline is the Conventional head (its variants averaged), never a metric-learning
 method, whatever the labels.
@@ -226,7 +226,7 @@ def _case_blocks(diff: pd.Series) -> pd.Series:
 
 
 def method_groups(labels, methods: dict | None = None) -> dict[str, list[str]]:
-    """The methods of a claim about methods: labels grouped by head (``dmlbench.methods.family``:
+    """The methods of a claim about methods: labels grouped by head (``dmlbench.config.methods.family``:
     a head, or ``pml:<loss>``), in the study's order. A group of one label is named by its label;
     a group of several (a sweep, or entries naming one head) by its head."""
     ordered = method_entries.method_order(labels, methods)
@@ -1090,7 +1090,7 @@ def findings(
     largest value in ``metrics``); ``mixup`` maps (method, images per class) to whether the run
     trained with mixup (``mixup_runs``); ``methods`` is the effective config's (expanded)
     ``methods``, which names each label's head (without it, a label's head is read from its
-    name: ``dmlbench.methods.head_of``). ``verdict`` is one of ``VERDICTS``; ``scorer`` and
+    name: ``dmlbench.config.methods.head_of``). ``verdict`` is one of ``VERDICTS``; ``scorer`` and
     ``n_per_class`` say what the claim was tested on, ``test`` names the test, ``n_tests`` /
     ``n_supporting`` / ``n_contradicting`` count its tests, ``evidence`` gives the effects (AUROC
     differences unless said otherwise) with 95 % intervals, ``rule`` the decision rule in words.

@@ -32,7 +32,7 @@ def knn_parts(scorer: str) -> tuple[str, str] | None:
 
 
 #: Scorers that are no distances: the head's negated maximum softmax probability, maximum logit
-#: and energy (dmlbench.scorers.LOGIT_SCORERS). Their normal level is not positive (energy, the
+#: and energy (dmlbench.config.scorers.LOGIT_SCORERS). Their normal level is not positive (energy, the
 #: negated log-sum-exp of the logits, is negative whenever a logit is positive), so they have no
 #: normalised distance, and the distance figures fall back to a kNN distance.
 NOT_DISTANCES = ("msp", "maxlogit", "energy")

@@ -44,7 +44,7 @@ from dmlbench.report.findings import (
 from dmlbench.stats import holm, mean_interval, signflip_p
 from tests.helpers.synthetic_tables import class_distances_frame, metrics_frame
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 IDS = [
     "no-method-best-everywhere",
     "cosine-beats-euclidean",

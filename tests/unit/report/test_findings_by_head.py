@@ -16,7 +16,7 @@ import pytest
 from dmlbench.config import load_config
 from dmlbench.report.findings import CLASS_DISTANCES_COLUMNS, METRICS_COLUMNS, findings, findings_tests, mixup_runs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N = 10
 
 
