@@ -1,5 +1,7 @@
 # The image the cloud profile's jobs run in (profiles/cloud: container-image): Python 3.11 with
-# envs/requirements.txt, the same pinned set as `make venv`, and dmlbench from this checkout.
+# envs/requirements.txt, the same pinned set as `make venv`, and dmlbench installed as users
+# install it: a wheel built from this checkout (the config schema travels inside it as package
+# data), not the source tree.
 #   docker build -t <registry>/dmlbench:<tag> . && docker push <registry>/dmlbench:<tag>
 # Rebuild it whenever src/ changes: the jobs run the rules shipped from your checkout but the
 # dmlbench installed here. torch's CUDA libraries come as pip packages (nvidia-*); the node's
@@ -12,9 +14,19 @@ WORKDIR /opt/dmlbench
 # The requirements first, in a layer of their own: a change of src/ does not reinstall torch.
 COPY envs/requirements.txt envs/requirements.txt
 RUN pip install -r envs/requirements.txt
-COPY pyproject.toml README.md ./
+# What the wheel is built from (pyproject.toml, MANIFEST.in): src/dmlbench/config/config.schema.yaml
+# is a link to schemas/config.schema.yaml, so schemas/ comes too.
+COPY pyproject.toml MANIFEST.in README.md LICENSE CITATION.cff ./
+COPY schemas ./schemas
 COPY src ./src
-RUN pip install --no-deps . && python -m dmlbench --help > /dev/null
+# Build the wheel, install it, drop the sources; then, from another folder, the installed package
+# must find its schema and run.
+RUN pip wheel --no-deps -w /tmp/dist . \
+    && pip install --no-deps /tmp/dist/dmlbench-*.whl \
+    && rm -rf /tmp/dist build src \
+    && cd / \
+    && python -c "from dmlbench.config.validation import load_schema, schema_path; load_schema(); print(schema_path())" \
+    && dmlbench --version && dmlbench list heads > /dev/null
 
 # Snakemake's Kubernetes jobs run `python -m snakemake` in /workdir (the sources come from storage).
 WORKDIR /workdir

@@ -1,7 +1,8 @@
 """`dmlbench <stage>`: what the Snakemake rules call, usable alone.
 
 Stages: prepare, train, score, aggregate, closed-set, snapshot, figures; plus `validate` (check a config and print
-it with defaults) and `render` (the Quarto report, where quarto is installed).
+it with defaults), `list` (the heads, losses, miners, scorers and dataset sources a config may name, with their
+parameters and defaults), `render` (the Quarto report, where quarto is installed) and `--version`.
 Errors the user can act on are printed as one line (no traceback) with exit status 2.
 
 The one module that imports the stages lazily: each subcommand imports its stage's package when it
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from dmlbench import layout
+from dmlbench import __version__, layout
 from dmlbench.config import load_config, score_spec, spec_from_arg, train_spec, validate
 from dmlbench.errors import DmlbenchError
 from dmlbench.phases import PhaseClock
@@ -42,6 +43,12 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
 def cmd_validate(args) -> None:
     config = load_config(args.config)
     print(yaml.safe_dump(config, sort_keys=False), end="")
+
+
+def cmd_list(args) -> None:
+    from dmlbench.config import catalog  # torch-free: the schema and the stored declarations
+
+    print(catalog.text(args.kind), end="")
 
 
 def cmd_prepare(args) -> None:
@@ -233,11 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlbench", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"dmlbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a config against the schema and print it with defaults")
     p.add_argument("--config", required=True)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "list", help="what a config may name (heads, losses, miners, scorers, sources), with parameters and defaults"
+    )
+    p.add_argument("kind", choices=("heads", "losses", "miners", "scorers", "sources"))
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("prepare", help="read a dataset source into results/data/{dataset}.npz")
     _config_args(p)

@@ -26,13 +26,15 @@ from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
 from dmlbench.errors import ConfigError
 
+#: The schema's file name inside the package (src/dmlbench/config/).
+SCHEMA_FILE = "config.schema.yaml"
+
 
 def schema_path() -> Path:
-    """The config schema: in the repository (schemas/) or, installed, inside the package."""
-    repo = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
-    if repo.exists():
-        return repo
-    return Path(str(resources.files("dmlbench") / "config.schema.yaml"))
+    """The config schema, package data of dmlbench.config: found the same way in a checkout, an
+    editable install, a wheel and the image. In a checkout the file is a link to
+    schemas/config.schema.yaml (the path the Snakemake workflow catalog expects), the one copy."""
+    return Path(str(resources.files("dmlbench.config") / SCHEMA_FILE))
 
 
 @functools.lru_cache(maxsize=4)
