@@ -1,5 +1,6 @@
-"""Which code made a result: the git commit, whether the checkout had uncommitted changes, and a
-hash of the dmlbench package source that ran.
+"""Which code made a result: the git commit, whether the checkout had uncommitted changes, a
+hash of the dmlbench package source that ran, and the versions of the packages that can change a
+number (:func:`package_versions`).
 
 The commit alone hides uncommitted edits: ``git_dirty`` says there were some, and ``code_hash``
 says which package source ran — also without git (a container, a pip install), because it is
@@ -10,14 +11,47 @@ computed from the package's own files. Two runs with the same ``code_hash`` ran 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
+
+from dmlbench import __version__
 
 #: The installed dmlbench package (src/dmlbench in a checkout, site-packages/dmlbench otherwise).
 PACKAGE_DIR = Path(__file__).resolve().parent
 HASHED_SUFFIXES = (".py", ".yaml")
 GIT_TIMEOUT_S = 10
+#: The distributions (PyPI names) whose version can change a result: training (torch, torchvision,
+#: fastai, pytorch-metric-learning), the numbers after it (numpy, SciPy, scikit-learn, pandas) and
+#: the workflow that ran the jobs (snakemake). run.json, runs.parquet, the run cache's key and the
+#: report's reproducibility table list each one.
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "fastai",
+    "pytorch-metric-learning",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "snakemake",
+)
+
+
+@functools.cache
+def package_versions() -> dict[str, str | None]:
+    """dmlbench's and Python's version, then each of :data:`PACKAGES` as installed (from its
+    metadata: no import, so no torch; None where it is not installed). Read once per process."""
+    out: dict[str, str | None] = {"dmlbench": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def code_hash(package_dir: str | Path = PACKAGE_DIR) -> str:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import shutil
 import subprocess
+from importlib import metadata
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dmlbench.aggregate.tables import RUNS_COLUMNS, runs_table
-from dmlbench.provenance import PACKAGE_DIR, code_hash, code_provenance, git_state
+from dmlbench import __version__
+from dmlbench.aggregate.tables import RUNS_COLUMNS, VERSION_COLUMNS, runs_table
+from dmlbench.provenance import PACKAGE_DIR, PACKAGES, code_hash, code_provenance, git_state, package_versions
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 
@@ -165,6 +168,21 @@ def test_train_job_writes_the_code_identity(tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert {k: run[k] for k in ("git_commit", "git_dirty", "code_hash")} == code_provenance()
     assert run["code_hash"] == code_hash(PACKAGE_DIR)
+    # every package that can change a number, as installed, and the CUDA and cuDNN torch was built with
+    import torch
+
+    assert set(run["versions"]) == {"dmlbench", "python", *PACKAGES, "cuda", "cudnn"}  # (run.json sorts its keys)
+    assert {k: run["versions"][k] for k in PACKAGES} == {k: metadata.version(k) for k in PACKAGES}
+    assert run["versions"]["cuda"] == torch.version.cuda
+    assert run["device"].startswith("cpu") and run["device_index"] is None
+
+
+def test_package_versions_are_the_installed_distributions():
+    versions = package_versions()
+    assert versions["dmlbench"] == __version__ and versions["python"] == platform.python_version()
+    assert versions["scikit-learn"] == metadata.version("scikit-learn")
+    assert versions["torch"].split("+")[0] == __import__("torch").__version__.split("+")[0]
+    assert all(versions[name] for name in PACKAGES)  # the venv has every one of them
 
 
 def _run_json(root, method, **extra):
@@ -201,3 +219,31 @@ def test_runs_table_carries_the_code_identity(tmp_path):
     assert pd.isna(by_method.loc["conventional", "git_dirty"])
     assert by_method["code_hash"].to_dict() == {"arcface": "f" * 64, "conventional": "", "cosface": "e" * 64}
     assert by_method["git_commit"].to_dict() == {"arcface": "abc123", "conventional": "", "cosface": "abc123"}
+
+
+def test_runs_table_lists_every_version_and_the_gpu(tmp_path):
+    versions = {"python": "3.11.7", "dmlbench": "0.1.0", **{name: f"{i}.0" for i, name in enumerate(PACKAGES)}}
+    paths = [
+        _run_json(
+            tmp_path,
+            "arcface",
+            versions={**versions, "cuda": "12.4", "cudnn": "90100"},
+            device="NVIDIA H100 80GB HBM3",
+            device_index=2,
+            spec={"training": {"epochs": 1, "deterministic": True}},
+        ),
+        _run_json(tmp_path, "conventional", versions={**versions, "cuda": None, "cudnn": None}),
+    ]
+    runs = runs_table(paths).set_index("method")
+    assert VERSION_COLUMNS == ["python", "dmlbench", *PACKAGES, "cuda", "cudnn"]
+    assert runs.loc["arcface", VERSION_COLUMNS].tolist() == [*versions.values(), "12.4", "90100"]
+    assert runs.loc["conventional", ["cuda", "cudnn"]].tolist() == ["", ""]  # a CPU-only torch
+    assert runs.loc["arcface", "device_index"] == 2 and pd.isna(runs.loc["conventional", "device_index"])
+    assert runs["deterministic"].to_dict() == {"arcface": True, "conventional": False}
+    # the report's reproducibility table shows each of them, "—" where none is recorded
+    from dmlbench.report.reproducibility import provenance_table
+
+    shown = provenance_table(runs.reset_index()).set_index("property")["value"]
+    assert shown["pytorch-metric-learning"] == versions["pytorch-metric-learning"]
+    assert shown["cudnn"] == "90100" and shown["device_index"] == "2"
+    assert shown["device"] == "NVIDIA H100 80GB HBM3, cpu (x86_64)"

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dmlbench.provenance import PACKAGES
 from tests.helpers.qmd import run_cells
 from tests.workflow.conftest import BIN, ROOT, snakemake
 
@@ -97,6 +98,7 @@ def test_runs_table_records_the_provenance(test_run):
     runs = pd.read_parquet(test_run / "results/tables/runs.parquet")
     assert len(runs) == 2 * len(METHODS) and set(runs["n_per_class"]) == {"all", "20"}
     assert runs["device"].str.startswith("cpu").all() and (runs["torch"] != "").all()
+    assert (runs[list(PACKAGES)] != "").all().all() and runs["device_index"].isna().all()
     assert runs.loc[runs.n_per_class == "20", "epochs"].tolist() == [2] * len(METHODS)
 
 
@@ -111,6 +113,10 @@ def test_run_contracts(test_run):
     run = json.loads((test_run / f"results/runs/{JOB}/run.json").read_text())
     assert [c["anomaly_classes"] for c in run["cases"]] == [[0, 1, 2], [1, 2, 3]]
     assert run["spec"]["training"]["epochs"] == 1 and run["device"].startswith("cpu")
+    # the software that trained it: every package that can change a number, with its version
+    assert {"dmlbench", "python", "cuda", "cudnn", *PACKAGES} == set(run["versions"])
+    assert all(run["versions"][name] for name in ("dmlbench", "python", *PACKAGES))
+    assert run["device_index"] is None and run["spec"]["training"]["deterministic"] is False
     log = pd.read_csv(test_run / f"results/runs/{JOB}/train_log.csv")
     assert log[["case", "epoch"]].values.tolist() == [[0, 0], [1, 0]]
     assert np.isfinite(log["train_loss"]).all()

@@ -14,6 +14,7 @@ from dmlbench.io import write_parquet
 from dmlbench.layout import group_keys, keys_from_path
 from dmlbench.metrics import detection_metrics, normalised_distances
 from dmlbench.phases import PHASES
+from dmlbench.provenance import PACKAGES
 from dmlbench.stats import ranking_table, summary_table
 
 KEYS = ["dataset", "n_anomaly", "method", "n_per_class", "seed"]
@@ -272,15 +273,16 @@ def runtime_table(
     return df.sort_values(["rule", "job"], kind="mergesort").reset_index(drop=True)
 
 
+#: runs.parquet's software columns: run.json's versions (dmlbench.train.device.versions).
+VERSION_COLUMNS = ["python", "dmlbench", *PACKAGES, "cuda", "cudnn"]
 RUNS_COLUMNS = KEYS + [
     "device",
+    "device_index",
     "threads",
     "precision",
     "compiled",
-    "python",
-    "torch",
-    "fastai",
-    "dmlbench",
+    "deterministic",
+    *VERSION_COLUMNS,
     "git_commit",
     "git_dirty",
     "code_hash",
@@ -302,8 +304,8 @@ def final_lambda(run: dict) -> float:
 
 
 def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
-    """Provenance per run from its run.json (results/runs/.../run.json): device, threads,
-    precision, package versions, the code (git commit, dirty flag, package source hash; missing
+    """Provenance per run from its run.json (results/runs/.../run.json): device (and its CUDA
+    index), threads, precision, deterministic mode, package versions (:data:`VERSION_COLUMNS`), the code (git commit, dirty flag, package source hash; missing
     in run.json files older than these keys: empty commit and hash, git_dirty <NA>), recipe,
     SphereFace's λ at the last step (:func:`final_lambda`) and wall time."""
     rows = []
@@ -319,10 +321,13 @@ def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
             {
                 **keys_from_path(path),
                 "device": str(run.get("device", "")),
+                "device_index": run.get("device_index"),
                 "threads": run.get("threads"),
                 "precision": str(run.get("precision", "fp32")),
                 "compiled": bool(run.get("compiled", False)),
-                **{k: str(versions.get(k, "")) for k in ("python", "torch", "fastai", "dmlbench")},
+                "deterministic": bool(training.get("deterministic", False)),
+                # empty: not installed, or a run.json older than the column
+                **{k: str(versions.get(k) or "") for k in VERSION_COLUMNS},
                 "git_commit": str(run.get("git_commit") or ""),
                 "git_dirty": run.get("git_dirty"),
                 "code_hash": str(run.get("code_hash") or ""),
@@ -337,6 +342,7 @@ def runs_table(run_paths: list[str | Path]) -> pd.DataFrame:
         {
             "n_anomaly": "int64",
             "seed": "int64",
+            "device_index": "Int64",
             "threads": "Int64",
             "git_dirty": "boolean",
             "epochs": "Int64",

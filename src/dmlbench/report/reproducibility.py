@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+from dmlbench.provenance import PACKAGES
 from dmlbench.report._declare import Column, Table
 from dmlbench.report._style import n_per_class_order, pd, require_columns
 
@@ -28,16 +29,21 @@ PHASE_NAMES = {
 RULE_ORDER = ("prepare", "train", "score", "aggregate", "figures", "report")
 
 
-#: Provenance columns of runs.parquet summarised in the report, in this order (those present).
+#: Provenance columns of runs.parquet summarised in the report, in this order (those present):
+#: the hardware and its settings, every package that can change a number
+#: (dmlbench.provenance.PACKAGES), CUDA and cuDNN, then the code.
 PROVENANCE = (
     "device",
+    "device_index",
     "threads",
     "precision",
     "compiled",
+    "deterministic",
     "python",
-    "torch",
-    "fastai",
     "dmlbench",
+    *PACKAGES,
+    "cuda",
+    "cudnn",
     "git_commit",
     "git_dirty",
     "code_hash",
@@ -46,7 +52,7 @@ RECIPE = ("epochs", "batch_size", "lr")
 
 
 def _values(series: pd.Series) -> str:
-    values = [str(v) for v in dict.fromkeys(series.dropna().tolist())]
+    values = [str(v) for v in dict.fromkeys(series.dropna().tolist()) if str(v) != ""]  # "": not installed
     return ", ".join(values) if values else "—"
 
 
@@ -146,9 +152,10 @@ def config_yaml(config: dict) -> str:
 TABLES = (
     Table(
         "tbl-runs",
-        "Software, hardware and code of the train jobs (distinct values over all runs; git_dirty: uncommitted "
-        "changes; code_hash: hash of the dmlbench sources), and the training recipe per images-per-class "
-        "setting.",
+        "Software, hardware and code of the train jobs (distinct values over all runs; device_index: the GPU's "
+        "index among the job's visible ones; cuda, cudnn: the versions torch was built with; git_dirty: "
+        "uncommitted changes; code_hash: hash of the dmlbench sources), and the training recipe per "
+        "images-per-class setting.",
         lambda v: v.t["runs"],
         columns=(Column("property", "property", None, 1.0), Column("value", "value", None, 4.0)),
         shown=provenance_table,

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import platform
 
-import fastai
-import numpy as np
 import torch
 
-from dmlbench import __version__
 from dmlbench.errors import ConfigError
+from dmlbench.provenance import package_versions
+from dmlbench.train import determinism
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -51,14 +50,11 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 
 
 def versions() -> dict:
-
-    return {
-        "dmlbench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "fastai": fastai.__version__,
-        "numpy": np.__version__,
-    }
+    """What trained, for run.json and the run cache's key: dmlbench, Python and every package that
+    can change a number (dmlbench.provenance.PACKAGES), then the CUDA and cuDNN versions torch was
+    built with (None without them). The GPU's name is run.json's ``device``."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {**package_versions(), "cuda": torch.version.cuda, "cudnn": None if cudnn is None else str(cudnn)}
 
 
 def device_name(dev: torch.device) -> str:
@@ -67,10 +63,12 @@ def device_name(dev: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def setup_device(dev: torch.device) -> None:
+def setup_device(dev: torch.device, deterministic: bool = False) -> None:
     """CPU: deterministic kernels (runs repeat bit for bit). CUDA: cuDNN autotuning — batch
-    shapes are fixed within a job, so the fastest convolution algorithms are found once."""
+    shapes are fixed within a job, so the fastest convolution algorithms are found once.
+    ``deterministic`` (training.deterministic): dmlbench.train.determinism's switches instead."""
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     elif dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    determinism.apply(dev, deterministic)  # training.deterministic, after the defaults above

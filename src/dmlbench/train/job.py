@@ -44,10 +44,11 @@ from pathlib import Path
 import torch
 
 from dmlbench.data.sources import load_npz
-from dmlbench.errors import DmlbenchError
+from dmlbench.errors import DmlbenchError, TrainingError
 from dmlbench.io import write_json
 from dmlbench.phases import PhaseClock, job_record
 from dmlbench.provenance import code_hash
+from dmlbench.train import determinism
 from dmlbench.train.batches import JobData
 from dmlbench.train.device import device_name, resolve_device, setup_device, versions
 from dmlbench.train.run import train_run, write_run
@@ -76,7 +77,7 @@ def train_runs(
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    setup_device(dev)
+    setup_device(dev, determinism.wanted(specs))
     with clock.phase("data"):
         ds = load_npz(data_path)
         data = JobData(ds, dev)
@@ -105,7 +106,10 @@ def train_runs(
                 "status": "restored" if restored else "trained",
             }
             if not restored:
-                trained = train_run(ds, spec, device=device, threads=threads, data=data, clock=clock)
+                try:
+                    trained = train_run(ds, spec, device=device, threads=threads, data=data, clock=clock)
+                except RuntimeError as exc:
+                    raise determinism_error(spec, exc) or exc
                 writer.submit(entry, out, trained, cache, key)
                 del trained  # the writer holds the arrays now; they go when written
             entry["phases"] = clock.since(booked)
@@ -119,6 +123,19 @@ def train_runs(
     if job_out is not None:
         write_json(job_out, record)
     return record
+
+
+def determinism_error(spec: dict, exc: RuntimeError) -> TrainingError | None:
+    """The one-line error for a run of ``training.deterministic`` that reached an operation
+    without a deterministic implementation (PyTorch's RuntimeError names it); None for any other error."""
+    if not spec["training"].get("deterministic") or "does not have a deterministic implementation" not in str(exc):
+        return None
+    operation = str(exc).split(" does not have", 1)[0].strip()
+    return TrainingError(
+        f"method '{spec['method']}': training.deterministic is true, but {operation} has no deterministic "
+        f"implementation on this device; set training.deterministic: false (the run is then repeatable only "
+        f"up to the GPU's non-deterministic kernels)"
+    )
 
 
 def write_and_store(out: str | Path, trained, cache, key: str | None) -> tuple[float, float]:

@@ -23,7 +23,8 @@ Per run it writes, each file atomically, run.json last:
   embeddings.npz  per case: reference (training) and test embeddings (float16), test logits
                   (keys and dtypes: dmlbench.embeddings_file)
   train_log.csv   per case and epoch: train loss, validation loss and accuracy, seconds
-  run.json        the spec, versions, device, precision, compilation, the phases and wall
+  run.json        the spec, versions (every package that can change a number, CUDA, cuDNN), device
+                  (the GPU's name and index), precision, compilation, the phases and wall
                   time of training it (its writing not counted: run.json is what is being
                   written, dmlbench.train.job writes it in the background), the
                   pretrained weights (torchvision enum member, or null), per case its classes,
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -301,7 +303,7 @@ def train_run(
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    setup_device(dev)
+    setup_device(dev, spec["training"].get("deterministic", False))
     cases = run_cases(ds, spec)
     bs, epochs = spec["training"]["batch_size"], spec["training"]["epochs"]
     train_images = sum(
@@ -352,6 +354,11 @@ def train_run(
         "cases": case_info,
         "versions": versions(),
         "device": device_name(dev),
+        # which GPU: its index among the visible ones, and the scheduler's list they index into
+        "device_index": (torch.cuda.current_device() if dev.index is None else dev.index)
+        if dev.type == "cuda"
+        else None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "threads": torch.get_num_threads(),
         **code_provenance(),
         "pretrained_weights": trainer.weights,
