@@ -109,13 +109,22 @@ def cmd_train(args) -> None:
     # torch._dynamo (every torch optimiser imports it, with Inductor, at its first parameter group),
     # the device.
     import torch
+
+    from dmlbench.train import determinism, gpus
+
+    determinism.prepare_environment(specs)  # training.deterministic: before Inductor and cuBLAS start
     import torch._dynamo  # noqa: F401
 
     from dmlbench.train.device import resolve_device
     from dmlbench.train.job import train_runs
 
-    dev = resolve_device(args.device)
+    # One GPU per job: with several visible, the job takes one no other job holds (dmlbench.train.gpus).
+    visible = torch.cuda.device_count() if args.device in ("auto", "cuda") and torch.cuda.is_available() else 0
+    device = gpus.job_device(args.device, visible, args.gpu_locks or gpus.default_lock_dir(args.results))
+    dev = resolve_device(device)
     if dev.type == "cuda":
+        if dev.index is not None:
+            torch.cuda.set_device(dev)  # the context, and any stream or event, on the job's GPU, not GPU 0
         torch.zeros(1, device=dev)  # the CUDA context
     clock.since_mark("startup")
 
@@ -128,7 +137,7 @@ def cmd_train(args) -> None:
         specs,
         [Path(o) for o in outs],
         clock=clock,
-        device=args.device,
+        device=device,
         threads=args.threads,
         cache_root=cache if use_cache else None,
         job_out=args.job,
@@ -267,7 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", nargs="+", help="run folder per run (default results/runs/{dataset}/a{n}/{method}/n{N}/s{seed})"
     )
     p.add_argument("--job", help="job record to write last (JSON: the job's phases; results/jobs/train/...)")
-    p.add_argument("--device", default=os.environ.get("DMLBENCH_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device",
+        default=os.environ.get("DMLBENCH_DEVICE", "auto"),
+        help="auto, cpu, cuda or cuda:N; auto and cuda take a GPU no other train job holds where several are "
+        "visible (CUDA_VISIBLE_DEVICES is respected)",
+    )
+    p.add_argument(
+        "--gpu-locks",
+        help="folder of the per-GPU locks (default $DMLBENCH_GPU_LOCKS, else <results>/.locks)",
+    )
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--cache-dir", help="run and compile caches (default $DMLBENCH_CACHE_DIR, else <results>/.cache)")
     p.add_argument(
