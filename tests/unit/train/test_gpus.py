@@ -112,3 +112,40 @@ def test_the_lock_is_dropped_when_the_holder_closes_it(tmp_path):
     fd = gpus._try_lock(lock.path)
     assert fd is not None
     os.close(fd)
+
+
+def test_dmlbench_train_trains_on_the_gpu_it_holds_and_makes_its_context_there(tmp_path, monkeypatch, jobs):
+    """`dmlbench train` with four CUDA devices faked and GPU 0 held by another job: the job takes
+    GPU 1, makes the CUDA context there (not on GPU 0) and hands cuda:1 to its runs."""
+    import json
+
+    import torch
+
+    from dmlbench import cli
+    from dmlbench.train import job
+
+    locks = tmp_path / "locks"
+    jobs.append(start(locks))
+    assert device_of(jobs[0]) == "cuda:0"
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name))  # what configure() would set: kept out of later tests
+    seen = {}
+    zeros = torch.zeros
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: seen.setdefault("set_device", str(dev)))
+    monkeypatch.setattr(
+        torch,
+        "zeros",
+        lambda *a, **k: seen.setdefault("context", str(k["device"])) if "device" in k else zeros(*a, **k),
+    )
+    monkeypatch.setattr(job, "train_runs", lambda *a, **k: seen.setdefault("runs", k["device"]))
+    monkeypatch.setattr(gpus, "_held", None)
+    spec = json.dumps([{"dataset": "digits", "method": "conventional", "training": {}}])
+    argv = ["--results", str(tmp_path / "results"), "train", "--spec", spec, "--data", "x.npz"]
+    try:
+        assert cli.main([*argv, "--out", str(tmp_path / "run"), "--gpu-locks", str(locks)]) == 0
+    finally:
+        if gpus.held() is not None:
+            gpus.held().release()
+    assert seen == {"set_device": "cuda:1", "context": "cuda:1", "runs": "cuda:1"}
