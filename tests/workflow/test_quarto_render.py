@@ -190,3 +190,30 @@ def test_html_draws_every_chart_offline_without_javascript_errors(rendered, tmp_
     ]
     assert len(chunks) == len(drawn) == len(planned_figures(rendered["config"]))
     assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == len(drawn)
+
+
+def _bibliography_keys() -> list[str]:
+    return re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "report" / "references.bib").read_text(), re.M)
+
+
+def test_both_formats_end_with_the_references_and_name_the_quarto_that_rendered_them(rendered):
+    """A References section closes the HTML and the PDF, one entry per work of references.bib
+    (every one is cited), and the Reproducibility section names Quarto's version."""
+    quarto = _need("quarto", "install Quarto")
+    version = subprocess.run([quarto, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    entries = len(_bibliography_keys())
+    assert entries >= 8
+    pdftotext = _need("pdftotext", "install poppler-utils to read the PDF")
+    text = subprocess.run([pdftotext, "-layout", str(rendered["pdf"]), "-"], capture_output=True, text=True).stdout
+    assert f"rendered by Quarto {version}" in " ".join(text.split())
+    # the last heading of the document, on a page of its own: nothing follows it but the entries
+    tail = text[[m.start() for m in re.finditer(r"^\f?References$", text, re.M)][-1] :]
+    listed = re.findall(r"^(?:[A-ZÀ-Ž][^\s,]+, [A-Z]|———)", tail, re.M)  # an entry starts with "Family, G" or ———
+    assert len(listed) == entries
+    assert "Niizumi, Daisuke. 2019" in tail and "https://qiita.com/daisukelab/items/5f9ec189959eaf1ef211" in tail
+    html = rendered["html"].read_text()
+    assert f"rendered by Quarto {version}" in html
+    refs = html.index('<section id="references"')
+    assert html.count('class="csl-entry"', refs) == entries == html.count('class="csl-entry"')
+    assert "<section" not in html[refs + 1 :]  # the last section of the page
+    assert html.rindex('id="reproducibility"') < refs
