@@ -140,6 +140,30 @@ def test_finished_runs_come_back_from_the_run_cache(digits, tmp_path):
     assert "training" not in record["runs"][0]["phases"] and record["runs"][0]["phases"]["restore"]["wall_s"] > 0
 
 
+def test_the_run_cache_key_holds_every_package_cuda_cudnn_and_the_device(digits, tmp_path, monkeypatch):
+    """A run trained under other versions of any package that can change a number (here:
+    scikit-learn, which the run does not even import), or another cuDNN, is trained again."""
+    from dmlbench.provenance import PACKAGES
+    from dmlbench.train import job
+    from dmlbench.train.run_cache import run_key
+
+    _, path = digits
+    keys = []
+    monkeypatch.setattr(job, "run_key", lambda spec, identity: keys.append(identity) or run_key(spec, identity))
+    spec, out, cache = _spec("conventional"), tmp_path / "runs/digits/a3/conventional/nall/s0", tmp_path / "cache"
+    train_runs(path, [spec], [out], clock=PhaseClock(), device="cpu", threads=1, cache_root=cache)
+    identity = keys[-1]
+    assert {"dmlbench", "python", "cuda", "cudnn", *PACKAGES} <= set(identity["versions"])
+    assert identity["device"].startswith("cpu")
+    real = job.versions
+    for changed in ({"scikit-learn": "0.0"}, {"cudnn": "1"}):
+        monkeypatch.setattr(job, "versions", lambda changed=changed: {**real(), **changed})
+        for f in out.iterdir():
+            f.unlink()
+        record = train_runs(path, [spec], [out], clock=PhaseClock(), device="cpu", threads=1, cache_root=cache)
+        assert record["runs"][0]["status"] == "trained", changed
+
+
 def test_a_score_job_scores_every_run_as_score_run_does(digits, tmp_path):
     _, path = digits
     outs = _outs(tmp_path)
