@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dmlbench.config import train_spec, validate
 from dmlbench.config import methods as m
-from dmlbench.config.switches import SWITCHES, STAGE_SWITCHES, applies, switches_on, train_switches
+from dmlbench.config import train_spec, validate
+from dmlbench.config.switches import STAGE_SWITCHES, SWITCHES, applies, switches_on, train_switches
 from dmlbench.config.validation import load_schema
 from dmlbench.errors import ConfigError
 
