@@ -32,9 +32,7 @@ def test_the_budget_is_one_number_for_all_methods():
     )
     specs = [tune_spec(config, "digits", 3, m, "all", 0)["tuning"] for m in ("conventional", "arcface")]
     assert [s["trials"] for s in specs] == [7, 7] and specs[0]["folds"] == specs[1]["folds"] == 3
-    assert specs[0]["space"] == {} and specs[1]["space"] == {
-        "margin": {"low": 0.1, "high": 0.6, "log": False, "integer": False}
-    }
+    assert specs[0]["space"] == {} and specs[1]["space"] == {"margin": {"low": 0.1, "high": 0.6}}
     assert tuned_labels(config) == ["conventional", "arcface"]
 
 
