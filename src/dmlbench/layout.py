@@ -45,6 +45,8 @@ RUN_FILES = ("embeddings.npz", "train_log.csv", "run.json")
 TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 #: Tables written by the closed-set stage, from the models trained on all classes.
 CLOSED_SET_TABLE_NAMES = ("tsne", "closed_set")
+#: Tables of the tune jobs' results (with tuning.methods): every trial, and each case's best parameters.
+TUNING_TABLE_NAMES = ("tuning_trials", "tuning_best")
 #: The files of one figure under results/figures/.
 FIGURE_SUFFIXES = (".svg", ".png", ".vl.json")
 
