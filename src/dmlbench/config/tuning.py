@@ -131,6 +131,12 @@ def check_tuning(config: dict, source: str = "config") -> None:
             _bounds_ok(f"tuning.training.{key}", rng, check_training)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    for label in tuned_labels(config):
+        if not search_space(config, label):
+            raise ConfigError(
+                f"{source}: tuning.methods.{label} has nothing to tune: no parameter of its own and no tuning.training "
+                f"setting; give it a range (e.g. tuning.training.lr) or remove it from tuning.methods"
+            )
     if not tuned_labels(config):
         return
     for i, cond in enumerate(config["conditions"]):

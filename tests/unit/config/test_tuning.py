@@ -28,11 +28,21 @@ def test_a_per_method_budget_is_refused_saying_why(key):
 
 def test_the_budget_is_one_number_for_all_methods():
     config = validate(
-        _with({"trials": 7, "methods": {"conventional": {}, "arcface": {"margin": {"low": 0.1, "high": 0.6}}}})
+        _with(
+            {
+                "trials": 7,
+                "training": {"lr": {"low": 0.001, "high": 0.1, "log": True}},
+                "methods": {"conventional": {}, "arcface": {"margin": {"low": 0.1, "high": 0.6}}},
+            }
+        )
     )
     specs = [tune_spec(config, "digits", 3, m, "all", 0)["tuning"] for m in ("conventional", "arcface")]
     assert [s["trials"] for s in specs] == [7, 7] and specs[0]["folds"] == specs[1]["folds"] == 3
-    assert specs[0]["space"] == {} and specs[1]["space"] == {"margin": {"low": 0.1, "high": 0.6}}
+    lr = {"low": 0.001, "high": 0.1, "log": True}
+    assert specs[0]["space"] == {"training.lr": lr} and specs[1]["space"] == {
+        "training.lr": lr,
+        "margin": {"low": 0.1, "high": 0.6},
+    }
     assert tuned_labels(config) == ["conventional", "arcface"]
 
 
@@ -53,8 +63,13 @@ def test_a_search_space_is_checked_against_the_heads_ranges(tuning, needle):
         validate(_with(tuning))
 
 
+def test_a_method_with_nothing_to_tune_is_refused():
+    with pytest.raises(ConfigError, match="tuning.methods.conventional has nothing to tune"):
+        validate(_with({"methods": {"conventional": {}}}))
+
+
 def test_tuning_needs_two_normal_classes():
-    config = _with({"methods": {"arcface": {}}})
+    config = _with({"methods": {"arcface": {"margin": {"low": 0.1, "high": 0.6}}}})
     config["conditions"] = [{"dataset": "digits", "n_anomaly": [9]}]
     with pytest.raises(ConfigError, match="two or more normal classes"):
         validate(config)
