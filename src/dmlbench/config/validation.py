@@ -19,9 +19,8 @@ import jsonschema
 import yaml
 
 from dmlbench.config import methods as method_entries
-from dmlbench.config import model_options
+from dmlbench.config import model_options, tuning
 from dmlbench.config import sources as dataset_sources
-from dmlbench.config import tuning
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection

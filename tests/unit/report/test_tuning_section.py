@@ -93,7 +93,9 @@ def test_best_parameters_as_a_distribution_over_cases_and_the_measures():
     measures = measures_table(_best(), _config())
     assert measures["folds"].tolist() == ["3 of 7 normal classes per trial"]
     space = space_table(_config())
-    assert space["range"].tolist() == ["[0.001, 0.1], log scale"] * 2 + ["[8, 64], log scale"] and set(space["trials"]) == {6}
+    assert space["range"].tolist() == ["[0.001, 0.1], log scale"] * 2 + ["[8, 64], log scale"] and set(
+        space["trials"]
+    ) == {6}
 
 
 def test_the_section_is_omitted_saying_why_when_nothing_is_tuned():
