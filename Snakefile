@@ -16,6 +16,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/tune.smk"
 include: "rules/score.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"

@@ -11,12 +11,15 @@ from snakemake.exceptions import WorkflowError
 
 # Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
 from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
+from dmlbench.config.tuning import tune_spec, tuned_label, tuned_labels, tuned_train_spec
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
     CLOSED_SET_TABLE_NAMES,
     GROUP_PATH,
     RESULTS,
+    RUN_PATH,
     TABLE_NAMES,
+    TUNING_TABLE_NAMES,
     annex_group_path,
     benchmark_file,
     data_file,
@@ -27,6 +30,7 @@ from dmlbench.layout import (
     score_file,
     snapshot_file,
     table_file,
+    tuning_file,
 )
 from dmlbench.report import planned_figures, planned_tables
 
@@ -76,12 +80,31 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# The tuned methods (tuning.methods): each has a tune job per main-grid run, and a second run,
+# <label>_tuned, in the same train job as its default run (rules/tune.smk).
+TUNED = tuned_labels(config)
+
+
+def grid_methods():
+    """The runs of a main-grid train or score job: every method, then the tuned ones' tuned runs."""
+    return list(config["methods"]) + [tuned_label(label) for label in TUNED]
+
+
+def tune_jobs():
+    """One dict per tune job (dataset, n_anomaly, tuned method, n_per_class, seed): the main grid's."""
+    return [
+        dict(dataset=c["dataset"], n_anomaly=n, method=m, n_per_class=size, seed=seed)
+        for c in config["conditions"]
+        for n, m, size, seed in product(c["n_anomaly"], TUNED, config["n_per_class"], config["seeds"])
+    ]
+
+
 def train_jobs():
     """One dict per scored train job (dataset, n_anomaly, method, n_per_class, seed): the main
-    grid, then the annex A.2 sizes of the annex conditions."""
+    grid (with the tuned runs), then the annex A.2 sizes of the annex conditions."""
     jobs = []
     for cond in config["conditions"]:
-        grid = product(cond["n_anomaly"], config["methods"], config["n_per_class"], config["seeds"])
+        grid = product(cond["n_anomaly"], grid_methods(), config["n_per_class"], config["seeds"])
         for n, method, n_per_class, seed in grid:
             jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed))
     for dataset, n in annex_conditions(config):
@@ -161,6 +184,23 @@ def method_paths(template):
     return [template.replace("{method}", braces_escaped(method)) for method in config["methods"]]
 
 
+def grid_method_paths(template):
+    """``template`` once per run of a main-grid job (:func:`grid_methods`): the default runs and,
+    with tuning, the tuned ones."""
+    return [template.replace("{method}", braces_escaped(method)) for method in grid_methods()]
+
+
+def tuned_best_files(wildcards):
+    """The best.json of every tuned method of a main-grid train job (its tune jobs' results)."""
+    keys = dict(wildcards.items())
+    return [tuning_file("best.json", {**keys, "method": label}) for label in TUNED]
+
+
+def tuned_arg(wildcards, input):
+    """`--tuned <best.json ...>` where the train job has tuned runs."""
+    return "--tuned " + " ".join(shlex.quote(p) for p in input.tuned) if input.tuned else ""
+
+
 def annex_paths(template):
     """``template`` (a path with the wildcards of RUN_PATH) once per annex size and method, both
     filled in (sizes outer, methods inner, as :func:`job_annex_specs`): the files of an annex job's runs."""
@@ -168,6 +208,10 @@ def annex_paths(template):
 
 
 TABLES = [table_file(name) for name in TABLE_NAMES]
+TUNING_TABLES = [table_file(name) for name in TUNING_TABLE_NAMES] if TUNED else []
+#: With tuning, the train rule serves the main grid (n_anomaly > 0, with the tuned runs) and
+#: train_closed_set the closed-set models (n_anomaly 0, no tuned runs).
+GRID_N_ANOMALY = r"[1-9]\d*" if TUNED else r"\d+"
 CLOSED_SET_TABLES = [table_file(name) for name in CLOSED_SET_TABLE_NAMES] if closed_set_jobs() else []
 SNAPSHOT = snapshot_file()
 WORST_MISS_DATA = data_file(worst_miss_selection(config)["dataset"])
@@ -222,6 +266,11 @@ def tables_in_folder(wildcards, input):
     return folder(input.tables[0])
 
 
+def tune_out_folder(wildcards, output):
+    """A tune job's folder (best.json, trials.csv, and its default journal)."""
+    return folder(output.best)
+
+
 def figures_out_folder(wildcards, output):
     return folder(output.figures[0])
 
@@ -248,22 +297,42 @@ def prepare_spec(wildcards):
     return quoted(config["datasets"][wildcards.dataset])
 
 
-def job_specs(wildcards, sizes):
+def spec_list(wildcards, sizes):
     """The specs of a train job's runs: per size of ``sizes``, one per method (config order), as
     its outputs (method_paths, annex_paths) list them."""
     w = wildcards
-    return quoted(
-        [
-            train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
-            for size in sizes
-            for method in config["methods"]
-        ]
-    )
+    return [
+        train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
+        for size in sizes
+        for method in config["methods"]
+    ]
+
+
+def job_specs(wildcards, sizes):
+    return quoted(spec_list(wildcards, sizes))
 
 
 def job_train_specs(wildcards):
-    """The specs of a grid (or closed-set) job's runs: its one size, every method."""
-    return job_specs(wildcards, [wildcards.n_per_class])
+    """The specs of a grid (or closed-set) job's runs: its one size, every method, then (a grid
+    job with tuning) the tuned runs, as grid_method_paths lists them."""
+    w = wildcards
+    specs = spec_list(w, [w.n_per_class])
+    if TUNED and int(w.n_anomaly) > 0:
+        specs += [
+            tuned_train_spec(config, w.dataset, int(w.n_anomaly), label, w.n_per_class, int(w.seed)) for label in TUNED
+        ]
+    return quoted(specs)
+
+
+def job_tune_spec(wildcards):
+    w = wildcards
+    return quoted(tune_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed)))
+
+
+def tune_storage_arg(wildcards):
+    """`--storage <URL>` when tuning.storage names a database; none: the journal beside best.json."""
+    url = config["tuning"]["storage"]
+    return f"--storage {shlex.quote(url)}" if url else ""
 
 
 def job_annex_specs(wildcards):

@@ -2,6 +2,7 @@ rule figures:
     input:
         tables=TABLES,
         closed_set=CLOSED_SET_TABLES,
+        tuning=TUNING_TABLES,
         config=SNAPSHOT,
         # The dataset of the worst-misses images.
         data=WORST_MISS_DATA,
@@ -31,6 +32,7 @@ rule report:
         table_csvs=TABLE_CSVS,
         tables=TABLES,
         closed_set=CLOSED_SET_TABLES,
+        tuning=TUNING_TABLES,
         config=SNAPSHOT,
         data=WORST_MISS_DATA,
     output:

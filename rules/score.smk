@@ -1,9 +1,9 @@
 rule score:
     input:
-        embeddings=method_paths(run_file("embeddings.npz")),
-        run=method_paths(run_file("run.json")),
+        embeddings=grid_method_paths(run_file("embeddings.npz")),
+        run=grid_method_paths(run_file("run.json")),
     output:
-        scores=method_paths(score_file()),
+        scores=grid_method_paths(score_file()),
         # Written last: the job's phases (start-up, data, scoring, writing).
         job=job_record("score"),
     log:

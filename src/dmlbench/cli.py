@@ -1,12 +1,12 @@
 """`dmlbench <stage>`: what the Snakemake rules call, usable alone.
 
-Stages: prepare, train, score, aggregate, closed-set, snapshot, figures; plus `validate` (check a config and print
+Stages: prepare, train, tune, score, aggregate, closed-set, snapshot, figures; plus `validate` (check a config and print
 it with defaults), `list` (the heads, losses, miners, scorers and dataset sources a config may name, with their
 parameters and defaults), `render` (the Quarto report, where quarto is installed) and `--version`.
 Errors the user can act on are printed as one line (no traceback) with exit status 2.
 
 The one module that imports the stages lazily: each subcommand imports its stage's package when it
-runs (dmlbench.data, .train, .score, .aggregate, .report), so `dmlbench validate` pays for no torch
+runs (dmlbench.data, .train, .tune, .score, .aggregate, .report), so `dmlbench validate` pays for no torch
 and a train job's start-up phase holds exactly the imports it needs. At the top: the config
 (torch-free), the layout and the clock.
 """
@@ -14,6 +14,7 @@ and a train job's start-up phase holds exactly the imports it needs. At the top:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ import yaml
 
 from dmlbench import __version__, layout
 from dmlbench.config import load_config, score_spec, spec_from_arg, train_spec, validate
+from dmlbench.config.tuning import tune_spec, with_case_params
 from dmlbench.errors import DmlbenchError
 from dmlbench.phases import PhaseClock
 
@@ -98,9 +100,32 @@ def _train_specs(args) -> list[dict]:
     ]
 
 
+def _with_tuned(specs: list[dict], tuned: list[str] | None) -> list[dict]:
+    """The specs of tuned runs (``<label>_tuned``) with each case's best parameters, from the tune
+    jobs' best.json files (--tuned), matched by method."""
+    best = {}
+    for path in tuned or []:
+        try:
+            entry = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DmlbenchError(f"--tuned {path}: not a readable best.json ({exc}); rerun its tune job") from None
+        best[entry.get("method")] = entry
+    out = []
+    for spec in specs:
+        if "tuned" in spec:
+            if spec["tuned"] not in best:
+                raise DmlbenchError(
+                    f"run '{spec['method']}' is a tuned run, but no --tuned best.json of method '{spec['tuned']}' "
+                    f"was given (results/tuning/.../{spec['tuned']}/.../best.json, written by `dmlbench tune`)"
+                )
+            spec = with_case_params(spec, best[spec["tuned"]])
+        out.append(spec)
+    return out
+
+
 def cmd_train(args) -> None:
     clock = PhaseClock()  # its origin is the process's start: the interpreter's start-up counts
-    specs = _train_specs(args)
+    specs = _with_tuned(_train_specs(args), args.tuned)
     from dmlbench.train import compile_cache, run_cache  # standard library only
 
     cache = Path(args.cache_dir) if args.cache_dir else compile_cache.cache_root(args.results)
@@ -144,6 +169,39 @@ def cmd_train(args) -> None:
     )
     for out in outs:
         print(f"{out}: embeddings.npz, train_log.csv, run.json")
+
+
+def cmd_tune(args) -> None:
+    clock = PhaseClock()
+    if args.spec:
+        spec = spec_from_arg(args.spec)
+        storage = args.storage
+    else:
+        config = load_config(_need(args, "config"))
+        methods = _need(args, "method")
+        if len(methods) != 1:
+            raise DmlbenchError("dmlbench tune takes one --method: a tune job tunes one method")
+        spec = tune_spec(
+            config, _need(args, "dataset"), _need(args, "n_anomaly"), methods[0], args.n_per_class, args.seed
+        )
+        storage = args.storage or config["tuning"]["storage"]
+    # Start-up: the tune stage (torch, fastai, Optuna, pytorch-metric-learning).
+    from dmlbench.train.device import resolve_device
+    from dmlbench.tune.job import tune_job
+
+    resolve_device(args.device)
+    clock.since_mark("startup")
+    data = Path(args.data or layout.data_file(spec["dataset"], args.results))
+    out = Path(args.out or layout.tuning_dir(spec, args.results))
+    best = tune_job(data, spec, out, storage=storage, device=args.device, threads=args.threads, clock=clock)
+    for case in best["cases"]:
+        print(f"{out}: case {case['case']}: {case['measure']} {case['value']} with {case['params']}")
+
+
+def cmd_tuning_tables(args) -> None:
+    from dmlbench.aggregate.tuning import write_tuning_tables
+
+    write_tuning_tables(args.best, args.trials, args.out or layout.tables_dir(args.results))
 
 
 def cmd_score(args) -> None:
@@ -293,7 +351,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train every run, restore none from the run cache (also: DMLBENCH_RUN_CACHE=off)",
     )
+    p.add_argument(
+        "--tuned",
+        nargs="+",
+        help="best.json of each tuned method (results/tuning/...): the per-case parameters of its <label>_tuned run",
+    )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="tune one method on every case of one (dataset, n_anomaly, n_per_class, seed)")
+    _config_args(p)
+    _run_keys(p)
+    p.add_argument("--data", help="dataset npz (default results/data/{dataset}.npz)")
+    p.add_argument("--out", help="folder of best.json and trials.csv (default results/tuning/{dataset}/a{n}/...)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: an RDB URL (default tuning.storage; null: a journal file in --out, which resumes)",
+    )
+    p.add_argument("--device", default=os.environ.get("DMLBENCH_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("tuning-tables", help="tune jobs' best.json and trials.csv -> tables/tuning_*.parquet")
+    p.add_argument("--best", nargs="+", required=True, help="best.json of every tune job")
+    p.add_argument("--trials", nargs="+", required=True, help="trials.csv of every tune job")
+    p.add_argument("--out", help="tables folder (default results/tables)")
+    p.set_defaults(func=cmd_tuning_tables)
 
     p = sub.add_parser("score", help="score every test image of a run against its reference set")
     _config_args(p)

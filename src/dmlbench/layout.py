@@ -7,6 +7,7 @@ read the same ones, so a path is spelled in one place::
     results/data/{dataset}.npz                                  prepare
     results/runs/{dataset}/a{n_anomaly}/{method}/n{N}/s{seed}/  train: embeddings.npz, train_log.csv, run.json
     results/scores/{dataset}/a{n_anomaly}/{method}/n{N}/s{seed}.parquet    score
+    results/tuning/{dataset}/a{n_anomaly}/{method}/n{N}/s{seed}/  tune: best.json, trials.csv (journal.log)
     results/jobs/{rule}/{dataset}/a{n_anomaly}/n{N}/s{seed}.json           a train or score job's record
     results/tables/{name}.parquet, results/tables/{label}.csv             aggregate, closed-set, figures
     results/figures/{label}.{svg,png,vl.json}                              figures
@@ -44,6 +45,8 @@ RUN_FILES = ("embeddings.npz", "train_log.csv", "run.json")
 TABLE_NAMES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 #: Tables written by the closed-set stage, from the models trained on all classes.
 CLOSED_SET_TABLE_NAMES = ("tsne", "closed_set")
+#: Tables of the tune jobs' results (with tuning.methods): every trial, and each case's best parameters.
+TUNING_TABLE_NAMES = ("tuning_trials", "tuning_best")
 #: The files of one figure under results/figures/.
 FIGURE_SUFFIXES = (".svg", ".png", ".vl.json")
 
@@ -119,6 +122,23 @@ def scores_dir(results: str | Path = RESULTS) -> str:
 def score_file(keys: dict | None = None, results: str | Path = RESULTS) -> str:
     """A run's scores: results/scores/{dataset}/a{n}/{method}/n{N}/s{seed}.parquet."""
     return f"{scores_dir(results)}/{run_path(keys)}.parquet"
+
+
+#: The files of a tune job (results/tuning/{RUN_PATH}/): each case's best parameters, every trial.
+TUNING_FILES = ("best.json", "trials.csv")
+#: The default Optuna storage of a tune job, beside its files (not a Snakemake output: Snakemake
+#: deletes a failed job's outputs, and a killed tune job resumes from this journal).
+TUNING_JOURNAL = "journal.log"
+
+
+def tuning_dir(keys: dict | None = None, results: str | Path = RESULTS) -> str:
+    """A tune job's folder: results/tuning/{dataset}/a{n}/{method}/n{N}/s{seed}."""
+    return f"{Path(results).as_posix()}/tuning/{run_path(keys)}"
+
+
+def tuning_file(name: str, keys: dict | None = None, results: str | Path = RESULTS) -> str:
+    """A tune job's file (one of :data:`TUNING_FILES`, or :data:`TUNING_JOURNAL`)."""
+    return f"{tuning_dir(keys, results)}/{name}"
 
 
 def jobs_dir(results: str | Path = RESULTS) -> str:

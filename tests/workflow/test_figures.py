@@ -42,7 +42,10 @@ def copy(test_run, tmp_path) -> Path:
 
 def test_planned_labels_follow_the_config():
     base = {"datasets": {"d": {"source": "digits"}}, "conditions": [{"dataset": "d", "n_anomaly": [1]}]}
-    full = validate({**base, "annex": {"sample_size": [30]}, "methods": {"arcface": {"margin": [0.3, 0.5]}}})
+    tuning = {"methods": {"arcface_margin0.3": {"scale": {"low": 8, "high": 64}}}}
+    full = validate(
+        {**base, "annex": {"sample_size": [30]}, "methods": {"arcface": {"margin": [0.3, 0.5]}}, "tuning": tuning}
+    )
     assert planned_figures(full) == list(ALL_FIGURES) and planned_tables(full) == list(ALL_TABLES)
     lean = validate({**base, "tsne": {"enabled": False}, "scoring": {"distances": ["cosine"]}})
     assert set(ALL_FIGURES) - set(planned_figures(lean)) == {
@@ -50,6 +53,7 @@ def test_planned_labels_follow_the_config():
         "fig-annex-sample-size",
         "fig-cosine-euclidean",
         "fig-sensitivity",
+        "fig-tuning-progress",
     }
     assert set(ALL_TABLES) - set(planned_tables(lean)) == {
         "tbl-closed-set",
@@ -57,6 +61,11 @@ def test_planned_labels_follow_the_config():
         "tbl-cosine-euclidean",
         "tbl-sensitivity",
         "tbl-sensitivity-ranks",
+        "tbl-tuning-space",
+        "tbl-tuning-measures",
+        "tbl-tuning-best",
+        "tbl-tuning-paired",
+        "tbl-tuning-ranking",
     }
 
 

@@ -104,6 +104,7 @@ def test_sections_follow_the_study():
         "Annex A.1: the k of the k-nearest mean",
         "Annex A.2: images per class",
         "Sensitivity",
+        "Tuning",
         "Findings",
         "Reproducibility",
     ]

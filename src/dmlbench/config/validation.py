@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from dmlbench.config import methods as method_entries
-from dmlbench.config import model_options
+from dmlbench.config import model_options, tuning
 from dmlbench.config import sources as dataset_sources
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
@@ -233,6 +233,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_worst_misses(config, source)
     _check_report_scorer(config, source)
     _check_methods(config, source)
+    tuning.check_tuning(config, source)
 
 
 def _check_methods(config: dict, source: str) -> None:

@@ -25,6 +25,7 @@ from dmlbench.report import (
     scorers,
     sensitivity,
     setup,
+    tuning,
     worst_misses,
 )
 from dmlbench.report._declare import Column, Figure, Table
@@ -43,6 +44,7 @@ SECTIONS = (
     annex_k,
     annex_sample_size,
     sensitivity,
+    tuning,
     findings,
     reproducibility,
 )

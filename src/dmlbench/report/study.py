@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dmlbench import layout
 from dmlbench.config import load_config, worst_miss_selection
+from dmlbench.config.tuning import tuned_labels
 from dmlbench.data.sources import load_npz
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._style import pd, use_methods
@@ -17,6 +18,8 @@ from dmlbench.report.worst_misses import worst_miss_frame
 #: Tables written by the aggregate stage that the report reads; the closed-set ones are optional.
 INPUT_TABLES = ("metrics", "class_distances", "summary", "ranking", "worst_misses", "runtime", "runs")
 CLOSED_SET_TABLES = ("tsne", "closed_set")
+#: With tuning.methods: the tune jobs' tables (dmlbench.aggregate.tuning).
+TUNING_TABLES = layout.TUNING_TABLE_NAMES
 
 
 def main_n_per_class(config: dict) -> str:
@@ -58,7 +61,10 @@ def read_table(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
     """Read ``tables_dir/<name>.parquet``; a clear error when the stage that writes it has not run."""
     path = Path(tables_dir) / f"{name}.parquet"
     if not path.is_file():
-        stage = "dmlbench closed-set" if name in CLOSED_SET_TABLES else "dmlbench aggregate"
+        stage = {
+            **dict.fromkeys(CLOSED_SET_TABLES, "dmlbench closed-set"),
+            **dict.fromkeys(TUNING_TABLES, "dmlbench tuning-tables"),
+        }.get(name, "dmlbench aggregate")
         raise DmlbenchError(
             f"table {name}.parquet not found at {path}; run `{stage}` first to write the tables under results/tables."
         )
@@ -103,6 +109,8 @@ class Study:
         tables = {name: read_table(tables_dir, name) for name in INPUT_TABLES}
         if config["tsne"]["enabled"]:
             tables.update({name: read_table(tables_dir, name) for name in CLOSED_SET_TABLES})
+        if tuned_labels(config):
+            tables.update({name: read_table(tables_dir, name) for name in TUNING_TABLES})
         return cls(tables, config, Path(data_dir or layout.data_dir(results)))
 
     def worst_miss_selection(self, scorer: str) -> dict:

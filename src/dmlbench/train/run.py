@@ -38,6 +38,7 @@ A pretrained backbone is fine-tuned as fastai's `fine_tune` does (dmlbench.train
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import time
@@ -53,6 +54,7 @@ from torch import nn
 from dmlbench.config.methods import ENTRY_KEYS
 from dmlbench.config.model_options import model_options, weights_name
 from dmlbench.config.switches import switches_on, train_switches
+from dmlbench.config.tuning import case_spec
 from dmlbench.data.sources import Dataset
 from dmlbench.data.splits import Case, run_cases
 from dmlbench.embeddings_file import pack_case, pack_job
@@ -237,6 +239,13 @@ class RunTrainer:
 
     def train_case(self, case: Case) -> tuple[dict, list[dict]]:
         """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
+        local, rows = self.fit(case)
+        return self.case_arrays(case, local), rows
+
+    def fit(self, case: Case) -> tuple[torch.Tensor, list[dict]]:
+        """Train the model on one case (re-initialised with the case's seed); returns the train
+        split's labels remapped to the case's normal classes and the case's train_log rows.
+        The tune stage trains its folds with it, and embeds only training images (:meth:`embed_train`)."""
         learn, local = self.learner(case)
         rows: list[dict] = []
         lr, epochs = self.training["lr"], self.training["epochs"]
@@ -260,7 +269,17 @@ class RunTrainer:
                     epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows), *best]
                 )
         self.kept_epoch = best[0].kept_epoch if best else None
-        return self.case_arrays(case, local), rows
+        return local, rows
+
+    def embed_train(self, local: torch.Tensor, idx: np.ndarray, images: torch.Tensor | None = None) -> np.ndarray:
+        """Embeddings [len(idx), D] float32 of the train split's images ``idx`` (after :meth:`fit`;
+        ``images``: other images on the device instead, unlabelled)."""
+        if images is None:
+            images = self.data.x_train
+        else:
+            local = torch.zeros(len(images), dtype=torch.long, device=images.device)
+        batches = DeviceBatches(images, local, idx, self.training["batch_size"], **self.inputs)
+        return embed(self.model, batches)[0]
 
     def case_arrays(self, case: Case, local: torch.Tensor) -> dict[str, np.ndarray]:
         """The trained model's reference and test embeddings and test logits, checked finite,
@@ -331,24 +350,36 @@ def train_run(
     if data is None:
         with clock.phase("data"):
             data = JobData(ds, dev)
-    with clock.phase("build"):
-        trainer = RunTrainer(
-            ds,
-            spec,
-            dev,
-            data=data,
-            warm_up_batch_size=min(bs, len(cases[0].train_idx)),
-            train_images=train_images,
-            clock=clock,
-        )
-    # A case's Learner set-up is build, its embeddings are embedding, the rest of it (the fit) training.
-    trainer.learner = clock.timed("build", trainer.learner)
-    trainer.case_arrays = clock.timed("embedding", trainer.case_arrays)
+    # A tuned run (dmlbench.config.tuning) trains each case with its own best parameters: one
+    # trainer per distinct set of them (a head's parameters are fixed when it is built).
+    trainers: dict[str, RunTrainer] = {}
 
+    def trainer_for(case: Case) -> RunTrainer:
+        cspec = case_spec(spec, case.case)
+        key = json.dumps([cspec["method_params"], cspec["training"]], sort_keys=True)
+        if key not in trainers:
+            with clock.phase("build"):
+                trainer = RunTrainer(
+                    ds,
+                    cspec,
+                    dev,
+                    data=data,
+                    warm_up_batch_size=min(bs, len(cases[0].train_idx)),
+                    train_images=train_images,
+                    clock=clock,
+                )
+            # A case's Learner set-up is build, its embeddings are embedding, the rest of it (the fit) training.
+            trainer.learner = clock.timed("build", trainer.learner)
+            trainer.case_arrays = clock.timed("embedding", trainer.case_arrays)
+            trainers[key] = trainer
+        return trainers[key]
+
+    trainer = trainer_for(cases[0])
     arrays: dict[str, np.ndarray] = pack_job(ds.y_test, ds.classes)
     log_rows: list[dict] = []
     case_info = []
     for case in cases:
+        trainer = trainer_for(case)
         t0 = time.perf_counter()
         with clock.phase("training"):
             case_arrays, rows = trainer.train_case(case)
@@ -365,6 +396,7 @@ def train_run(
                 # the epoch the switch select_best_epoch kept (absent: the last one)
                 **({"kept_epoch": trainer.kept_epoch} if trainer.kept_epoch is not None else {}),
                 "head_state": trainer.model.head.state_summary(),
+                **({"tuned_params": spec["case_params"].get(str(case.case))} if spec.get("case_params") else {}),
                 "seconds": time.perf_counter() - t0,
             }
         )
