@@ -117,11 +117,16 @@ def make_case(
 
 
 def run_cases(ds: Dataset, spec: dict) -> list[Case]:
-    """The cases of a run: ``spec["cases"]`` cases of the dataset, each with its normal and anomaly
-    classes, its subsampled training images and validation carve-out (a run spec: config.train_spec)."""
+    """The cases of a run: ``spec["cases"]`` cases of the dataset (``"all"``: every rotation, one
+    case per class), each with its normal and anomaly classes, its subsampled training images and
+    validation carve-out (a run spec: config.train_spec, which gives the number)."""
     n_classes = len(ds.classes)
-    if spec["cases"] > n_classes:
-        raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
+    cases = n_classes if spec["cases"] == "all" else int(spec["cases"])
+    if cases > n_classes:
+        raise ConfigError(
+            f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'; "
+            f"use cases <= {n_classes} or `cases: all`"
+        )
     return [
         make_case(
             ds.y_train,
@@ -133,5 +138,5 @@ def run_cases(ds: Dataset, spec: dict) -> list[Case]:
             seed=spec["seed"],
             val_fraction=spec["training"]["val_fraction"],
         )
-        for k in range(spec["cases"])
+        for k in range(cases)
     ]
