@@ -107,6 +107,7 @@ import numpy as np
 
 from dmlbench.config import methods as method_entries
 from dmlbench.config import train_spec
+from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Table
 from dmlbench.report._style import METRICS_COLUMNS, n_per_class_order, pd, require_columns, stats
 from dmlbench.report.study import knn_parts
@@ -1178,17 +1179,25 @@ TABLES = (
 FIGURES = ()
 
 
-def cases_sentence(cases: int) -> str:
-    """What the report's number of cases per condition allows, in one sentence of the findings text."""
-    cases = int(cases)
+def cases_sentence(metrics: pd.DataFrame) -> str:
+    """What the run's numbers of cases per condition allow, in one sentence of the findings text:
+    read from metrics.parquet, so it holds for `cases: all` and for conditions of datasets with
+    different numbers of classes (the fewest cases decide what every condition can reach)."""
+    counts = sorted({int(n) for n in metrics.groupby(["dataset", "n_anomaly"])["case"].nunique()})
+    if not counts:
+        raise DmlbenchError("metrics.parquet has no rows: no cases to count; re-run `dmlbench aggregate`.")
+    cases = counts[0]
+    run = f"{cases}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    fewest = "" if len(counts) == 1 else f" with {cases}"
     smallest = stats.min_signflip_p(cases)
     if smallest > ALPHA:
         return (
-            f"This run has {cases} case{'s' if cases != 1 else ''} per condition: the smallest sign-flip p is "
-            f"{smallest:.4g}, so no test can be significant; {stats.cases_to_reach(ALPHA)} cases could reach "
-            f"{ALPHA:g} (`cases` in the config)."
+            f"This run has {run} case{'s' if counts[-1] != 1 else ''} per condition: the smallest sign-flip p"
+            f"{fewest} is {smallest:.4g}, so no test there can be significant; {stats.cases_to_reach(ALPHA)} cases "
+            f"could reach {ALPHA:g} (`cases` in the config)."
         )
     return (
-        f"This run has {cases} cases per condition: the smallest sign-flip p is {smallest:.2g}, so a test can "
-        f"reach {ALPHA:g}; Holm's correction over m tests asks p below {ALPHA:g}/m of the first."
+        f"This run has {run} cases per condition: the smallest sign-flip p{fewest} is {smallest:.2g}, so a test "
+        f"can reach {ALPHA:g} where enough of them are disjoint (the Setup section counts them); Holm's "
+        f"correction over m tests asks p below {ALPHA:g}/m of the first."
     )
