@@ -43,6 +43,7 @@ from dmlbench.config.validation import (
     read_config_file,
     schema_path,
     score_names,
+    training_defaults,
     validate,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
     "score_spec",
     "spec_from_arg",
     "train_spec",
+    "training_defaults",
     "training_recipe",
     "tsne_datasets",
     "validate",

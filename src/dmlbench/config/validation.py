@@ -189,6 +189,13 @@ def validate(config: dict, source: str = "config") -> dict:
     return config
 
 
+def training_defaults(schema: dict | None = None) -> dict[str, Any]:
+    """key -> default of the `training` recipe, as the schema states them: what a run spec written
+    by hand (without the config check's defaults) gets for a key it leaves out."""
+    props = (schema or load_schema())["properties"]["training"]["properties"]
+    return {k: p["default"] for k, p in props.items() if "default" in p}
+
+
 def head_defaults(schema: dict | None = None) -> dict[str, dict]:
     """head -> parameter -> default, as the schema states them (definitions.heads): the values a
     method entry is filled with (equal to dmlbench.config.head_params' declarations; a test keeps them so)."""
