@@ -17,7 +17,7 @@ claim that names a head (claim 3: SphereFace) tests every variant of that head, 
 Claim 6's baseline is the Conventional head (its variants averaged), never a metric-learning
 method, whatever the labels.
 
-*Test.* An exact sign-flip (randomisation) test of the per-case values against 0 (claim 3:
+*Test.* A sign-flip (randomisation) test of the per-case values against 0 (claim 3:
 against 0.5; claim 5: against the claimed size), ``stats.case_test``: under H0 each case's
 value is as likely positive as negative, and every one of the 2^n sign patterns is enumerated
 (seeded Monte Carlo above 16 cases). It makes no normality assumption, and with n cases its
@@ -322,6 +322,19 @@ class _Claim:
         return row
 
 
+def _test_text(c: _Claim) -> str:
+    """The claim's test in words: "exact" only where every test enumerated every sign pattern
+    (up to ``stats.SIGNFLIP_EXACT_MAX`` cases; above, random patterns: ``stats.signflip_p``)."""
+    if not c.tests:
+        return ""
+    if max(int(t["n_tested"]) for t in c.tests) <= stats.SIGNFLIP_EXACT_MAX:
+        return c.test
+    return (
+        f"{c.test.replace('exact sign-flip', 'sign-flip')}; every sign pattern up to {stats.SIGNFLIP_EXACT_MAX} "
+        f"cases, {stats.RESAMPLES:,} random ones above"
+    )
+
+
 def _finish(c: _Claim) -> None:
     """Holm across the claim's confirmatory tests, then each test's outcome; an exploratory test
     takes no part (its p is not valid, so it may not make another test's correction milder)."""
@@ -434,7 +447,7 @@ def _row(c: _Claim, verdict: str, evidence: str) -> dict:
         "verdict": verdict,
         "scorer": c.scorer,
         "n_per_class": c.n_per_class,
-        "test": c.test if c.tests else "",
+        "test": _test_text(c),
         "n_tests": len(c.tests),
         "n_supporting": sum(t["outcome"] == SUPPORTS for t in c.tests),
         "n_contradicting": sum(t["outcome"] == CONTRADICTS for t in c.tests),
@@ -1142,7 +1155,7 @@ TABLES = (
     Table(
         "tbl-findings",
         "The study's claims, each with this run's verdict and the evidence: effects with their 95 % confidence "
-        "intervals, from exact sign-flip tests over cases (seeds averaged within a case), Holm-adjusted.",
+        "intervals, from sign-flip tests over cases (exact up to 16 cases; seeds averaged within a case), Holm-adjusted.",
         lambda v: _build(v, findings),
         columns=(
             Column("number", "#", "d", 0.3),

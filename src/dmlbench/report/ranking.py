@@ -243,7 +243,7 @@ TABLES = (
     Table(
         "tbl-ranking",
         "Average rank, Friedman p-value (permutation; raw and Holm-adjusted across the conditions) and Nemenyi "
-        "critical difference per condition, and the exact paired Wilcoxon signed-rank test of each method "
+        "critical difference per condition, and the paired Wilcoxon signed-rank test (exact up to 16 cases) of each method "
         "against Conventional (raw and Holm-adjusted across the table); blocks: cases with every method, seeds "
         "averaged within a case.",
         lambda v: ranking_tests_table(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),

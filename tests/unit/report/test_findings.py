@@ -659,3 +659,16 @@ def test_cases_sentence_reads_the_cases_run_so_cases_all_works():
     # two datasets of 10 and 4 classes under `cases: all`: the fewest decide
     mixed = cases_sentence(_cases_metrics({("digits", 1): 10, ("toy", 1): 4}))
     assert mixed.startswith("This run has 4 to 10 cases per condition: the smallest sign-flip p with 4 is 0.125")
+
+
+def test_the_test_is_called_exact_only_where_every_sign_pattern_was_counted():
+    """Above 16 cases (`cases: all` on a folder of 20 classes) the sign-flip p comes from 10,000
+    random sign patterns: the findings table does not call it exact there."""
+
+    def rows(n):
+        return per_case(sig(0.9, n), scorer="cosine_k1") + per_case(sig(0.8, n), scorer="euclidean_k1")
+
+    assert claim(rows(16), IDS[1])["test"] == "exact sign-flip test over cases"
+    assert claim(rows(20), IDS[1])["test"] == (
+        "sign-flip test over cases; every sign pattern up to 16 cases, 10,000 random ones above"
+    )
