@@ -234,7 +234,8 @@ FIGURES = (
     Figure(
         "fig-critical-difference",
         "Average ranks of the methods over cases per condition (1 = best); where the Friedman test is "
-        "significant, the Nemenyi critical difference (α = 0.05), and methods joined by a thick bar are not "
+        "significant and the cases do not share anomaly classes, the Nemenyi critical difference (α = 0.05), "
+        "and methods joined by a thick bar are not "
         "shown to differ (which does not make them equal).",
         lambda v: cd_diagram(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),
     ),
