@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dmlbench.config import load_config, train_spec, tsne_datasets
+from dmlbench.config import load_config, n_cases, train_spec, tsne_datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 README = " ".join((ROOT / "README.md").read_text().split())
@@ -91,8 +91,8 @@ def test_the_demo_in_the_quick_start():
 
 def demo_row() -> re.Match:
     return statement(
-        r"`make demo` pipeline \((?P<source>\w+), (?P<conditions>\d+) conditions × (?P<cases>\d+) cases × "
-        r"(?P<seeds>\d+) seeds × (?P<methods>\d+) methods, (?P<backbone>small CNN|ResNet18), (?P<epochs>\d+) epochs; "
+        r"`make demo` pipeline \((?P<source>\w+), (?P<conditions>\d+) conditions × (?P<cases>\d+) cases"
+        r"(?P<all> \(`cases: all`\))? × (?P<seeds>\d+) seeds? × (?P<methods>\d+) methods, (?P<backbone>small CNN|ResNet18), (?P<epochs>\d+) epochs; "
         r"annex A\.2 at (?P<sizes>[\d, and]+?) images per class; (?P<closed>\d+) closed-set models; "
         r"(?P<jobs>\d+) jobs"
     )
@@ -102,7 +102,9 @@ def test_the_demo_row_of_the_performance_table():
     m = demo_row()
     assert {e["source"] for e in DEMO["datasets"].values()} == {SOURCE_NAMES[m["source"]]}
     assert int(m["conditions"]) == sum(len(c["n_anomaly"]) for c in DEMO["conditions"])
-    assert int(m["cases"]) == DEMO["cases"]
+    # `cases: all` resolves to the dataset's classes (10 digits): the row says both
+    assert int(m["cases"]) == n_cases(DEMO, next(iter(DEMO["datasets"])))
+    assert bool(m["all"]) == (DEMO["cases"] == "all")
     assert int(m["seeds"]) == len(DEMO["seeds"])
     assert int(m["methods"]) == len(DEMO["methods"])
     assert BACKBONES[m["backbone"]] == DEMO["model"]["backbone"]

@@ -21,7 +21,9 @@ from __future__ import annotations
 from dmlbench.config.sources import FLIP_DEFAULT, KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import (
     annex_conditions,
+    class_count,
     is_annex,
+    n_cases,
     parse_n_per_class,
     reference_size,
     score_spec,
@@ -41,6 +43,7 @@ from dmlbench.config.validation import (
     read_config_file,
     schema_path,
     score_names,
+    training_defaults,
     validate,
 )
 
@@ -49,12 +52,14 @@ __all__ = [
     "FLIP_DEFAULT",
     "KNOWN_CLASS_COUNTS",
     "annex_conditions",
+    "class_count",
     "check_semantics",
     "fill_defaults",
     "head_defaults",
     "is_annex",
     "load_config",
     "load_schema",
+    "n_cases",
     "parse_n_per_class",
     "read_config_file",
     "reference_size",
@@ -63,6 +68,7 @@ __all__ = [
     "score_spec",
     "spec_from_arg",
     "train_spec",
+    "training_defaults",
     "training_recipe",
     "tsne_datasets",
     "validate",

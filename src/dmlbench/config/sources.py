@@ -8,10 +8,13 @@ config check refuses before any job what a reader would refuse when it runs.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from dmlbench.errors import ConfigError, DatasetError
 
-#: Classes of the built-in sources, so impossible conditions are refused before any job.
+#: Classes of the built-in sources, so impossible conditions are refused before any job (a folder
+#: dataset's are its class folders: :func:`folder_classes`).
 KNOWN_CLASS_COUNTS = {"cifar10": 10, "mnist": 10, "fashion_mnist": 10, "digits": 10}
 #: Horizontal flips are label-preserving for natural images, not for digits.
 FLIP_DEFAULT = {"cifar10": True, "folder": True, "mnist": False, "fashion_mnist": False, "digits": False}
@@ -86,3 +89,35 @@ def check_options(spec: dict, where: str | None = None) -> dict:
                 f"use a test_fraction above {(n_classes - 1) / n:.4f} and at most {(n - n_classes) / n:.4f}"
             )
     return opts
+
+
+def class_dirs(split_dir: Path) -> list[str]:
+    """The class folders of one split of a folder dataset, sorted; hidden folders
+    (.ipynb_checkpoints, .git) are tool debris, not classes."""
+    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def folder_classes(root) -> list[str]:
+    """The classes of a folder dataset: the sorted class folders of ``root/train``, checked:
+    ``root/train`` and ``root/test`` exist and have the same class folders. Lists folders only (no
+    image is opened), so the config check can count a folder dataset's classes; the reader
+    (dmlbench.data.sources) takes its classes from here too."""
+    root = Path(os.path.expanduser(str(root)))
+    layout = f"expected {root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise DatasetError(f"folder dataset: {root / split} does not exist; {layout}")
+    classes = class_dirs(root / "train")
+    if not classes:
+        raise DatasetError(f"folder dataset: {root / 'train'} has no class folders; {layout}")
+    test_classes = class_dirs(root / "test")
+    if test_classes != classes:
+        missing = sorted(set(classes) - set(test_classes))
+        extra = sorted(set(test_classes) - set(classes))
+        parts = [f"missing in test: {', '.join(missing)}"] if missing else []
+        parts += [f"only in test: {', '.join(extra)}"] if extra else []
+        diff = "; ".join(parts)
+        raise DatasetError(
+            f"folder dataset: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
+        )
+    return classes

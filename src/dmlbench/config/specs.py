@@ -8,8 +8,43 @@ import json
 from pathlib import Path
 
 from dmlbench.config import methods as method_entries
-from dmlbench.config.sources import FLIP_DEFAULT
-from dmlbench.errors import ConfigError
+from dmlbench.config.sources import FLIP_DEFAULT, KNOWN_CLASS_COUNTS, folder_classes
+from dmlbench.errors import ConfigError, DatasetError
+
+
+def class_count(config: dict, dataset: str) -> int | None:
+    """The number of classes of a dataset of the config: a built-in source's (``KNOWN_CLASS_COUNTS``),
+    a folder dataset's class folders (listed, no image read; raises ConfigError naming the dataset
+    when they cannot be listed), None for a source whose classes are known only once read."""
+    entry = config["datasets"][dataset]
+    if entry["source"] in KNOWN_CLASS_COUNTS:
+        return KNOWN_CLASS_COUNTS[entry["source"]]
+    if entry["source"] == "folder" and "root" in entry:
+        try:
+            return len(folder_classes(entry["root"]))
+        except (DatasetError, OSError) as exc:
+            raise ConfigError(
+                f"`cases: all` needs the number of classes of dataset '{dataset}', counted from its class "
+                f"folders, which cannot be listed: {exc}. Make datasets.{dataset}.root readable from the "
+                "working directory, or give `cases` as a number"
+            ) from None
+    return None
+
+
+def n_cases(config: dict, dataset: str) -> int:
+    """The cases per condition of ``dataset``: ``cases`` when it is a number; with ``cases: all``
+    every rotation, as many cases as the dataset has classes (:func:`class_count`), so that each
+    class is an anomaly equally often (n_anomaly times)."""
+    if config["cases"] != "all":
+        return int(config["cases"])
+    n = class_count(config, dataset)
+    if n is None:
+        source = config["datasets"][dataset]["source"]
+        raise ConfigError(
+            f"`cases: all` needs the number of classes of dataset '{dataset}' (source '{source}'), which is "
+            "not known before its data are read; give `cases` as a number"
+        )
+    return n
 
 
 def annex_conditions(config: dict) -> list[tuple[str, int]]:
@@ -121,7 +156,7 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
         "n_per_class": parse_n_per_class(n_per_class),
         "seed": int(seed),
         # n_anomaly 0 is the closed-set model (all classes normal): every case would be the same.
-        "cases": int(config["cases"]) if int(n_anomaly) > 0 else 1,
+        "cases": n_cases(config, dataset) if int(n_anomaly) > 0 else 1,
         "model": dict(config["model"]),
         "training": training_recipe(config, dataset, n_per_class),
     }

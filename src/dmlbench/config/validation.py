@@ -23,7 +23,14 @@ from dmlbench.config import model_options, tuning
 from dmlbench.config import sources as dataset_sources
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
-from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
+from dmlbench.config.specs import (
+    annex_conditions,
+    class_count,
+    n_cases,
+    reference_size,
+    training_recipe,
+    worst_miss_selection,
+)
 from dmlbench.errors import ConfigError
 
 #: The schema's file name inside the package (src/dmlbench/config/).
@@ -182,6 +189,13 @@ def validate(config: dict, source: str = "config") -> dict:
     return config
 
 
+def training_defaults(schema: dict | None = None) -> dict[str, Any]:
+    """key -> default of the `training` recipe, as the schema states them: what a run spec written
+    by hand (without the config check's defaults) gets for a key it leaves out."""
+    props = (schema or load_schema())["properties"]["training"]["properties"]
+    return {k: p["default"] for k, p in props.items() if "default" in p}
+
+
 def head_defaults(schema: dict | None = None) -> dict[str, dict]:
     """head -> parameter -> default, as the schema states them (definitions.heads): the values a
     method entry is filled with (equal to dmlbench.config.head_params' declarations; a test keeps them so)."""
@@ -209,7 +223,16 @@ def check_semantics(config: dict, source: str = "config") -> None:
                 f"{source}: conditions.{i}.dataset '{name}' is not defined under `datasets` "
                 f"(defined: {', '.join(sorted(datasets))}); add it there or fix the name"
             )
+        if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
+            raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
+        # a folder dataset's classes are listed for `cases: all` only (a number needs no data yet)
         n_classes = KNOWN_CLASS_COUNTS.get(datasets[name]["source"])
+        if config["cases"] == "all":
+            try:
+                n_classes = class_count(config, name)
+                n_cases(config, name)  # a source whose classes are unknown before reading: refused
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         if n_classes is not None:
             for n in cond["n_anomaly"]:
                 if n >= n_classes:
@@ -217,14 +240,12 @@ def check_semantics(config: dict, source: str = "config") -> None:
                         f"{source}: conditions.{i}.n_anomaly {n} leaves no normal class: dataset "
                         f"'{name}' has {n_classes} classes, so n_anomaly must be 1..{n_classes - 1}"
                     )
-            if config["cases"] > n_classes:
+            if n_cases(config, name) > n_classes:
                 raise ConfigError(
                     f"{source}: cases {config['cases']} exceeds the {n_classes} classes of dataset "
                     f"'{name}': the rotation would repeat cases; use cases <= {n_classes}"
                 )
             _check_k_against_reference(config, i, name, n_classes, source)
-        if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
-            raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
     schema = load_schema()
     for name, entry in datasets.items():
         _check_training_override(entry.get("training", {}), ["datasets", name, "training"], schema, source)
@@ -390,10 +411,9 @@ def _check_worst_misses(config: dict, source: str) -> None:
             f"{source}: report.worst_misses selects dataset '{wm['dataset']}' with n_anomaly {wm['n_anomaly']}, "
             f"which is not one of the `conditions`; choose one of {sorted(main)}"
         )
-    if wm["case"] >= config["cases"]:
-        raise ConfigError(
-            f"{source}: report.worst_misses.case {wm['case']} is not run: cases are 0..{config['cases'] - 1}"
-        )
+    cases = n_cases(config, wm["dataset"])
+    if wm["case"] >= cases:
+        raise ConfigError(f"{source}: report.worst_misses.case {wm['case']} is not run: cases are 0..{cases - 1}")
     if wm["seed"] not in config["seeds"]:
         raise ConfigError(f"{source}: report.worst_misses.seed {wm['seed']} is not one of `seeds` {config['seeds']}")
 

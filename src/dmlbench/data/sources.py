@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmlbench.config.sources import SOURCE_OPTIONS, check_options
+from dmlbench.config.sources import SOURCE_OPTIONS, check_options, folder_classes
 from dmlbench.errors import ConfigError, DatasetError
 from dmlbench.io import write_npz
 
@@ -428,11 +428,6 @@ _GREY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 _WIDE_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def _class_dirs(split_dir: Path) -> list[str]:
-    # hidden folders (.ipynb_checkpoints, .git) are tool debris, not classes
-    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
 def _image_files(class_dir: Path) -> list[Path]:
     files = sorted(
         p for p in class_dir.iterdir()
@@ -456,29 +451,6 @@ def _to_mode(im, mode: str):
     return im if im.mode == mode else im.convert(mode)
 
 
-def _folder_classes(root: Path) -> list[str]:
-    """The sorted class folders of ``root/train``, checked: ``root/train`` and ``root/test`` exist
-    and have the same class folders."""
-    layout = f"expected {root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise DatasetError(f"folder dataset: {root / split} does not exist; {layout}")
-    classes = _class_dirs(root / "train")
-    if not classes:
-        raise DatasetError(f"folder dataset: {root / 'train'} has no class folders; {layout}")
-    test_classes = _class_dirs(root / "test")
-    if test_classes != classes:
-        missing = sorted(set(classes) - set(test_classes))
-        extra = sorted(set(test_classes) - set(classes))
-        parts = [f"missing in test: {', '.join(missing)}"] if missing else []
-        parts += [f"only in test: {', '.join(extra)}"] if extra else []
-        diff = "; ".join(parts)
-        raise DatasetError(
-            f"folder dataset: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
-        )
-    return classes
-
-
 def _load_folder(spec: dict) -> Dataset:
     """Images from ``root/{train,test}/<class>/*.png|jpg|jpeg`` as (N, H, W, C) uint8.
 
@@ -492,7 +464,7 @@ def _load_folder(spec: dict) -> Dataset:
     root = _root(spec, None)
     opts = check_options(spec)
     size, channels = opts["image_size"], opts["channels"]
-    classes = _folder_classes(root)
+    classes = folder_classes(root)
     splits = {}
     for split in ("train", "test"):
         items = []

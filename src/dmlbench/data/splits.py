@@ -136,14 +136,19 @@ def test_validation(y_test: np.ndarray, case: Case, n_per_class: int | str, seed
 
 
 def run_cases(ds: Dataset, spec: dict) -> list[Case]:
-    """The cases of a run: ``spec["cases"]`` cases of the dataset, each with its normal and anomaly
-    classes, its subsampled training images and validation carve-out (a run spec: config.train_spec).
+    """The cases of a run: ``spec["cases"]`` cases of the dataset (``"all"``: every rotation, one
+    case per class), each with its normal and anomaly classes, its subsampled training images and
+    validation carve-out (a run spec: config.train_spec, which gives the number).
 
     With the switch ``validate_on_test`` in the spec's method parameters, nothing is carved out of
     the training images and the validation images come from the test split (:func:`test_validation`)."""
     n_classes = len(ds.classes)
-    if spec["cases"] > n_classes:
-        raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
+    n_cases = n_classes if spec["cases"] == "all" else int(spec["cases"])
+    if n_cases > n_classes:
+        raise ConfigError(
+            f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'; "
+            f"use cases <= {n_classes} or `cases: all`"
+        )
     on_test = bool(spec.get("method_params", {}).get("validate_on_test"))
     cases = [
         make_case(
@@ -156,7 +161,7 @@ def run_cases(ds: Dataset, spec: dict) -> list[Case]:
             seed=spec["seed"],
             val_fraction=0.0 if on_test else spec["training"]["val_fraction"],
         )
-        for k in range(spec["cases"])
+        for k in range(n_cases)
     ]
     if on_test:
         cases = [test_validation(ds.y_test, c, spec["n_per_class"], spec["seed"]) for c in cases]

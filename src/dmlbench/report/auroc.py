@@ -153,8 +153,8 @@ FIGURES = (
     Figure(
         "fig-auroc-overview",
         "Mean AUROC per condition and method with its 95 % confidence interval over the cases (the seeds of "
-        "a case averaged first: seeds share a case's classes and test images; studentised bootstrap, never "
-        "narrower than the t-interval); dashed: chance.",
+        "a case averaged first: seeds share a case's classes and test images; from 5 cases a studentised "
+        "bootstrap never narrower than the t-interval, with 2–4 cases the t-interval); dashed: chance.",
         lambda v: auroc_overview(v.t["summary"], scorer=v.scorer, n_per_class=v.n),
     ),
 )

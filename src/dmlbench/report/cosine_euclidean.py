@@ -61,7 +61,7 @@ def cosine_euclidean_table(
 
     Columns: dataset, n_anomaly, method, cosine_mean, euclidean_mean (means over cases),
     mean_difference (cosine − euclidean), share_cosine_better (share of cases with cosine >
-    euclidean), n_cases, p (exact two-sided sign-flip test of the per-case differences,
+    euclidean), n_cases, p (two-sided sign-flip test of the per-case differences, exact up to 16 cases,
     ``stats.case_test``: the test of the findings' claim 2 per method), p_holm (Holm across the
     table), exploratory (the cases share anomaly classes: no test holds its level; p is shown,
     p_holm is NaN), euclidean_below_half, cosine_below_half (mean AUROC below chance).
@@ -163,7 +163,7 @@ TABLES = (
         "tbl-cosine-euclidean",
         "Cosine against Euclidean distance per condition and method, over cases (seeds averaged within a case): "
         "mean AUROC of each, mean paired difference (cosine − Euclidean), share of cases where cosine is higher, "
-        "number of cases, exact two-sided sign-flip p-value (raw and Holm-adjusted across the table; none where "
+        "number of cases, two-sided sign-flip p-value (exact up to 16 cases; raw and Holm-adjusted across the table; none where "
         "the cases overlap: exploratory), and whether a mean falls below chance (0.5).",
         lambda v: cosine_euclidean_table(v.t["metrics"], k=v.k, n_per_class=v.n, n_classes=_n_classes(v)),
         needs_both_distances,

@@ -17,7 +17,7 @@ claim that names a head (claim 3: SphereFace) tests every variant of that head, 
 Claim 6's baseline is the Conventional head (its variants averaged), never a metric-learning
 method, whatever the labels.
 
-*Test.* An exact sign-flip (randomisation) test of the per-case values against 0 (claim 3:
+*Test.* A sign-flip (randomisation) test of the per-case values against 0 (claim 3:
 against 0.5; claim 5: against the claimed size), ``stats.case_test``: under H0 each case's
 value is as likely positive as negative, and every one of the 2^n sign patterns is enumerated
 (seeded Monte Carlo above 16 cases). It makes no normality assumption, and with n cases its
@@ -107,6 +107,7 @@ import numpy as np
 
 from dmlbench.config import methods as method_entries
 from dmlbench.config import train_spec
+from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Table
 from dmlbench.report._style import METRICS_COLUMNS, n_per_class_order, pd, require_columns, stats
 from dmlbench.report.study import knn_parts
@@ -321,6 +322,19 @@ class _Claim:
         return row
 
 
+def _test_text(c: _Claim) -> str:
+    """The claim's test in words: "exact" only where every test enumerated every sign pattern
+    (up to ``stats.SIGNFLIP_EXACT_MAX`` cases; above, random patterns: ``stats.signflip_p``)."""
+    if not c.tests:
+        return ""
+    if max(int(t["n_tested"]) for t in c.tests) <= stats.SIGNFLIP_EXACT_MAX:
+        return c.test
+    return (
+        f"{c.test.replace('exact sign-flip', 'sign-flip')}; every sign pattern up to {stats.SIGNFLIP_EXACT_MAX} "
+        f"cases, {stats.RESAMPLES:,} random ones above"
+    )
+
+
 def _finish(c: _Claim) -> None:
     """Holm across the claim's confirmatory tests, then each test's outcome; an exploratory test
     takes no part (its p is not valid, so it may not make another test's correction milder)."""
@@ -433,7 +447,7 @@ def _row(c: _Claim, verdict: str, evidence: str) -> dict:
         "verdict": verdict,
         "scorer": c.scorer,
         "n_per_class": c.n_per_class,
-        "test": c.test if c.tests else "",
+        "test": _test_text(c),
         "n_tests": len(c.tests),
         "n_supporting": sum(t["outcome"] == SUPPORTS for t in c.tests),
         "n_contradicting": sum(t["outcome"] == CONTRADICTS for t in c.tests),
@@ -1141,7 +1155,7 @@ TABLES = (
     Table(
         "tbl-findings",
         "The study's claims, each with this run's verdict and the evidence: effects with their 95 % confidence "
-        "intervals, from exact sign-flip tests over cases (seeds averaged within a case), Holm-adjusted.",
+        "intervals, from sign-flip tests over cases (exact up to 16 cases; seeds averaged within a case), Holm-adjusted.",
         lambda v: _build(v, findings),
         columns=(
             Column("number", "#", "d", 0.3),
@@ -1178,17 +1192,25 @@ TABLES = (
 FIGURES = ()
 
 
-def cases_sentence(cases: int) -> str:
-    """What the report's number of cases per condition allows, in one sentence of the findings text."""
-    cases = int(cases)
+def cases_sentence(metrics: pd.DataFrame) -> str:
+    """What the run's numbers of cases per condition allow, in one sentence of the findings text:
+    read from metrics.parquet, so it holds for `cases: all` and for conditions of datasets with
+    different numbers of classes (the fewest cases decide what every condition can reach)."""
+    counts = sorted({int(n) for n in metrics.groupby(["dataset", "n_anomaly"])["case"].nunique()})
+    if not counts:
+        raise DmlbenchError("metrics.parquet has no rows: no cases to count; re-run `dmlbench aggregate`.")
+    cases = counts[0]
+    run = f"{cases}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    fewest = "" if len(counts) == 1 else f" with {cases}"
     smallest = stats.min_signflip_p(cases)
     if smallest > ALPHA:
         return (
-            f"This run has {cases} case{'s' if cases != 1 else ''} per condition: the smallest sign-flip p is "
-            f"{smallest:.4g}, so no test can be significant; {stats.cases_to_reach(ALPHA)} cases could reach "
-            f"{ALPHA:g} (`cases` in the config)."
+            f"This run has {run} case{'s' if counts[-1] != 1 else ''} per condition: the smallest sign-flip p"
+            f"{fewest} is {smallest:.4g}, so no test there can be significant; {stats.cases_to_reach(ALPHA)} cases "
+            f"could reach {ALPHA:g} (`cases` in the config)."
         )
     return (
-        f"This run has {cases} cases per condition: the smallest sign-flip p is {smallest:.2g}, so a test can "
-        f"reach {ALPHA:g}; Holm's correction over m tests asks p below {ALPHA:g}/m of the first."
+        f"This run has {run} cases per condition: the smallest sign-flip p{fewest} is {smallest:.2g}, so a test "
+        f"can reach {ALPHA:g} where enough of them are disjoint (the Setup section counts them); Holm's "
+        f"correction over m tests asks p below {ALPHA:g}/m of the first."
     )

@@ -234,7 +234,8 @@ FIGURES = (
     Figure(
         "fig-critical-difference",
         "Average ranks of the methods over cases per condition (1 = best); where the Friedman test is "
-        "significant, the Nemenyi critical difference (α = 0.05), and methods joined by a thick bar are not "
+        "significant and the cases do not share anomaly classes, the Nemenyi critical difference (α = 0.05), "
+        "and methods joined by a thick bar are not "
         "shown to differ (which does not make them equal).",
         lambda v: cd_diagram(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),
     ),
@@ -243,7 +244,7 @@ TABLES = (
     Table(
         "tbl-ranking",
         "Average rank, Friedman p-value (permutation; raw and Holm-adjusted across the conditions) and Nemenyi "
-        "critical difference per condition, and the exact paired Wilcoxon signed-rank test of each method "
+        "critical difference per condition, and the paired Wilcoxon signed-rank test (exact up to 16 cases) of each method "
         "against Conventional (raw and Holm-adjusted across the table); blocks: cases with every method, seeds "
         "averaged within a case.",
         lambda v: ranking_tests_table(v.t["ranking"], scorer=v.scorer, n_per_class=v.n),

@@ -11,7 +11,7 @@ and every method of the run outside its own sweep, per condition. A head's rank 
 its sweep when its variants do not all get the same place. A moved rank alone says little: when
 the methods lie close, a difference well inside the spread over cases reorders them. So the rank
 table also tests, per condition and sweep, whether the variants' AUROC differ at all (the
-Friedman test over cases, exact Wilcoxon for two variants; Holm across the table's rows;
+Friedman test over cases, Wilcoxon's for two variants; Holm across the table's rows;
 exploratory where the cases share anomaly classes).
 """
 
@@ -156,7 +156,7 @@ RANK_COLUMNS = [
 def _variants_test(metrics: pd.DataFrame, labels: list[str], dataset: str, n_anomaly: int, scorer: str, npc: str):
     """(p, number of cases, overlap) of "the sweep's variants differ" in one condition: their AUROC
     per case (seeds averaged), cases with every variant; Friedman's permutation p for three or more
-    variants, the exact Wilcoxon signed-rank p for two."""
+    variants, the Wilcoxon signed-rank p for two (exact up to 16 cases)."""
     rows = metrics[
         (metrics["metric"] == "auroc")
         & (metrics["scorer"] == scorer)
@@ -396,7 +396,7 @@ TABLES = (
         RANKS,
         "Rank of each swept head among the methods outside its sweep, with each of its variants, per condition "
         "(1 = highest mean AUROC); changes: the rank is not the same across the sweep; whether the variants' "
-        "AUROC differ over cases (Friedman's permutation p, or exact Wilcoxon for two variants; Holm-adjusted "
+        "AUROC differ over cases (Friedman's permutation p, or Wilcoxon's for two variants; Holm-adjusted "
         "across the table; none where the cases share anomaly classes: exploratory).",
         lambda v: rank_changes_table(
             sensitivity_table(v.t["summary"], _methods(v), scorer=v.scorer, n_per_class=v.n),

@@ -26,22 +26,19 @@ from dmlbench.report._style import (
 TITLE = "Setup"
 
 
-def conditions_table(metrics: pd.DataFrame, n_classes: dict | None = None) -> pd.DataFrame:
+def conditions_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per condition (dataset, n_anomaly) with what was run for it.
 
     Columns: dataset, n_anomaly, methods (comma-separated, study order), n_per_class
     (comma-separated, numbers ascending then "all"), seeds and cases (number of distinct
-    values), disjoint_cases (the most cases whose anomaly classes do not overlap,
-    ``stats.independent_cases``: the independent units of the findings' tests; ``n_classes``
-    per dataset for the rotations' wrap-around), scorers (number of distinct scorers, the head's
-    accuracy not counted).
+    values), scorers (number of distinct scorers, the head's accuracy not counted). How the
+    cases overlap: :func:`case_design_table`.
     """
     require_columns(metrics, METRICS_COLUMNS, "metrics.parquet")
     rows = []
     for (dataset, n_anomaly), grp in metrics.groupby(CONDITION_KEYS, sort=True):
         scorers = grp.loc[grp["metric"] != "accuracy", "scorer"].nunique()
         cases = grp["case"].unique()
-        disjoint = stats.independent_cases(cases, int(n_anomaly), (n_classes or {}).get(dataset))
         rows.append(
             {
                 "dataset": dataset,
@@ -50,17 +47,90 @@ def conditions_table(metrics: pd.DataFrame, n_classes: dict | None = None) -> pd
                 "n_per_class": ", ".join(n_per_class_order(grp["n_per_class"].unique())),
                 "seeds": int(grp["seed"].nunique()),
                 "cases": len(cases),
-                "disjoint_cases": len(disjoint),
                 "scorers": int(scorers),
             }
         )
-    columns = ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "disjoint_cases", "scorers"]
+    columns = ["dataset", "n_anomaly", "methods", "n_per_class", "seeds", "cases", "scorers"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _n_classes(v) -> dict:
-    cd = v.t["class_distances"]
-    return {str(ds): int(n) for ds, n in cd.groupby("dataset")["class_index"].nunique().items()}
+def _listed(names: list[str], most: int = 8) -> str:
+    if not names:
+        return "—"
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
+def case_design_table(class_distances: pd.DataFrame, scorer: str = "cosine_k1") -> pd.DataFrame:
+    """How the cases of each condition overlap, and what the overlap rule makes of them: one row
+    per condition (dataset, n_anomaly), read from the roles of class_distances.parquet (one
+    method, seed and size's rows suffice: the assignment is the same for all).
+
+    Columns: dataset, n_anomaly, n_classes, cases (number run), shared_adjacent (anomaly classes
+    two neighbouring cases share: the most over consecutive cases run, n_anomaly − 1 for
+    consecutive rotations; 0 with one case), disjoint_cases (``stats.independent_cases``),
+    tested (the cases the findings' tests use under ``stats.case_design``: "all 10", "5
+    disjoint of 10", or "exploratory" when no test holds its level), min_p (the smallest
+    two-sided sign-flip p on the tested cases, ``stats.min_signflip_p``: above 0.05 no test can
+    be significant; NaN where exploratory), anomaly_times (how often each class is an anomaly over the cases: "1 each",
+    or "0–5" from the least to the most), never (the classes never an anomaly, "—" when every
+    class is one).
+    """
+    require_columns(class_distances, CLASS_DISTANCES_COLUMNS, "class_distances.parquet")
+    rows = class_distances[class_distances["scorer"] == scorer]
+    if rows.empty:
+        raise DmlbenchError(
+            f"class_distances.parquet has no rows for scorer={scorer!r}; it has scorers "
+            f"{sorted(class_distances['scorer'].unique().tolist())}. Choose one of those."
+        )
+    keys = ["dataset", "n_anomaly", "case", "class_index", "class_name", "role"]
+    rows = rows[keys].drop_duplicates()
+    n_classes = rows.groupby("dataset")["class_index"].nunique()
+    out = []
+    for (dataset, n_anomaly), grp in rows.groupby(CONDITION_KEYS, sort=True):
+        n_anomaly, c = int(n_anomaly), int(n_classes[dataset])
+        anomalies = grp[grp["role"] == "anomaly"].groupby("case")["class_index"].agg(frozenset)
+        cases = sorted(int(k) for k in grp["case"].unique())
+        sets = [anomalies.get(k, frozenset()) for k in cases]
+        shared = max((len(a & b) for a, b in zip(sets, sets[1:])), default=0)
+        design = stats.case_design(cases, n_anomaly, c)
+        if design.exploratory:
+            tested = "exploratory"
+        elif len(design.tested) < len(cases):
+            tested = f"{len(design.tested)} disjoint of {len(cases)}"
+        else:
+            tested = f"all {len(cases)}"
+        names = grp[["class_index", "class_name"]].drop_duplicates().sort_values("class_index")
+        times = {i: sum(i in a for a in sets) for i in names["class_index"]}
+        lo, hi = min(times.values()), max(times.values())
+        out.append(
+            {
+                "dataset": dataset,
+                "n_anomaly": n_anomaly,
+                "n_classes": c,
+                "cases": len(cases),
+                "shared_adjacent": shared,
+                "disjoint_cases": design.n_independent,
+                "tested": tested,
+                "min_p": float("nan") if design.exploratory else stats.min_signflip_p(len(design.tested)),
+                "anomaly_times": f"{lo} each" if lo == hi else f"{lo}–{hi}",
+                "never": _listed([str(n) for i, n in zip(names["class_index"], names["class_name"]) if times[i] == 0]),
+            }
+        )
+    columns = [
+        "dataset",
+        "n_anomaly",
+        "n_classes",
+        "cases",
+        "shared_adjacent",
+        "disjoint_cases",
+        "tested",
+        "min_p",
+        "anomaly_times",
+        "never",
+    ]
+    return pd.DataFrame(out, columns=columns)
 
 
 def case_class_chart(class_distances: pd.DataFrame, scorer: str = "cosine_k1"):
@@ -194,9 +264,8 @@ TABLES = (
     Table(
         "tbl-conditions",
         "Conditions (dataset, number of anomaly classes) with the methods, training images per normal class, "
-        "and the numbers of seeds, cases and scorers run for each; disjoint cases: the most cases whose "
-        "anomaly classes do not overlap, the independent units of the findings' tests.",
-        lambda v: conditions_table(v.t["metrics"], _n_classes(v)),
+        "and the numbers of seeds, cases and scorers run for each.",
+        lambda v: conditions_table(v.t["metrics"]),
         columns=(
             Column("dataset", "dataset"),
             Column("n_anomaly", "anomaly classes", "d", 0.8),
@@ -204,8 +273,28 @@ TABLES = (
             Column("n_per_class", "images per class", None, 1.0),
             Column("seeds", "seeds", "d", 0.6),
             Column("cases", "cases", "d", 0.6),
-            Column("disjoint_cases", "disjoint cases", "d", 0.7),
             Column("scorers", "scorers", "d", 0.7),
+        ),
+    ),
+    Table(
+        "tbl-case-design",
+        "How the cases of each condition overlap: anomaly classes two neighbouring cases share, the most "
+        "cases whose anomaly classes are disjoint, the cases the findings' tests use under the overlap rule "
+        "(all; the disjoint ones; or exploratory, when too few are disjoint for any test to hold its level), "
+        "the smallest two-sided sign-flip p those cases allow, how often each class is an anomaly over the "
+        "cases, and the classes that never are (`cases: all` makes every class an anomaly equally often).",
+        lambda v: case_design_table(v.t["class_distances"], scorer=v.scorer),
+        columns=(
+            Column("dataset", "dataset"),
+            Column("n_anomaly", "anomaly classes", "d", 0.8),
+            Column("n_classes", "classes", "d", 0.6),
+            Column("cases", "cases", "d", 0.6),
+            Column("shared_adjacent", "shared by neighbours", "d", 0.8),
+            Column("disjoint_cases", "disjoint cases", "d", 0.7),
+            Column("tested", "findings test on", None, 1.1),
+            Column("min_p", "smallest p", ".3g", 0.7),
+            Column("anomaly_times", "times a class is an anomaly", None, 0.9),
+            Column("never", "never an anomaly", None, 1.6),
         ),
     ),
     Table(

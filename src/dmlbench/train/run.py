@@ -51,6 +51,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dmlbench.config import training_defaults
 from dmlbench.config.methods import ENTRY_KEYS
 from dmlbench.config.model_options import model_options, weights_name
 from dmlbench.config.switches import switches_on, train_switches
@@ -199,6 +200,16 @@ class RunTrainer:
         backbone = self._build_backbone(*args, **kwargs)
         return EmbeddingNet(backbone, self._build_head(backbone.embedding_dim))
 
+    def fine_tune_settings(self) -> tuple[int, float]:
+        """(freeze_epochs, lr_mult) of fine-tuning: the recipe's, or the config schema's defaults
+        for a spec written without them; the run length (SphereFace's λ) and the training read
+        the same values."""
+        defaults = training_defaults()
+        return (
+            int(self.training.get("freeze_epochs", defaults["freeze_epochs"])),
+            float(self.training.get("lr_mult", defaults["lr_mult"])),
+        )
+
     @property
     def fine_tunes(self) -> bool:
         """Pretrained: fastai's fine_tune (frozen body first, then discriminative learning rates)."""
@@ -233,7 +244,7 @@ class RunTrainer:
             self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device, groups=groups
         )
         # A schedule over the run (SphereFace's λ) counts the optimiser steps of every phase.
-        epochs = self.training["epochs"] + (self.training.get("freeze_epochs", 0) if self.fine_tunes else 0)
+        epochs = self.training["epochs"] + (self.fine_tune_settings()[0] if self.fine_tunes else 0)
         self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 
@@ -249,7 +260,7 @@ class RunTrainer:
         learn, local = self.learner(case)
         rows: list[dict] = []
         lr, epochs = self.training["lr"], self.training["epochs"]
-        freeze = self.training.get("freeze_epochs", 1) if self.fine_tunes else 0
+        freeze, lr_mult = self.fine_tune_settings() if self.fine_tunes else (0, 1.0)
         # the switch select_best_epoch: the main fit ends on its epoch of lowest validation loss
         best = [BestEpoch(freeze)] if self.switches.get("select_best_epoch") else []
         with learn.no_bar(), learn.no_logging():
@@ -260,7 +271,7 @@ class RunTrainer:
                     epochs,
                     lr,
                     freeze,
-                    self.training.get("lr_mult", 100),
+                    lr_mult,
                     lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
                     cbs=best,
                 )

@@ -76,7 +76,7 @@ def test_full_study_grid():
             "methods.triplet.head is missing: 'triplet' is not a head.*known heads: conventional, l2softmax, arcface, cosface, sphereface, "
             "centerloss, pml",
         ),
-        (lambda c: c.update(cases="ten"), "config key 'cases'.*expected type: integer"),
+        (lambda c: c.update(cases="ten"), "config key 'cases'.*allowed: integer >= 1 or 'all'"),
         (lambda c: c.update(seeds=[-1]), "config key 'seeds.0'"),
         (lambda c: c.update(n_per_class=["many"]), "n_per_class.0.*allowed: integer >= 1 or 'all'"),
         (
@@ -222,3 +222,66 @@ def test_dataset_training_override_is_checked_against_training():
     cfg["datasets"]["d"]["training"] = {"epochz": 3}
     with pytest.raises(ConfigError, match=r"unknown key datasets.d.training.epochz.*allowed keys here: batch_size"):
         validate(cfg)
+
+
+# --------------------------------------------------------------------------- cases: all
+
+
+def test_cases_all_runs_every_rotation_of_a_built_in_dataset():
+    """`cases: all` on digits (10 classes): 10 cases per condition, the same spec (so the same
+    runs) as `cases: 10`; the closed-set model keeps its one case."""
+    every = validate(_digits(cases="all"))
+    ten = validate(_digits(cases=10))
+    assert every["cases"] == "all"
+    assert train_spec(every, "d", 5, "conventional", "all", 3) == train_spec(ten, "d", 5, "conventional", "all", 3)
+    assert train_spec(every, "d", 1, "conventional", "all", 3)["cases"] == 10
+    assert train_spec(every, "d", 0, "conventional", "all", 3)["cases"] == 1
+    # worst_misses.case is checked against the 10 rotations, not the word
+    assert validate(_digits(cases="all", report={"worst_misses": {"case": 9}}))["report"]["worst_misses"]["case"] == 9
+    with pytest.raises(ConfigError, match=r"report.worst_misses.case 10 is not run: cases are 0..9"):
+        validate(_digits(cases="all", report={"worst_misses": {"case": 10}}))
+
+
+def _folder(tmp_path, classes, test_classes=None):
+    for split, names in (("train", classes), ("test", classes if test_classes is None else test_classes)):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True, exist_ok=True)
+    return {
+        "datasets": {"f": {"source": "folder", "root": str(tmp_path)}},
+        "conditions": [{"dataset": "f", "n_anomaly": [2]}],
+        "cases": "all",
+    }
+
+
+def test_cases_all_counts_a_folder_datasets_class_folders(tmp_path):
+    cfg = validate(_folder(tmp_path, ["cat", "dog", "emu", "fox", "owl", "yak", "rat"]))
+    assert train_spec(cfg, "f", 2, "conventional", "all", 0)["cases"] == 7
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # hidden folders are no classes
+    assert train_spec(cfg, "f", 2, "conventional", "all", 0)["cases"] == 7
+
+
+def test_cases_all_refuses_a_folder_it_cannot_count(tmp_path):
+    missing = _folder(tmp_path, ["a", "b", "c"])
+    missing["datasets"]["f"]["root"] = str(tmp_path / "nowhere")
+    with pytest.raises(
+        ConfigError,
+        match=r"`cases: all` needs the number of classes of dataset 'f'.*nowhere/train does not exist.*give `cases` as a number",
+    ):
+        validate(missing)
+    with pytest.raises(ConfigError, match=r"dataset 'f'.*must have the same class folders.*missing in test: c"):
+        validate(_folder(tmp_path / "uneven", ["a", "b", "c"], ["a", "b"]))
+
+
+def test_cases_all_checks_n_anomaly_against_the_folders_classes(tmp_path):
+    cfg = _folder(tmp_path, ["a", "b"])
+    with pytest.raises(ConfigError, match=r"n_anomaly 2 leaves no normal class: dataset 'f' has 2 classes"):
+        validate(cfg)
+
+
+def test_a_numeric_cases_lists_no_folder(tmp_path):
+    """With `cases` a number the config check reads no data: a folder not there yet passes (the
+    reader refuses it when the job runs)."""
+    cfg = _folder(tmp_path, ["a", "b", "c"])
+    cfg["cases"] = 2
+    cfg["datasets"]["f"]["root"] = str(tmp_path / "later")
+    assert train_spec(validate(cfg), "f", 2, "conventional", "all", 0)["cases"] == 2

@@ -95,3 +95,31 @@ def test_make_case_is_paired_across_calls_and_uses_only_normal_classes():
     assert set(y[a.train_idx]) == {0, 1, 2} and set(y[a.val_idx]) == {0, 1, 2}
     assert np.bincount(y[a.train_idx], minlength=5).tolist() == [8, 8, 8, 0, 0]
     assert np.bincount(y[a.val_idx], minlength=5).tolist() == [2, 2, 2, 0, 0]
+
+
+def _spec(cases, n_anomaly=2):
+    return {
+        "dataset": "toy",
+        "cases": cases,
+        "n_anomaly": n_anomaly,
+        "class_order": "canonical",
+        "n_per_class": "all",
+        "seed": 0,
+        "training": {"val_fraction": 0.0},
+    }
+
+
+def test_run_cases_all_is_every_rotation_each_class_an_anomaly_n_anomaly_times():
+    from dmlbench.data.sources import Dataset
+    from dmlbench.data.splits import run_cases
+
+    y = np.repeat(np.arange(4), 5)
+    ds = Dataset(np.zeros((20, 4, 4, 1), np.uint8), y, np.zeros((20, 4, 4, 1), np.uint8), y, list("abcd"))
+    cases = run_cases(ds, _spec("all"))
+    assert [c.anomaly_classes for c in cases] == [(0, 1), (1, 2), (2, 3), (0, 3)]
+    assert np.bincount([a for c in cases for a in c.anomaly_classes]).tolist() == [2, 2, 2, 2]
+    assert [c.anomaly_classes for c in run_cases(ds, _spec(2))] == [(0, 1), (1, 2)]
+    with pytest.raises(
+        ConfigError, match=r"cases 5 exceeds the 4 classes of dataset 'toy'; use cases <= 4 or `cases: all`"
+    ):
+        run_cases(ds, _spec(5))

@@ -635,3 +635,40 @@ def test_evidence_effects_are_those_of_the_tests_table():
             re.escape(f"{row.comparison.split(' − ')[0]} at 10 {row.effect:+.3f} [{row.ci_low:+.3f}, "), r["evidence"]
         )
     assert t["p_value"].tolist() == pytest.approx([signflip_p(np.array(sig(0.1)))] * 2)
+
+
+def _cases_metrics(counts: dict) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"dataset": d, "n_anomaly": a, "case": k} for (d, a), n in counts.items() for k in range(n) for _ in (0, 1)]
+    )
+
+
+def test_cases_sentence_reads_the_cases_run_so_cases_all_works():
+    from dmlbench.report.findings import cases_sentence
+
+    # `cases: all` on digits: 10 cases each, p down to 2/1024
+    ten = cases_sentence(_cases_metrics({("digits", 1): 10, ("digits", 5): 10}))
+    assert ten.startswith(
+        "This run has 10 cases per condition: the smallest sign-flip p is 0.002, so a test can reach 0.05"
+    )
+    five = cases_sentence(_cases_metrics({("digits", 1): 5}))
+    assert (
+        "5 cases per condition: the smallest sign-flip p is 0.0625, so no test there can be significant; 6 cases"
+        in five
+    )
+    # two datasets of 10 and 4 classes under `cases: all`: the fewest decide
+    mixed = cases_sentence(_cases_metrics({("digits", 1): 10, ("toy", 1): 4}))
+    assert mixed.startswith("This run has 4 to 10 cases per condition: the smallest sign-flip p with 4 is 0.125")
+
+
+def test_the_test_is_called_exact_only_where_every_sign_pattern_was_counted():
+    """Above 16 cases (`cases: all` on a folder of 20 classes) the sign-flip p comes from 10,000
+    random sign patterns: the findings table does not call it exact there."""
+
+    def rows(n):
+        return per_case(sig(0.9, n), scorer="cosine_k1") + per_case(sig(0.8, n), scorer="euclidean_k1")
+
+    assert claim(rows(16), IDS[1])["test"] == "exact sign-flip test over cases"
+    assert claim(rows(20), IDS[1])["test"] == (
+        "sign-flip test over cases; every sign pattern up to 16 cases, 10,000 random ones above"
+    )

@@ -63,7 +63,6 @@ def test_conditions_table_has_one_row_per_condition(metrics):
         "n_per_class",
         "seeds",
         "cases",
-        "disjoint_cases",
         "scorers",
     ]
     assert list(zip(table["dataset"], table["n_anomaly"])) == CONDITIONS
@@ -73,9 +72,60 @@ def test_conditions_table_has_one_row_per_condition(metrics):
     assert set(table["n_per_class"]) == {"50, all"}
     assert set(table["seeds"]) == {len(SEEDS)}
     assert set(table["cases"]) == {len(CASES)}
-    # digits a1: cases 0, 1, 2 disjoint; fashion a2: {0, 1}, {1, 2}, {2, 3}: cases 0 and 2 only
-    assert table["disjoint_cases"].tolist() == [3, 2]
     assert set(table["scorers"]) == {len(SCORERS)}
+
+
+def _roles(conditions: dict, n_classes: int = 10) -> pd.DataFrame:
+    """A hand-made class_distances table: {(dataset, n_anomaly): cases}, case k's anomaly classes
+    k..k+n_anomaly-1 mod n_classes, two scorers and two seeds (the table reads one scorer and
+    counts a case once)."""
+    rows = []
+    for (dataset, n_anomaly), cases in conditions.items():
+        for case in cases:
+            anomalies = {(case + j) % n_classes for j in range(n_anomaly)}
+            for seed in (0, 1):
+                for scorer in ("cosine_k1", "lof"):
+                    for ki in range(n_classes):
+                        role = "anomaly" if ki in anomalies else "normal"
+                        rows.append(
+                            dict(dataset=dataset, n_anomaly=n_anomaly, method="conventional", n_per_class="all",
+                                 seed=seed, case=case, scorer=scorer, class_index=ki, class_name=f"c{ki}",
+                                 role=role, mean_score=1.0, normalised=1.0)
+                        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_case_design_table_counts_overlap_disjoint_cases_and_anomaly_times():
+    five, every = range(5), range(10)
+    table = setup.case_design_table(
+        _roles({("digits", 1): five, ("digits", 2): every, ("digits", 5): five, ("mnist", 5): every})
+    )
+    by = table.set_index(["dataset", "n_anomaly"])
+    # a1, cases 0-4: disjoint, all tested, but 5 cases reach p 2/32 = 0.0625 at best; digits 5-9 never
+    a1 = by.loc[("digits", 1)]
+    assert (a1["cases"], a1["shared_adjacent"], a1["disjoint_cases"], a1["tested"]) == (5, 0, 5, "all 5")
+    assert a1["min_p"] == pytest.approx(0.0625)
+    assert (a1["anomaly_times"], a1["never"]) == ("0–1", "c5, c6, c7, c8, c9")
+    # a2, every rotation: neighbours share 1 class, {0,1}, {2,3}, ..., {8,9} are 5 disjoint cases:
+    # 5 < 6, so no test holds its level; every class an anomaly twice
+    a2 = by.loc[("digits", 2)]
+    assert (a2["cases"], a2["shared_adjacent"], a2["disjoint_cases"], a2["tested"]) == (10, 1, 5, "exploratory")
+    assert np.isnan(a2["min_p"])
+    assert (a2["anomaly_times"], a2["never"]) == ("2 each", "—")
+    # a5, cases 0-4: all share class 4 (one disjoint case); class k is an anomaly in cases max(0,k-4)..min(k,4)
+    a5 = by.loc[("digits", 5)]
+    assert (a5["shared_adjacent"], a5["disjoint_cases"], a5["tested"]) == (4, 1, "exploratory")
+    assert (a5["anomaly_times"], a5["never"]) == ("0–5", "c9")
+    m5 = by.loc[("mnist", 5)]
+    assert (m5["cases"], m5["shared_adjacent"], m5["disjoint_cases"], m5["anomaly_times"]) == (10, 4, 2, "5 each")
+
+
+def test_case_design_table_tests_the_disjoint_cases_when_they_reach_alpha():
+    """a2 over 20 classes, every rotation: 10 disjoint cases of 20, enough for p 2/1024."""
+    row = setup.case_design_table(_roles({("d", 2): range(20)}, n_classes=20)).iloc[0]
+    assert (row["n_classes"], row["cases"], row["disjoint_cases"], row["tested"]) == (20, 20, 10, "10 disjoint of 20")
+    assert row["min_p"] == pytest.approx(2 / 2**10)
+    assert row["anomaly_times"] == "2 each"
 
 
 def test_auroc_summary_matches_hand_computed_values(metrics):

@@ -319,3 +319,35 @@ def test_fine_tuning_freezes_the_pretrained_body_then_trains_it_with_discriminat
     steps = len(learn.dls.train) * 2
     assert int(model.head.iteration) == steps and model.head.run_steps == steps
     assert float(model.head.current_lambda()) == 5.0
+
+
+def test_a_spec_without_freeze_epochs_counts_the_frozen_epoch_it_trains(tmp_path):
+    """A run spec written by hand without `freeze_epochs` or `lr_mult` fine-tunes with the config
+    schema's defaults (1 frozen epoch, lr_mult 100), and SphereFace's run length counts that
+    frozen epoch (before: the length counted 0 frozen epochs while the training ran 1)."""
+    from torchvision.models import resnet18
+
+    from dmlbench.config import training_defaults
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.run import RunTrainer
+
+    assert (training_defaults()["freeze_epochs"], training_defaults()["lr_mult"]) == (1, 100)
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+        torch.save(resnet18().state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+        ds = _tiny_digits()
+        spec = {
+            **_spec(epochs=2, lr=0.01),  # no freeze_epochs, no lr_mult
+            "method": "sphereface",
+            "cases": 1,
+            "method_params": {},
+            "model": {"backbone": "resnet18", "pretrained": True, "input_size": 16, "embedding": "linear_bn"},
+        }
+        trainer = RunTrainer(ds, spec, torch.device("cpu"))
+        learn, _ = trainer.learner(run_cases(ds, spec)[0])
+    finally:
+        torch.hub.set_dir(old)
+    assert trainer.model.head.run_steps == (2 + 1) * len(learn.dls.train)
+    assert trainer.fine_tune_settings() == (1, 100.0)
