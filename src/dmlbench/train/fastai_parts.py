@@ -111,7 +111,9 @@ class HeadMixUp(MixUp):
     def before_batch(self):
         x, y = self.x, self.y
         if self._beta is None or self._beta[0] != x.device:
-            a = torch.tensor(self.alpha, device=x.device)
+            # torch.full: a fill kernel on the device; torch.tensor(alpha, device=...) would be a
+            # blocking host-to-device copy (a sync) on the first batch
+            a = torch.full((), self.alpha, device=x.device)
             # validate_args=False: the argument checks read values back to the host
             self._beta = (x.device, torch.distributions.Beta(a, a, validate_args=False))
         lam = self._beta[1].sample((y.size(0),))

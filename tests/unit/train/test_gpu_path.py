@@ -1,0 +1,76 @@
+"""The CUDA paths of the train stage, checked on the CPU where their mechanism shows there
+(issue 31): no device tensor built from Python values inside a training step, the device a job
+was given used for everything (not GPU 0), and the epoch log's read order."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import dmlbench
+
+SRC = Path(dmlbench.__file__).parent
+
+# --------------------------------------------------------------------------- A: no host-to-device copy per step
+#: Modules whose code runs inside a training step (batches, mixup, forward, loss, metrics, the
+#: recorder): building a device tensor there from host values is a blocking copy, a host sync.
+STEP_MODULES = [
+    "train/fastai_parts.py",
+    "train/sampling.py",
+    "train/batches.py",
+    "train/learner.py",
+    "train/compiled.py",
+    "train/models.py",
+    *sorted(str(p.relative_to(SRC)) for p in (SRC / "heads").glob("*.py")),
+]
+#: Functions of those modules that run once per job, run or case, outside any epoch: building
+#: the loaders, their statistics and the models.
+ONCE_PER_CASE = {
+    ("train/batches.py", "__init__"),  # DeviceBatches: the case's indices, once
+    ("train/batches.py", "channel_stats"),
+    ("train/batches.py", "case_inputs"),  # ImageNet's constants, once per case
+    ("train/batches.py", "case_loaders"),
+    ("train/batches.py", "JobData.__init__"),
+    ("train/sampling.py", "__init__"),  # the class members, once per loader
+}
+#: Calls that copy host values (Python numbers, lists, numpy arrays) to a new tensor.
+HOST_TO_DEVICE = {"tensor", "as_tensor", "from_numpy", "scalar_tensor", "new_tensor", "cuda"}
+
+
+def _qualified_functions(tree: ast.Module):
+    """(qualified name, node) of every function, methods as Class.method."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield f"{node.name}.{item.name}", item
+
+
+def _host_copies(path: str, root: Path = SRC) -> list[str]:
+    tree = ast.parse((root / path).read_text())
+    found = []
+    for name, fn in _qualified_functions(tree):
+        if (path, name) in ONCE_PER_CASE or (path, name.split(".")[-1]) in ONCE_PER_CASE:
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in HOST_TO_DEVICE:
+                    found.append(f"{path}:{node.lineno} {name}: .{node.func.attr}(...)")
+    return found
+
+
+def test_the_training_step_builds_no_device_tensor_from_host_values():
+    """torch.tensor(alpha, device=cuda) in MixUp's first batch was a blocking copy: on a GPU the
+    sync test (test_no_cuda_synchronisation_inside_an_epoch[conventional-mixup]) raises. Device
+    constants come from torch.full / zeros / arange (fill kernels, no copy)."""
+    found = [hit for path in STEP_MODULES for hit in _host_copies(path)]
+    assert not found, "host-to-device copies in the training step:\n" + "\n".join(found)
+
+
+def test_the_static_check_sees_a_copy_where_there_is_one(tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "import torch\nclass M:\n    def before_batch(self, x):\n        return torch.tensor(0.4, device=x.device)\n"
+    )
+    assert _host_copies("bad.py", tmp_path) == ["bad.py:4 M.before_batch: .tensor(...)"]
