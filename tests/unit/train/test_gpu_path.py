@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import torch
+
 import dmlbench
 
 SRC = Path(dmlbench.__file__).parent
@@ -74,3 +76,18 @@ def test_the_static_check_sees_a_copy_where_there_is_one(tmp_path):
         "import torch\nclass M:\n    def before_batch(self, x):\n        return torch.tensor(0.4, device=x.device)\n"
     )
     assert _host_copies("bad.py", tmp_path) == ["bad.py:4 M.before_batch: .tensor(...)"]
+
+
+# --------------------------------------------------------------------------- H: test isolation
+def test_h_a_cpu_training_test_switches_deterministic_mode_on():
+    from dmlbench.train.device import setup_device
+
+    setup_device(torch.device("cpu"))
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_h_the_next_test_finds_it_off_again():
+    """The root conftest's torch_switches fixture put it back (the order of these two tests is
+    the file's: pytest runs a module's tests in order)."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert not torch.backends.cudnn.benchmark
