@@ -188,7 +188,7 @@ class EpochLog(Callback):
     def _mark(self):
         if self.device.type == "cuda":
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the job's device, not the current one
             return event
         return time.perf_counter()
 

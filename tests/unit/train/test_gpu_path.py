@@ -7,9 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 import torch
 
 import dmlbench
+from dmlbench.errors import ConfigError
 
 SRC = Path(dmlbench.__file__).parent
 
@@ -91,3 +93,73 @@ def test_h_the_next_test_finds_it_off_again():
     the file's: pytest runs a module's tests in order)."""
     assert not torch.are_deterministic_algorithms_enabled()
     assert not torch.backends.cudnn.benchmark
+
+
+# --------------------------------------------------------------------------- G: cuda:N with N != 0
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """Two CUDA devices faked (as tests/unit/train/test_gpus.py does): GPU 0 a Turing card without
+    bf16 cores, GPU 1 an Ampere one. Records set_device and the streams events are recorded on."""
+    seen = {"set_device": [], "streams": []}
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    current = {"index": 0}
+
+    def index_of(device=None):
+        device = torch.device("cuda", current["index"]) if device is None else torch.device(device)
+        return current["index"] if device.index is None else device.index
+
+    def set_device(device):
+        seen["set_device"].append(str(device))
+        current["index"] = index_of(device)
+
+    capability = {0: (7, 5), 1: (8, 0)}
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current["index"])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability[index_of(device)])
+    # PyTorch's own check asks the current device (GPU 0 here)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capability[current["index"]] >= (8, 0))
+
+    class Stream:
+        def __init__(self, device):
+            self.device = torch.device("cuda", index_of(device))
+
+    class Event:
+        def __init__(self, **kwargs):
+            self.stream = None
+
+        def record(self, stream=None):
+            stream = Stream(None) if stream is None else stream
+            seen["streams"].append(str(stream.device))
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream(device))
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    return seen
+
+
+def test_setup_device_makes_cuda_n_the_current_device(two_gpus):
+    from dmlbench.train.device import setup_device
+
+    setup_device(torch.device("cuda:1"))
+    assert two_gpus["set_device"] == ["cuda:1"] and torch.cuda.current_device() == 1
+    setup_device(torch.device("cuda"))  # no index: the current device stays
+    assert two_gpus["set_device"] == ["cuda:1"]
+
+
+def test_bf16_is_asked_of_the_job_s_own_gpu(two_gpus):
+    from dmlbench.train.device import resolve_precision
+
+    assert torch.cuda.current_device() == 0  # not set: PyTorch's check would answer for GPU 0
+    assert resolve_precision("auto", torch.device("cuda:1")) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda:0")) == "fp32"
+    with pytest.raises(ConfigError, match="cuda:0 has no bf16 support"):
+        resolve_precision("bf16", torch.device("cuda:0"))
+
+
+def test_the_epoch_events_are_recorded_on_the_job_s_gpu(two_gpus):
+    from dmlbench.train.fastai_parts import EpochLog
+
+    log = EpochLog("conventional", 0, torch.device("cuda:1"), [])
+    log._mark()
+    assert two_gpus["streams"] == ["cuda:1"]  # the current device is still GPU 0
