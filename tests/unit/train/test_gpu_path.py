@@ -163,3 +163,106 @@ def test_the_epoch_events_are_recorded_on_the_job_s_gpu(two_gpus):
     log = EpochLog("conventional", 0, torch.device("cuda:1"), [])
     log._mark()
     assert two_gpus["streams"] == ["cuda:1"]  # the current device is still GPU 0
+
+
+# --------------------------------------------------------------------------- B: the epoch log's read order
+class _LoggedRows(list):
+    def __init__(self, trace):
+        super().__init__()
+        self.trace = trace
+
+    def append(self, row):
+        self.trace.append(f"row {row['epoch']}")
+        super().append(row)
+
+
+def _fake_cuda_events(monkeypatch, trace, buffers=None):
+    """CUDA events and streams faked on the CPU: each event says what it marks (an epoch's start and
+    end, a copy of its values) when it is recorded and when the host waits for it."""
+    from dmlbench.train.fastai_parts import EpochLog
+
+    class Event:
+        def __init__(self, enable_timing=False, **kwargs):
+            self.timing = enable_timing
+
+        def record(self, stream=None):
+            self.name = "timing" if self.timing else "copy"
+            trace.append(f"record {self.name}")
+
+        def synchronize(self):
+            trace.append(f"wait {self.name}")
+
+        def elapsed_time(self, end):
+            return 1000.0
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: None)
+    buffers = [] if buffers is None else buffers
+
+    def host_buffer():  # no pinned memory without CUDA
+        buffers.append(torch.empty(3))
+        return buffers[-1]
+
+    monkeypatch.setattr(EpochLog, "_host_buffer", staticmethod(host_buffer), raising=False)
+
+
+def test_on_cuda_an_epoch_s_values_are_copied_at_its_end_and_read_a_step_later(monkeypatch):
+    """The read order (issue 31, B): at the end of epoch e the values start to the host (a copy
+    and an event behind it), then the host waits for epoch e - 1's copy - never for a device
+    tensor of epoch e - and writes epoch e - 1's row."""
+    from dmlbench.train.fastai_parts import EpochLog
+    from tests.unit.train.test_training_speed import _learner_for
+
+    trace: list[str] = []
+    buffers: list[torch.Tensor] = []
+    _fake_cuda_events(monkeypatch, trace, buffers)
+    reads = []
+    original = torch.Tensor.__float__
+
+    def traced_float(self):  # which epoch's host copy a number is read from (None: not a copy)
+        ptr = self.untyped_storage().data_ptr()
+        reads.append(next((i for i, b in enumerate(buffers) if b.untyped_storage().data_ptr() == ptr), None))
+        return original(self)
+
+    learn = _learner_for(32, False, "cosface")
+    rows = _LoggedRows(trace)
+    log = EpochLog("cosface", 0, torch.device("cuda"), rows)  # lag 1 by default on CUDA
+    assert log.lag == 1
+    monkeypatch.setattr(torch.Tensor, "__float__", traced_float)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(3, 0.01, cbs=[log])
+    monkeypatch.setattr(torch.Tensor, "__float__", original)
+    epoch_end = ["record timing", "record copy"]  # the end event, then the copy's event behind it
+    assert trace == [
+        "record timing",  # epoch 0 starts
+        *epoch_end,
+        "record timing",  # epoch 1 starts
+        *epoch_end,
+        "wait copy",  # epoch 0's copy, queued before epoch 1's kernels
+        "row 0",
+        "record timing",
+        *epoch_end,
+        "wait copy",
+        "row 1",
+        "wait copy",  # the fit's end: the last epoch
+        "row 2",
+    ]
+    # the numbers come from the host copy's elements, never from the recorder's device tensors
+    assert reads == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [r["seconds"] for r in rows] == [1.0, 1.0, 1.0]
+
+
+def test_the_copied_values_are_the_recorder_s(monkeypatch):
+    from dmlbench.train.fastai_parts import EpochLog
+    from tests.unit.train.test_training_speed import _learner_for
+
+    rows = {}
+    for device in ("cpu", "cuda"):
+        if device == "cuda":
+            _fake_cuda_events(monkeypatch, [])
+        learn = _learner_for(32, False, "arcface")
+        rows[device] = []
+        with learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(2, 0.01, cbs=[EpochLog("arcface", 0, torch.device(device), rows[device])])
+    for a, b in zip(rows["cpu"], rows["cuda"], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
