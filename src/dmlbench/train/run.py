@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dmlbench.config import load_schema
 from dmlbench.config.model_options import model_options, weights_name
 from dmlbench.data.sources import Dataset
 from dmlbench.data.splits import Case, run_cases
@@ -63,11 +64,16 @@ from dmlbench.train.batches import DeviceBatches, JobData, case_inputs, case_loa
 from dmlbench.train.compiled import CompiledBackbone, resolve_compile
 from dmlbench.train.device import device_name, resolve_device, resolve_precision, setup_device, versions
 from dmlbench.train.fastai_parts import EpochLog
-from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups
+from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups, set_frozen
 from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.sampling import balanced_batch_size
 from dmlbench.train.seeded_memo import seeded_memo, seeded_state_memo
 
 log = logging.getLogger("dmlbench.train")
+
+#: training.freeze_epochs where a spec lacks it: the schema's default (one value for the fit and
+#: for the run length a schedule counts, which used to differ: 1 and 0).
+FREEZE_EPOCHS_DEFAULT = load_schema()["properties"]["training"]["properties"]["freeze_epochs"]["default"]
 
 #: A case's fresh backbone depends only on its arguments and the seeded random state, and every
 #: method of a job has the same cases and seeds: each run's model is made once, at its start,
@@ -151,9 +157,16 @@ class RunTrainer:
         self.model.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.compiled_backbone = CompiledBackbone(self.model, compile_options)
         if resolve_compile(self.training.get("compile", "auto"), device, train_images):
+            # Warmed up in the shapes and states training will use: no training step recompiles.
             bs = warm_up_batch_size or self.training["batch_size"]
+            if getattr(self.model.head, "balanced_batches", False):
+                bs = balanced_batch_size(self.n_normal, bs)  # c classes x m images
+            states = ()
+            if self.fine_tunes and self.freeze_epochs:
+                groups = fine_tune_groups(self.model)
+                states = (lambda: set_frozen(self.model, groups, True), lambda: set_frozen(self.model, groups, False))
             with self.clock.phase("compile"):
-                self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device)
+                self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device, states)
 
     # run.json's compile fields
     @property
@@ -190,6 +203,14 @@ class RunTrainer:
         """Pretrained: fastai's fine_tune (frozen body first, then discriminative learning rates)."""
         return self.weights is not None
 
+    @property
+    def freeze_epochs(self) -> int:
+        """Epochs of fine-tuning with the body frozen (``training.freeze_epochs``; the schema's
+        default where a spec lacks it); 0 for a model trained from scratch."""
+        if not self.fine_tunes:
+            return 0
+        return int(self.training.get("freeze_epochs", FREEZE_EPOCHS_DEFAULT))
+
     def reset(self, seed: int) -> None:
         """Seed the global RNGs and re-initialise the model as a fresh build with `seed` would be:
         the backbone from :data:`initial_backbone_state` (built on the CPU at the seed's first
@@ -219,7 +240,7 @@ class RunTrainer:
             self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device, groups=groups
         )
         # A schedule over the run (SphereFace's λ) counts the optimiser steps of every phase.
-        epochs = self.training["epochs"] + (self.training.get("freeze_epochs", 0) if self.fine_tunes else 0)
+        epochs = self.training["epochs"] + self.freeze_epochs
         self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 
@@ -235,7 +256,7 @@ class RunTrainer:
                     self.model,
                     epochs,
                     lr,
-                    self.training.get("freeze_epochs", 1),
+                    self.freeze_epochs,
                     self.training.get("lr_mult", 100),
                     lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
                 )

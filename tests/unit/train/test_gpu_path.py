@@ -266,3 +266,196 @@ def test_the_copied_values_are_the_recorder_s(monkeypatch):
             learn.fit_one_cycle(2, 0.01, cbs=[EpochLog("arcface", 0, torch.device(device), rows[device])])
     for a, b in zip(rows["cpu"], rows["cuda"], strict=True):
         assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+# --------------------------------------------------------------------------- C, E: one compile per job
+def _grey_or_colour(ds, channels: int):
+    import numpy as np
+
+    from dmlbench.data.sources import Dataset
+
+    if channels == 1:
+        return ds
+    rgb = (np.repeat(ds.x_train, 3, axis=3), np.repeat(ds.x_test, 3, axis=3))
+    return Dataset(rgb[0], ds.y_train, rgb[1], ds.y_test, ds.classes)
+
+
+def _pml_spec(loss="TripletMarginLoss", **training):
+    from tests.unit.train.test_training_speed import _spec
+
+    spec = _spec("triplet", **training)
+    return {**spec, "head": "pml", "method_params": {"mixup": False, "loss": loss}}
+
+
+def _compiles(ds, spec) -> dict:
+    """Graphs dynamo captured while a RunTrainer compiles (backend 'eager': dynamo's tracing and
+    guards without code generation) and trains one case."""
+    from torch._dynamo.utils import counters
+
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.run import RunTrainer
+
+    torch._dynamo.reset()
+    counters.clear()
+    trainer = RunTrainer(ds, spec, torch.device("cpu"), compile_options={"backend": "eager"})
+    warm = counters["stats"]["unique_graphs"]
+    trainer.train_case(run_cases(ds, spec)[0])
+    assert trainer.compiled and trainer.compile_fallback is None
+    return {"warm-up": warm, "total": counters["stats"]["unique_graphs"]}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from tests.unit.train.test_training_speed import _tiny_digits
+
+    return _tiny_digits()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("mixup", [False, True], ids=["plain", "mixup"])
+def test_grey_and_colour_images_compile_once(digits, channels, mixup):
+    """1-channel batches have stride 1 on their channel, the warm-up's random batch had H*W:
+    torch.compile guards on strides, so the first training step compiled again (C)."""
+    from tests.unit.train.test_training_speed import _spec
+
+    assert _compiles(_grey_or_colour(digits, channels), _spec(mixup=mixup, compile=True)) == {"warm-up": 1, "total": 1}
+
+
+def test_pair_loss_batches_compile_once(digits):
+    """Batch size 18 with 7 normal classes: class-balanced batches hold 4 classes x 4 images = 16
+    (dmlbench.train.sampling.balanced_batch_size), and the warm-up is at 16, not 18 (E)."""
+    from dmlbench.train.sampling import balanced_batch_size
+
+    assert balanced_batch_size(7, 18) == 16 and balanced_batch_size(3, 18) == 18 and balanced_batch_size(7, 3) == 3
+    assert _compiles(digits, _pml_spec(batch_size=18, compile=True)) == {"warm-up": 1, "total": 1}
+
+
+def test_the_channels_last_view_gives_one_layout_without_copying():
+    from dmlbench.train.compiled import channels_last_view
+
+    nhwc = torch.randn(4, 5, 6, 1).permute(0, 3, 1, 2)  # how batches are made: stride 1 on C
+    made = torch.randn(4, 1, 5, 6).contiguous(memory_format=torch.channels_last)  # a no-op for C = 1
+    assert nhwc.stride() == (30, 1, 6, 1) and made.stride() == (30, 30, 6, 1)
+    for x in (nhwc, made):
+        view = channels_last_view(x)
+        assert view.stride() == (30, 1, 6, 1) and view.data_ptr() == x.data_ptr() and torch.equal(view, x)
+    plain = torch.randn(2, 3, 4, 4)  # not channels_last: left alone
+    assert channels_last_view(plain) is plain
+
+
+@pytest.fixture
+def pretrained_hub(tmp_path, monkeypatch):
+    """A torch hub cache holding a ResNet18 'ImageNet' weights file (random weights), where
+    torchvision looks for it: a pretrained backbone without a download."""
+    from torchvision import models
+
+    from dmlbench.train.models import hub_checkpoint
+
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    path = hub_checkpoint(models.ResNet18_Weights.IMAGENET1K_V1)
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(5)
+    torch.save(models.resnet18(weights=None).state_dict(), path)
+    yield path
+    torch.hub.set_dir(old)
+
+
+@pytest.fixture(scope="module")
+def few_digits(digits):
+    """A third of the tiny digits (some 100 training images): a ResNet18 on the CPU in seconds."""
+    from dmlbench.data.sources import Dataset
+
+    tr, te = slice(0, None, 3), slice(0, None, 3)
+    return Dataset(digits.x_train[tr], digits.y_train[tr], digits.x_test[te], digits.y_test[te], digits.classes)
+
+
+def _pretrained(spec, **model):
+    return {**spec, "model": {"backbone": "resnet18", "pretrained": True, "embedding_dim": 8, **model}}
+
+
+@pytest.mark.slow
+def test_fine_tuning_compiles_once_across_freezing(few_digits, pretrained_hub):
+    """fine_tune's frozen body flips requires_grad, which the compiled graph is keyed on: the
+    warm-up runs frozen and unfrozen (E)."""
+    from tests.unit.train.test_training_speed import _spec
+
+    spec = _pretrained(_spec(compile=True, freeze_epochs=1, batch_size=8))
+    assert _compiles(few_digits, spec) == {"warm-up": 2, "total": 2}  # one graph per state, none later
+
+
+# --------------------------------------------------------------------------- D: pair losses' batches
+def test_pair_loss_batches_are_converted_as_every_other_batch():
+    """Class-balanced batches go through the base loader's conversion: a grey image's channel
+    repeated for a 3-channel backbone, the resize to model.input_size, the normalisation."""
+    import numpy as np
+
+    from dmlbench.train.batches import DeviceBatches
+    from dmlbench.train.sampling import ClassBalancedBatches
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 8, 8, 1), generator=g, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2] * 10)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    common = dict(mean=mean, std=std, channels=3, size=12)
+    base = DeviceBatches(images, labels, np.arange(30), 12, shuffle=True, seed=1, drop_last=True, **common)
+    plain = DeviceBatches(images, labels, np.arange(30), 30, **common)  # every image, converted
+    ((converted, _),) = list(plain)
+    for x, y in ClassBalancedBatches(base):
+        assert x.shape == (12, 3, 12, 12) and x.is_contiguous(memory_format=torch.channels_last)
+        for image, label in zip(x, y):
+            match = [j for j in range(30) if torch.allclose(converted[j], image, atol=1e-5)]
+            assert match and all(int(labels[j]) == int(label) for j in match)
+
+
+@pytest.mark.slow
+def test_a_pair_loss_trains_a_3_channel_backbone_on_grey_images(few_digits, pretrained_hub):
+    """It crashed: 'output with shape [16, 1, 8, 8] doesn't match the broadcast shape [16, 3, 8, 8]'."""
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.run import RunTrainer
+
+    spec = _pretrained(_pml_spec(freeze_epochs=1))
+    assert few_digits.x_train.shape[3] == 1
+    trainer = RunTrainer(few_digits, spec, torch.device("cpu"))
+    arrays, rows = trainer.train_case(run_cases(few_digits, spec)[0])
+    assert len(rows) == 2 and all(r["train_loss"] == r["train_loss"] for r in rows)  # finite, not NaN
+
+
+def test_a_pair_loss_trains_at_model_input_size(digits):
+    """Training batches were left at the native 8 x 8 while validation and embeddings were
+    resized to model.input_size."""
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.run import RunTrainer
+
+    spec = _pml_spec()
+    spec = {**spec, "model": {**spec["model"], "input_size": 12}}
+    trainer = RunTrainer(digits, spec, torch.device("cpu"))
+    seen = {True: set(), False: set()}
+    trainer.model.backbone.register_forward_pre_hook(lambda m, args: seen[m.training].add(tuple(args[0].shape[1:])))
+    trainer.train_case(run_cases(digits, spec)[0])
+    assert seen == {True: {(1, 12, 12)}, False: {(1, 12, 12)}}
+
+
+# --------------------------------------------------------------------------- F: the sampler's syncs
+def test_class_balanced_epochs_wait_for_nothing(monkeypatch):
+    """torch.unique and a nonzero per class wait for the device; they run once per loader now,
+    not per epoch (F). Each epoch's batches are still balanced."""
+    import numpy as np
+
+    from dmlbench.train.batches import DeviceBatches
+    from dmlbench.train.sampling import ClassBalancedBatches
+
+    images = torch.randint(0, 256, (60, 4, 4, 1), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    labels = torch.arange(60) % 6
+    common = dict(mean=torch.zeros(1, 1, 1, 1), std=torch.ones(1, 1, 1, 1))
+    base = DeviceBatches(images, labels, np.arange(60), 8, shuffle=True, drop_last=True, **common)
+    loader = ClassBalancedBatches(base)  # 6 classes, 2 per batch (8 // 4), 4 images each
+    calls = []
+    for owner, name in [(torch, "unique"), (torch, "nonzero"), (torch.Tensor, "nonzero"), (torch.Tensor, "unique")]:
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    for _ in range(3):
+        for x, y in loader:
+            assert sorted(torch.bincount(y, minlength=6).tolist()) == [0, 0, 0, 0, 4, 4]
+    assert calls == []
