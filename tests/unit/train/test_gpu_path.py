@@ -459,3 +459,21 @@ def test_class_balanced_epochs_wait_for_nothing(monkeypatch):
         for x, y in loader:
             assert sorted(torch.bincount(y, minlength=6).tolist()) == [0, 0, 0, 0, 4, 4]
     assert calls == []
+
+
+# --------------------------------------------------------------------------- freeze_epochs' default
+def test_a_spec_without_freeze_epochs_fits_and_counts_the_same_frozen_epochs(few_digits, pretrained_hub):
+    """The fit used a default of 1 frozen epoch, the run length SphereFace's schedule counts a
+    default of 0: the schedule ended an epoch early. Both take the schema's default now."""
+    from dmlbench.config import load_schema
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.run import RunTrainer
+    from tests.unit.train.test_training_speed import _spec
+
+    default = load_schema()["properties"]["training"]["properties"]["freeze_epochs"]["default"]
+    spec = _pretrained(_spec("sphereface", epochs=2))
+    assert "freeze_epochs" not in spec["training"] and default == 1
+    trainer = RunTrainer(few_digits, spec, torch.device("cpu"))
+    assert trainer.freeze_epochs == default
+    learn, _ = trainer.learner(run_cases(few_digits, spec)[0])
+    assert trainer.model.head.run_steps == (2 + default) * len(learn.dls.train)
