@@ -89,15 +89,25 @@ initial_backbone_state = seeded_state_memo(build_backbone)
 @torch.no_grad()
 def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray | None]:
     """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order (logits
-    None for a head without them: a pair or tuple loss)."""
+    None for a head without them: a pair or tuple loss).
+
+    Always in float32, whatever ``training.precision``: bf16 autocast is a training speed-up (the
+    weights are float32), and its 8-bit mantissa would round every stored embedding by up to
+    0.4 %, eight times what embeddings.npz's float16 keeps, before the kNN distances that rank
+    the test images. It costs some 3 % of a job's compute (one forward pass over the train and
+    test images per case, against epochs of forward and backward passes); docs/methods.md."""
     model.eval()
     with_logits = getattr(model.head, "has_logits", True)
     embs, logits = [], []
-    for x, _ in batches:
-        e = model(x).float()
-        embs.append(e)
-        if with_logits:
-            logits.append(model.head.logits(e).float())
+    saved, model.autocast_dtype = model.autocast_dtype, None
+    try:
+        for x, _ in batches:
+            e = model(x).float()
+            embs.append(e)
+            if with_logits:
+                logits.append(model.head.logits(e).float())
+    finally:
+        model.autocast_dtype = saved
     return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy() if with_logits else None
 
 

@@ -477,3 +477,31 @@ def test_a_spec_without_freeze_epochs_fits_and_counts_the_same_frozen_epochs(few
     assert trainer.freeze_epochs == default
     learn, _ = trainer.learner(run_cases(few_digits, spec)[0])
     assert trainer.model.head.run_steps == (2 + default) * len(learn.dls.train)
+
+
+# --------------------------------------------------------------------------- precision of the embeddings
+def test_embeddings_are_computed_in_float32_after_bf16_training(digits):
+    """A bf16-trained model's stored embeddings and logits are its float32 forward pass (bf16
+    rounds by up to 0.4 %); training and validation keep the bf16 autocast."""
+    import numpy as np
+
+    from dmlbench.data.splits import run_cases
+    from dmlbench.train.batches import DeviceBatches
+    from dmlbench.train.run import RunTrainer, embed
+    from tests.unit.train.test_training_speed import _spec
+
+    spec = _spec("arcface", precision="bf16")
+    trainer = RunTrainer(digits, spec, torch.device("cpu"))
+    case = run_cases(digits, spec)[0]
+    _, local = trainer.learner(case)
+    batches = DeviceBatches(trainer.data.x_test, trainer.data.y_test, np.arange(40), 16, **trainer.inputs)
+    got, got_logits = embed(trainer.model, batches)
+    assert trainer.model.autocast_dtype == torch.bfloat16  # put back for training
+    trainer.model.autocast_dtype = None
+    want, want_logits = embed(trainer.model, batches)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_logits, want_logits)
+    trainer.model.autocast_dtype = torch.bfloat16
+    x = next(iter(batches))[0]
+    with torch.no_grad():
+        assert trainer.model.eval()(x).dtype == torch.bfloat16  # the model itself still runs bf16
