@@ -505,3 +505,39 @@ def test_embeddings_are_computed_in_float32_after_bf16_training(digits):
     x = next(iter(batches))[0]
     with torch.no_grad():
         assert trainer.model.eval()(x).dtype == torch.bfloat16  # the model itself still runs bf16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_class_balanced_epoch_on_cuda_makes_no_synchronising_call():
+    """F on the device: drawing an epoch's class-balanced order and cutting its batches (the
+    loader built, its class members found, before the guard) raises on any sync."""
+    import numpy as np
+
+    from dmlbench.train.batches import DeviceBatches
+    from dmlbench.train.sampling import ClassBalancedBatches
+
+    cuda = torch.device("cuda")
+    images = torch.randint(0, 256, (120, 8, 8, 1), dtype=torch.uint8, device=cuda)
+    labels = torch.arange(120, device=cuda) % 7
+    common = dict(mean=torch.zeros(1, 3, 1, 1, device=cuda), std=torch.ones(1, 3, 1, 1, device=cuda))
+    base = DeviceBatches(
+        images,
+        labels,
+        np.arange(120),
+        16,
+        shuffle=True,
+        flip=True,
+        crop_padding=1,
+        drop_last=True,
+        channels=3,
+        size=12,
+        **common,
+    )
+    loader = ClassBalancedBatches(base)
+    torch.cuda.synchronize()
+    try:
+        torch.cuda.set_sync_debug_mode("error")
+        batches = [x for x, _ in loader]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(batches) == 7 and batches[0].shape == (16, 3, 12, 12)
