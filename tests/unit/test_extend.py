@@ -10,6 +10,7 @@ import pytest
 from dmlbench import report
 from dmlbench.config.scorers import SCORERS
 from dmlbench.config.sources import SOURCE_OPTIONS
+from dmlbench.config.switches import SWITCHES
 from dmlbench.heads import HEADS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +22,7 @@ REGISTRIES = {
     "Add a scorer": list(SCORERS),
     "Add a dataset source": sorted(SOURCE_OPTIONS),
     "Add a report section": [report.section_name(s) for s in report.SECTIONS],
+    "Add a switch of the original implementation": list(SWITCHES),
 }
 
 

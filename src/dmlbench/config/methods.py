@@ -28,14 +28,18 @@ from typing import Any
 
 from dmlbench import METHOD_ORDER
 from dmlbench.config import head_params, pml_params
+from dmlbench.config.switches import STAGE_SWITCHES, SWITCHES, applies
 from dmlbench.errors import ConfigError
 
 PML = "pml"
+MIXUP_KEYS = ("mixup", "mixup_alpha")
+#: The original implementation's switches (dmlbench.config.switches): boolean keys of an entry.
+SWITCH_KEYS = tuple(SWITCHES)
 #: Keys of an entry that are not head parameters.
-ENTRY_KEYS = ("head", "sweep", "mixup", "mixup_alpha")
+ENTRY_KEYS = ("head", "sweep", *MIXUP_KEYS, *SWITCH_KEYS)
 PML_KEYS = ("loss", "miner")
-#: Keys of an entry that the trainer reads (mixup), not the head.
-TRAINING_KEYS = ("mixup", "mixup_alpha")
+#: Keys of an entry that the trainer reads (mixup, the train-stage switches), not the head.
+TRAINING_KEYS = (*MIXUP_KEYS, *STAGE_SWITCHES["train"])
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -72,7 +76,7 @@ def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[st
             continue
         where = names.get(key, f"methods.{label}.{key}")
         if key not in declared:
-            allowed = ", ".join(list(declared) + list(TRAINING_KEYS))
+            allowed = ", ".join(list(declared) + list(MIXUP_KEYS))
             raise ConfigError(f"{where}: head '{head}' takes no parameter '{key}' (its parameters: {allowed})")
         param = declared[key]
         try:
@@ -132,10 +136,35 @@ def _check_pml(label: str, entry: dict, names: dict[str, str]) -> dict:
     return {**out, **filled}
 
 
+def _check_switches(label: str, entry: dict, head: str, names: dict[str, str]) -> dict:
+    """The entry with its switches checked: each a boolean, on a head it applies to. A switch
+    set to false is dropped, so that it gives the spec (and the run) of the entry without it."""
+    out = dict(entry)
+    for name in SWITCH_KEYS:
+        if name not in entry:
+            continue
+        where, value = names.get(name, f"methods.{label}.{name}"), entry[name]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false (a switch of the original implementation), got {value!r}")
+        if not value:
+            del out[name]
+            continue
+        if not applies(name, head):
+            heads = ", ".join(SWITCHES[name].heads or ())
+            raise ConfigError(
+                f"{where}: switch '{name}' applies to head {heads} only, not head '{head}' "
+                f"(the original code: {SWITCHES[name].original}); remove it from this entry "
+                f"(docs/original.md)"
+            )
+    return out
+
+
 def check_variant(label: str, entry: dict, head_defaults: dict[str, dict], names: dict[str, str] | None = None) -> dict:
     """One variant (single values only), checked and with its defaults filled in; ``names`` maps
-    a parameter to how messages name it (default ``methods.<label>.<parameter>``)."""
+    a parameter to how messages name it (default ``methods.<label>.<parameter>``). Switches set
+    to false are dropped."""
     head, names = entry["head"], names or {}
+    entry = _check_switches(label, entry, head, names)
     if head == PML:
         return _check_pml(label, entry, names)
     return _check_head_parameters(label, entry, head, head_defaults.get(head, head_params.defaults(head)), names)

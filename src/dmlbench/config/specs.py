@@ -86,7 +86,13 @@ def parse_n_per_class(value: str | int) -> int | str:
 
 def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_class, seed: int) -> dict:
     """Everything one run (a method trained on the cases of one condition, size and seed) needs,
-    and nothing else (so unrelated config edits don't retrain)."""
+    and nothing else (so unrelated config edits don't retrain).
+
+    ``method_params`` carries the entry's keys but ``head`` and ``sweep``: the head's parameters,
+    mixup, and the original implementation's switches that are on (dmlbench.config.switches; one
+    set to false was dropped by the config check). So a switch is part of the run's key (the run
+    cache's too), the trainer reads the train-stage ones from it, and the scorer reads
+    ``unpaired_subsample`` from the run.json that records this spec."""
     if dataset not in config["datasets"]:
         raise ConfigError(
             f"dataset '{dataset}' is not defined under `datasets` (defined: {', '.join(config['datasets'])})"

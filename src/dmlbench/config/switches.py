@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Switch", "SWITCHES", "switches_on"]
+__all__ = ["Switch", "SWITCHES", "STAGE_SWITCHES", "applies", "switches_on", "train_switches"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ _add(
         "untrained_weights",
         "train",
         ("arcface", "cosface", "sphereface"),
-        "the margin heads' class weights were never handed to the optimiser, so they kept their initial values",
+        "the margin heads' class weights were added after fastai had split the model into the "
+        "layer groups its optimiser is built from, so they were never stepped and kept their "
+        "random initial values",
         "the embedding is pulled towards fixed random class directions instead of learned ones",
     )
 )
@@ -53,8 +55,10 @@ _add(
         "untrained_centres",
         "train",
         ("centerloss",),
-        "CenterLoss's class centres were never updated, so they kept their initial values",
-        "the centre term pulls every embedding towards a fixed random point of its class",
+        "CenterLoss's centres (an nn.Parameter drawn from N(0, 1)) lived in the loss function, "
+        "outside the optimiser, so they were never updated",
+        "the centre term pulls every embedding of a class towards a fixed random point instead "
+        "of towards its class's mean",
     )
 )
 _add(
@@ -62,8 +66,18 @@ _add(
         "validate_on_test",
         "train",
         None,
-        "each case's validation set was the test split's images of the normal classes",
-        "anything chosen on validation (the kept epoch) is chosen on test images",
+        "each case's validation set was n_per_class images of each normal class drawn from the "
+        "test split, and the training images were not split",
+        "anything chosen on validation (the kept epoch) is chosen on the images that are then scored",
+    )
+)
+_add(
+    Switch(
+        "select_best_epoch",
+        "train",
+        None,
+        "fastai's SaveModelCallback kept the epoch of lowest validation loss of each one-cycle fit",
+        "with validate_on_test, the kept model is selected on test images, an optimistic bias",
     )
 )
 _add(
@@ -77,6 +91,23 @@ _add(
 )
 
 
+def applies(name: str, head: str) -> bool:
+    """Does switch ``name`` apply to a method of head ``head``?"""
+    heads = SWITCHES[name].heads
+    return heads is None or head in heads
+
+
 def switches_on(entry: dict) -> list[str]:
     """The switches a method entry turns on, in declaration order."""
     return [name for name in SWITCHES if entry.get(name) is True]
+
+
+def train_switches(params: dict) -> dict[str, bool]:
+    """The train-stage switches that a run's method parameters turn on (name -> True)."""
+    return {n: True for n, sw in SWITCHES.items() if sw.stage == "train" and params.get(n) is True}
+
+
+#: stage -> the names of its switches
+STAGE_SWITCHES: dict[str, tuple[str, ...]] = {
+    stage: tuple(n for n, sw in SWITCHES.items() if sw.stage == stage) for stage in ("train", "score")
+}

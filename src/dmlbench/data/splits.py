@@ -10,7 +10,7 @@ never on the method, so every method of a comparison sees the same images (paire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,7 +24,10 @@ class Case:
     normal_classes: tuple[int, ...]  # dataset class indices, ascending
     anomaly_classes: tuple[int, ...]  # dataset class indices, ascending
     train_idx: np.ndarray  # indices into the train split: training images (reference set)
-    val_idx: np.ndarray  # indices into the train split: held-out monitoring images
+    val_idx: np.ndarray  # indices into `val_split`: held-out monitoring images
+    #: the split val_idx indexes: "train" (dmlbench's carve-out) or "test" (the original
+    #: implementation's validate_on_test: the test split's images of the normal classes)
+    val_split: str = "train"
 
 
 def class_order(classes: list[str], order: str) -> list[int]:
@@ -116,13 +119,33 @@ def make_case(
     return Case(case, normals, anomalies, train_idx, val_idx)
 
 
+def test_validation(y_test: np.ndarray, case: Case, n_per_class: int | str, seed: int) -> Case:
+    """The original implementation's ``validate_on_test`` (docs/original.md): ``case`` with its
+    validation images taken from the test split, ``n_per_class`` images of each normal class
+    (all when 'all' or when the class has fewer), as the original's create_test_data copied
+    them into each case's ``valid`` folder. Seeded by (seed, case) only, like every draw here."""
+    rng = case_rng(seed, case.case, "test-validation")
+    picked = []
+    for c in case.normal_classes:
+        idx = np.flatnonzero(y_test == c)
+        if n_per_class != "all" and n_per_class < len(idx):
+            idx = np.sort(rng.choice(idx, size=n_per_class, replace=False))
+        picked.append(idx)
+    val_idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+    return replace(case, val_idx=val_idx, val_split="test")
+
+
 def run_cases(ds: Dataset, spec: dict) -> list[Case]:
     """The cases of a run: ``spec["cases"]`` cases of the dataset, each with its normal and anomaly
-    classes, its subsampled training images and validation carve-out (a run spec: config.train_spec)."""
+    classes, its subsampled training images and validation carve-out (a run spec: config.train_spec).
+
+    With the switch ``validate_on_test`` in the spec's method parameters, nothing is carved out of
+    the training images and the validation images come from the test split (:func:`test_validation`)."""
     n_classes = len(ds.classes)
     if spec["cases"] > n_classes:
         raise ConfigError(f"cases {spec['cases']} exceeds the {n_classes} classes of dataset '{spec['dataset']}'")
-    return [
+    on_test = bool(spec.get("method_params", {}).get("validate_on_test"))
+    cases = [
         make_case(
             ds.y_train,
             ds.classes,
@@ -131,7 +154,10 @@ def run_cases(ds: Dataset, spec: dict) -> list[Case]:
             order=spec["class_order"],
             n_per_class=spec["n_per_class"],
             seed=spec["seed"],
-            val_fraction=spec["training"]["val_fraction"],
+            val_fraction=0.0 if on_test else spec["training"]["val_fraction"],
         )
         for k in range(spec["cases"])
     ]
+    if on_test:
+        cases = [test_validation(ds.y_test, c, spec["n_per_class"], spec["seed"]) for c in cases]
+    return cases

@@ -39,18 +39,37 @@ def head_class(name: str) -> type[Head]:
         ) from None
 
 
-def build_head(name: str, in_features: int, n_classes: int, **params: Any) -> Head:
-    """The head ``name`` for ``in_features``-dim embeddings and ``n_classes`` classes.
+def build_head(name: str, in_features: int, n_classes: int, switches: dict | None = None, **params: Any) -> Head:
+    """The head ``name`` for ``in_features``-dim embeddings and ``n_classes`` classes, with the
+    original implementation's train-stage ``switches`` (name -> True) that act on a head applied
+    (:func:`apply_switches`).
 
     Raises ConfigError for an unknown method, an unknown parameter or a bad value.
     """
-    return head_class(name)(in_features, n_classes, **params)
+    return apply_switches(head_class(name)(in_features, n_classes, **params), switches or {})
+
+
+def apply_switches(head: Head, switches: dict) -> Head:
+    """``untrained_weights`` (the margin heads' class weights out of the optimiser) and
+    ``untrained_centres`` (CenterLoss's centres random and fixed); the other switches act on the
+    trainer or the scorer. A switch on a head it does not apply to is a ConfigError (the config
+    check refuses it first, dmlbench.config.methods)."""
+    if switches.get("untrained_weights"):
+        if not isinstance(head, CosineMarginHead):
+            raise ConfigError(f"switch untrained_weights applies to the margin heads only, not head {head.NAME!r}")
+        head.leave_weights_untrained()
+    if switches.get("untrained_centres"):
+        if not isinstance(head, CenterLossHead):
+            raise ConfigError(f"switch untrained_centres applies to head centerloss only, not head {head.NAME!r}")
+        head.leave_centres_untrained()
+    return head
 
 
 __all__ = [
     "HEADS",
     "PARAMS",
     "build_head",
+    "apply_switches",
     "head_class",
     "Head",
     "LinearSoftmaxHead",

@@ -313,6 +313,12 @@ class CosineMarginHead(Head):
         self.weight = nn.Parameter(torch.empty(self.n_classes, self.in_features))
         nn.init.xavier_uniform_(self.weight)
 
+    def leave_weights_untrained(self) -> None:
+        """The original implementation's ``untrained_weights`` (docs/original.md): the class
+        weights take no gradient, so no optimiser group (they are built from the parameters that
+        require one) holds them and they keep their initial values."""
+        self.weight.requires_grad_(False)
+
     def cosine(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(x.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 

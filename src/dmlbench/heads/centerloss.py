@@ -43,12 +43,23 @@ class CenterLossHead(LinearSoftmaxHead):
         super().__init__(in_features, n_classes, **params)
         self.lam, self.alpha = self.hparams["weight"], self.hparams["alpha"]
         self.register_buffer("centers", torch.zeros(self.n_classes, self.in_features))
+        #: the paper's update rule; off under the original implementation's untrained_centres
+        self.update_centres = True
+
+    def leave_centres_untrained(self) -> None:
+        """The original implementation's ``untrained_centres`` (docs/original.md): centres drawn
+        from N(0, 1) with the global RNG (as pytorch-center-loss's ``torch.randn``), never updated."""
+        with torch.no_grad():
+            self.centers.normal_()
+        self.update_centres = False
 
     def _extra_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         diff = x - self.centers.float()[labels]
         return 0.5 * self.lam * (diff * diff).sum(dim=1)
 
     def _post_step(self, x: torch.Tensor, labels: torch.Tensor) -> None:
+        if not self.update_centres:
+            return
         centers = self.centers.float()
         delta = torch.zeros_like(centers).index_add_(0, labels, centers[labels] - x)
         # index_add_, not bincount: bincount reads the largest label back to the host on CUDA.

@@ -33,6 +33,7 @@ from dmlbench.score.scorers import (
     maxlogit_scores,
     msp_scores,
 )
+from dmlbench.score.subsample import unpaired_subsample
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +155,33 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
     and ``energy`` need the head's logits: a run without them (a pair or tuple loss) has neither
     these columns nor ``head_pred``. Then the ``{distance}_nn`` columns. ``run``: the run as
     :func:`load_run` returned it, when the caller has read it already.
+
+    A run whose method has the switch ``unpaired_subsample`` (run.json's spec) is scored on a
+    random half of each test class against a random half of each reference class, drawn per
+    (seed, case, method label) (dmlbench.score.subsample): its rows are those test images only.
     """
-    meta, arrays = run if run is not None else load_run(run_dir)
+    meta, run_arrays = run if run is not None else load_run(run_dir)
     classes = np.asarray(meta["classes"])
-    labels = arrays["test_labels"]
+    all_labels = run_arrays["test_labels"]
+    run_spec = meta.get("spec", {})
+    unpaired = bool(run_spec.get("method_params", {}).get("unpaired_subsample"))
+    frames = []
+    if unpaired:  # the switch: each case's arrays cut to its own random halves, before any check
+        cut = {
+            info["case"]: unpaired_subsample(run_arrays, info["case"], run_spec["seed"], run_spec["method"])
+            for info in meta["cases"]
+        }
+    arrays = run_arrays
+    if unpaired:
+        arrays = dict(run_arrays)
+        for k, (case_arrays, _) in cut.items():
+            arrays.update({key: v for key, v in case_arrays.items() if key.startswith(f"case{k}_")})
     extra = _available_scorers(meta, arrays, spec)
     logits = has_logits(arrays, [info["case"] for info in meta["cases"]])
-    frames = []
     for info in meta["cases"]:
         k = info["case"]
+        test_index = cut[k][1] if unpaired else np.arange(len(all_labels), dtype=np.int64)
+        labels = all_labels[test_index]
         normals = arrays[case_key(k, "normal_classes")]
         ref_index = arrays[case_key(k, "reference_index")]
         scores = knn_scores(
@@ -170,7 +189,7 @@ def score_run(run_dir: str | Path, spec: dict, run: tuple[dict, dict[str, np.nda
         )
         frame = {
             "case": np.full(len(labels), k, dtype=np.int64),
-            "test_index": np.arange(len(labels), dtype=np.int64),
+            "test_index": test_index,
             "label": labels.astype(np.int64),
             "class_name": classes[labels],
             "is_anomaly": ~np.isin(labels, normals),

@@ -196,7 +196,8 @@ def case_loaders(
     Training batches are shuffled, augmented and seeded by the case (class-balanced when
     ``balanced``: pair and tuple losses need several images per class in a batch); the
     validation batches are the case's validation carve-out (its first training batch when the
-    carve-out is empty). `inputs`: the case's normalisation and input shape (default:
+    carve-out is empty), or its test-split images under the switch validate_on_test
+    (``case.val_split == "test"``). `inputs`: the case's normalisation and input shape (default:
     :func:`case_inputs`)."""
     training, bs = spec["training"], spec["training"]["batch_size"]
     device, normals = data.device, list(case.normal_classes)
@@ -218,6 +219,9 @@ def case_loaders(
     )
     if balanced:
         train_dl = ClassBalancedBatches(train_dl)
-    valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
-    valid_dl = DeviceBatches(data.x_train, local, valid_idx, bs, **common)
+    if case.val_split == "test":  # the original implementation's validate_on_test
+        valid_dl = DeviceBatches(data.x_test, remap[data.y_test], case.val_idx, bs, **common)
+    else:
+        valid_idx = case.val_idx if len(case.val_idx) else case.train_idx[:bs]
+        valid_dl = DeviceBatches(data.x_train, local, valid_idx, bs, **common)
     return local, train_dl, valid_dl

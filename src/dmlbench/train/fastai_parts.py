@@ -274,3 +274,44 @@ class EpochLog(Callback):
             accuracy,
             seconds,
         )
+
+
+class BestEpoch(Callback):
+    """The original implementation's ``select_best_epoch`` (docs/original.md): at the end of the
+    fit the model holds its state (parameters and buffers) of the epoch of lowest validation
+    loss, as fastai's SaveModelCallback (monitor ``valid_loss``) left it in the original.
+
+    No host sync per epoch: the epoch's validation loss stays on the device, and every tensor of
+    the kept state is replaced by ``torch.where(better, current, kept)``; the kept epoch is read
+    once, at the end of the fit (``kept_epoch``, counted as EpochLog counts, with
+    ``epoch_offset``). A NaN loss is never better than a number."""
+
+    order = 61  # after the Recorder has its epoch values
+
+    def __init__(self, epoch_offset: int = 0):
+        super().__init__()
+        self.epoch_offset = epoch_offset
+        self.kept_epoch: int | None = None
+
+    def before_fit(self):
+        self.kept = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+        self._best_loss = self._best_epoch = None
+
+    def after_epoch(self):
+        loss = self.learn.recorder.values[-1][1].detach().float()  # the device average, no copy
+        epoch = torch.full((), self.epoch, dtype=torch.long, device=loss.device)
+        if self._best_loss is None:
+            better = torch.ones((), dtype=torch.bool, device=loss.device)  # the first epoch is kept
+        else:
+            better = (loss < self._best_loss) | torch.isnan(self._best_loss)
+        with torch.no_grad():
+            for k, v in self.learn.model.state_dict().items():
+                self.kept[k].copy_(torch.where(better.to(v.device), v.detach(), self.kept[k]))
+        self._best_loss = loss if self._best_loss is None else torch.where(better, loss, self._best_loss)
+        self._best_epoch = epoch if self._best_epoch is None else torch.where(better, epoch, self._best_epoch)
+
+    def after_fit(self):
+        if self._best_epoch is None:
+            return
+        self.learn.model.load_state_dict(self.kept)
+        self.kept_epoch = int(self._best_epoch) + self.epoch_offset

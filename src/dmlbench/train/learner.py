@@ -148,13 +148,14 @@ def even_mults(start: float, stop: float, n: int) -> np.ndarray:
 
 
 def fine_tune(
-    learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs: int, lr_mult: float, epoch_log
+    learn, model: EmbeddingNet, epochs: int, lr: float, freeze_epochs: int, lr_mult: float, epoch_log, cbs=()
 ) -> None:
     """fastai's ``Learner.fine_tune`` on our parameter groups: `freeze_epochs` epochs of one-cycle
     (pct_start 0.99) with every level but the last frozen (learning rate `lr` there), then
     `epochs` epochs of one-cycle (pct_start 0.3, div 5) on the whole model with discriminative
     learning rates from lr/2/lr_mult (earliest level) to lr/2 (embedding layer and head), evenly
-    spaced on a log scale. `epoch_log(offset)` makes the epoch logger of a phase."""
+    spaced on a log scale. `epoch_log(offset)` makes the epoch logger of a phase; `cbs`: further
+    callbacks of the second phase (the switch select_best_epoch's BestEpoch)."""
     groups = learn.splitter.groups
     levels = np.array([g.level for g in groups])
     n = levels.max() + 1
@@ -165,7 +166,7 @@ def fine_tune(
         learn.fit_one_cycle(freeze_epochs, frozen_lrs, pct_start=0.99, cbs=[epoch_log(0)])
     set_frozen(model, groups, False)
     lrs = even_mults(lr / 2 / lr_mult, lr / 2, n)[levels]
-    learn.fit_one_cycle(epochs, lrs, pct_start=0.3, div=5.0, cbs=[epoch_log(freeze_epochs)])
+    learn.fit_one_cycle(epochs, lrs, pct_start=0.3, div=5.0, cbs=[epoch_log(freeze_epochs), *cbs])
 
 
 def build_learner(

@@ -51,7 +51,9 @@ import torch
 from torch import nn
 
 from dmlbench.config import load_schema
+from dmlbench.config.methods import ENTRY_KEYS
 from dmlbench.config.model_options import model_options, weights_name
+from dmlbench.config.switches import switches_on, train_switches
 from dmlbench.data.sources import Dataset
 from dmlbench.data.splits import Case, run_cases
 from dmlbench.embeddings_file import pack_case, pack_job
@@ -63,7 +65,7 @@ from dmlbench.provenance import code_provenance
 from dmlbench.train.batches import DeviceBatches, JobData, case_inputs, case_loaders, case_seed
 from dmlbench.train.compiled import CompiledBackbone, resolve_compile
 from dmlbench.train.device import device_name, resolve_device, resolve_precision, setup_device, versions
-from dmlbench.train.fastai_parts import EpochLog
+from dmlbench.train.fastai_parts import BestEpoch, EpochLog
 from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups, set_frozen
 from dmlbench.train.models import EmbeddingNet, build_backbone
 from dmlbench.train.sampling import balanced_batch_size
@@ -158,7 +160,11 @@ class RunTrainer:
         self.in_channels = 3 if self.weights else int(ds.x_train.shape[3])
         size = self.model_options["input_size"]
         self.input_hw = (size, size) if size else tuple(ds.x_train.shape[1:3])
-        self.head_params = {k: v for k, v in spec["method_params"].items() if k not in ("mixup", "mixup_alpha")}
+        # the head's own parameters: not mixup, not the original implementation's switches
+        self.head_params = {k: v for k, v in spec["method_params"].items() if k not in ENTRY_KEYS}
+        self.switches = train_switches(spec["method_params"])
+        #: the epoch kept by the switch select_best_epoch in the last case trained (None: the last)
+        self.kept_epoch: int | None = None
         # Built with the first case's seed, which every run of the job shares: a later run copies
         # the memoised build (some 40 ms for ResNet18) instead of building anew (0.17 s); the
         # weights are re-initialised per case anyway (reset).
@@ -199,7 +205,13 @@ class RunTrainer:
         )
 
     def _build_head(self, embedding_dim: int) -> nn.Module:
-        return build_head(self.spec.get("head", self.spec["method"]), embedding_dim, self.n_normal, **self.head_params)
+        return build_head(
+            self.spec.get("head", self.spec["method"]),
+            embedding_dim,
+            self.n_normal,
+            switches=self.switches,
+            **self.head_params,
+        )
 
     def build_model(self) -> EmbeddingNet:
         """A fresh backbone + head on the CPU, initialised from the global RNG (a pretrained
@@ -259,6 +271,9 @@ class RunTrainer:
         learn, local = self.learner(case)
         rows: list[dict] = []
         lr, epochs = self.training["lr"], self.training["epochs"]
+        freeze = self.freeze_epochs
+        # the switch select_best_epoch: the main fit ends on its epoch of lowest validation loss
+        best = [BestEpoch(freeze)] if self.switches.get("select_best_epoch") else []
         with learn.no_bar(), learn.no_logging():
             if self.fine_tunes:
                 fine_tune(
@@ -266,12 +281,16 @@ class RunTrainer:
                     self.model,
                     epochs,
                     lr,
-                    self.freeze_epochs,
+                    freeze,
                     self.training.get("lr_mult", 100),
                     lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
+                    cbs=best,
                 )
             else:
-                learn.fit_one_cycle(epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
+                learn.fit_one_cycle(
+                    epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows), *best]
+                )
+        self.kept_epoch = best[0].kept_epoch if best else None
         return self.case_arrays(case, local), rows
 
     def case_arrays(self, case: Case, local: torch.Tensor) -> dict[str, np.ndarray]:
@@ -373,6 +392,9 @@ def train_run(
                 "anomaly_classes": list(case.anomaly_classes),
                 "n_train": int(len(case.train_idx)),
                 "n_val": int(len(case.val_idx)),
+                "val_split": case.val_split,
+                # the epoch the switch select_best_epoch kept (absent: the last one)
+                **({"kept_epoch": trainer.kept_epoch} if trainer.kept_epoch is not None else {}),
                 "head_state": trainer.model.head.state_summary(),
                 "seconds": time.perf_counter() - t0,
             }
@@ -393,6 +415,8 @@ def train_run(
         "threads": torch.get_num_threads(),
         **code_provenance(),
         "pretrained_weights": trainer.weights,
+        # the original implementation's switches this run has on (docs/original.md)
+        "switches": switches_on(spec["method_params"]),
         "precision": trainer.precision,
         "compiled": trainer.compiled,
         "compile_fallback": trainer.compile_fallback,

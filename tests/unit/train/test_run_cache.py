@@ -112,3 +112,22 @@ def test_storing_an_incomplete_run_leaves_no_entry(tmp_path, missing):
         cache.store(run, run_key(SPEC, IDENTITY))
     parent = tmp_path / "cache" / "runs" / "digits/a3/arcface/nall/s0"
     assert not any(parent.iterdir())
+
+
+def test_a_switch_of_the_original_implementation_changes_the_key_and_one_set_false_does_not():
+    """The switches (dmlbench.config.switches) are in the run's spec, so a run trained with one is
+    never restored for the same label without it."""
+    from dmlbench.config import train_spec, validate
+
+    def key(entry):
+        base = {
+            "datasets": {"digits": {"source": "digits"}},
+            "conditions": [{"dataset": "digits", "n_anomaly": [3]}],
+            "methods": {"arcface": entry},
+        }
+        return run_key(train_spec(validate(base), "digits", 3, "arcface", "all", 0), IDENTITY)
+
+    plain = key({})
+    assert key({"untrained_weights": True}) != plain
+    assert key({"select_best_epoch": True}) != plain
+    assert key({"untrained_weights": False}) == plain
