@@ -5,7 +5,7 @@
 #     bench/gpu_check.sh --wheels
 #   = ../shared/tools/gpu-carry/make-wheels.sh, plus pytest and its two dependencies (pinned in
 #     envs/requirements.txt; the device image has no pytest), some 1 MB more.
-# On the device (the device tool's run, carry [".whl"], timeout_s 420):
+# On the device (the device tool's run, carry [".whl"], timeout_s 540):
 #     bench/gpu_check.sh --device cuda
 #   installs the carried wheels into /tmp/site (nothing else: no network there), puts a
 #   `dmlbench` command on PATH for the Snakemake rules, and runs `python3 -m bench.gpu_check`:
