@@ -52,6 +52,8 @@ def apply(dev: torch.device, on: bool) -> None:
     """Switch deterministic training on, or (on a CUDA device) back to the fast defaults that
     dmlbench.train.device.setup_device set. Global torch state: call before a run trains."""
     inductor = sys.modules.get("torch._inductor.config")  # set where loaded; never imported here (seconds)
+    if inductor is not None and not hasattr(inductor, "deterministic"):  # a torch without the switch
+        inductor = None
     if on:
         prepare_environment([{"training": {"deterministic": True}}])
         torch.use_deterministic_algorithms(True)

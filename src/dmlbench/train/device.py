@@ -22,12 +22,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _native_bf16() -> bool:
-    """bf16 tensor cores (Ampere and later); PyTorch also reports emulated bf16 as supported."""
-    try:
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    except TypeError:  # torch < 2.3 has no including_emulation and reports native support only
+def _native_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores (Ampere and later, compute capability 8) on ``device`` itself: PyTorch's
+    ``is_bf16_supported`` asks the current device (GPU 0 unless set), and reports emulated bf16
+    as supported too."""
+    if torch.version.hip:  # ROCm: PyTorch's own answer (its devices report no CUDA capability)
         return torch.cuda.is_bf16_supported()
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:
@@ -38,7 +39,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     precision = precision or "auto"
     if precision not in PRECISIONS:
         raise ConfigError(f"training.precision '{precision}' is unknown; allowed values: {', '.join(PRECISIONS)}")
-    bf16_ok = device.type == "cpu" or (device.type == "cuda" and _native_bf16())
+    bf16_ok = device.type == "cpu" or (device.type == "cuda" and _native_bf16(device))
     if precision == "auto":
         return "bf16" if device.type == "cuda" and bf16_ok else "fp32"
     if precision == "bf16" and not bf16_ok:
@@ -64,11 +65,15 @@ def device_name(dev: torch.device) -> str:
 
 
 def setup_device(dev: torch.device, deterministic: bool = False) -> None:
-    """CPU: deterministic kernels (runs repeat bit for bit). CUDA: cuDNN autotuning — batch
-    shapes are fixed within a job, so the fastest convolution algorithms are found once.
+    """CPU: deterministic kernels (runs repeat bit for bit). CUDA: ``dev`` becomes the current
+    device (``cuda:N``: its streams, events and the context are N's, not GPU 0's), and cuDNN
+    autotunes — batch shapes are fixed within a job, so the fastest convolution algorithms are
+    found once.
     ``deterministic`` (training.deterministic): dmlbench.train.determinism's switches instead."""
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     elif dev.type == "cuda":
+        if dev.index is not None:
+            torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True
     determinism.apply(dev, deterministic)  # training.deterministic, after the defaults above

@@ -8,8 +8,9 @@ aggregate) do not pay for it.
 - HeadMixUp: fastai's MixUp with the head's own mixup loss and device-side draws;
 - FastOptimWrapper: fastai's optimiser wrapper with cheaper hyper-parameter reads;
 - DeviceRecorder: fastai's Recorder keeping the epoch's averages on the device (no .item());
-- EpochLog: one train_log.csv row per epoch, and the stop on a NaN or infinite loss, read one
-  epoch late on a GPU so the host never waits for the device at an epoch's end.
+- EpochLog: one train_log.csv row per epoch, and the stop on a NaN or infinite loss; on a GPU the
+  values are copied to pinned host memory without blocking and read an epoch later, so the host
+  never waits for the epoch that just ended.
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ class HeadMixUp(MixUp):
     def before_batch(self):
         x, y = self.x, self.y
         if self._beta is None or self._beta[0] != x.device:
-            a = torch.tensor(self.alpha, device=x.device)
+            # torch.full: a fill kernel on the device; torch.tensor(alpha, device=...) would be a
+            # blocking host-to-device copy (a sync) on the first batch
+            a = torch.full((), self.alpha, device=x.device)
             # validate_args=False: the argument checks read values back to the host
             self._beta = (x.device, torch.distributions.Beta(a, a, validate_args=False))
         lam = self._beta[1].sample((y.size(0),))
@@ -157,14 +160,17 @@ class EpochLog(Callback):
     ``epoch_offset`` is added to the epoch of a fit that continues another (fine-tuning).
     ``device``: where the model runs.
 
-    ``lag`` (default: 1 on CUDA, 0 on the CPU): an epoch's values are read (a host sync) at the
-    end of the epoch ``lag`` epochs later, and the rest at the end of the fit. Reading epoch
-    e - 1 at the end of epoch e waits only for work the device has done or is finishing while
-    epoch e's kernels are still queued, so the device never idles at an epoch's end waiting
-    for the host's bookkeeping and the next epoch's first launches. A NaN loss is then reported
-    one epoch later (the error names the epoch it appeared in). On CUDA an epoch's seconds are
-    the device time between two events recorded at its start and end (no sync); on the CPU,
-    the wall time."""
+    The read order on CUDA (``lag`` 1, the default there): at the end of epoch e, the epoch's three
+    values are stacked on the device and copied to pinned host memory without blocking
+    (``non_blocking=True``), and an event is recorded behind the copy; then the log waits for the
+    event of epoch e - 1 - a copy queued before epoch e's kernels, done long since - and reads
+    epoch e - 1's numbers from host memory. So the host never waits for epoch e's kernels at its
+    end: it goes on queuing epoch e + 1 while the device finishes epoch e. (Reading the device
+    tensors of epoch e - 1 with ``float()`` would not do this: the copy ``float()`` queues runs on
+    the same stream, behind all of epoch e.) The rest are read at the end of the fit. A NaN loss is
+    then reported one epoch later (the error names the epoch it appeared in). On the CPU (``lag``
+    0) each epoch is read at its end. On CUDA an epoch's seconds are the device time between two
+    events recorded at its start and end (no sync); on the CPU, the wall time."""
 
     order = 60  # after the Recorder has its epoch values
 
@@ -186,9 +192,33 @@ class EpochLog(Callback):
     def _mark(self):
         if self.device.type == "cuda":
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the job's device, not the current one
             return event
         return time.perf_counter()
+
+    @staticmethod
+    def _host_buffer() -> torch.Tensor:
+        """Page-locked host memory for one epoch's three values (a copy into it need not block)."""
+        return torch.empty(3, dtype=torch.float32, pin_memory=True)
+
+    def _snapshot(self, values):
+        """The epoch's values on their way to the host: (values, None) on the CPU; on CUDA
+        (a pinned host tensor, the event recorded behind the copy into it), without waiting."""
+        if self.device.type != "cuda":
+            return values, None
+        stacked = torch.stack(
+            [
+                v.detach().float().reshape(())
+                if isinstance(v, torch.Tensor)
+                else torch.full((), float(v), device=self.device)
+                for v in values
+            ]
+        )
+        host = self._host_buffer()
+        host.copy_(stacked, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record(torch.cuda.current_stream(self.device))
+        return host, copied
 
     def before_fit(self):
         self.pending = []
@@ -197,7 +227,8 @@ class EpochLog(Callback):
         self.start = self._mark()
 
     def after_epoch(self):
-        self.pending.append((self.epoch, self.learn.recorder.values[-1], self.start, self._mark()))
+        end = self._mark()
+        self.pending.append((self.epoch, *self._snapshot(self.learn.recorder.values[-1]), self.start, end))
         while len(self.pending) > self.lag:
             self._read(*self.pending.pop(0))
 
@@ -205,8 +236,11 @@ class EpochLog(Callback):
         while self.pending:
             self._read(*self.pending.pop(0))
 
-    def _read(self, epoch: int, values, start, end):
-        # The host sync: the epoch's device-side averages become numbers.
+    def _read(self, epoch: int, values, copied, start, end):
+        # The host waits: for the copy of the epoch's values (CUDA), queued an epoch ago, or for the
+        # device-side averages themselves (the CPU: nothing to wait for).
+        if copied is not None:
+            copied.synchronize()
         train_loss, valid_loss, accuracy = (float(v) for v in values)
         epoch += self.epoch_offset
         if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
@@ -219,8 +253,7 @@ class EpochLog(Callback):
             )
         if isinstance(end, float):
             seconds = end - start
-        else:
-            end.synchronize()
+        else:  # both events are behind the copy waited for above
             seconds = start.elapsed_time(end) / 1000.0
         self.rows.append(
             {
@@ -265,7 +298,7 @@ class BestEpoch(Callback):
         self._best_loss = self._best_epoch = None
 
     def after_epoch(self):
-        loss = torch.as_tensor(self.learn.recorder.values[-1][1]).float()
+        loss = self.learn.recorder.values[-1][1].detach().float()  # the device average, no copy
         epoch = torch.full((), self.epoch, dtype=torch.long, device=loss.device)
         if self._best_loss is None:
             better = torch.ones((), dtype=torch.bool, device=loss.device)  # the first epoch is kept

@@ -68,8 +68,9 @@ from dmlbench.train.batches import DeviceBatches, JobData, case_inputs, case_loa
 from dmlbench.train.compiled import CompiledBackbone, resolve_compile
 from dmlbench.train.device import device_name, resolve_device, resolve_precision, setup_device, versions
 from dmlbench.train.fastai_parts import BestEpoch, EpochLog
-from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups
+from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups, set_frozen
 from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.sampling import balanced_batch_size
 from dmlbench.train.seeded_memo import seeded_memo, seeded_state_memo
 
 log = logging.getLogger("dmlbench.train")
@@ -88,15 +89,25 @@ initial_backbone_state = seeded_state_memo(build_backbone)
 @torch.no_grad()
 def embed(model: EmbeddingNet, batches: DeviceBatches) -> tuple[np.ndarray, np.ndarray | None]:
     """Embeddings [N, D] float32 and head logits [N, n_normal] float32, in index order (logits
-    None for a head without them: a pair or tuple loss)."""
+    None for a head without them: a pair or tuple loss).
+
+    Always in float32, whatever ``training.precision``: bf16 autocast is a training speed-up (the
+    weights are float32), and its 8-bit mantissa would round every stored embedding by up to
+    0.4 %, eight times what embeddings.npz's float16 keeps, before the kNN distances that rank
+    the test images. It costs some 3 % of a job's compute (one forward pass over the train and
+    test images per case, against epochs of forward and backward passes); docs/methods.md."""
     model.eval()
     with_logits = getattr(model.head, "has_logits", True)
     embs, logits = [], []
-    for x, _ in batches:
-        e = model(x).float()
-        embs.append(e)
-        if with_logits:
-            logits.append(model.head.logits(e).float())
+    saved, model.autocast_dtype = model.autocast_dtype, None
+    try:
+        for x, _ in batches:
+            e = model(x).float()
+            embs.append(e)
+            if with_logits:
+                logits.append(model.head.logits(e).float())
+    finally:
+        model.autocast_dtype = saved
     return torch.cat(embs).cpu().numpy(), torch.cat(logits).cpu().numpy() if with_logits else None
 
 
@@ -160,9 +171,16 @@ class RunTrainer:
         self.model.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.compiled_backbone = CompiledBackbone(self.model, compile_options)
         if resolve_compile(self.training.get("compile", "auto"), device, train_images):
+            # Warmed up in the shapes and states training will use: no training step recompiles.
             bs = warm_up_batch_size or self.training["batch_size"]
+            if getattr(self.model.head, "balanced_batches", False):
+                bs = balanced_batch_size(self.n_normal, bs)  # c classes x m images
+            states = ()
+            if self.fine_tunes and self.freeze_epochs:
+                groups = fine_tune_groups(self.model)
+                states = (lambda: set_frozen(self.model, groups, True), lambda: set_frozen(self.model, groups, False))
             with self.clock.phase("compile"):
-                self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device)
+                self.compiled_backbone.compile((bs, self.in_channels, *self.input_hw), device, states)
 
     # run.json's compile fields
     @property
@@ -215,6 +233,12 @@ class RunTrainer:
         """Pretrained: fastai's fine_tune (frozen body first, then discriminative learning rates)."""
         return self.weights is not None
 
+    @property
+    def freeze_epochs(self) -> int:
+        """Epochs of fine-tuning with the body frozen (``training.freeze_epochs``; the schema's
+        default where a spec lacks it); 0 for a model trained from scratch."""
+        return self.fine_tune_settings()[0] if self.fine_tunes else 0
+
     def reset(self, seed: int) -> None:
         """Seed the global RNGs and re-initialise the model as a fresh build with `seed` would be:
         the backbone from :data:`initial_backbone_state` (built on the CPU at the seed's first
@@ -244,7 +268,7 @@ class RunTrainer:
             self.model, train_dl, valid_dl, self.training, self.spec["method_params"], self.device, groups=groups
         )
         # A schedule over the run (SphereFace's λ) counts the optimiser steps of every phase.
-        epochs = self.training["epochs"] + (self.fine_tune_settings()[0] if self.fine_tunes else 0)
+        epochs = self.training["epochs"] + self.freeze_epochs
         self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 

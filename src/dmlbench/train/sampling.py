@@ -22,49 +22,76 @@ import torch
 MIN_PER_CLASS = 4
 
 
+def balanced_batch_size(n_classes: int, batch_size: int, min_per_class: int = MIN_PER_CLASS) -> int:
+    """Images in a class-balanced batch: ``c * m`` with ``c = min(C, batch_size // min_per_class)``
+    classes (at least 1) of ``m = batch_size // c`` images each; ``batch_size`` or fewer."""
+    c = max(1, min(n_classes, batch_size // min_per_class))
+    return c * max(1, batch_size // c)
+
+
+class ClassMembers:
+    """The classes present in ``labels`` ([N] int64, on the device) and each one's positions,
+    found once per loader: ``torch.unique`` and a ``nonzero`` per class each wait for the device
+    (a host sync), so an epoch's draw (:func:`balanced_order`) uses these instead."""
+
+    def __init__(self, labels: torch.Tensor):
+        self.device = labels.device
+        self.classes = torch.unique(labels)
+        self.members = [(labels == cls).nonzero().squeeze(1) for cls in self.classes]
+        self.counts = [len(m) for m in self.members]  # host integers
+
+
 def balanced_order(
-    labels: torch.Tensor, n_batches: int, batch_size: int, gen: torch.Generator, min_per_class: int = MIN_PER_CLASS
+    labels: torch.Tensor | ClassMembers,
+    n_batches: int,
+    batch_size: int,
+    gen: torch.Generator,
+    min_per_class: int = MIN_PER_CLASS,
 ) -> torch.Tensor:
-    """Positions into ``labels`` ([N] int64, class of each training image, on the device) for
-    ``n_batches`` class-balanced batches: a ``[n_batches, c * m]`` int64 tensor, each row one
-    batch of ``c = min(C, batch_size // min_per_class)`` classes (at least 1) with
-    ``m = batch_size // c`` images each, where ``C`` is the number of classes present. Within a
-    class, positions follow one random permutation after another (a class smaller than what the
-    epoch takes of it is repeated, each image once per pass)."""
-    device = labels.device
-    classes = torch.unique(labels)
-    n_classes = len(classes)
+    """Positions into ``labels`` ([N] int64, class of each training image, on the device; or their
+    :class:`ClassMembers`) for ``n_batches`` class-balanced batches: a ``[n_batches, c * m]`` int64
+    tensor, each row one batch of ``c = min(C, batch_size // min_per_class)`` classes (at least 1)
+    with ``m = batch_size // c`` images each, where ``C`` is the number of classes present. Within
+    a class, positions follow one random permutation after another (a class smaller than what the
+    epoch takes of it is repeated, each image once per pass): the k-th batch holding a class takes
+    the k-th run of ``m`` positions of its stream.
+
+    No host sync given ClassMembers: every size is known on the host (each class's stream is as
+    long as the epoch could take of it, ``n_batches * m``: a class is in a batch at most once)."""
+    members = labels if isinstance(labels, ClassMembers) else ClassMembers(labels)
+    device, n_classes = members.device, len(members.counts)
     c = max(1, min(n_classes, batch_size // min_per_class))
     m = max(1, batch_size // c)
     if c == n_classes:
-        chosen = classes.expand(n_batches, c)
-    else:  # c distinct classes per batch, uniformly at random
+        chosen = torch.arange(n_classes, device=device).expand(n_batches, c)
+    else:  # c distinct classes per batch, uniformly at random (positions into members.classes)
         scores = torch.rand(n_batches, n_classes, generator=gen, device=device)
-        chosen = classes[scores.argsort(dim=1)[:, :c]]
-    order = torch.empty(n_batches, c, m, dtype=torch.long, device=device)
-    for cls in classes:
-        members = (labels == cls).nonzero().squeeze(1)
-        slots = (chosen == cls).nonzero()  # (batch, column) where cls is taken
-        need = len(slots) * m
-        if need == 0:
-            continue
-        passes = math.ceil(need / len(members))
-        stream = torch.cat(
-            [members[torch.randperm(len(members), generator=gen, device=device)] for _ in range(passes)]
-        )[:need]
-        order[slots[:, 0], slots[:, 1]] = stream.view(len(slots), m)
+        chosen = scores.argsort(dim=1)[:, :c]
+    need = n_batches * m
+    streams = torch.stack(
+        [
+            torch.cat([pos[torch.randperm(n, generator=gen, device=device)] for _ in range(math.ceil(need / n))])[:need]
+            for pos, n in zip(members.members, members.counts)
+        ]
+    )  # [C, need]
+    slots = chosen.reshape(-1)  # (batch, column) in batch order
+    seen = (slots[:, None] == torch.arange(n_classes, device=device)).cumsum(0)
+    rank = seen.gather(1, slots[:, None]) - 1  # earlier batches holding the same class
+    order = streams[slots[:, None], rank * m + torch.arange(m, device=device)]
     return order.view(n_batches, c * m)
 
 
 class ClassBalancedBatches:
     """The training batches of a :class:`dmlbench.train.batches.DeviceBatches` (``base``, shuffled and
     augmented), cut in class-balanced order (:func:`balanced_order`) instead of a plain shuffle.
-    Everything else - augmentation, normalisation, channels_last, the per-epoch seed, the number
-    of batches - is the base loader's. ``labels`` are the case's remapped labels of the whole
-    train split (as the base loader holds them)."""
+    Everything else - augmentation, the base loader's input conversion (normalisation, a grey
+    image's channel repeated for a 3-channel backbone, ``model.input_size``'s resize,
+    channels_last), the per-epoch seed, the number of batches - is the base loader's. The classes
+    and their members are found once, here (:class:`ClassMembers`): an epoch waits for nothing."""
 
     def __init__(self, base, min_per_class: int = MIN_PER_CLASS):
         self.base, self.min_per_class = base, min_per_class
+        self.members = ClassMembers(base.labels[base.idx])
 
     def __len__(self) -> int:
         return len(self.base)
@@ -81,9 +108,7 @@ class ClassBalancedBatches:
         gen.manual_seed(b.seed * 100_003 + b.epoch)
         b.epoch += 1
         size = min(b.batch_size, len(b.idx))
-        rows = balanced_order(b.labels[b.idx], len(b), size, gen, self.min_per_class)
+        rows = balanced_order(self.members, len(b), size, gen, self.min_per_class)
         for positions in rows:
             ix = b.idx[positions]
-            x = b._augment_nhwc(b.images[ix], gen)
-            x = x.permute(0, 3, 1, 2).float().mul_(b.scale).sub_(b.shift)
-            yield x.contiguous(memory_format=torch.channels_last), b.labels[ix]
+            yield b._to_input(b._augment_nhwc(b.images[ix], gen)), b.labels[ix]

@@ -295,9 +295,10 @@ def test_compiled_training_step_through_dynamo_matches_eager(digits):
 def test_precision_auto_is_fp32_on_the_cpu_and_bf16_on_cuda(monkeypatch):
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16", CPU) == "bf16" and resolve_precision("fp32", CPU) == "fp32"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))  # Ampere: bf16 cores
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))  # Turing: none
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
     with pytest.raises(ConfigError, match="no bf16 support"):
         resolve_precision("bf16", torch.device("cuda"))
