@@ -21,6 +21,7 @@ import yaml
 from dmlbench.config import methods as method_entries
 from dmlbench.config import model_options
 from dmlbench.config import sources as dataset_sources
+from dmlbench.config.references import check_references
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
@@ -233,6 +234,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_worst_misses(config, source)
     _check_report_scorer(config, source)
     _check_methods(config, source)
+    check_references(config, source)
 
 
 def _check_methods(config: dict, source: str) -> None:
