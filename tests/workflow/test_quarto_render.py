@@ -22,7 +22,7 @@ from tests.helpers.qmd import expanded
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "report" / "report.qmd"
-SHOW = re.compile(r'^show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)
+SHOW = re.compile(r'^\s*show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)  # at a line's start, or indented under an if
 
 pytestmark = [pytest.mark.quarto, pytest.mark.slow]
 

@@ -22,15 +22,18 @@ from dmlbench.report import (
     findings,
     ranking,
     reproducibility,
+    reproduction,
     scorers,
     sensitivity,
     setup,
+    summary,
     worst_misses,
 )
 from dmlbench.report._declare import Column, Figure, Table
 
 #: The sections in report order; ``report/sections/<name>.qmd`` is each one's include.
 SECTIONS = (
+    summary,
     setup,
     auroc,
     distances,
@@ -44,6 +47,7 @@ SECTIONS = (
     annex_sample_size,
     sensitivity,
     findings,
+    reproduction,
     reproducibility,
 )
 
