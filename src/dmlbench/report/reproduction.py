@@ -1,4 +1,4 @@
-"""Reproduction: the study's published numbers (and any ``references:`` files) beside this run's,
+"""Section 15, Reproduction: the study's published numbers (and any ``references:`` files) beside this run's,
 cell by cell; whether the methods come in the same order; how this run's setting differs from
 the study's; and, where the run holds a method both with and without a switch of the original
 implementation (dmlbench.config.switches), what each switch changes.
@@ -44,8 +44,8 @@ from dmlbench.config.references import MEAN_OF_METHODS, REFERENCE_COLUMNS, refer
 from dmlbench.config.switches import SWITCHES, switches_on
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
-    FACET_COLUMNS,
     METRICS_COLUMNS,
+    PANEL_WIDTH,
     alt,
     method_colour_scale,
     method_order,
@@ -104,6 +104,9 @@ FIX_COLUMNS = [
     "outcome",
 ]
 ALPHA = 0.05
+#: Panels to a row: two, so that a panel's long cell title fits above it and the y axis of methods
+#: beside it keeps the figure within the page at 7 pt.
+FIGURE_COLUMNS = 2
 
 
 # --------------------------------------------------------------------------- references and matches
@@ -546,8 +549,8 @@ def claims_text(moved: pd.DataFrame) -> str:
 
 
 def cell_label(row) -> str:
-    """ "cifar10 a8 · cosine k1 · 100/class · mean" for a cell group."""
-    npc = "all images" if str(row["n_per_class"]) == "all" else f"{row['n_per_class']}/class"
+    """ "cifar10 a8 · cosine k1 · N 100 · mean" for a cell group (N: images per class, or all)."""
+    npc = f"N {row['n_per_class']}"
     stat = "median" if row["statistic"] == "median_auroc" else "mean"
     ref = "" if row["reference"] == "study" else f"{row['reference']}: "
     return f"{ref}{row['dataset']} a{int(row['n_anomaly'])} · {row['distance']} k{row['k']} · {npc} · {stat}"
@@ -609,9 +612,10 @@ def reproduction_chart(references: pd.DataFrame, cells: pd.DataFrame, no_match: 
             ours.mark_rule().encode(x=alt.X("ci_low:Q"), x2="ci_high:Q", y=y, color=colour),
             ours.mark_point(filled=True, size=35).encode(x=x, y=y, color=colour, tooltip=tip),
         ]
-    chart = alt.layer(*layers, data=data).properties(width=200, height=max(60, 16 * len(methods)))
+    chart = alt.layer(*layers, data=data).properties(width=PANEL_WIDTH, height=max(60, 16 * len(methods)))
     chart = chart.facet(
-        facet=alt.Facet("cell:N", sort=cell_order, title=None), columns=min(FACET_COLUMNS, len(cell_order))
+        facet=alt.Facet("cell:N", sort=cell_order, title=None, header=alt.Header(labelLimit=PANEL_WIDTH + 40)),
+        columns=min(FIGURE_COLUMNS, len(cell_order)),
     )
     subtitle = (
         ["hollow diamond: published; dot and bar: this run's value over cases and its 95 % interval"]

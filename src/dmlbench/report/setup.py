@@ -1,4 +1,4 @@
-"""Section 1, Setup: the conditions run, which classes are anomalies in each case, the methods."""
+"""Section 2, Setup: the conditions run, which classes are anomalies in each case, the methods."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Summary, the report's first page: the best method per condition and how many lie within its
+"""Section 1, Summary: the report's first page: the best method per condition and how many lie within its
 interval, each claim's verdict, and the reproduction's verdict - one line each, linking to the
 section that holds the evidence (``#sec-auroc``, ``#sec-findings``, ``#sec-reproduction``).
 
