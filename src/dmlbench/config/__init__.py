@@ -21,6 +21,7 @@ from __future__ import annotations
 from dmlbench.config.sources import FLIP_DEFAULT, KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import (
     annex_conditions,
+    annex_mixup_of,
     is_annex,
     parse_n_per_class,
     reference_size,
@@ -49,6 +50,7 @@ __all__ = [
     "FLIP_DEFAULT",
     "KNOWN_CLASS_COUNTS",
     "annex_conditions",
+    "annex_mixup_of",
     "check_semantics",
     "fill_defaults",
     "head_defaults",

@@ -247,3 +247,14 @@ def test_the_settings_table_names_each_difference():
     cfg["methods"]["arcface_orig"] = dict(cfg["methods"]["arcface"], untrained_weights=True)
     table = repro.settings_table(cfg).set_index("setting")
     assert table.loc["switch untrained_weights"].tolist() == ["on", "on for arcface_orig", "partly"]
+
+
+def test_config_study_yaml_matches_every_published_cell_of_the_study():
+    from pathlib import Path
+
+    from dmlbench.config import load_config
+
+    root = Path(__file__).resolve().parents[3]
+    cfg = load_config(root / "config" / "study.yaml")
+    study = repro.reference_frame(cfg)
+    assert len(repro.matching_rows(cfg)) == len(study) == 56  # A.1's N = 100 and k = 10 included
