@@ -137,23 +137,28 @@ def _run_cells(config: dict) -> set[tuple]:
     }
 
 
-def matching_rows(config: dict, references: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The reference rows this config's runs can be compared with (from the config alone: its
-    datasets, conditions, images per class, annex A.2 sizes, distances, k and heads)."""
-    refs = reference_frame(config) if references is None else references
+def _matches(config: dict, rows: list[dict]) -> list[bool]:
+    """Which reference rows (dicts) this config's runs can be compared with: its datasets,
+    conditions, images per class, annex A.2 sizes, distances, k and heads (pandas-free: the
+    workflow plans the section's tables from it)."""
     cells = _run_cells(config)
     heads = {method_entries.head_of(label, config["methods"]) for label in config["methods"]}
-    keep = [
-        (r.dataset, int(r.n_anomaly), str(r.n_per_class), r.distance, str(r.k)) in cells
-        and (r.method in heads or r.method == MEAN_OF_METHODS)
-        for r in refs.itertuples()
+    return [
+        (r["dataset"], int(r["n_anomaly"]), str(r["n_per_class"]), r["distance"], str(r["k"])) in cells
+        and (r["method"] in heads or r["method"] == MEAN_OF_METHODS)
+        for r in rows
     ]
-    return refs[keep]
+
+
+def matching_rows(config: dict, references: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The reference rows this config's runs can be compared with (from the config alone)."""
+    refs = reference_frame(config) if references is None else references
+    return refs[_matches(config, refs.to_dict("records"))]
 
 
 def needs_match(config: dict) -> str | None:
     """Why no cell of this config matches a reference (None when one does)."""
-    if len(matching_rows(config)):
+    if any(_matches(config, reference_rows(config))):
         return None
     return no_match_sentence(config)
 
@@ -161,7 +166,7 @@ def needs_match(config: dict) -> str | None:
 def no_match_sentence(config: dict) -> str:
     """One sentence: no cell of this run matches a published value, and the config that would."""
     datasets = ", ".join(sorted(config["datasets"]))
-    published = ", ".join(sorted(set(reference_frame(config)["dataset"])))
+    published = ", ".join(sorted({r["dataset"] for r in reference_rows(config)}))
     return (
         f"no cell of this run (dataset {datasets}) matches a published value (datasets {published}); "
         f"`{study_metadata()['matching_config']}` runs the study's own grid"
