@@ -595,7 +595,7 @@ def figure_frame(references: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([f[columns] for f in frames], ignore_index=True)
 
 
-def reproduction_chart(references: pd.DataFrame, cells: pd.DataFrame, no_match: str | None = None):
+def reproduction_chart(references: pd.DataFrame, cells: pd.DataFrame):
     """Published (hollow diamonds) and ours (filled dots with the 95 % interval) AUROC per method,
     one panel per cell; without a matching cell, the published values alone."""
     data = figure_frame(references, cells)
@@ -625,7 +625,10 @@ def reproduction_chart(references: pd.DataFrame, cells: pd.DataFrame, no_match: 
     subtitle = (
         ["hollow diamond: published; dot and bar: this run's value over cases and its 95 % interval"]
         if len(cells)
-        else [f"the published values alone: {no_match}"]
+        else [
+            "the published values alone: no cell of this run matches one;",
+            f"{study_metadata()['matching_config']} runs the study's grid",
+        ]
     )
     return titled(chart, "Published and this run's AUROC per method", subtitle)
 
@@ -665,7 +668,7 @@ def claims_moved_of(v) -> pd.DataFrame:
 def _figure(v):
     cells = _cells(v) if needs_match(v.config) is None else pd.DataFrame(columns=CELL_COLUMNS)
     refs = reference_frame(v.config)
-    return reproduction_chart(refs, cells, needs_match(v.config))
+    return reproduction_chart(refs, cells)
 
 
 def _cells_shown(df: pd.DataFrame) -> pd.DataFrame:
