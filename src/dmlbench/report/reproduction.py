@@ -104,9 +104,8 @@ FIX_COLUMNS = [
     "outcome",
 ]
 ALPHA = 0.05
-#: Panels to a row: two, so that a panel's long cell title fits above it and the y axis of methods
-#: beside it keeps the figure within the page at 7 pt.
-FIGURE_COLUMNS = 2
+#: Panels to a row: three, as the other figures, so that the study's ten cells fit one page.
+FIGURE_COLUMNS = 3
 
 
 # --------------------------------------------------------------------------- references and matches
@@ -553,12 +552,18 @@ def claims_text(moved: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- the figure
 
 
-def cell_label(row) -> str:
-    """ "cifar10 a8 · cosine k1 · N 100 · mean" for a cell group (N: images per class, or all)."""
+def cell_label(row, short: bool = False) -> str:
+    """ "cifar10 a8 · cosine k1 · N 100 · mean" for a cell group (N: images per class, or all);
+    ``short``: the distance in three letters (a panel title of the figure)."""
     npc = f"N {row['n_per_class']}"
     stat = "median" if row["statistic"] == "median_auroc" else "mean"
     ref = "" if row["reference"] == "study" else f"{row['reference']}: "
-    return f"{ref}{row['dataset']} a{int(row['n_anomaly'])} · {row['distance']} k{row['k']} · {npc} · {stat}"
+    distance = row["distance"][:3] if short else row["distance"]
+    return f"{ref}{row['dataset']} a{int(row['n_anomaly'])} · {distance} k{row['k']} · {npc} · {stat}"
+
+
+def _short_label(row) -> str:
+    return cell_label(row, short=True)
 
 
 def figure_frame(references: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
@@ -567,11 +572,11 @@ def figure_frame(references: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     value, ci_low, ci_high, verdict."""
     if len(cells):
         ours = cells.assign(
-            cell=cells.apply(cell_label, axis=1), method=cells["label"], source="ours", value=cells["ours"]
+            cell=cells.apply(_short_label, axis=1), method=cells["label"], source="ours", value=cells["ours"]
         )
         pub = cells.drop_duplicates([*GROUP_KEYS, "method"])
         pub = pub[pub["published"].notna()].assign(
-            cell=lambda d: d.apply(cell_label, axis=1),
+            cell=lambda d: d.apply(_short_label, axis=1),
             method=lambda d: [lab if m == MEAN_OF_METHODS else m for m, lab in zip(d["method"], d["label"])],
             source="published",
             value=lambda d: d["published"],
@@ -584,7 +589,7 @@ def figure_frame(references: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
         pub = references[references["value"].notna()]
         frames = [
             pub.assign(
-                cell=pub.apply(cell_label, axis=1),
+                cell=pub.apply(_short_label, axis=1),
                 source="published",
                 ci_low=float("nan"),
                 ci_high=float("nan"),
@@ -617,9 +622,11 @@ def reproduction_chart(references: pd.DataFrame, cells: pd.DataFrame):
             ours.mark_rule().encode(x=alt.X("ci_low:Q"), x2="ci_high:Q", y=y, color=colour),
             ours.mark_point(filled=True, size=35).encode(x=x, y=y, color=colour, tooltip=tip),
         ]
-    chart = alt.layer(*layers, data=data).properties(width=PANEL_WIDTH, height=max(60, 16 * len(methods)))
+    chart = alt.layer(*layers, data=data).properties(width=PANEL_WIDTH, height=max(48, 12 * len(methods)))
     chart = chart.facet(
-        facet=alt.Facet("cell:N", sort=cell_order, title=None, header=alt.Header(labelLimit=PANEL_WIDTH + 40)),
+        facet=alt.Facet(
+            "cell:N", sort=cell_order, title=None, header=alt.Header(labelLimit=PANEL_WIDTH + 40, labelFontSize=10)
+        ),
         columns=min(FIGURE_COLUMNS, len(cell_order)),
     )
     subtitle = (
