@@ -63,6 +63,11 @@ LOCAL_IMPORTS = {
         {"pytorch_metric_learning"},
         "only regenerating the stored table of PML's constructors imports PML (and torch); the config check never does",
     ),
+    "dmlbench.config.references": (
+        {"pyarrow"},
+        "only a `references:` entry that is a parquet file (an earlier run's summary table) needs pyarrow; "
+        "the config check of every other config reads no parquet",
+    ),
     "dmlbench.heads.pml": (
         {"pytorch_metric_learning"},
         "only a pml head needs pytorch-metric-learning; the study's six heads train without importing it",

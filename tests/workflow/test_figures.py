@@ -46,7 +46,11 @@ def test_planned_labels_follow_the_config():
     full = validate(
         {**base, "annex": {"sample_size": [30]}, "methods": {"arcface": {"margin": [0.3, 0.5]}}, "tuning": tuning}
     )
-    assert planned_figures(full) == list(ALL_FIGURES) and planned_tables(full) == list(ALL_TABLES)
+    # every table but the Reproduction's that need a published cell of this run's (digits has none)
+    # and a method both with and without a switch of the original implementation
+    gated = {"tbl-reproduction", "tbl-reproduction-order", "tbl-reproduction-fixes"}
+    assert planned_figures(full) == list(ALL_FIGURES)
+    assert planned_tables(full) == [t for t in ALL_TABLES if t not in gated]
     lean = validate({**base, "tsne": {"enabled": False}, "scoring": {"distances": ["cosine"]}})
     assert set(ALL_FIGURES) - set(planned_figures(lean)) == {
         "fig-tsne",
@@ -55,7 +59,7 @@ def test_planned_labels_follow_the_config():
         "fig-sensitivity",
         "fig-tuning-progress",
     }
-    assert set(ALL_TABLES) - set(planned_tables(lean)) == {
+    assert set(ALL_TABLES) - set(planned_tables(lean)) == gated | {
         "tbl-closed-set",
         "tbl-annex-sample-size",
         "tbl-cosine-euclidean",

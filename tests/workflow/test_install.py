@@ -136,6 +136,17 @@ def test_the_installed_package_validates_lists_and_dry_runs_outside_the_source_t
     validated = _run([cli, "validate", "--config", ROOT / "config" / "test.yaml"], cwd=tmp_path).stdout
     assert "methods:" in validated and "arcface_margin0.3" in validated  # defaults filled and sweeps expanded
     assert "arcface: Additive angular margin" in _run([cli, "list", "heads"], cwd=tmp_path).stdout
+    # the study's published numbers travel as package data (the Reproduction section reads them)
+    study = _run(
+        [
+            py,
+            "-c",
+            "from dmlbench.config.references import reference_rows, study_file; print(study_file()); "
+            "print(len(reference_rows()))",
+        ],
+        cwd=tmp_path,
+    ).stdout.split()
+    assert Path(study[0]).is_relative_to(fresh) and study[1] == "56"
     dry = _run(
         [
             py,

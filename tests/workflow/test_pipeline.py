@@ -60,8 +60,10 @@ def test_every_output_exists(test_run):
             "closed_set",
         )
     ]
-    # config/test.yaml has both distances, annex A.2 and the closed-set models: every figure and table.
-    expected += [f"results/tables/{label}.csv" for label in ALL_TABLES]
+    # config/test.yaml has both distances, annex A.2 and the closed-set models: every figure, and every
+    # table but the Reproduction's that need a published cell (digits has none) or a switch variant.
+    gated = {"tbl-reproduction", "tbl-reproduction-order", "tbl-reproduction-fixes"}
+    expected += [f"results/tables/{label}.csv" for label in ALL_TABLES if label not in gated]
     expected += [f"results/figures/{label}.{ext}" for label in ALL_FIGURES for ext in ("svg", "png", "vl.json")]
     missing = [p for p in expected if not (test_run / p).is_file()]
     assert not missing, missing

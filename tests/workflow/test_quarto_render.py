@@ -22,7 +22,7 @@ from tests.helpers.qmd import expanded
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "report" / "report.qmd"
-SHOW = re.compile(r'^show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)
+SHOW = re.compile(r'^\s*show\("((?:fig|tbl)-[\w-]+)"\)$', re.M)  # at a line's start, or indented under an if
 
 pytestmark = [pytest.mark.quarto, pytest.mark.slow]
 
@@ -217,3 +217,51 @@ def test_both_formats_end_with_the_references_and_name_the_quarto_that_rendered_
     assert html.count('class="csl-entry"', refs) == entries == html.count('class="csl-entry"')
     assert "<section" not in html[refs + 1 :]  # the last section of the page
     assert html.rindex('id="reproducibility"') < refs
+
+
+def test_the_report_opens_with_the_summary_and_says_why_no_cell_matches(rendered, tmp_path):
+    """Issue 25: the Summary is the first section, each of its lines links to a section that exists;
+    the Reproduction section says in one sentence that no cell of the test run (digits) matches the
+    study's and names config/study.yaml - in the PDF's text and in the HTML as Chromium draws it."""
+    from dmlbench.report.reproduction import no_match_sentence
+
+    sentence = no_match_sentence(rendered["config"]).replace("`", "")  # inline code: no backticks in print
+    pdftotext = _need("pdftotext", "install poppler-utils to read the PDF")
+    text = _normalised(subprocess.run([pdftotext, str(rendered["pdf"]), "-"], capture_output=True, text=True).stdout)
+    # after the table of contents: the Summary's text, then the Setup's first item, ..., the Reproduction's sentence
+    first_setup_item = _shown_in_order(rendered["config"])[0]
+    places = [
+        text.find(_normalised("What this run found, one line each")),
+        text.find(_normalised(first_setup_item.caption)),
+        text.find(_normalised(sentence[0].upper() + sentence[1:])),
+    ]
+    assert -1 not in places and places == sorted(places), places
+    assert _normalised("Reproduction: " + sentence) in text  # the Summary's line
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("Chromium not on PATH: apt-get install -y chromium to open the HTML report")
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            rendered["html"].as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    dom = proc.stdout
+    sections = re.findall(r'<section id="([\w-]+)" class="level2', dom)
+    assert sections[0] == "sec-summary" and sections[1] == "setup", sections[:3]
+    summary = dom[dom.index('id="sec-summary"') : dom.index('id="setup"')]
+    links = set(re.findall(r'href="#(sec-[\w-]+)"', summary)) - {"sec-summary"}  # the heading's own anchor
+    assert links == {"sec-auroc", "sec-findings", "sec-reproduction"}
+    assert all(f'id="{link}"' in dom for link in links)
+    plain = re.sub(r"<[^>]+>", "", dom).replace("\u2019", "'").replace("&#39;", "'")
+    assert " ".join(sentence.split()) in " ".join(plain.split())

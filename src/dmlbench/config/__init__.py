@@ -21,6 +21,7 @@ from __future__ import annotations
 from dmlbench.config.sources import FLIP_DEFAULT, KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import (
     annex_conditions,
+    annex_mixup_of,
     class_count,
     is_annex,
     n_cases,
@@ -53,6 +54,7 @@ __all__ = [
     "KNOWN_CLASS_COUNTS",
     "annex_conditions",
     "class_count",
+    "annex_mixup_of",
     "check_semantics",
     "fill_defaults",
     "head_defaults",

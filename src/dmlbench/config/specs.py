@@ -99,6 +99,22 @@ def is_annex(config: dict, n_per_class) -> bool:
     return n in config["annex"]["sample_size"] and n not in config["n_per_class"]
 
 
+def annex_mixup_of(config: dict, label: str) -> bool | None:
+    """Whether method ``label`` trains with mixup in the annex A.2 runs, as ``annex.mixup`` says:
+    true/false for every method, a list of labels or heads for those only, None (null) when the
+    method's own ``mixup`` holds. A pytorch-metric-learning loss never mixes (False, or None with
+    null)."""
+    annex_mixup = config["annex"].get("mixup")
+    if annex_mixup is None:
+        return None
+    entry = config["methods"][label]
+    if not method_entries.mixes(entry):
+        return False
+    if isinstance(annex_mixup, list):
+        return label in annex_mixup or entry.get("head", label) in annex_mixup
+    return bool(annex_mixup)
+
+
 def reference_size(n_normal_classes: int, n_per_class: int, val_fraction: float) -> int:
     """Rows of a case's reference set when every normal class is subsampled to n_per_class
     images: what remains after the validation carve-out (as splits.carve_validation does it)."""
@@ -141,8 +157,9 @@ def train_spec(config: dict, dataset: str, n_anomaly: int, method: str, n_per_cl
     # `head` and `sweep` are not the head's parameters; the head is named in the spec only when it
     # is not the label, so that a config of head-named methods keeps its specs (and its runs).
     method_params = {k: v for k, v in entry.items() if k not in ("head", "sweep")}
-    if is_annex(config, n_per_class) and config["annex"]["mixup"] is not None and method_entries.mixes(entry):
-        method_params["mixup"] = bool(config["annex"]["mixup"])
+    annex_mixup = annex_mixup_of(config, method)
+    if is_annex(config, n_per_class) and annex_mixup is not None and method_entries.mixes(entry):
+        method_params["mixup"] = annex_mixup
     head = {} if entry.get("head", method) == method else {"head": entry["head"]}
     return {
         "dataset": dataset,

@@ -21,6 +21,7 @@ import yaml
 from dmlbench.config import methods as method_entries
 from dmlbench.config import model_options, tuning
 from dmlbench.config import sources as dataset_sources
+from dmlbench.config.references import check_references
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import (
@@ -255,6 +256,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_report_scorer(config, source)
     _check_methods(config, source)
     tuning.check_tuning(config, source)
+    check_references(config, source)
 
 
 def _check_methods(config: dict, source: str) -> None:
@@ -380,6 +382,22 @@ def _check_training_override(override: dict, where: list[str], schema: dict, sou
 
 def _check_annex(config: dict, source: str) -> None:
     main = {(c["dataset"], int(n)) for c in config["conditions"] for n in c["n_anomaly"]}
+    mixup = config["annex"]["mixup"]
+    if isinstance(mixup, list):
+        methods = config["methods"]
+        heads = {entry.get("head", label) for label, entry in methods.items()}
+        for i, name in enumerate(mixup):
+            if name not in methods and name not in heads:
+                raise ConfigError(
+                    f"{source}: annex.mixup.{i} '{name}' is neither a method label nor the head of one "
+                    f"(methods: {', '.join(methods)}); name the methods that train with mixup in annex A.2"
+                )
+            named = [e for label, e in methods.items() if name in (label, e.get("head", label))]
+            if not any(method_entries.mixes(e) for e in named):
+                raise ConfigError(
+                    f"{source}: annex.mixup.{i} '{name}' is a pytorch-metric-learning loss, which has no "
+                    f"per-sample loss to mix; remove it from annex.mixup"
+                )
     for dataset, n in annex_conditions(config):
         if (dataset, n) not in main:
             raise ConfigError(

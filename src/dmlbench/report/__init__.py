@@ -22,9 +22,11 @@ from dmlbench.report import (
     findings,
     ranking,
     reproducibility,
+    reproduction,
     scorers,
     sensitivity,
     setup,
+    summary,
     tuning,
     worst_misses,
 )
@@ -32,6 +34,7 @@ from dmlbench.report._declare import Column, Figure, Table
 
 #: The sections in report order; ``report/sections/<name>.qmd`` is each one's include.
 SECTIONS = (
+    summary,
     setup,
     auroc,
     distances,
@@ -46,6 +49,7 @@ SECTIONS = (
     sensitivity,
     tuning,
     findings,
+    reproduction,
     reproducibility,
 )
 

@@ -1,4 +1,4 @@
-"""Section 2, AUROC per condition: the study's main figure (a box per method over cases × seeds),
+"""Section 3, AUROC per condition: the study's main figure (a box per method over cases × seeds),
 all conditions with 95 % intervals over cases, and the table of means."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Section 4, Balance of normal and anomaly classes: AUROC and anomaly distance against the
+"""Section 5, Balance of normal and anomaly classes: AUROC and anomaly distance against the
 number of anomaly classes."""
 
 from __future__ import annotations

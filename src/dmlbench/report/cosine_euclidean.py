@@ -1,4 +1,4 @@
-"""Section 5, Cosine vs Euclidean: the same models scored with both distances, paired."""
+"""Section 6, Cosine vs Euclidean: the same models scored with both distances, paired."""
 
 from __future__ import annotations
 

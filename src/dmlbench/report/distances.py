@@ -1,4 +1,4 @@
-"""Section 3, Normalised distances: normal and anomaly test classes on a common scale."""
+"""Section 4, Normalised distances: normal and anomaly test classes on a common scale."""
 
 from __future__ import annotations
 

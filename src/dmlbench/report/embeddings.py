@@ -1,4 +1,4 @@
-"""Section 9, Embeddings: t-SNE maps of test embeddings from models trained on all classes, and
+"""Section 10, Embeddings: t-SNE maps of test embeddings from models trained on all classes, and
 their closed-set accuracy."""
 
 from __future__ import annotations

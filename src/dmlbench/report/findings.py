@@ -1,4 +1,4 @@
-"""Section 13, Findings: the study's claims tested on this run's tables, each with a verdict, the
+"""Section 14, Findings: the study's claims tested on this run's tables, each with a verdict, the
 tests behind it and a sentence of evidence. Pure functions of ``metrics`` and ``class_distances``
 (docs/tables.md) and the config's methods; ``findings`` gives one row per claim
 (``tbl-findings``), ``findings_tests`` one row per test (``tbl-findings-tests``).

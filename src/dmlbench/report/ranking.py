@@ -1,4 +1,4 @@
-"""Section 7, Ranking: average ranks over cases, the Friedman test, the critical-difference diagram
+"""Section 8, Ranking: average ranks over cases, the Friedman test, the critical-difference diagram
 (Nemenyi; drawn only after a significant Friedman test) and paired Wilcoxon tests against
 Conventional."""
 

@@ -1,4 +1,4 @@
-"""Section 13, Reproducibility: the software, hardware and code of the runs, the recipes, the
+"""Section 16, Reproducibility: the software, hardware and code of the runs, the recipes, the
 runtime of every workflow stage, and the effective config."""
 
 from __future__ import annotations

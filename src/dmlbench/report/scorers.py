@@ -1,4 +1,4 @@
-"""Section 6, Scorers compared: kNN distances, Mahalanobis, MSP, max logit, energy, LOF and
+"""Section 7, Scorers compared: kNN distances, Mahalanobis, MSP, max logit, energy, LOF and
 OpenOOD's KNN on the same embeddings and heads. A logit scorer of a head without logits (a pair
 or tuple loss) is shown as not applicable, never filled from another score."""
 

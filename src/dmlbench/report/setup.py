@@ -1,9 +1,10 @@
-"""Section 1, Setup: the conditions run, which classes are anomalies in each case, the methods."""
+"""Section 2, Setup: the conditions run, which classes are anomalies in each case, the methods."""
 
 from __future__ import annotations
 
 from dmlbench.config import head_params
 from dmlbench.config import methods as method_entries
+from dmlbench.config.specs import annex_mixup_of
 from dmlbench.errors import DmlbenchError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
@@ -236,7 +237,8 @@ def methods_table(config: dict) -> pd.DataFrame:
             "mixup": mixup_text(mixup, alpha) if mixes else "n/a",
         }
         if annex.get("sample_size"):
-            on = mixup if annex.get("mixup") is None else annex["mixup"]
+            annex_mixup = annex_mixup_of(config, method)
+            on = mixup if annex_mixup is None else annex_mixup
             row["mixup_annex"] = mixup_text(on, alpha) if mixes else "n/a"
         rows.append(row)
     columns = ["method", "head", "parameters", "mixup"] + (["mixup_annex"] if annex.get("sample_size") else [])

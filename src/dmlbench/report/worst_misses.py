@@ -1,4 +1,4 @@
-"""Section 8, Worst misses: per method the anomalies scored most normal, each beside its nearest
+"""Section 9, Worst misses: per method the anomalies scored most normal, each beside its nearest
 normal training image.
 
 Images travel inside the Vega-Lite spec as PNG ``data:`` URLs, which browsers and vl-convert

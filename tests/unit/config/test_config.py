@@ -285,3 +285,34 @@ def test_a_numeric_cases_lists_no_folder(tmp_path):
     cfg["cases"] = 2
     cfg["datasets"]["f"]["root"] = str(tmp_path / "later")
     assert train_spec(validate(cfg), "f", 2, "conventional", "all", 0)["cases"] == 2
+
+
+def test_annex_mixup_as_a_list_gives_mixup_to_the_named_methods_only():
+    """The study's annex A.2: mixup on Conventional and L2-softmax only (by label or by head)."""
+    methods = {"conventional": {}, "l2softmax": {}, "arcface": {"mixup": True}, "arcface_wide": {"head": "arcface"}}
+    cfg = validate(_digits(methods=methods, annex={"sample_size": [30], "mixup": ["conventional", "l2softmax"]}))
+    annex = {m: train_spec(cfg, "d", 1, m, 30, 3)["method_params"]["mixup"] for m in methods}
+    assert annex == {"conventional": True, "l2softmax": True, "arcface": False, "arcface_wide": False}
+    # the main runs keep each method's own
+    assert train_spec(cfg, "d", 1, "arcface", "all", 3)["method_params"]["mixup"] is True
+    assert train_spec(cfg, "d", 1, "conventional", "all", 3)["method_params"]["mixup"] is False
+    # a head names every method with that head
+    cfg = validate(_digits(methods=methods, annex={"sample_size": [30], "mixup": ["arcface"]}))
+    annex = {m: train_spec(cfg, "d", 1, m, 30, 3)["method_params"]["mixup"] for m in methods}
+    assert annex == {"conventional": False, "l2softmax": False, "arcface": True, "arcface_wide": True}
+    from dmlbench.report.setup import methods_table
+
+    table = methods_table(cfg).set_index("method")
+    assert table["mixup_annex"].tolist() == ["no", "no", "yes (alpha 0.4)", "yes (alpha 0.4)"]
+
+
+def test_annex_mixup_list_names_only_methods_that_can_mix():
+    with pytest.raises(ConfigError, match=r"annex\.mixup\.1 'cosface' is neither a method label nor the head of one"):
+        validate(
+            _digits(methods={"conventional": {}}, annex={"sample_size": [30], "mixup": ["conventional", "cosface"]})
+        )
+    pml = {"conventional": {}, "sc": {"head": "pml", "loss": "SupConLoss"}}
+    with pytest.raises(ConfigError, match=r"annex\.mixup\.0 'sc' is a pytorch-metric-learning loss"):
+        validate(_digits(methods=pml, annex={"sample_size": [30], "mixup": ["sc"]}))
+    with pytest.raises(ConfigError, match=r"annex"):
+        validate(_digits(annex={"sample_size": [30], "mixup": "conventional"}))  # neither a flag nor a list
