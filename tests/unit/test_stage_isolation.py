@@ -181,6 +181,18 @@ def test_unit_tests_mirror_the_packages():
     assert not missing, f"no tests/unit/<package>/test_*.py for {missing}"
 
 
+def test_test_modules_have_one_name_each():
+    """The test folders are no packages (pytest's rootdir-relative import): two test modules of one
+    file name stop the whole suite at collection ("import file mismatch"), which a targeted run of
+    either never shows."""
+    tests = SRC.parents[1] / "tests"
+    names: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    twice = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert not twice, f"rename one of each: {twice}"
+
+
 def test_the_exceptions_are_current():
     """Every listed exception still happens: a stale entry would hide a new one."""
     for module, (packages, _) in LOCAL_IMPORTS.items():

@@ -78,6 +78,8 @@ HOW = [
     (r"^\.venv/bin/snakemake\b", "snakemake dry run"),
     (r"^\.venv/bin/dmlbench\b", "dmlbench"),
     (r"^\.venv/bin/python -m bench\.", "bench"),
+    # CUDA only; its --device cpu mode runs in tests/unit/bench/test_gpu_check.py
+    (r"^bench/gpu_check\.sh --device cuda\b", "device check"),
     (r"^apt-get\b", "system packages"),
     (r"^docker\b", "container"),
 ]
