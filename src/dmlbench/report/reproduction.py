@@ -773,8 +773,8 @@ TABLES = (
         needs=needs_pairs,
         columns=(
             Column("switches", "switches", None, 1.3),
-            Column("method", "method", None, 1.1),
-            Column("against", "against", None, 1.0),
+            Column("method", "method", None, 1.6),
+            Column("against", "against", None, 1.1),
             Column("condition", "condition", None, 0.9),
             Column("effect", "effect", "+.3f", 0.7),
             Column("interval", "95 % CI", None, 1.2),
