@@ -10,7 +10,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 # Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
-from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
+from dmlbench.config import (
+    annex_conditions,
+    read_config_file,
+    score_spec,
+    train_spec,
+    tsne_datasets,
+    validate,
+    worst_miss_selection,
+)
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
     CLOSED_SET_TABLE_NAMES,
@@ -31,6 +39,10 @@ from dmlbench.layout import (
 from dmlbench.report import planned_figures, planned_tables
 
 try:
+    # Snakemake has read the config files with its own YAML loader, which keeps the last of two
+    # equal keys without a word: each is read again by dmlbench's (duplicate keys, `on:` as a key).
+    for _path in workflow.configfiles:
+        read_config_file(_path)
     _validated = validate(config, "the workflow config")
 except DmlbenchError as exc:
     raise WorkflowError(str(exc)) from None

@@ -24,6 +24,7 @@ from dmlbench.config import sources as dataset_sources
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
+from dmlbench.config.yaml_loader import read_yaml_file
 from dmlbench.errors import ConfigError
 
 #: The schema's file name inside the package (src/dmlbench/config/).
@@ -200,6 +201,9 @@ def check_semantics(config: dict, source: str = "config") -> None:
     checked, and sweeps expanded, by dmlbench.config.methods.expand before (in :func:`validate`).
     Imports no torch."""
     datasets = config["datasets"]
+    _check_repeats(config["conditions"], "conditions", source)
+    if config["annex"].get("conditions"):
+        _check_repeats(config["annex"]["conditions"], "annex.conditions", source)
     _check_model(config, source)
     _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
@@ -233,6 +237,22 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_worst_misses(config, source)
     _check_report_scorer(config, source)
     _check_methods(config, source)
+
+
+def _check_repeats(conditions: list[dict], where: str, source: str) -> None:
+    """Each (dataset, n_anomaly) once: a repeated one would train, score and aggregate its runs
+    twice (the summary's n doubled, its std shrunk), so it is refused, naming both places."""
+    first: dict[tuple[str, int], str] = {}
+    for i, cond in enumerate(conditions):
+        for j, n in enumerate(cond["n_anomaly"]):
+            here = f"{where}[{i}].n_anomaly[{j}]"
+            key = (cond["dataset"], n)
+            if key in first:
+                raise ConfigError(
+                    f"{source}: {here} repeats dataset '{cond['dataset']}' with n_anomaly {n}, already given at "
+                    f"{first[key]}; its runs would be counted twice in every table - remove the repeat"
+                )
+            first[key] = here
 
 
 def _check_methods(config: dict, source: str) -> None:
@@ -420,15 +440,9 @@ def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, 
 
 
 def read_config_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)  # safe_load: a config never executes code
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return data
+    """A config file as written (no defaults), read by dmlbench.config.yaml_loader: duplicate
+    keys, YAML booleans as keys, a folder or a binary file each stop with one line."""
+    return read_yaml_file(path)
 
 
 def load_config(path_or_config: str | Path | dict) -> dict:

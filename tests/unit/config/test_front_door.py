@@ -1,0 +1,112 @@
+"""Issue 28: the front door - a mistake in a config that would be double-counted, dropped or
+misread stops before any job, with one line naming the key (and the line of the file)."""
+
+import pytest
+
+from dmlbench.config import load_config, read_config_file
+from dmlbench.config.yaml_loader import load_yaml
+from dmlbench.errors import ConfigError
+
+BASE = """\
+datasets:
+  digits: {source: digits}
+conditions:
+  - dataset: digits
+    n_anomaly: [3]
+"""
+
+
+def _refused(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    message = str(exc.value)
+    assert "\n" not in message.strip(), message
+    return message
+
+
+@pytest.mark.parametrize(
+    "extra, key, line, first",
+    [
+        ("methods:\n  arcface: {}\n  arcface: {margin: 0.3}\n", "methods.arcface", 8, 7),
+        ("training:\n  lr: 0.01\n  epochs: 2\n  lr: 0.02\n", "training.lr", 9, 7),
+        ("datasets:\n  mnist: {source: mnist}\n", "datasets", 6, 1),
+        (
+            "annex:\n  sample_size: [20]\n  conditions:\n    - {dataset: digits, n_anomaly: [3], dataset: x}\n",
+            "annex.conditions[0].dataset",
+            9,
+            9,
+        ),
+    ],
+)
+def test_a_duplicate_key_at_any_depth_is_refused_with_its_line(tmp_path, extra, key, line, first):
+    message = _refused(tmp_path, BASE + extra)
+    assert f"line {line}: duplicate key {key} (first given on line {first})" in message
+    assert str(tmp_path / "c.yaml") in message
+
+
+def test_equal_keys_in_different_mappings_are_no_duplicates():
+    assert load_yaml("a: {x: 1}\nb: {x: 2}\nc: [{x: 1}, {x: 2}]\n") == {
+        "a": {"x": 1},
+        "b": {"x": 2},
+        "c": [{"x": 1}, {"x": 2}],
+    }
+
+
+@pytest.mark.parametrize("word", ["on", "yes", "off", "No", "~", "null"])
+def test_a_yaml_boolean_or_null_as_a_label_is_refused(tmp_path, word):
+    message = _refused(tmp_path, BASE + f"methods:\n  {word}: {{head: arcface}}\n")
+    assert f"line 7: key '{word}' under methods is read by YAML as" in message
+    assert f"quote it ('{word}':)" in message
+    assert "methods.True" not in message
+    # quoted, it is the label the user meant
+    path = tmp_path / "q.yaml"
+    path.write_text(BASE + "methods:\n  'on': {head: arcface}\n")
+    assert list(load_config(path)["methods"]) == ["on"]
+
+
+def test_a_folder_or_a_binary_file_as_config_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a folder; give the path of a YAML file"):
+        read_config_file(tmp_path)
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match=r"model\.pt is not a text file"):
+        read_config_file(binary)
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"a: 1\n\0\0")
+    with pytest.raises(ConfigError, match=r"nul\.yaml is not a text file"):
+        read_config_file(nul)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            BASE.replace("[3]", "[3, 3]"),
+            "conditions[0].n_anomaly[1] repeats dataset 'digits' with n_anomaly 3, already given at "
+            "conditions[0].n_anomaly[0]",
+        ),
+        (
+            BASE + "  - dataset: digits\n    n_anomaly: [1, 3]\n",
+            "conditions[1].n_anomaly[1] repeats dataset 'digits' with n_anomaly 3, already given at "
+            "conditions[0].n_anomaly[0]",
+        ),
+        (
+            BASE + "annex:\n  sample_size: [20]\n  conditions:\n"
+            "    - {dataset: digits, n_anomaly: [3]}\n    - {dataset: digits, n_anomaly: [3]}\n",
+            "annex.conditions[1].n_anomaly[0] repeats dataset 'digits' with n_anomaly 3, already given at "
+            "annex.conditions[0].n_anomaly[0]",
+        ),
+    ],
+)
+def test_a_repeated_condition_is_refused(tmp_path, text, message):
+    got = _refused(tmp_path, text)
+    assert message in got and "counted twice" in got
+
+
+def test_one_dataset_in_two_conditions_with_other_n_anomaly_is_fine(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE + "  - dataset: digits\n    n_anomaly: [1]\n")
+    cfg = load_config(path)
+    assert [c["n_anomaly"] for c in cfg["conditions"]] == [[3], [1]]
