@@ -43,7 +43,9 @@ try:
     # equal keys without a word: each is read again by dmlbench's (duplicate keys, `on:` as a key).
     for _path in workflow.configfiles:
         read_config_file(_path)
-    _validated = validate(config, "the workflow config")
+    # Folder datasets are checked against their directory listing in the main process only: a
+    # cluster or cloud job parses the workflow where the images may not be.
+    _validated = validate(config, "the workflow config", check_data=workflow.is_main_process)
 except DmlbenchError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()

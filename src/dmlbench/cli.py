@@ -41,7 +41,7 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args) -> None:
-    config = load_config(args.config)
+    config = load_config(args.config, check_data=True)  # folder datasets: their listing too
     print(yaml.safe_dump(config, sort_keys=False), end="")
 
 

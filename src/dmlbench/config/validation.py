@@ -163,8 +163,11 @@ def _non_finite(instance: Any, path: tuple = ()) -> list[str]:
     return []
 
 
-def validate(config: dict, source: str = "config") -> dict:
-    """Fill defaults and validate against the schema; raise ConfigError naming every bad key."""
+def validate(config: dict, source: str = "config", check_data: bool = False) -> dict:
+    """Fill defaults and validate against the schema; raise ConfigError naming every bad key.
+    ``check_data``: also check each folder dataset's directory listing (:func:`check_folder_data`):
+    `dmlbench validate` and the workflow's main process do, a job or the report (which may run
+    where the images are not) does not."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
@@ -180,7 +183,80 @@ def validate(config: dict, source: str = "config") -> dict:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     check_semantics(config, source)
+    if check_data:
+        check_folder_data(config, source)
     return config
+
+
+def check_folder_data(config: dict, source: str = "config") -> None:
+    """Each `source: folder` dataset against its conditions, from the directory listing alone (no
+    image opened): root exists; root/train and root/test both exist with the same class folders,
+    each holding images; at least n_anomaly + 1 classes and at least `cases` (the rotation's
+    cases); every train class at least the largest integer n_per_class (annex.sample_size too, for
+    the annex conditions of that dataset). One message per check, naming the key and the folder."""
+    for name, entry in config["datasets"].items():
+        if entry["source"] != "folder":
+            continue
+        if "root" not in entry:
+            raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
+        root = Path(entry["root"])
+        layout = "a folder dataset is root/train/<class>/*.png|jpg|jpeg and root/test/<class>/*.png|jpg|jpeg"
+        if not root.is_dir():
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise ConfigError(f"{source}: datasets.{name}.root {root} {what}; {layout}")
+        listing = dataset_sources.folder_listing(root)
+        for split in ("train", "test"):
+            if split not in listing:
+                raise ConfigError(f"{source}: datasets.{name}: {root / split} does not exist; {layout}")
+            if not listing[split]:
+                raise ConfigError(f"{source}: datasets.{name}: {root / split} has no class folders; {layout}")
+        if set(listing["train"]) != set(listing["test"]):
+            missing = sorted(set(listing["train"]) - set(listing["test"]))
+            extra = sorted(set(listing["test"]) - set(listing["train"]))
+            diff = "; ".join(
+                ([f"missing in test: {', '.join(missing)}"] if missing else [])
+                + ([f"only in test: {', '.join(extra)}"] if extra else [])
+            )
+            raise ConfigError(
+                f"{source}: datasets.{name}: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
+            )
+        for split, counts in listing.items():
+            empty = [c for c, n in counts.items() if n == 0]
+            if empty:
+                raise ConfigError(
+                    f"{source}: datasets.{name}: class folder {root / split / empty[0]} holds no images "
+                    f"(.png, .jpg, .jpeg); add images or remove the folder"
+                )
+        n_classes = len(listing["train"])
+        for i, cond in enumerate(config["conditions"]):
+            if cond["dataset"] != name:
+                continue
+            for n in cond["n_anomaly"]:
+                if n + 1 > n_classes:
+                    raise ConfigError(
+                        f"{source}: conditions[{i}].n_anomaly {n} needs at least {n + 1} classes (n_anomaly "
+                        f"anomaly classes and one normal), but dataset '{name}' has {n_classes} class folders "
+                        f"in {root / 'train'}; use n_anomaly <= {n_classes - 1} or add classes"
+                    )
+        used = any(cond["dataset"] == name for cond in config["conditions"])
+        if used and config["cases"] > n_classes:
+            raise ConfigError(
+                f"{source}: cases {config['cases']} needs {config['cases']} classes for the rotation (each case "
+                f"starts the anomaly classes at another class), but dataset '{name}' has {n_classes} class "
+                f"folders in {root / 'train'}; use cases <= {n_classes} or add classes"
+            )
+        sizes = [(n, "n_per_class") for n in config["n_per_class"] if n != "all"] if used else []
+        if any(dataset == name for dataset, _ in annex_conditions(config)):
+            sizes += [(n, "annex.sample_size") for n in config["annex"]["sample_size"]]
+        if sizes:
+            need, key = max(sizes)
+            fewest = min(listing["train"], key=lambda c: listing["train"][c])
+            if listing["train"][fewest] < need:
+                raise ConfigError(
+                    f"{source}: {key} {need} asks for {need} training images per normal class, but class folder "
+                    f"{root / 'train' / fewest} of dataset '{name}' holds {listing['train'][fewest]}; use "
+                    f"{key} <= {listing['train'][fewest]} or add images"
+                )
 
 
 def head_defaults(schema: dict | None = None) -> dict[str, dict]:
@@ -445,11 +521,12 @@ def read_config_file(path: str | Path) -> dict:
     return read_yaml_file(path)
 
 
-def load_config(path_or_config: str | Path | dict) -> dict:
-    """A validated config with defaults, from a YAML file, an inline JSON string or a dict."""
+def load_config(path_or_config: str | Path | dict, check_data: bool = False) -> dict:
+    """A validated config with defaults, from a YAML file, an inline JSON string or a dict
+    (``check_data``: see :func:`validate`)."""
     if isinstance(path_or_config, dict):
-        return validate(path_or_config)
+        return validate(path_or_config, check_data=check_data)
     text = str(path_or_config)
     if text.lstrip().startswith("{"):
-        return validate(json.loads(text), "inline config")
-    return validate(read_config_file(text), str(text))
+        return validate(json.loads(text), "inline config", check_data)
+    return validate(read_config_file(text), str(text), check_data)

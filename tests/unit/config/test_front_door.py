@@ -110,3 +110,82 @@ def test_one_dataset_in_two_conditions_with_other_n_anomaly_is_fine(tmp_path):
     path.write_text(BASE + "  - dataset: digits\n    n_anomaly: [1]\n")
     cfg = load_config(path)
     assert [c["n_anomaly"] for c in cfg["conditions"]] == [[3], [1]]
+
+
+def _folder_dataset(root, classes=3, images=4, test_classes=None):
+    """A folder dataset of empty files: the check reads the listing, never an image."""
+    for split, names in (("train", classes), ("test", test_classes or classes)):
+        for c in range(names):
+            (root / split / f"c{c}").mkdir(parents=True)
+            for i in range(images):
+                (root / split / f"c{c}" / f"{i}.png").write_bytes(b"")
+    return root
+
+
+def _folder_config(tmp_path, root, n_anomaly=(1,), cases=2, n_per_class=("all",), annex=None):
+    text = (
+        f"datasets:\n  mine: {{source: folder, root: '{root}'}}\n"
+        f"conditions:\n  - {{dataset: mine, n_anomaly: {list(n_anomaly)}}}\n"
+        f"cases: {cases}\nn_per_class: {list(n_per_class)}\n"
+        "scoring: {k: [1]}\n"
+    )
+    if annex:
+        text += f"annex: {{sample_size: {annex}}}\n"
+    path = tmp_path / "folder.yaml"
+    path.write_text(text)
+    return path
+
+
+def _data_refusal(path) -> str:
+    load_config(path)  # without the listing (a job, the report): accepted
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, check_data=True)
+    assert "\n" not in str(exc.value)
+    return str(exc.value)
+
+
+def test_a_folder_dataset_that_fits_its_conditions_passes(tmp_path):
+    root = _folder_dataset(tmp_path / "data", classes=3, images=4)
+    load_config(_folder_config(tmp_path, root, n_anomaly=[2], cases=3, n_per_class=[4]), check_data=True)
+
+
+def test_a_missing_root_is_refused_at_validate_time(tmp_path):
+    message = _data_refusal(_folder_config(tmp_path, tmp_path / "nowhere"))
+    assert f"datasets.mine.root {tmp_path / 'nowhere'} does not exist" in message
+
+
+def test_a_missing_test_folder_is_refused(tmp_path):
+    root = _folder_dataset(tmp_path / "data")
+    for p in sorted((root / "test").rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    (root / "test").rmdir()
+    assert f"datasets.mine: {root / 'test'} does not exist" in _data_refusal(_folder_config(tmp_path, root))
+
+
+def test_train_and_test_with_other_classes_are_refused(tmp_path):
+    root = _folder_dataset(tmp_path / "data", classes=3, test_classes=2)
+    assert "missing in test: c2" in _data_refusal(_folder_config(tmp_path, root))
+
+
+def test_too_few_class_folders_for_n_anomaly_are_refused(tmp_path):
+    root = _folder_dataset(tmp_path / "data", classes=3)
+    message = _data_refusal(_folder_config(tmp_path, root, n_anomaly=[5], cases=3))
+    assert "conditions[0].n_anomaly 5 needs at least 6 classes" in message
+    assert "has 3 class folders" in message and "use n_anomaly <= 2" in message
+
+
+def test_too_few_class_folders_for_the_cases_are_refused(tmp_path):
+    """The issue's case: 3 class folders and cases 10 passed validate and the dry run."""
+    root = _folder_dataset(tmp_path / "data", classes=3)
+    message = _data_refusal(_folder_config(tmp_path, root, n_anomaly=[1], cases=10))
+    assert "cases 10 needs 10 classes for the rotation" in message and "use cases <= 3" in message
+
+
+@pytest.mark.parametrize(
+    "sizes, key", [({"n_per_class": [2, 5]}, "n_per_class 5"), ({"annex": [3, 6]}, "annex.sample_size 6")]
+)
+def test_too_few_images_per_class_for_n_per_class_are_refused(tmp_path, sizes, key):
+    root = _folder_dataset(tmp_path / "data", classes=3, images=4)
+    (root / "train" / "c1" / "3.png").unlink()  # the fewest: 3 images
+    message = _data_refusal(_folder_config(tmp_path, root, **sizes))
+    assert f"{key} asks for" in message and f"{root / 'train' / 'c1'} of dataset 'mine' holds 3" in message
