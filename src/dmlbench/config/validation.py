@@ -8,6 +8,7 @@ refused the same way before any job runs and when a stage is called alone.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import math
@@ -24,7 +25,7 @@ from dmlbench.config import sources as dataset_sources
 from dmlbench.config.scorers import LOGIT_SCORERS
 from dmlbench.config.sources import KNOWN_CLASS_COUNTS
 from dmlbench.config.specs import annex_conditions, reference_size, training_recipe, worst_miss_selection
-from dmlbench.config.yaml_loader import read_yaml_file
+from dmlbench.config.yaml_loader import read_yaml_file, string_number_note
 from dmlbench.errors import ConfigError
 
 #: The schema's file name inside the package (src/dmlbench/config/).
@@ -106,8 +107,46 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _string_number_hint(error: jsonschema.ValidationError) -> str:
+    """For a string where a number is expected that reads as a number: why YAML made it a string
+    and how to write it (``lr: 1e-3`` is the string '1e-3' in YAML 1.1; 1.0e-3 is a float)."""
+    instance = error.instance
+    if not isinstance(instance, str):
+        return ""
+    expected = error.validator_value if error.validator == "type" else None
+    if error.validator == "anyOf":
+        expected = [sub.get("type") for sub in error.validator_value]
+    wanted = expected if isinstance(expected, list) else [expected]
+    if not any(t in ("number", "integer") or (isinstance(t, list) and "number" in t) for t in wanted):
+        return ""
+    return string_number_note(instance)
+
+
+def _did_you_mean(extra: list[str], known) -> str:
+    guesses = [(k, difflib.get_close_matches(k, list(known), n=1, cutoff=0.6)) for k in extra]
+    guesses = [f"'{k}' -> did you mean '{g[0]}'?" for k, g in guesses if g]
+    return f"; {'; '.join(guesses)}" if guesses else ""
+
+
+def _element_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """For a list that matched no branch of an anyOf (a number or a list of numbers): the error
+    of the list branch about one element, so the message names the element (mixup_alpha[1])."""
+    if error.validator != "anyOf" or not isinstance(error.instance, list):
+        return None
+    deep = [e for e in error.context or () if e.relative_path and isinstance(e.relative_path[0], int)]
+    return deep[0] if deep else None
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    element = _element_error(error)
+    if element is not None:
+        index, *rest = element.relative_path
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        description = schema.get("description")
+        hint = f" ({description.strip()})" if description else ""
+        where = f"{key}[{index}]" + "".join(f".{p}" for p in rest)
+        return f"config key '{where}': {element.message}{_string_number_hint(element)}{hint}"
     full = _key_path(error)
     what = {"required": "missing key", "additionalProperties": "unknown key"}.get(error.validator, "bad key name")
     named = f"{what} {full}: " if full != key else ""
@@ -117,6 +156,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     elif error.validator == "additionalProperties":
         known = sorted(schema.get("properties", {}))
         allowed = f"allowed keys here: {', '.join(known)}" if known else "no other keys are allowed here"
+        if isinstance(error.instance, dict):
+            allowed += _did_you_mean([str(k) for k in error.instance if k not in known], known)
     elif error.validator == "anyOf":
         kinds = []
         for sub in error.validator_value:
@@ -134,6 +175,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = f"required keys: {', '.join(error.validator_value)}"
     else:
         allowed = f"schema rule: {error.validator} {error.validator_value!r}"
+    allowed += _string_number_hint(error)
     description = schema.get("description")
     hint = f" ({description.strip()})" if description and error.validator != "additionalProperties" else ""
     return f"config key '{key}': {named}{error.message}; {allowed}{hint}"
@@ -285,9 +327,11 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
         if name not in datasets:
+            guess = difflib.get_close_matches(str(name), list(datasets), n=1, cutoff=0.6)
+            maybe = f"did you mean '{guess[0]}'? " if guess else ""
             raise ConfigError(
                 f"{source}: conditions.{i}.dataset '{name}' is not defined under `datasets` "
-                f"(defined: {', '.join(sorted(datasets))}); add it there or fix the name"
+                f"(defined: {', '.join(sorted(datasets))}); {maybe}add it there or fix the name"
             )
         n_classes = KNOWN_CLASS_COUNTS.get(datasets[name]["source"])
         if n_classes is not None:

@@ -14,6 +14,7 @@ document is constructed: no parser of our own. ``dmlbench validate``, ``dmlbench
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,26 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
     if "\0" in text:
         raise ConfigError(f"{what} {path} is not a text file (it holds NUL bytes); give the path of a YAML file")
     return load_yaml(text, f"{what} {path}")
+
+
+#: A number YAML 1.1 reads as text: an exponent without a dot (1e-3), as PyYAML does.
+_STRING_NUMBER = re.compile(r"[-+]?\d+([eE][-+]?\d+)")
+
+
+def string_number_note(value: Any) -> str:
+    """For a string where a number is expected that reads as a number, why it is a string and
+    how to write it (``lr: 1e-3`` is the string '1e-3' in YAML 1.1; 1.0e-3 is a float); else ''."""
+    if not isinstance(value, str):
+        return ""
+    m = _STRING_NUMBER.fullmatch(value.strip())
+    if m:
+        fix = value.strip().replace(m[1], f".0{m[1]}", 1)
+        return (
+            f"; '{value}' is a string here: YAML 1.1 reads a number with an exponent as a number only "
+            f"with a dot in it, so write {fix}"
+        )
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f"; '{value}' is a string here (quoted in the YAML?): write the number without quotes"

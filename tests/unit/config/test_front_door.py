@@ -189,3 +189,46 @@ def test_too_few_images_per_class_for_n_per_class_are_refused(tmp_path, sizes, k
     (root / "train" / "c1" / "3.png").unlink()  # the fewest: 3 images
     message = _data_refusal(_folder_config(tmp_path, root, **sizes))
     assert f"{key} asks for" in message and f"{root / 'train' / 'c1'} of dataset 'mine' holds 3" in message
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        # YAML 1.1 (PyYAML) reads an exponent without a dot as a string
+        ("training:\n  lr: 1e-3\n", "config key 'training.lr': '1e-3' is not of type 'number'"),
+        ("training:\n  lr: 1e-3\n", "'1e-3' is a string here: YAML 1.1 reads a number with an exponent"),
+        ("training:\n  lr: 1e-3\n", "so write 1.0e-3"),
+        ("training:\n  lr: '0.01'\n", "'0.01' is a string here (quoted in the YAML?)"),
+        (
+            "methods:\n  arcface: {margin: 5e-1}\n",
+            "methods.arcface.margin must be a number, got '5e-1'; '5e-1' is a string",
+        ),
+        ("methods:\n  arcface: {margin: [0.3, 5e-1]}\n", "methods.arcface.margin[1] must be a number, got '5e-1'"),
+        ("methods:\n  arcface: {mixup_alpha: 1e-1}\n", "so write 1.0e-1"),
+        # a list element by its index
+        (
+            "methods:\n  arcface: {mixup: true, mixup_alpha: [0.2, -1]}\n",
+            "config key 'methods.arcface.mixup_alpha[1]': -1 is less than or equal to the minimum of 0",
+        ),
+        # did you mean, for every mapping of known keys
+        ("trainig:\n  lr: 0.01\n", "'trainig' -> did you mean 'training'?"),
+        ("training:\n  epoch: 3\n", "'epoch' -> did you mean 'epochs'?"),
+        ("scoring:\n  distance: [cosine]\n", "'distance' -> did you mean 'distances'?"),
+        ("model:\n  backbon: resnet18\n", "'backbon' -> did you mean 'backbone'?"),
+        ("methods:\n  arcface: {margn: 0.3}\n", "takes no parameter 'margn'; did you mean 'margin'?"),
+    ],
+)
+def test_better_messages(tmp_path, extra, says):
+    message = str(pytest.raises(ConfigError, load_config, _write(tmp_path, BASE + extra)).value)
+    assert says in message, message
+
+
+def test_a_misspelt_dataset_name_gets_a_did_you_mean(tmp_path):
+    message = _refused(tmp_path, BASE.replace("- dataset: digits", "- dataset: digit"))
+    assert "conditions.0.dataset 'digit' is not defined" in message and "did you mean 'digits'?" in message
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
