@@ -34,6 +34,7 @@ from dmlbench.layout import (
     run_file,
     score_file,
     snapshot_file,
+    spec_file,
     table_file,
 )
 from dmlbench.report import planned_figures, planned_tables
@@ -44,8 +45,10 @@ try:
     for _path in workflow.configfiles:
         read_config_file(_path)
     # Folder datasets are checked against their directory listing in the main process only: a
-    # cluster or cloud job parses the workflow where the images may not be.
-    _validated = validate(config, "the workflow config", check_data=workflow.is_main_process)
+    # cluster or cloud job parses the workflow where the images may not be. Nor under --lint,
+    # which reads the workflow, not the data (Snakemake skips its own envvars check there too).
+    _check_data = workflow.is_main_process and getattr(workflow, "check_envvars", True)
+    _validated = validate(config, "the workflow config", check_data=_check_data)
 except DmlbenchError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
@@ -254,19 +257,20 @@ def report_out_folder(wildcards, output):
     return folder(output.html)
 
 
-def quoted(obj):
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+def spec_text(obj):
+    """A spec as the spec rules write it (rules/specs.smk), keys sorted: equal specs, equal text."""
+    return json.dumps(obj, sort_keys=True)
 
 
 def prepare_spec(wildcards):
-    return quoted(config["datasets"][wildcards.dataset])
+    return spec_text(config["datasets"][wildcards.dataset])
 
 
 def job_specs(wildcards, sizes):
     """The specs of a train job's runs: per size of ``sizes``, one per method (config order), as
     its outputs (method_paths, annex_paths) list them."""
     w = wildcards
-    return quoted(
+    return spec_text(
         [
             train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
             for size in sizes
@@ -286,12 +290,24 @@ def job_annex_specs(wildcards):
 
 
 def job_score_spec(wildcards):
-    return quoted(score_spec(config))
+    return spec_text(score_spec(config))
 
 
-def config_spec():
+def config_spec(wildcards):
     # Key order kept (not sorted): the snapshot lists the config as written, defaults after.
-    return shlex.quote(json.dumps(config))
+    return json.dumps(config)
+
+
+def write_spec(path, text, log):
+    """Write a spec file whole (a temporary file renamed over it): a job never reads half of one.
+    Its log says what was written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(f"{text}\n")
+    tmp.replace(path)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text(f"{path}: {len(text)} characters of JSON\n")
 
 
 onsuccess:

@@ -1,6 +1,7 @@
 rule train:
     input:
-        data_file(),
+        data=data_file(),
+        spec=spec_file("train", GROUP_PATH),
     output:
         embeddings=method_paths(run_file("embeddings.npz")),
         train_log=method_paths(run_file("train_log.csv")),
@@ -12,7 +13,6 @@ rule train:
     benchmark:
         benchmark_file("train")
     params:
-        specs=job_train_specs,
         out=train_out_folders,
     # One thread: on a GPU the device does the work; on a CPU two small jobs in parallel beat
     # one job on two threads. Raise it with --set-threads train=N for big models on CPUs.
@@ -24,7 +24,7 @@ rule train:
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench train --spec {params.specs} --data {input} --out {params.out} --job {output.job} "
+        "dmlbench train --spec {input.spec} --data {input.data} --out {params.out} --job {output.job} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -32,6 +32,9 @@ rule train:
 if ANNEX_SIZES:
 
     use rule train as train_annex with:
+        input:
+            data=data_file(),
+            spec=spec_file("train", ANNEX_GROUP_PATH),
         output:
             embeddings=annex_paths(run_file("embeddings.npz")),
             train_log=annex_paths(run_file("train_log.csv")),
@@ -41,6 +44,3 @@ if ANNEX_SIZES:
             f"logs/train/{ANNEX_GROUP_PATH}.log",
         benchmark:
             benchmark_file("train", ANNEX_GROUP_PATH)
-        params:
-            specs=job_annex_specs,
-            out=train_out_folders,

@@ -283,7 +283,12 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
 def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_path):
     """The full study's annex job of CIFAR-10 a1: 4 sizes x 6 methods, each spec written to the run
     folder of its own size and method, and the score job reading and writing the same runs."""
-    proc = snakemake(tmp_path, "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json", "-n", "-p", "--cores", "1")
+    # Snakemake's own console (--workflow-profile none): the whole command lines, to parse
+    proc = snakemake(
+        tmp_path,
+        "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json",
+        *("-n", "-p", "--cores", "1", "--workflow-profile", "none"),
+    )
     lines = [
         shlex.split(line[line.index("dmlbench ") :])
         for line in (proc.stdout + proc.stderr).splitlines()
@@ -291,7 +296,11 @@ def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_p
     ]
     train = next(w for w in lines if w[1] == "train")
     score = next(w for w in lines if w[1] == "score")
-    specs = json.loads(train[train.index("--spec") + 1])
+    # the specs travel by a file (rules/specs.smk), written by its local rule: run it alone
+    spec = train[train.index("--spec") + 1]
+    assert spec == "results/specs/train/cifar10/a1/n50+100+200+500/s0.json"
+    snakemake(tmp_path, spec, "--cores", "1")
+    specs = json.loads((tmp_path / spec).read_text())
     outs = train[train.index("--out") + 1 : train.index("--job")]
     methods = list(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["methods"])
     expected = [f"results/runs/cifar10/a1/{m}/n{n}/s0" for n in (50, 100, 200, 500) for m in methods]
@@ -305,7 +314,7 @@ def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_p
     assert score[score.index("--out") + 1 : score.index("--job")] == [
         f"results/scores/cifar10/a1/{m}/n{n}/s0.parquet" for n in (50, 100, 200, 500) for m in methods
     ]
-    assert not (tmp_path / "results").exists()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*.json")) == [spec]
 
 
 def test_schema_error_stops_before_any_job(tmp_path):
