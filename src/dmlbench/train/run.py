@@ -65,6 +65,7 @@ from dmlbench.train.device import device_name, resolve_device, resolve_precision
 from dmlbench.train.fastai_parts import EpochLog
 from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups
 from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.progress import RunProgress
 from dmlbench.train.seeded_memo import seeded_memo, seeded_state_memo
 
 log = logging.getLogger("dmlbench.train")
@@ -223,11 +224,14 @@ class RunTrainer:
         self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 
-    def train_case(self, case: Case) -> tuple[dict, list[dict]]:
-        """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
+    def train_case(self, case: Case, progress=None, position: int = 0) -> tuple[dict, list[dict]]:
+        """Train one case; returns its arrays for embeddings.npz and its train_log rows.
+        ``progress`` (a RunProgress) and ``position`` (the case's place among the run's cases):
+        the per-epoch log line with the time left."""
         learn, local = self.learner(case)
         rows: list[dict] = []
         lr, epochs = self.training["lr"], self.training["epochs"]
+        watch = {"progress": progress, "position": position}
         with learn.no_bar(), learn.no_logging():
             if self.fine_tunes:
                 fine_tune(
@@ -237,10 +241,12 @@ class RunTrainer:
                     lr,
                     self.training.get("freeze_epochs", 1),
                     self.training.get("lr_mult", 100),
-                    lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
+                    lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset, **watch),
                 )
             else:
-                learn.fit_one_cycle(epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows)])
+                learn.fit_one_cycle(
+                    epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows, **watch)]
+                )
         return self.case_arrays(case, local), rows
 
     def case_arrays(self, case: Case, local: torch.Tensor) -> dict[str, np.ndarray]:
@@ -329,10 +335,13 @@ def train_run(
     arrays: dict[str, np.ndarray] = pack_job(ds.y_test, ds.classes)
     log_rows: list[dict] = []
     case_info = []
-    for case in cases:
+    # the per-epoch line in the job's log: epoch n/N, losses, the time left in this run
+    fine_tune_epochs = spec["training"].get("freeze_epochs", 1) if trainer.fine_tunes else 0
+    progress = RunProgress(spec["method"], len(cases), epochs + fine_tune_epochs)
+    for position, case in enumerate(cases):
         t0 = time.perf_counter()
         with clock.phase("training"):
-            case_arrays, rows = trainer.train_case(case)
+            case_arrays, rows = trainer.train_case(case, progress, position)
         arrays.update(case_arrays)
         log_rows.extend(rows)
         case_info.append(
