@@ -4,7 +4,6 @@ import re
 import shlex
 import shutil
 import sys
-from itertools import product
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -19,6 +18,7 @@ from dmlbench.config import (
     validate,
     worst_miss_selection,
 )
+from dmlbench.config import specs as plan
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
     CLOSED_SET_TABLE_NAMES,
@@ -94,30 +94,13 @@ wildcard_constraints:
 
 
 def train_jobs():
-    """One dict per scored train job (dataset, n_anomaly, method, n_per_class, seed): the main
-    grid, then the annex A.2 sizes of the annex conditions."""
-    jobs = []
-    for cond in config["conditions"]:
-        grid = product(cond["n_anomaly"], config["methods"], config["n_per_class"], config["seeds"])
-        for n, method, n_per_class, seed in grid:
-            jobs.append(dict(dataset=cond["dataset"], n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed))
-    for dataset, n in annex_conditions(config):
-        for method in config["methods"]:
-            for size in config["annex"]["sample_size"]:
-                if size in config["n_per_class"]:
-                    continue  # already a main-grid run
-                for seed in config["seeds"]:
-                    jobs.append(dict(dataset=dataset, n_anomaly=n, method=method, n_per_class=size, seed=seed))
-    return jobs
+    """One dict per scored run: the main grid, then annex A.2's (dmlbench.config.specs.train_jobs)."""
+    return plan.train_jobs(config)
 
 
 def closed_set_jobs():
-    """Models trained on all classes (n_anomaly 0, first seed) for the t-SNE maps and closed-set accuracy."""
-    return [
-        dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
-        for d in tsne_datasets(config)
-        for m in config["methods"]
-    ]
+    """The closed-set models' runs (dmlbench.config.specs.closed_set_jobs)."""
+    return plan.closed_set_jobs(config)
 
 
 # A run (RUN_PATH): one method trained on the cases of one condition, size and seed (its own files).
@@ -125,11 +108,11 @@ def closed_set_jobs():
 # one process, so start-up, data loading and compilation are paid once per job, not once per run.
 # Both, and every path below, are dmlbench.layout's.
 # The main grid's sizes (and "all", the closed-set models'): the only ones the train and score rules match.
-GRID_SIZES = list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])]))
+GRID_SIZES = plan.grid_sizes(config)
 # Annex A.2's sizes that are not main-grid sizes. Their runs are small (a few epochs of tens of images
 # per class), so one annex job trains or scores every size and method of a (dataset, n_anomaly, seed):
 # its path names the sizes (n50+100+200+500) where a grid job's names its one size.
-ANNEX_SIZES = [str(n) for n in config["annex"]["sample_size"] if str(n) not in GRID_SIZES]
+ANNEX_SIZES = plan.annex_sizes(config)
 ANNEX_GROUP_PATH = annex_group_path(ANNEX_SIZES)
 
 
@@ -148,8 +131,7 @@ def closed_set_run_dirs():
 def group_path(job):
     """The path (below benchmarks/{rule}/, results/jobs/{rule}/, logs/{rule}/) of the train or score
     job that holds a run: GROUP_PATH, or ANNEX_GROUP_PATH for an annex size."""
-    template = ANNEX_GROUP_PATH if str(job["n_per_class"]) in ANNEX_SIZES else GROUP_PATH
-    return template.format(**job)
+    return plan.group_path(config, job)
 
 
 def groups(jobs):
@@ -158,9 +140,9 @@ def groups(jobs):
 
 
 def job_groups():
-    """(rule, group path) of every train and score job: the main grid's and annex A.2's, then the closed-set models'."""
-    scored = [(stage, g) for stage in ("train", "score") for g in groups(train_jobs())]
-    return scored + [("train", g) for g in groups(closed_set_jobs())]
+    """(rule, group path) of every train and score job (dmlbench.config.specs.job_groups): what
+    `dmlbench progress` counts too."""
+    return plan.job_groups(config)
 
 
 def benchmark_files():

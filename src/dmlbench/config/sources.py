@@ -8,6 +8,7 @@ config check refuses before any job what a reader would refuse when it runs.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from dmlbench.errors import ConfigError, DatasetError
 
@@ -106,8 +107,6 @@ def folder_listing(root) -> dict[str, dict[str, int]]:
     """{"train": {class: images}, "test": {class: images}} of a folder dataset, from the
     directory listing alone (no image is opened): what the config check needs to refuse, before
     any job, a dataset its conditions cannot run on. Missing split folders are left out."""
-    from pathlib import Path
-
     root = Path(root)
     listing = {}
     for split in ("train", "test"):
