@@ -1,5 +1,6 @@
 # Shared helpers: config validation, job lists, per-job specs. No lambdas inside rules.
 import json
+import os
 import re
 import shlex
 import shutil
@@ -19,6 +20,7 @@ from dmlbench.config import (
     worst_miss_selection,
 )
 from dmlbench.config import specs as plan
+from dmlbench.config.estimate import no_gpu_warning
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
     CLOSED_SET_TABLE_NAMES,
@@ -290,6 +292,22 @@ def write_spec(path, text, log):
     tmp.replace(path)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     Path(log).write_text(f"{path}: {len(text)} characters of JSON\n")
+
+
+def gpu_visible():
+    """Whether this machine shows an NVIDIA GPU to the jobs, asked without torch (the parse stays
+    light): DMLBENCH_DEVICE=cpu or an empty CUDA_VISIBLE_DEVICES hides it; else a device node."""
+    if os.environ.get("DMLBENCH_DEVICE", "").lower() == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+onstart:
+    # A big config started without a GPU: one warning line with bench/full_study.py --estimate's model.
+    if not gpu_visible():
+        _warning = no_gpu_warning(config)
+        if _warning:
+            print(_warning, file=sys.stderr)
 
 
 onsuccess:

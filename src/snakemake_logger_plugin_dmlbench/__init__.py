@@ -8,7 +8,9 @@ thousands of characters. This handler prints Snakemake's messages as its default
 
 - a job: one line, ``rule <name>: <wildcards> -> <first output> (+N files) [<reason>]``
   (the reason without its file lists: "Missing output files", "Params have changed ...");
-- a shell command: one line, an option's list of paths cut to its first (``(+23 more)``).
+- a shell command: one line, an option's list of paths cut to its first (``(+23 more)``);
+- a job finished: one line with its wall time, and the progress line after it with an estimate
+  of the time left at the pace so far (``12 of 36 steps (33%) done; ~4m10s left at this pace``).
 
 The full detail stays in Snakemake's own log file (.snakemake/log/*.snakemake.log), which the
 default file handler writes. A module of its own (not under dmlbench) because Snakemake finds
@@ -21,8 +23,11 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import time
 
+from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultFormatter, timestamp
 from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
 
 #: A printed shell command longer than this has its path lists cut.
 MAX_COMMAND = 240
@@ -89,24 +94,58 @@ def job_line(msg: dict) -> str:
     return line
 
 
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Formatter(DefaultFormatter):
+    """Snakemake's formatter with one line per job, per command, per finished job, and the
+    progress line with an estimate. ``clock`` (seconds) is injectable for tests."""
+
+    def __init__(self, quiet=None, show_failed_logs=False, clock=time.monotonic):
+        super().__init__(quiet, show_failed_logs)
+        self.clock = clock
+        self.jobs: dict[int, tuple[str, float]] = {}  # jobid -> (rule and wildcards, start)
+        self.first: float | None = None
+
+    def format_job_info(self, msg):
+        if msg.get("rule_msg"):
+            return super().format_job_info(msg)
+        line = job_line(msg)
+        now = self.clock()
+        self.first = now if self.first is None else self.first
+        self.jobs[msg.get("jobid")] = (line.split(" -> ")[0].split(" [")[0], now)
+        return line
+
+    def format_shellcmd(self, msg):
+        text = super().format_shellcmd(msg)
+        # a `run:` job (the spec rules) has no shell command: nothing to print
+        return "" if text in ("None", "Shell command: None") else short_command(text)
+
+    def format_job_finished(self, msg):
+        job = self.jobs.pop(msg.get("job_id"), None)
+        if job is None:
+            return super().format_job_finished(msg)
+        what, start = job
+        return f"{timestamp()} done {what} in {duration(self.clock() - start)}"
+
+    def format_progress(self, msg):
+        line = super().format_progress(msg)
+        done, total = msg.get("done", 0), msg.get("total", 0)
+        if self.first is None or not done or done >= total:
+            return line
+        left = (self.clock() - self.first) / done * (total - done)
+        return f"{line}; ~{duration(left)} left at this pace"
+
+
 class LogHandler(LogHandlerBase):
     def __post_init__(self) -> None:
-        from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultFormatter
-        from snakemake_interface_logger_plugins.common import LogEvent
-
         settings = self.common_settings
-
-        class Formatter(DefaultFormatter):
-            def format_job_info(self, msg):
-                if msg.get("rule_msg"):
-                    return super().format_job_info(msg)
-                return job_line(msg)
-
-            def format_shellcmd(self, msg):
-                text = super().format_shellcmd(msg)
-                # a `run:` job (the spec rules) has no shell command: nothing to print
-                return "" if text in ("None", "Shell command: None") else short_command(text)
-
         self._console = ColorizingTextHandler(
             nocolor=settings.nocolor,
             stream=sys.stderr,
@@ -115,10 +154,9 @@ class LogHandler(LogHandlerBase):
                 settings.quiet, settings.debug_dag, settings.verbose, settings.dryrun, settings.printshellcmds
             ),
         )
-        self._job_info = LogEvent.JOB_INFO
 
     def emit(self, record) -> None:
-        if getattr(record, "event", None) == self._job_info:
+        if getattr(record, "event", None) == LogEvent.JOB_INFO:
             self._console.last_msg_was_job_info = True  # no blank line before each job: one line each
         self._console.handle(record)
 

@@ -85,3 +85,60 @@ def test_a_method_change_reruns_only_the_spec_rules_that_hold_it(tmp_path):
     cfg["methods"]["arcface"]["margin"] = [0.3, 0.45]
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert planned() == ["spec_config", "spec_train"]
+
+
+def test_a_finished_job_is_one_line_and_progress_has_an_estimate():
+    from snakemake_logger_plugin_dmlbench import Formatter
+
+    now = [0.0]
+    f = Formatter(clock=lambda: now[0])
+    info = {
+        "rule_name": "train",
+        "wildcards": {"dataset": "digits"},
+        "output": ["a", "b"],
+        "reason": "Missing output files: a",
+    }
+    assert (
+        f.format_job_info({**info, "jobid": 4}) == "rule train: dataset=digits -> a (+1 files) [Missing output files]"
+    )
+    now[0] = 62.0
+    assert f.format_job_finished({"job_id": 4}).endswith("] done rule train: dataset=digits in 1m02s")
+    # 3 of 10 jobs in 62 s since the first started: 7 left at 62/3 s each -> 144.7 s
+    assert f.format_progress({"done": 3, "total": 10}) == "3 of 10 steps (30%) done; ~2m25s left at this pace"
+    assert f.format_progress({"done": 10, "total": 10}) == "10 of 10 steps (100%) done"
+
+
+def test_the_no_gpu_warning_is_bench_full_studys_estimate():
+    """The workflow's warning reuses bench/full_study.py --estimate's model (now in
+    dmlbench.config.estimate): the full study's minutes are the stored estimate's."""
+    from dmlbench.config import load_config
+    from dmlbench.config.estimate import gpu_minutes, no_gpu_warning
+
+    stored = json.loads((ROOT / "bench" / "results" / "full_study-estimate.json").read_text())
+    config = load_config(ROOT / "config" / "config.yaml")
+    assert gpu_minutes(config) == stored["total_minutes"]
+    assert no_gpu_warning(config) == (
+        f"dmlbench: warning: no GPU found, and this config trains {stored['runs']} runs: about "
+        f"{stored['total_minutes']:.0f} min on one H100-class GPU (bench/full_study.py --estimate's model), "
+        "many times that on this machine's CPU; stop it (Ctrl-C) and run where a GPU is, or try config/demo.yaml"
+    )
+    assert no_gpu_warning(load_config(ROOT / "config" / "demo.yaml")) is None  # a CPU config: no warning
+
+
+@pytest.mark.slow
+def test_a_full_study_start_without_a_gpu_prints_one_warning_line(tmp_path):
+    """A real start (one local job: the score spec) of config/config.yaml with the GPU hidden."""
+    import os
+    import subprocess
+
+    from tests.workflow.conftest import BIN, clean_env
+
+    env = clean_env(DMLBENCH_DEVICE="cpu")
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path)]
+    cmd += ["--configfile", str(ROOT / "config" / "config.yaml"), "--cores", "1", "results/specs/score.json"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    warnings = [line for line in out.splitlines() if line.startswith("dmlbench: warning: no GPU found")]
+    assert len(warnings) == 1 and "min on one H100-class GPU" in warnings[0], out[-3000:]
+    assert os.path.exists(tmp_path / "results" / "specs" / "score.json")
