@@ -1,6 +1,5 @@
 # Shared helpers: config validation, job lists, per-job specs. No lambdas inside rules.
 import json
-import os
 import re
 import shlex
 import shutil
@@ -8,6 +7,9 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+
+# Snakemake's report() flag, by another name: `report` at a line's start is the report directive.
+from snakemake.io import report as for_report
 
 # Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
 from dmlbench.config import (
@@ -20,7 +22,7 @@ from dmlbench.config import (
     worst_miss_selection,
 )
 from dmlbench.config import specs as plan
-from dmlbench.config.estimate import no_gpu_warning
+from dmlbench.config.estimate import gpu_visible, no_gpu_warning
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
     CLOSED_SET_TABLE_NAMES,
@@ -174,7 +176,38 @@ SNAPSHOT = snapshot_file()
 WORST_MISS_DATA = data_file(worst_miss_selection(config)["dataset"])
 FIGURE_LABELS = planned_figures(config)
 FIGURES = [path for label in FIGURE_LABELS for path in figure_files(label)]
-TABLE_CSVS = [table_file(label, suffix=".csv") for label in planned_tables(config)]
+TABLE_LABELS = planned_tables(config)
+TABLE_CSVS = [table_file(label, suffix=".csv") for label in TABLE_LABELS]
+
+
+def caption(label):
+    """The caption file of a figure or table for Snakemake's report (`snakemake --report`),
+    relative to rules/: report/captions/<label>.rst, written from the sections' declarations
+    (python -m dmlbench.report.captions; a test keeps them equal)."""
+    return f"../report/captions/{label}.rst"
+
+
+def reported_figures():
+    """The figures rule's figure outputs, each figure's SVG registered with report() and its caption."""
+    return [
+        (
+            for_report(path, caption=caption(label), category="Figures", labels={"figure": label})
+            if path.endswith(".svg")
+            else path
+        )
+        for label in FIGURE_LABELS
+        for path in figure_files(label)
+    ]
+
+
+def reported_tables():
+    """The figures rule's table CSVs, each registered with report() and its caption."""
+    return [
+        for_report(path, caption=caption(label), category="Tables", labels={"table": label})
+        for label, path in zip(TABLE_LABELS, TABLE_CSVS)
+    ]
+
+
 REPORT = {"html": "report/_output/report.html", "pdf": "report/_output/report.pdf"}
 
 
@@ -292,14 +325,6 @@ def write_spec(path, text, log):
     tmp.replace(path)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     Path(log).write_text(f"{path}: {len(text)} characters of JSON\n")
-
-
-def gpu_visible():
-    """Whether this machine shows an NVIDIA GPU to the jobs, asked without torch (the parse stays
-    light): DMLBENCH_DEVICE=cpu or an empty CUDA_VISIBLE_DEVICES hides it; else a device node."""
-    if os.environ.get("DMLBENCH_DEVICE", "").lower() == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
-        return False
-    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/proc/driver/nvidia/gpus").is_dir()
 
 
 onstart:

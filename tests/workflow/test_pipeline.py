@@ -243,6 +243,33 @@ def test_rerun_does_nothing(test_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_snakemakes_report_holds_every_figure_and_table_with_its_caption(test_run, tmp_path):
+    """Issue 28: the figures rule registers each figure (its SVG) and table CSV with report() and
+    its caption (report/captions/), so `snakemake --report report.zip` holds them all."""
+    import zipfile
+
+    from dmlbench.config import load_config
+    from dmlbench.report import all_figures, all_tables, planned_figures, planned_tables
+
+    zipped = tmp_path / "report.zip"
+    snakemake(test_run, "--configfile", str(ROOT / "config" / "test.yaml"), "--report", str(zipped))
+    with zipfile.ZipFile(zipped) as z:
+        names = z.namelist()
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js")))
+    config = load_config(ROOT / "config" / "test.yaml")
+    figures, tables = planned_figures(config), planned_tables(config)
+    assert figures and tables
+    for label in figures:
+        assert any(n.endswith(f"/{label}.svg") for n in names), label
+    for label in tables:
+        assert any(n.endswith(f"/{label}.csv") for n in names), label
+    # each caption's words are in the report (rendered from its RST into HTML)
+    declared = {i.label: i.caption for i in [*all_figures(), *all_tables()]}
+    for label in figures + tables:
+        words = " ".join(declared[label].split()[:4])
+        assert words in text, (label, words)
+
+
 def test_a_fresh_shell_runs_the_jobs(tmp_path):
     """The README's `.venv/bin/snakemake ...` typed in a fresh shell: no venv activated, no
     `dmlbench` on PATH. The jobs run the dmlbench of the interpreter that runs Snakemake."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 from dmlbench.config.specs import annex_sizes, closed_set_jobs, group_path, train_jobs, train_spec
 
@@ -212,3 +214,12 @@ def no_gpu_warning(config: dict) -> str | None:
         f"H100-class GPU (bench/full_study.py --estimate's model), many times that on this machine's CPU; "
         f"stop it (Ctrl-C) and run where a GPU is, or try config/demo.yaml"
     )
+
+
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU to the jobs, asked without torch (the workflow's
+    parse stays light): DMLBENCH_DEVICE=cpu or an empty CUDA_VISIBLE_DEVICES hides it; else a
+    device node or the driver's GPU list."""
+    if os.environ.get("DMLBENCH_DEVICE", "").lower() == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/proc/driver/nvidia/gpus").is_dir()
