@@ -240,8 +240,14 @@ def cmd_progress(args) -> None:
     from dmlbench.config.progress import summary
 
     config = Path(args.config or layout.snapshot_file(args.results))
+    if not args.config and not config.is_file():
+        # before the snapshot exists (or for a target that needs none): the config spec the workflow wrote
+        config = Path(layout.spec_file("config", results=args.results))
     if not config.is_file():
-        raise DmlbenchError(f"{config} does not exist yet (the workflow writes it first); give --config <your config>")
+        raise DmlbenchError(
+            f"{layout.snapshot_file(args.results)} does not exist yet (the workflow writes it first); "
+            f"give --config <your config>"
+        )
     print(summary(load_config(config), args.results, args.logs), end="")
 
 
