@@ -148,7 +148,8 @@ class LogHandler(LogHandlerBase):
         settings = self.common_settings
         self._console = ColorizingTextHandler(
             nocolor=settings.nocolor,
-            stream=sys.stderr,
+            # the stream Snakemake's own console would use (stdout for a dry run)
+            stream=sys.stdout if getattr(settings, "stdout", False) else sys.stderr,
             formatter=Formatter(settings.quiet, settings.show_failed_logs),
             filter=DefaultFilter(
                 settings.quiet, settings.debug_dag, settings.verbose, settings.dryrun, settings.printshellcmds
