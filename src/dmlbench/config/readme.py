@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from dmlbench.config.validation import load_schema
+from dmlbench.io import write_text
 
 #: The file, in the checkout.
 README = Path(__file__).resolve().parents[3] / "config" / "README.md"
@@ -98,5 +99,5 @@ def text(schema: dict | None = None, configs: Path | None = None) -> str:
 
 if __name__ == "__main__":
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else README
-    out.write_text(text())
+    write_text(out, text())
     print(out)

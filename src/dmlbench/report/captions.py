@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from dmlbench.io import write_text
 from dmlbench.report import all_figures, all_tables
 
 #: The folder of the caption files, in the checkout (the rules name it relative to rules/).
@@ -35,7 +36,7 @@ def write(folder: Path = CAPTIONS) -> list[Path]:
     paths = []
     for label, text in captions().items():
         path = folder / f"{label}.rst"
-        path.write_text(text)
+        write_text(path, text)
         paths.append(path)
     for stale in set(folder.glob("*.rst")) - set(paths):
         stale.unlink()
