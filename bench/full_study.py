@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
@@ -58,39 +57,26 @@ import yaml
 
 from bench.common import RESULTS, ROOT, snakemake_cmd, snakemake_env, write_result
 
+# The model itself, shared with the workflow's no-GPU warning (torch-free).
+from dmlbench.config.estimate import (  # noqa: F401 (re-exported: the tests and bench/overhead.py use them here)
+    ASSUMED,
+    COMPILE_MIN_IMAGES,
+    OVERHEADS,
+    SOURCE_SIZES,
+    compiles,
+    job_group,
+    job_images,
+    layout_seconds,
+    train_job_specs,
+)
+
 TARGET_MINUTES = 30.0
 #: Start-up and overhead (everything but training steps and evaluation) at most this share of the GPU time.
 TARGET_OVERHEAD_SHARE = 0.10
-#: dmlbench.train.compiled.COMPILE_MIN_IMAGES (compile 'auto' compiles a run that trains on at least this
-#: many images), repeated here so the estimate imports no torch.
-COMPILE_MIN_IMAGES = 2_000_000
 #: Closed-set test accuracy targets for Conventional trained on all classes, by dataset source.
 ACCURACY_TARGETS = {"cifar10": 0.92, "mnist": 0.993, "fashion_mnist": 0.93}
 
 # --------------------------------------------------------------------------- estimate
-#: Train-split images per class and test-split size of the built-in sources, and their input kind.
-SOURCE_SIZES = {
-    "cifar10": ([5000] * 10, 10000, "rgb32"),
-    "mnist": ([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949], 10000, "grey28"),
-    "fashion_mnist": ([6000] * 10, 10000, "grey28"),
-}
-#: Assumed when no measurement is given (--speed-json, --overhead-json), for one H100/H200-class
-#: GPU. Training: ResNet18 images/s (bf16, compiled, batch 512), an evaluated image costing 0.4 of a
-#: trained one (forward only). What is not training, as the GPU waits for it:
-ASSUMED = {
-    "images_per_second": {"rgb32": 50000.0, "grey28": 65000.0},
-    "eval_cost": 0.4,
-    "startup_s": 9.0,
-    "data_s": 1.0,
-    "compile_cold_s": 40.0,
-    "compile_warm_s": 4.0,
-    "case_build_s": 0.17,
-    "model_copy_s": 0.04,
-    "run_overhead_s": 0.05,
-    "write_s": 0.5,
-    "case_overhead_s": 0.01,
-    "epoch_overhead_s": 0.001,
-}
 #: Where each assumption comes from (printed with the estimate).
 ASSUMPTION_NOTES = {
     "startup_s": "per process: Python, torch, fastai and torch._dynamo imports (6.1 s wall per train process "
@@ -130,22 +116,12 @@ SENSITIVITY = {"epoch_overhead_s": 0.005, "startup_s": 12.0}
 
 
 def train_jobs_from_dry_run(configfile: Path) -> list[list[dict]]:
-    """The runs (specs) of every train job of a config, as the workflow builds them (snakemake -n -p):
-    one list per job, i.e. per process."""
-    with tempfile.TemporaryDirectory(prefix="full_study-dry-") as tmp:
-        cmd = snakemake_cmd(
-            Path(tmp), configfile, "--dry-run", "--printshellcmds", "--forceall", "--cores", "1", "--resources", "gpu=1"
-        )
-        proc = subprocess.run(cmd, cwd=tmp, env=snakemake_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"snakemake dry run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    jobs = []
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if "dmlbench train" in line and "--spec" in line:
-            words = shlex.split(line.strip())
-            spec = json.loads(words[words.index("--spec") + 1])
-            jobs.append(spec if isinstance(spec, list) else [spec])  # a list: the runs of one job
-    return jobs
+    """The runs (specs) of every train job of a config, as the workflow's spec rules write them
+    (dmlbench.config.estimate.train_job_specs, the workflow's own plan): one list per job, i.e. per
+    process. (The name is from when they were read off a dry run's printed commands.)"""
+    from dmlbench.config import load_config
+
+    return train_job_specs(load_config(str(configfile)))
 
 
 def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[list[int], int, str] | None:
@@ -169,130 +145,6 @@ def dataset_profile(spec: dict, config: dict, workdir: Path | None) -> tuple[lis
             kind = f"{'grey' if im.mode in ('L', '1') else 'rgb'}{im.size[1]}"
         return counts, n_test, kind
     return None
-
-
-def job_images(spec: dict, per_class: list[int], n_test: int) -> dict:
-    """Images one run trains on (steps x batch size), and evaluates (validation passes,
-    reference and test embeddings), over all its cases; class sizes averaged over the cases."""
-    t = spec["training"]
-    n_classes = len(per_class)
-    mean_count = float(np.mean(per_class))
-    n = mean_count if spec["n_per_class"] == "all" else min(mean_count, spec["n_per_class"])
-    n_val_per_class = 0 if t["val_fraction"] <= 0 else min(round(t["val_fraction"] * n), n - 1)
-    n_normal = n_classes - spec["n_anomaly"]
-    n_train, n_val = n_normal * (n - n_val_per_class), n_normal * n_val_per_class
-    bs = t["batch_size"]
-    steps = math.floor(n_train / bs) if n_train > bs else 1
-    trained = steps * min(bs, n_train) * t["epochs"]
-    evaluated = t["epochs"] * max(n_val, 1) + n_train + n_test
-    return {
-        "cases": spec["cases"],
-        "epochs": t["epochs"] * spec["cases"],
-        "train_images": trained * spec["cases"],
-        "eval_images": evaluated * spec["cases"],
-    }
-
-
-def job_group(spec: dict) -> str:
-    if spec["n_anomaly"] == 0:
-        return "closed_set"
-    return "grid" if spec["n_per_class"] == "all" else "annex"
-
-
-def compiles(spec: dict, train_images: int) -> bool:
-    """Whether a run compiles on a GPU (dmlbench.train.compiled.resolve_compile with a CUDA device)."""
-    value = spec["training"].get("compile", "auto")
-    if value in (None, "auto"):
-        return train_images >= COMPILE_MIN_IMAGES
-    return str(value).lower() == "true"
-
-
-OVERHEADS = ("startup", "data", "compile", "build", "run", "write", "case", "epoch")
-
-
-def layout_seconds(jobs: list[list[dict]], profiles: dict, speed: dict, per_run: bool) -> dict:
-    """GPU seconds of a config's train jobs, split into training (train images), evaluation (eval
-    images) and the overheads of :data:`OVERHEADS`, per (group, dataset). ``per_run``: one process
-    per run, each compiling anew, building every case's backbone and writing its files before it
-    ends (the layout before issue 16); else one process per job as given (a job's later runs reuse
-    its compiled code, copy the backbones built for its first method, and write in the background
-    while the next run trains)."""
-    processes = [[spec] for job in jobs for spec in job] if per_run else jobs
-    compiled_kinds: set[str] = set()
-    groups: dict[tuple[str, str], dict] = {}
-    for runs in processes:
-        cost = dict.fromkeys(("train", "eval", *OVERHEADS), 0.0)
-        kinds, compiled, builds = set(), False, set()
-        for spec in runs:
-            per_class, n_test, kind = profiles[spec["dataset"]]
-            work = job_images(spec, per_class, n_test)
-            ips = speed["images_per_second"].get(kind) or speed["images_per_second"].get(
-                "rgb32" if kind.startswith("rgb") else "grey28"
-            )
-            cost["train"] += work["train_images"] / ips
-            cost["eval"] += speed["eval_cost"] * work["eval_images"] / ips
-            cost["run"] += speed["run_overhead_s"]
-            cost["case"] += work["cases"] * speed["case_overhead_s"]
-            cost["epoch"] += work["epochs"] * speed["epoch_overhead_s"]
-            cost["build"] += speed["model_copy_s"]
-            # a case's backbone is built once per process (its seed and model), then copied
-            model = json.dumps(spec.get("model", {}), sort_keys=True)
-            builds |= {(model, spec["seed"], k) for k in range(spec["cases"])}
-            compiled = compiled or compiles(spec, work["train_images"])
-            kinds.add(kind)
-        cost["build"] += len(builds) * speed["case_build_s"]
-        cost["startup"], cost["data"] = speed["startup_s"], speed["data_s"]
-        cost["write"] = speed["write_s"]  # the last run's; the earlier ones overlap the next run's training
-        if compiled:
-            kind = min(kinds)
-            cost["compile"] = speed["compile_warm_s"] if kind in compiled_kinds else speed["compile_cold_s"]
-            compiled_kinds.add(kind)
-        first = runs[0]
-        g = groups.setdefault(
-            (job_group(first), first["dataset"]),
-            {
-                "processes": 0,
-                "runs": 0,
-                "train_images": 0,
-                "eval_images": 0,
-                "input": profiles[first["dataset"]][2],
-                **{f"{k}_s": 0.0 for k in ("train", "eval", *OVERHEADS)},
-                "recipe": {k: first["training"][k] for k in ("epochs", "batch_size", "lr") if k in first["training"]},
-            },
-        )
-        g["processes"] += 1
-        g["runs"] += len(runs)
-        for spec in runs:
-            per_class, n_test, _ = profiles[spec["dataset"]]
-            work = job_images(spec, per_class, n_test)
-            g["train_images"] += work["train_images"]
-            g["eval_images"] += work["eval_images"]
-        for k, v in cost.items():
-            g[f"{k}_s"] += v
-    rows = []
-    for (grp, ds), g in groups.items():
-        overhead = sum(g[f"{k}_s"] for k in OVERHEADS)
-        rows.append(
-            {
-                "group": grp,
-                "dataset": ds,
-                **g,
-                "overhead_s": overhead,
-                "minutes": (g["train_s"] + g["eval_s"] + overhead) / 60,
-            }
-        )
-    totals = {k: sum(r[f"{k}_s"] for r in rows) for k in ("train", "eval", *OVERHEADS)}
-    overhead = sum(totals[k] for k in OVERHEADS)
-    total = totals["train"] + totals["eval"] + overhead
-    startup = totals["startup"] + totals["data"] + totals["compile"]
-    return {
-        "rows": rows,
-        "seconds": {k: round(v, 1) for k, v in totals.items()},
-        "total_minutes": round(total / 60, 1),
-        "processes": len(processes),
-        "overhead_share": round(overhead / total, 4) if total else None,
-        "startup_share": round(startup / total, 4) if total else None,
-    }
 
 
 def estimate(configfile: Path, speed: dict, workdir: Path | None = None) -> dict:

@@ -41,6 +41,8 @@ rule closed_set:
         points=config["tsne"]["points"],
         perplexity=config["tsne"]["perplexity"],
     threads: 1
+    # t-SNE of a few thousand points: seconds, where Snakemake runs (no cluster queue).
+    localrule: True
     conda:
         "../envs/dmlbench.yaml"
     shell:
@@ -49,14 +51,15 @@ rule closed_set:
 
 
 rule snapshot:
+    input:
+        # The validated config with defaults (rules/specs.smk); a change of any key rewrites it.
+        spec=spec_file("config"),
     output:
         SNAPSHOT,
     log:
         "logs/snapshot.log",
-    params:
-        # The validated config with defaults; a change of any key rewrites it (params trigger reruns).
-        config=config_spec(),
+    localrule: True
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench snapshot --spec {params.config} --out {output} > {log} 2>&1"
+        "dmlbench snapshot --spec {input.spec} --out {output} > {log} 2>&1"

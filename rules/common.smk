@@ -9,8 +9,21 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+# Snakemake's report() flag, by another name: `report` at a line's start is the report directive.
+from snakemake.io import report as for_report
+
 # Light imports only (no torch, altair, pandas): Snakemake parses this file in every cluster job.
-from dmlbench.config import annex_conditions, score_spec, train_spec, tsne_datasets, validate, worst_miss_selection
+from dmlbench.config import (
+    annex_conditions,
+    read_config_file,
+    score_spec,
+    train_spec,
+    tsne_datasets,
+    validate,
+    worst_miss_selection,
+)
+from dmlbench.config import specs as plan
+from dmlbench.config.estimate import gpu_visible, no_gpu_warning
 from dmlbench.config.tuning import tune_spec, tuned_label, tuned_labels, tuned_train_spec
 from dmlbench.errors import DmlbenchError
 from dmlbench.layout import (
@@ -29,13 +42,22 @@ from dmlbench.layout import (
     run_file,
     score_file,
     snapshot_file,
+    spec_file,
     table_file,
     tuning_file,
 )
 from dmlbench.report import planned_figures, planned_tables
 
 try:
-    _validated = validate(config, "the workflow config")
+    # Snakemake has read the config files with its own YAML loader, which keeps the last of two
+    # equal keys without a word: each is read again by dmlbench's (duplicate keys, `on:` as a key).
+    for _path in workflow.configfiles:
+        read_config_file(_path)
+    # Folder datasets are checked against their directory listing in the main process only: a
+    # cluster or cloud job parses the workflow where the images may not be. Nor under --lint,
+    # which reads the workflow, not the data (Snakemake skips its own envvars check there too).
+    _check_data = workflow.is_main_process and getattr(workflow, "check_envvars", True)
+    _validated = validate(config, "the workflow config", check_data=_check_data)
 except DmlbenchError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
@@ -118,12 +140,8 @@ def train_jobs():
 
 
 def closed_set_jobs():
-    """Models trained on all classes (n_anomaly 0, first seed) for the t-SNE maps and closed-set accuracy."""
-    return [
-        dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
-        for d in tsne_datasets(config)
-        for m in config["methods"]
-    ]
+    """The closed-set models' runs (dmlbench.config.specs.closed_set_jobs)."""
+    return plan.closed_set_jobs(config)
 
 
 # A run (RUN_PATH): one method trained on the cases of one condition, size and seed (its own files).
@@ -131,11 +149,11 @@ def closed_set_jobs():
 # one process, so start-up, data loading and compilation are paid once per job, not once per run.
 # Both, and every path below, are dmlbench.layout's.
 # The main grid's sizes (and "all", the closed-set models'): the only ones the train and score rules match.
-GRID_SIZES = list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])]))
+GRID_SIZES = plan.grid_sizes(config)
 # Annex A.2's sizes that are not main-grid sizes. Their runs are small (a few epochs of tens of images
 # per class), so one annex job trains or scores every size and method of a (dataset, n_anomaly, seed):
 # its path names the sizes (n50+100+200+500) where a grid job's names its one size.
-ANNEX_SIZES = [str(n) for n in config["annex"]["sample_size"] if str(n) not in GRID_SIZES]
+ANNEX_SIZES = plan.annex_sizes(config)
 ANNEX_GROUP_PATH = annex_group_path(ANNEX_SIZES)
 
 
@@ -154,8 +172,7 @@ def closed_set_run_dirs():
 def group_path(job):
     """The path (below benchmarks/{rule}/, results/jobs/{rule}/, logs/{rule}/) of the train or score
     job that holds a run: GROUP_PATH, or ANNEX_GROUP_PATH for an annex size."""
-    template = ANNEX_GROUP_PATH if str(job["n_per_class"]) in ANNEX_SIZES else GROUP_PATH
-    return template.format(**job)
+    return plan.group_path(config, job)
 
 
 def groups(jobs):
@@ -164,9 +181,9 @@ def groups(jobs):
 
 
 def job_groups():
-    """(rule, group path) of every train and score job: the main grid's and annex A.2's, then the closed-set models'."""
-    scored = [(stage, g) for stage in ("train", "score") for g in groups(train_jobs())]
-    return scored + [("train", g) for g in groups(closed_set_jobs())]
+    """(rule, group path) of every train and score job (dmlbench.config.specs.job_groups): what
+    `dmlbench progress` counts too."""
+    return plan.job_groups(config)
 
 
 def benchmark_files():
@@ -217,7 +234,38 @@ SNAPSHOT = snapshot_file()
 WORST_MISS_DATA = data_file(worst_miss_selection(config)["dataset"])
 FIGURE_LABELS = planned_figures(config)
 FIGURES = [path for label in FIGURE_LABELS for path in figure_files(label)]
-TABLE_CSVS = [table_file(label, suffix=".csv") for label in planned_tables(config)]
+TABLE_LABELS = planned_tables(config)
+TABLE_CSVS = [table_file(label, suffix=".csv") for label in TABLE_LABELS]
+
+
+def caption(label):
+    """The caption file of a figure or table for Snakemake's report (`snakemake --report`),
+    relative to rules/: report/captions/<label>.rst, written from the sections' declarations
+    (python -m dmlbench.report.captions; a test keeps them equal)."""
+    return f"../report/captions/{label}.rst"
+
+
+def reported_figures():
+    """The figures rule's figure outputs, each figure's SVG registered with report() and its caption."""
+    return [
+        (
+            for_report(path, caption=caption(label), category="Figures", labels={"figure": label})
+            if path.endswith(".svg")
+            else path
+        )
+        for label in FIGURE_LABELS
+        for path in figure_files(label)
+    ]
+
+
+def reported_tables():
+    """The figures rule's table CSVs, each registered with report() and its caption."""
+    return [
+        for_report(path, caption=caption(label), category="Tables", labels={"table": label})
+        for label, path in zip(TABLE_LABELS, TABLE_CSVS)
+    ]
+
+
 REPORT = {"html": "report/_output/report.html", "pdf": "report/_output/report.pdf"}
 
 
@@ -289,27 +337,29 @@ def report_out_folder(wildcards, output):
     return folder(output.html)
 
 
-def quoted(obj):
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+def spec_text(obj):
+    """A spec as the spec rules write it (rules/specs.smk), keys sorted: equal specs, equal text."""
+    return json.dumps(obj, sort_keys=True)
 
 
 def prepare_spec(wildcards):
-    return quoted(config["datasets"][wildcards.dataset])
+    return spec_text(config["datasets"][wildcards.dataset])
+
+
+def job_specs(wildcards, sizes):
+    """A train job's specs as its spec file holds them (:func:`spec_list`)."""
+    return spec_text(spec_list(wildcards, sizes))
 
 
 def spec_list(wildcards, sizes):
-    """The specs of a train job's runs: per size of ``sizes``, one per method (config order), as
-    its outputs (method_paths, annex_paths) list them."""
+    """The specs of a train job's runs (a list): per size of ``sizes``, one per method (config
+    order), as its outputs (method_paths, annex_paths) list them."""
     w = wildcards
     return [
         train_spec(config, w.dataset, int(w.n_anomaly), method, size, int(w.seed))
         for size in sizes
         for method in config["methods"]
     ]
-
-
-def job_specs(wildcards, sizes):
-    return quoted(spec_list(wildcards, sizes))
 
 
 def job_train_specs(wildcards):
@@ -321,12 +371,12 @@ def job_train_specs(wildcards):
         specs += [
             tuned_train_spec(config, w.dataset, int(w.n_anomaly), label, w.n_per_class, int(w.seed)) for label in TUNED
         ]
-    return quoted(specs)
+    return spec_text(specs)
 
 
 def job_tune_spec(wildcards):
     w = wildcards
-    return quoted(tune_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed)))
+    return shlex.quote(spec_text(tune_spec(config, w.dataset, int(w.n_anomaly), w.method, w.n_per_class, int(w.seed))))
 
 
 def tune_storage_arg(wildcards):
@@ -341,12 +391,32 @@ def job_annex_specs(wildcards):
 
 
 def job_score_spec(wildcards):
-    return quoted(score_spec(config))
+    return spec_text(score_spec(config))
 
 
-def config_spec():
+def config_spec(wildcards):
     # Key order kept (not sorted): the snapshot lists the config as written, defaults after.
-    return shlex.quote(json.dumps(config))
+    return json.dumps(config)
+
+
+def write_spec(path, text, log):
+    """Write a spec file whole (a temporary file renamed over it): a job never reads half of one.
+    Its log says what was written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(f"{text}\n")
+    tmp.replace(path)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text(f"{path}: {len(text)} characters of JSON\n")
+
+
+onstart:
+    # A big config started without a GPU: one warning line with bench/full_study.py --estimate's model.
+    if not gpu_visible():
+        _warning = no_gpu_warning(config)
+        if _warning:
+            print(_warning, file=sys.stderr)
 
 
 onsuccess:

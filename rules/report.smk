@@ -7,8 +7,9 @@ rule figures:
         # The dataset of the worst-misses images.
         data=WORST_MISS_DATA,
     output:
-        figures=FIGURES,
-        tables=TABLE_CSVS,
+        # each figure (its SVG) and table with its caption in Snakemake's report (snakemake --report)
+        figures=reported_figures(),
+        tables=reported_tables(),
     log:
         "logs/figures.log",
     params:

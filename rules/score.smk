@@ -2,6 +2,7 @@ rule score:
     input:
         embeddings=grid_method_paths(run_file("embeddings.npz")),
         run=grid_method_paths(run_file("run.json")),
+        spec=spec_file("score"),
     output:
         scores=grid_method_paths(score_file()),
         # Written last: the job's phases (start-up, data, scoring, writing).
@@ -11,7 +12,6 @@ rule score:
     benchmark:
         benchmark_file("score")
     params:
-        spec=job_score_spec,
         runs=run_folders,
     threads: 2
     wildcard_constraints:
@@ -19,7 +19,7 @@ rule score:
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench score --spec {params.spec} --run {params.runs} --out {output.scores} --job {output.job} "
+        "dmlbench score --spec {input.spec} --run {params.runs} --out {output.scores} --job {output.job} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -30,6 +30,7 @@ if ANNEX_SIZES:
         input:
             embeddings=annex_paths(run_file("embeddings.npz")),
             run=annex_paths(run_file("run.json")),
+            spec=spec_file("score"),
         output:
             scores=annex_paths(score_file()),
             job=job_record("score", ANNEX_GROUP_PATH),

@@ -1,6 +1,7 @@
 rule train:
     input:
         data=data_file(),
+        spec=spec_file("train", GROUP_PATH),
         # With tuning: the tuned methods' best parameters per case, for their <label>_tuned runs.
         tuned=tuned_best_files,
     output:
@@ -14,7 +15,6 @@ rule train:
     benchmark:
         benchmark_file("train")
     params:
-        specs=job_train_specs,
         out=train_out_folders,
         tuned=tuned_arg,
     # One thread: on a GPU the device does the work; on a CPU two small jobs in parallel beat
@@ -28,7 +28,7 @@ rule train:
     conda:
         "../envs/dmlbench.yaml"
     shell:
-        "dmlbench train --spec {params.specs} --data {input.data} --out {params.out} --job {output.job} "
+        "dmlbench train --spec {input.spec} --data {input.data} --out {params.out} --job {output.job} "
         "--threads {threads} {params.tuned} > {log} 2>&1"
 
 
@@ -38,6 +38,7 @@ if TUNED:
     use rule train as train_closed_set with:
         input:
             data=data_file(),
+            spec=spec_file("train", GROUP_PATH),
             tuned=[],
         output:
             embeddings=method_paths(run_file("embeddings.npz")),
@@ -55,6 +56,7 @@ if ANNEX_SIZES:
     use rule train as train_annex with:
         input:
             data=data_file(),
+            spec=spec_file("train", ANNEX_GROUP_PATH),
             tuned=[],
         output:
             embeddings=annex_paths(run_file("embeddings.npz")),
@@ -65,7 +67,3 @@ if ANNEX_SIZES:
             f"logs/train/{ANNEX_GROUP_PATH}.log",
         benchmark:
             benchmark_file("train", ANNEX_GROUP_PATH)
-        params:
-            specs=job_annex_specs,
-            out=train_out_folders,
-            tuned=tuned_arg,

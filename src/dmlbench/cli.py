@@ -43,7 +43,7 @@ def _run_keys(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args) -> None:
-    config = load_config(args.config)
+    config = load_config(args.config, check_data=True)  # folder datasets: their listing too
     print(yaml.safe_dump(config, sort_keys=False), end="")
 
 
@@ -282,6 +282,33 @@ def cmd_snapshot(args) -> None:
     print(out)
 
 
+def _run_scorer(args, config: Path) -> str:
+    """--scorer, or the scorer the results' own config names (report.scorer of its snapshot)."""
+    if args.scorer:
+        return args.scorer
+    if not config.is_file():
+        raise DmlbenchError(
+            f"{config} does not exist, so the run's report.scorer is unknown; give --scorer, or "
+            f"{'--config or ' if hasattr(args, 'config') else ''}--results naming the run's"
+        )
+    return load_config(config)["report"]["scorer"]
+
+
+def cmd_progress(args) -> None:
+    from dmlbench.config.progress import summary
+
+    config = Path(args.config or layout.snapshot_file(args.results))
+    if not args.config and not config.is_file():
+        # before the snapshot exists (or for a target that needs none): the config spec the workflow wrote
+        config = Path(layout.spec_file("config", results=args.results))
+    if not config.is_file():
+        raise DmlbenchError(
+            f"{layout.snapshot_file(args.results)} does not exist yet (the workflow writes it first); "
+            f"give --config <your config>"
+        )
+    print(summary(load_config(config), args.results, args.logs), end="")
+
+
 def cmd_figures(args) -> None:
     from dmlbench.report.figures import write_figures
 
@@ -290,7 +317,7 @@ def cmd_figures(args) -> None:
     results = tables.parent  # results/tables -> results/: the snapshot and data sit beside the tables
     config = Path(args.config or layout.snapshot_file(results))
     data = Path(args.data or layout.data_dir(results))
-    paths = write_figures(tables, figures, scorer=args.scorer, config=config, data_dir=data)
+    paths = write_figures(tables, figures, scorer=_run_scorer(args, config), config=config, data_dir=data)
     for p in paths:
         print(p)
 
@@ -299,7 +326,8 @@ def cmd_render(args) -> None:
     """Render report/report.qmd with Quarto (HTML + PDF) against a results folder."""
     from dmlbench.report.render import render_report
 
-    outputs = render_report(args.qmd, args.results, scorer=args.scorer, log=args.log, out_dir=args.out)
+    scorer = _run_scorer(args, Path(layout.snapshot_file(args.results)))
+    outputs = render_report(args.qmd, args.results, scorer=scorer, log=args.log, out_dir=args.out)
     print(", ".join(str(p) for p in outputs))
 
 
@@ -410,17 +438,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="tables -> results/figures/*.{svg,png,vl.json} and table CSVs")
     p.add_argument("--tables")
     p.add_argument("--out")
-    p.add_argument("--scorer", default="cosine_k1")
+    p.add_argument("--scorer", help="score column of the figures (default: the config's report.scorer)")
     p.add_argument("--config", help="effective config (default results/config.yaml, from `dmlbench snapshot`)")
     p.add_argument("--data", help="folder of the dataset npz files, for the worst-misses images (default results/data)")
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("render", help="render the Quarto report (needs the quarto binary)")
     p.add_argument("--qmd", default="report/report.qmd")
-    p.add_argument("--scorer", default="cosine_k1")
+    p.add_argument("--scorer", help="score column of the report (default: report.scorer of <results>/config.yaml)")
     p.add_argument("--log", default="logs/render.log", help="Quarto's output (default logs/render.log)")
     p.add_argument("--out", help="folder for report.html and report.pdf (default: report/_output, where Quarto writes)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("progress", help="the train and score jobs done, running and left, with an estimate")
+    p.add_argument("--config", help="the run's config (default <results>/config.yaml, the workflow's snapshot)")
+    p.add_argument("--logs", default="logs", help="the workflow's log folder (default logs)")
+    p.set_defaults(func=cmd_progress)
+
+    # --results after the subcommand too (`dmlbench render --results run2/results`): SUPPRESS keeps
+    # the value given before it, or its default, when it is not given here.
+    for p in sub.choices.values():
+        p.add_argument("--results", default=argparse.SUPPRESS, help="results folder (default: results)")
     return parser
 
 

@@ -173,6 +173,13 @@ def figure_files(label: str, results: str | Path = RESULTS) -> list[str]:
     return [f"{figures_dir(results)}/{label}{suffix}" for suffix in FIGURE_SUFFIXES]
 
 
+def spec_file(kind: str, group: str | None = None, results: str | Path = RESULTS) -> str:
+    """A job spec the workflow writes for its jobs to read (not on their command lines):
+    results/specs/{kind}/{group}.json (train: a job's runs; prepare: a dataset) or
+    results/specs/{kind}.json (score: every score job's; config: the snapshot's)."""
+    return f"{Path(results).as_posix()}/specs/{kind}" + (f"/{group}.json" if group else ".json")
+
+
 def snapshot_file(results: str | Path = RESULTS) -> str:
     """The effective config of the run, defaults filled: results/config.yaml."""
     return f"{Path(results).as_posix()}/config.yaml"

@@ -195,6 +195,21 @@ def test_config_that_is_not_yaml(tmp_path):
     assert_names(dmlbench("validate", "--config", bad, cwd=tmp_path), str(bad), "not valid YAML", "line")
 
 
+def test_a_folder_or_binary_config_and_a_missing_folder_dataset(tmp_path):
+    """Issue 28: `--config` a folder or a binary file was a traceback; a folder dataset's missing
+    root passed `validate`. Each is now one line naming the path."""
+    assert_names(dmlbench("validate", "--config", tmp_path, cwd=tmp_path), str(tmp_path), "is a folder")
+    binary = tmp_path / "weights.pt"
+    binary.write_bytes(bytes(range(256)))
+    assert_names(dmlbench("validate", "--config", binary, cwd=tmp_path), str(binary), "is not a text file")
+    config = tmp_path / "folder.yaml"
+    config.write_text(
+        f"datasets:\n  mine: {{source: folder, root: {tmp_path / 'gone'}}}\n"
+        "conditions:\n  - {dataset: mine, n_anomaly: [1]}\ncases: 2\nscoring: {k: [1]}\n"
+    )
+    assert_names(dmlbench("validate", "--config", config, cwd=tmp_path), "datasets.mine.root", "does not exist")
+
+
 def test_unknown_method_through_the_workflow(tmp_path):
     config = config_file(tmp_path, _set("methods.triplet", {}))
     work = tmp_path / "work"

@@ -53,6 +53,10 @@ def dry_run_train_resources(work, tmp_path) -> tuple[list[dict], str]:
         str(BIN / "snakemake"),
         "--profile",
         "profiles/cloud",
+        # Snakemake's own console, whose job blocks list the resources (the workflow profile's
+        # logger prints one line per job)
+        "--workflow-profile",
+        "none",
         "--configfile",
         "config/test.yaml",
         "-n",

@@ -97,7 +97,8 @@ def run_without_shared_fs(root: Path, python: str, storage_args: list[str], env:
     # no job wrote into the folder Snakemake runs in: every output went to storage
     assert not (work / "results").exists()
     nodes = list((scheduler / "nodes").iterdir())
-    assert len(nodes) >= 10 and all((n / "job.log").is_file() for n in nodes)  # one fresh folder per job
+    # one fresh folder per job; the local rules (snapshot, closed_set, the spec rules) run where Snakemake does
+    assert len(nodes) >= 9 and all((n / "job.log").is_file() for n in nodes)
     return time.monotonic() - start
 
 

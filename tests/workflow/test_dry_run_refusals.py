@@ -74,3 +74,37 @@ def test_out_of_range_value_stops_the_dry_run(tmp_path, case):
     assert key in message[1] and says in message[1], message[1]
     assert not re.search(r"^(rule|localrule) \w+:", out, re.M), "a job was planned"
     assert not (work / "results").exists() and not (work / "logs").exists()
+
+
+def test_a_duplicate_key_in_the_configfile_stops_the_dry_run(tmp_path):
+    """Issue 28: Snakemake's own YAML loader keeps the last of two `arcface:` entries without a
+    word; rules/common.smk reads each config file again with dmlbench's loader, which refuses it."""
+    text = (ROOT / "config" / "test.yaml").read_text()
+    assert "  arcface: {margin: [0.3, 0.5]}\n" in text
+    config = tmp_path / "config.yaml"
+    config.write_text(text.replace("  arcface: {margin: [0.3, 0.5]}\n", "  arcface: {}\n  arcface: {margin: 0.3}\n"))
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = snakemake(work, "-n", "--configfile", str(config), check=False, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out, out[-3000:]
+    assert re.search(r"line \d+: duplicate key methods\.arcface \(first given on line \d+\)", out), out[-3000:]
+    assert not re.search(r"^(rule|localrule) \w+:", out, re.M), "a job was planned"
+
+
+def test_a_folder_dataset_without_its_root_stops_the_dry_run(tmp_path):
+    """Issue 28: a folder dataset is checked against its directory listing before any job (it
+    passed the dry run and failed in prepare)."""
+    cfg = copy.deepcopy(BASE)
+    cfg["datasets"] = {"mine": {"source": "folder", "root": str(tmp_path / "nowhere")}}
+    cfg["conditions"] = [{"dataset": "mine", "n_anomaly": [1]}]
+    cfg["report"] = {"worst_misses": {"dataset": "mine", "n_anomaly": 1}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = snakemake(work, "-n", "--configfile", str(config), check=False, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out, out[-3000:]
+    assert f"datasets.mine.root {tmp_path / 'nowhere'} does not exist" in out, out[-3000:]
+    assert not re.search(r"^(rule|localrule) \w+:", out, re.M), "a job was planned"

@@ -245,6 +245,33 @@ def test_rerun_does_nothing(test_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_snakemakes_report_holds_every_figure_and_table_with_its_caption(test_run, tmp_path):
+    """Issue 28: the figures rule registers each figure (its SVG) and table CSV with report() and
+    its caption (report/captions/), so `snakemake --report report.zip` holds them all."""
+    import zipfile
+
+    from dmlbench.config import load_config
+    from dmlbench.report import all_figures, all_tables, planned_figures, planned_tables
+
+    zipped = tmp_path / "report.zip"
+    snakemake(test_run, "--configfile", str(ROOT / "config" / "test.yaml"), "--report", str(zipped))
+    with zipfile.ZipFile(zipped) as z:
+        names = z.namelist()
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js")))
+    config = load_config(ROOT / "config" / "test.yaml")
+    figures, tables = planned_figures(config), planned_tables(config)
+    assert figures and tables
+    for label in figures:
+        assert any(n.endswith(f"/{label}.svg") for n in names), label
+    for label in tables:
+        assert any(n.endswith(f"/{label}.csv") for n in names), label
+    # each caption's words are in the report (rendered from its RST into HTML)
+    declared = {i.label: i.caption for i in [*all_figures(), *all_tables()]}
+    for label in figures + tables:
+        words = " ".join(declared[label].split()[:4])
+        assert words in text, (label, words)
+
+
 def test_a_fresh_shell_runs_the_jobs(tmp_path):
     """The README's `.venv/bin/snakemake ...` typed in a fresh shell: no venv activated, no
     `dmlbench` on PATH. The jobs run the dmlbench of the interpreter that runs Snakemake."""
@@ -285,7 +312,12 @@ def test_dry_run_of_the_full_study_lists_every_job(tmp_path):
 def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_path):
     """The full study's annex job of CIFAR-10 a1: 4 sizes x 6 methods, each spec written to the run
     folder of its own size and method, and the score job reading and writing the same runs."""
-    proc = snakemake(tmp_path, "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json", "-n", "-p", "--cores", "1")
+    # Snakemake's own console (--workflow-profile none): the whole command lines, to parse
+    proc = snakemake(
+        tmp_path,
+        "results/jobs/score/cifar10/a1/n50+100+200+500/s0.json",
+        *("-n", "-p", "--cores", "1", "--workflow-profile", "none"),
+    )
     lines = [
         shlex.split(line[line.index("dmlbench ") :])
         for line in (proc.stdout + proc.stderr).splitlines()
@@ -293,7 +325,11 @@ def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_p
     ]
     train = next(w for w in lines if w[1] == "train")
     score = next(w for w in lines if w[1] == "score")
-    specs = json.loads(train[train.index("--spec") + 1])
+    # the specs travel by a file (rules/specs.smk), written by its local rule: run it alone
+    spec = train[train.index("--spec") + 1]
+    assert spec == "results/specs/train/cifar10/a1/n50+100+200+500/s0.json"
+    snakemake(tmp_path, spec, "--cores", "1")
+    specs = json.loads((tmp_path / spec).read_text())
     outs = train[train.index("--out") + 1 : train.index("--job")]
     methods = list(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["methods"])
     expected = [f"results/runs/cifar10/a1/{m}/n{n}/s0" for n in (50, 100, 200, 500) for m in methods]
@@ -307,7 +343,7 @@ def test_an_annex_job_trains_every_size_and_method_into_its_own_run_folder(tmp_p
     assert score[score.index("--out") + 1 : score.index("--job")] == [
         f"results/scores/cifar10/a1/{m}/n{n}/s0.parquet" for n in (50, 100, 200, 500) for m in methods
     ]
-    assert not (tmp_path / "results").exists()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "results").rglob("*.json")) == [spec]
 
 
 def test_schema_error_stops_before_any_job(tmp_path):

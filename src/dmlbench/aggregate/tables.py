@@ -105,8 +105,18 @@ def _run_tables(score_paths: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
     if not score_paths:
         raise DmlbenchError("no score files to aggregate; run `dmlbench score` first")
     metric_rows, distance_rows, miss_rows = [], [], []
+    seen: dict[tuple, Path] = {}
     for path in sorted(map(Path, score_paths)):
-        keys, scores = keys_from_path(path), _read_scores(path)
+        keys = keys_from_path(path)
+        run = tuple(sorted(keys.items()))
+        if run in seen:
+            raise DmlbenchError(
+                f"score file {path} is given twice (also as {seen[run]}): the same run "
+                f"({', '.join(f'{k} {v}' for k, v in keys.items())}) would be counted twice in metrics and "
+                f"summary; pass each score file once (a config with a repeated condition or n_anomaly does this)"
+            )
+        seen[run] = path
+        scores = _read_scores(path)
         m, d = tables_for_run(keys, scores)
         metric_rows += m
         distance_rows += d

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from dmlbench.config.yaml_loader import string_number_note
 from dmlbench.errors import ConfigError
 
 __all__ = [
@@ -131,7 +132,7 @@ def number(where: str, value: Any, param: Param) -> float | int:
     """``value`` checked against ``param``: a finite number in its range, returned as int
     (``param.integer``) or float. ConfigError ``"<where> must be ..., got <value>"`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+        raise ConfigError(f"{where} must be a number, got {value!r}{string_number_note(value)}")
     if not math.isfinite(value):
         raise ConfigError(f"{where} must be finite, got {value!r}")
     if param.integer:

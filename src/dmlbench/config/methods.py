@@ -21,6 +21,7 @@ are letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from collections.abc import Iterable
@@ -77,7 +78,9 @@ def _check_head_parameters(label: str, entry: dict, head: str, defaults: dict[st
         where = names.get(key, f"methods.{label}.{key}")
         if key not in declared:
             allowed = ", ".join(list(declared) + list(MIXUP_KEYS))
-            raise ConfigError(f"{where}: head '{head}' takes no parameter '{key}' (its parameters: {allowed})")
+            guess = difflib.get_close_matches(key, list(declared) + list(MIXUP_KEYS), n=1, cutoff=0.6)
+            maybe = f"; did you mean '{guess[0]}'?" if guess else ""
+            raise ConfigError(f"{where}: head '{head}' takes no parameter '{key}'{maybe} (its parameters: {allowed})")
         param = declared[key]
         try:
             head_params.check_value(head, key, value, where=where)

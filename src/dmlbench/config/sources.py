@@ -91,8 +91,12 @@ def check_options(spec: dict, where: str | None = None) -> dict:
     return opts
 
 
-def class_dirs(split_dir: Path) -> list[str]:
-    """The class folders of one split of a folder dataset, sorted; hidden folders
+#: The image files a folder dataset reads (dmlbench.data.sources reads exactly these).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def class_dirs(split_dir) -> list[str]:
+    """The class folders of ``root/train`` or ``root/test``, sorted; hidden folders
     (.ipynb_checkpoints, .git) are tool debris, not classes."""
     return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
 
@@ -121,3 +125,22 @@ def folder_classes(root) -> list[str]:
             f"folder dataset: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
         )
     return classes
+
+
+def is_image_file(path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def folder_listing(root) -> dict[str, dict[str, int]]:
+    """{"train": {class: images}, "test": {class: images}} of a folder dataset, from the
+    directory listing alone (no image is opened): what the config check needs to refuse, before
+    any job, a dataset its conditions cannot run on. Missing split folders are left out."""
+    root = Path(root)
+    listing = {}
+    for split in ("train", "test"):
+        if (root / split).is_dir():
+            listing[split] = {
+                name: sum(1 for p in (root / split / name).iterdir() if is_image_file(p))
+                for name in class_dirs(root / split)
+            }
+    return listing

@@ -10,6 +10,7 @@ from pathlib import Path
 from dmlbench.config import methods as method_entries
 from dmlbench.config.sources import FLIP_DEFAULT, KNOWN_CLASS_COUNTS, folder_classes
 from dmlbench.errors import ConfigError, DatasetError
+from dmlbench.layout import GROUP_PATH, annex_group_path
 
 
 def class_count(config: dict, dataset: str) -> int | None:
@@ -79,6 +80,70 @@ def tsne_datasets(config: dict) -> list[str]:
     if not config["tsne"]["enabled"]:
         return []
     return list(dict.fromkeys(c["dataset"] for c in config["conditions"]))
+
+
+def grid_sizes(config: dict) -> list[str]:
+    """The main grid's sizes (and "all", the closed-set models'): the sizes grid train and score jobs hold."""
+    return list(dict.fromkeys(["all", *(str(n) for n in config["n_per_class"])]))
+
+
+def annex_sizes(config: dict) -> list[str]:
+    """Annex A.2's sizes that are not main-grid sizes: one annex job trains or scores every one of
+    them, for every method, of a (dataset, n_anomaly, seed)."""
+    grid = grid_sizes(config)
+    return [str(n) for n in config["annex"]["sample_size"] if str(n) not in grid]
+
+
+def train_jobs(config: dict) -> list[dict]:
+    """One dict per scored run (dataset, n_anomaly, method, n_per_class, seed): the main grid, then
+    the annex A.2 sizes of the annex conditions (the workflow's plan, rules/common.smk)."""
+    jobs = []
+    for cond in config["conditions"]:
+        for n in cond["n_anomaly"]:
+            for method in config["methods"]:
+                for n_per_class in config["n_per_class"]:
+                    for seed in config["seeds"]:
+                        jobs.append(
+                            dict(
+                                dataset=cond["dataset"], n_anomaly=n, method=method, n_per_class=n_per_class, seed=seed
+                            )
+                        )
+    for dataset, n in annex_conditions(config):
+        for method in config["methods"]:
+            for size in config["annex"]["sample_size"]:
+                if size in config["n_per_class"]:
+                    continue  # already a main-grid run
+                for seed in config["seeds"]:
+                    jobs.append(dict(dataset=dataset, n_anomaly=n, method=method, n_per_class=size, seed=seed))
+    return jobs
+
+
+def closed_set_jobs(config: dict) -> list[dict]:
+    """Models trained on all classes (n_anomaly 0, first seed) for the t-SNE maps and closed-set accuracy."""
+    return [
+        dict(dataset=d, n_anomaly=0, method=m, n_per_class="all", seed=config["seeds"][0])
+        for d in tsne_datasets(config)
+        for m in config["methods"]
+    ]
+
+
+def group_path(config: dict, job: dict) -> str:
+    """The path (below benchmarks/{rule}/, results/jobs/{rule}/, logs/{rule}/) of the train or score
+    job that holds a run: layout.GROUP_PATH, or the annex job's path for an annex size."""
+    sizes = annex_sizes(config)
+    template = annex_group_path(sizes) if str(job["n_per_class"]) in sizes else GROUP_PATH
+    return template.format(**job)
+
+
+def job_groups(config: dict) -> list[tuple[str, str]]:
+    """(rule, group path) of every train and score job: the main grid's and annex A.2's, then the
+    closed-set models' train jobs."""
+
+    def groups(jobs):
+        return list(dict.fromkeys(group_path(config, job) for job in jobs))
+
+    scored = [(stage, g) for stage in ("train", "score") for g in groups(train_jobs(config))]
+    return scored + [("train", g) for g in groups(closed_set_jobs(config))]
 
 
 def training_recipe(config: dict, dataset: str, n_per_class) -> dict:

@@ -8,6 +8,7 @@ refused the same way before any job runs and when a stage is called alone.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import math
@@ -32,6 +33,7 @@ from dmlbench.config.specs import (
     training_recipe,
     worst_miss_selection,
 )
+from dmlbench.config.yaml_loader import read_yaml_file, string_number_note
 from dmlbench.errors import ConfigError
 
 #: The schema's file name inside the package (src/dmlbench/config/).
@@ -113,8 +115,46 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _string_number_hint(error: jsonschema.ValidationError) -> str:
+    """For a string where a number is expected that reads as a number: why YAML made it a string
+    and how to write it (``lr: 1e-3`` is the string '1e-3' in YAML 1.1; 1.0e-3 is a float)."""
+    instance = error.instance
+    if not isinstance(instance, str):
+        return ""
+    expected = error.validator_value if error.validator == "type" else None
+    if error.validator == "anyOf":
+        expected = [sub.get("type") for sub in error.validator_value]
+    wanted = expected if isinstance(expected, list) else [expected]
+    if not any(t in ("number", "integer") or (isinstance(t, list) and "number" in t) for t in wanted):
+        return ""
+    return string_number_note(instance)
+
+
+def _did_you_mean(extra: list[str], known) -> str:
+    guesses = [(k, difflib.get_close_matches(k, list(known), n=1, cutoff=0.6)) for k in extra]
+    guesses = [f"'{k}' -> did you mean '{g[0]}'?" for k, g in guesses if g]
+    return f"; {'; '.join(guesses)}" if guesses else ""
+
+
+def _element_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """For a list that matched no branch of an anyOf (a number or a list of numbers): the error
+    of the list branch about one element, so the message names the element (mixup_alpha[1])."""
+    if error.validator != "anyOf" or not isinstance(error.instance, list):
+        return None
+    deep = [e for e in error.context or () if e.relative_path and isinstance(e.relative_path[0], int)]
+    return deep[0] if deep else None
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    element = _element_error(error)
+    if element is not None:
+        index, *rest = element.relative_path
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        description = schema.get("description")
+        hint = f" ({description.strip()})" if description else ""
+        where = f"{key}[{index}]" + "".join(f".{p}" for p in rest)
+        return f"config key '{where}': {element.message}{_string_number_hint(element)}{hint}"
     full = _key_path(error)
     what = {"required": "missing key", "additionalProperties": "unknown key"}.get(error.validator, "bad key name")
     named = f"{what} {full}: " if full != key else ""
@@ -124,6 +164,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     elif error.validator == "additionalProperties":
         known = sorted(schema.get("properties", {}))
         allowed = f"allowed keys here: {', '.join(known)}" if known else "no other keys are allowed here"
+        if isinstance(error.instance, dict):
+            allowed += _did_you_mean([str(k) for k in error.instance if k not in known], known)
     elif error.validator == "anyOf":
         kinds = []
         for sub in error.validator_value:
@@ -141,6 +183,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = f"required keys: {', '.join(error.validator_value)}"
     else:
         allowed = f"schema rule: {error.validator} {error.validator_value!r}"
+    allowed += _string_number_hint(error)
     description = schema.get("description")
     hint = f" ({description.strip()})" if description and error.validator != "additionalProperties" else ""
     return f"config key '{key}': {named}{error.message}; {allowed}{hint}"
@@ -170,8 +213,11 @@ def _non_finite(instance: Any, path: tuple = ()) -> list[str]:
     return []
 
 
-def validate(config: dict, source: str = "config") -> dict:
-    """Fill defaults and validate against the schema; raise ConfigError naming every bad key."""
+def validate(config: dict, source: str = "config", check_data: bool = False) -> dict:
+    """Fill defaults and validate against the schema; raise ConfigError naming every bad key.
+    ``check_data``: also check each folder dataset's directory listing (:func:`check_folder_data`):
+    `dmlbench validate` and the workflow's main process do, a job or the report (which may run
+    where the images are not) does not."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
@@ -187,6 +233,8 @@ def validate(config: dict, source: str = "config") -> dict:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     check_semantics(config, source)
+    if check_data:
+        check_folder_data(config, source)
     return config
 
 
@@ -195,6 +243,79 @@ def training_defaults(schema: dict | None = None) -> dict[str, Any]:
     by hand (without the config check's defaults) gets for a key it leaves out."""
     props = (schema or load_schema())["properties"]["training"]["properties"]
     return {k: p["default"] for k, p in props.items() if "default" in p}
+
+
+def check_folder_data(config: dict, source: str = "config") -> None:
+    """Each `source: folder` dataset against its conditions, from the directory listing alone (no
+    image opened): root exists; root/train and root/test both exist with the same class folders,
+    each holding images; at least n_anomaly + 1 classes and at least `cases` (the rotation's
+    cases); every train class at least the largest integer n_per_class (annex.sample_size too, for
+    the annex conditions of that dataset). One message per check, naming the key and the folder."""
+    for name, entry in config["datasets"].items():
+        if entry["source"] != "folder":
+            continue
+        if "root" not in entry:
+            raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
+        root = Path(entry["root"])
+        layout = "a folder dataset is root/train/<class>/*.png|jpg|jpeg and root/test/<class>/*.png|jpg|jpeg"
+        if not root.is_dir():
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise ConfigError(f"{source}: datasets.{name}.root {root} {what}; {layout}")
+        listing = dataset_sources.folder_listing(root)
+        for split in ("train", "test"):
+            if split not in listing:
+                raise ConfigError(f"{source}: datasets.{name}: {root / split} does not exist; {layout}")
+            if not listing[split]:
+                raise ConfigError(f"{source}: datasets.{name}: {root / split} has no class folders; {layout}")
+        if set(listing["train"]) != set(listing["test"]):
+            missing = sorted(set(listing["train"]) - set(listing["test"]))
+            extra = sorted(set(listing["test"]) - set(listing["train"]))
+            diff = "; ".join(
+                ([f"missing in test: {', '.join(missing)}"] if missing else [])
+                + ([f"only in test: {', '.join(extra)}"] if extra else [])
+            )
+            raise ConfigError(
+                f"{source}: datasets.{name}: {root / 'test'} must have the same class folders as {root / 'train'} ({diff})"
+            )
+        for split, counts in listing.items():
+            empty = [c for c, n in counts.items() if n == 0]
+            if empty:
+                raise ConfigError(
+                    f"{source}: datasets.{name}: class folder {root / split / empty[0]} holds no images "
+                    f"(.png, .jpg, .jpeg); add images or remove the folder"
+                )
+        n_classes = len(listing["train"])
+        for i, cond in enumerate(config["conditions"]):
+            if cond["dataset"] != name:
+                continue
+            for n in cond["n_anomaly"]:
+                if n + 1 > n_classes:
+                    raise ConfigError(
+                        f"{source}: conditions[{i}].n_anomaly {n} needs at least {n + 1} classes (n_anomaly "
+                        f"anomaly classes and one normal), but dataset '{name}' has {n_classes} class folders "
+                        f"in {root / 'train'}; use n_anomaly <= {n_classes - 1} or add classes"
+                    )
+        used = any(cond["dataset"] == name for cond in config["conditions"])
+        # `cases: all` is every rotation of the dataset's own classes: always there
+        cases = config["cases"]
+        if used and cases != "all" and int(cases) > n_classes:
+            raise ConfigError(
+                f"{source}: cases {cases} needs {cases} classes for the rotation (each case "
+                f"starts the anomaly classes at another class), but dataset '{name}' has {n_classes} class "
+                f"folders in {root / 'train'}; use cases <= {n_classes} (or cases: all) or add classes"
+            )
+        sizes = [(n, "n_per_class") for n in config["n_per_class"] if n != "all"] if used else []
+        if any(dataset == name for dataset, _ in annex_conditions(config)):
+            sizes += [(n, "annex.sample_size") for n in config["annex"]["sample_size"]]
+        if sizes:
+            need, key = max(sizes)
+            fewest = min(listing["train"], key=lambda c: listing["train"][c])
+            if listing["train"][fewest] < need:
+                raise ConfigError(
+                    f"{source}: {key} {need} asks for {need} training images per normal class, but class folder "
+                    f"{root / 'train' / fewest} of dataset '{name}' holds {listing['train'][fewest]}; use "
+                    f"{key} <= {listing['train'][fewest]} or add images"
+                )
 
 
 def head_defaults(schema: dict | None = None) -> dict[str, dict]:
@@ -215,14 +336,19 @@ def check_semantics(config: dict, source: str = "config") -> None:
     checked, and sweeps expanded, by dmlbench.config.methods.expand before (in :func:`validate`).
     Imports no torch."""
     datasets = config["datasets"]
+    _check_repeats(config["conditions"], "conditions", source)
+    if config["annex"].get("conditions"):
+        _check_repeats(config["annex"]["conditions"], "annex.conditions", source)
     _check_model(config, source)
     _check_dataset_options(config, source)
     for i, cond in enumerate(config["conditions"]):
         name = cond["dataset"]
         if name not in datasets:
+            guess = difflib.get_close_matches(str(name), list(datasets), n=1, cutoff=0.6)
+            maybe = f"did you mean '{guess[0]}'? " if guess else ""
             raise ConfigError(
                 f"{source}: conditions.{i}.dataset '{name}' is not defined under `datasets` "
-                f"(defined: {', '.join(sorted(datasets))}); add it there or fix the name"
+                f"(defined: {', '.join(sorted(datasets))}); {maybe}add it there or fix the name"
             )
         if datasets[name]["source"] == "folder" and "root" not in datasets[name]:
             raise ConfigError(f"{source}: datasets.{name}.root is required for source 'folder'")
@@ -257,6 +383,22 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_methods(config, source)
     tuning.check_tuning(config, source)
     check_references(config, source)
+
+
+def _check_repeats(conditions: list[dict], where: str, source: str) -> None:
+    """Each (dataset, n_anomaly) once: a repeated one would train, score and aggregate its runs
+    twice (the summary's n doubled, its std shrunk), so it is refused, naming both places."""
+    first: dict[tuple[str, int], str] = {}
+    for i, cond in enumerate(conditions):
+        for j, n in enumerate(cond["n_anomaly"]):
+            here = f"{where}[{i}].n_anomaly[{j}]"
+            key = (cond["dataset"], n)
+            if key in first:
+                raise ConfigError(
+                    f"{source}: {here} repeats dataset '{cond['dataset']}' with n_anomaly {n}, already given at "
+                    f"{first[key]}; its runs would be counted twice in every table - remove the repeat"
+                )
+            first[key] = here
 
 
 def _check_methods(config: dict, source: str) -> None:
@@ -459,22 +601,17 @@ def _check_k_against_reference(config: dict, i: int, name: str, n_classes: int, 
 
 
 def read_config_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)  # safe_load: a config never executes code
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return data
+    """A config file as written (no defaults), read by dmlbench.config.yaml_loader: duplicate
+    keys, YAML booleans as keys, a folder or a binary file each stop with one line."""
+    return read_yaml_file(path)
 
 
-def load_config(path_or_config: str | Path | dict) -> dict:
-    """A validated config with defaults, from a YAML file, an inline JSON string or a dict."""
+def load_config(path_or_config: str | Path | dict, check_data: bool = False) -> dict:
+    """A validated config with defaults, from a YAML file, an inline JSON string or a dict
+    (``check_data``: see :func:`validate`)."""
     if isinstance(path_or_config, dict):
-        return validate(path_or_config)
+        return validate(path_or_config, check_data=check_data)
     text = str(path_or_config)
     if text.lstrip().startswith("{"):
-        return validate(json.loads(text), "inline config")
-    return validate(read_config_file(text), str(text))
+        return validate(json.loads(text), "inline config", check_data)
+    return validate(read_config_file(text), str(text), check_data)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmlbench.config.sources import SOURCE_OPTIONS, check_options, folder_classes
+from dmlbench.config.sources import SOURCE_OPTIONS, check_options, folder_classes, is_image_file
 from dmlbench.errors import ConfigError, DatasetError
 from dmlbench.io import write_npz
 
@@ -423,16 +423,12 @@ def _load_digits(spec: dict) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 # image folders
 
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 _GREY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 _WIDE_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def _image_files(class_dir: Path) -> list[Path]:
-    files = sorted(
-        p for p in class_dir.iterdir()
-        if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )  # fmt: skip
+    files = sorted(p for p in class_dir.iterdir() if is_image_file(p))
     if not files:
         raise DatasetError(
             f"class folder {class_dir} holds no images (.png, .jpg, .jpeg); add images or remove the folder"

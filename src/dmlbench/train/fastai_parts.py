@@ -182,9 +182,13 @@ class EpochLog(Callback):
         rows: list[dict],
         epoch_offset: int = 0,
         lag: int | None = None,
+        progress=None,
+        position: int = 0,
     ):
         super().__init__()
         self.method, self.case, self.device, self.rows = method, case, device, rows
+        # the run's RunProgress (dmlbench.train.progress) and this case's place among its cases
+        self.progress, self.position = progress, position
         self.epoch_offset = epoch_offset  # a second fit (fine-tuning) continues the epoch count
         self.lag = (1 if device.type == "cuda" else 0) if lag is None else lag
         self.pending: list[tuple] = []
@@ -222,6 +226,8 @@ class EpochLog(Callback):
 
     def before_fit(self):
         self.pending = []
+        if self.progress is not None:
+            self.progress.start()
 
     def before_epoch(self):
         self.start = self._mark()
@@ -265,15 +271,21 @@ class EpochLog(Callback):
                 "seconds": seconds,
             }
         )
-        log.info(
-            "case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
-            self.case,
-            epoch,
-            train_loss,
-            valid_loss,
-            accuracy,
-            seconds,
-        )
+        if self.progress is not None:
+            log.info(
+                "%s",
+                self.progress.epoch_line(self.case, self.position, epoch, train_loss, valid_loss, accuracy, seconds),
+            )
+        else:
+            log.info(
+                "case %d epoch %d: train loss %.4f, valid loss %.4f, valid acc %.4f, %.1fs",
+                self.case,
+                epoch,
+                train_loss,
+                valid_loss,
+                accuracy,
+                seconds,
+            )
 
 
 class BestEpoch(Callback):

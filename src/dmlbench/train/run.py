@@ -70,6 +70,7 @@ from dmlbench.train.device import device_name, resolve_device, resolve_precision
 from dmlbench.train.fastai_parts import BestEpoch, EpochLog
 from dmlbench.train.learner import build_learner, fine_tune, fine_tune_groups, set_frozen
 from dmlbench.train.models import EmbeddingNet, build_backbone
+from dmlbench.train.progress import RunProgress
 from dmlbench.train.sampling import balanced_batch_size
 from dmlbench.train.seeded_memo import seeded_memo, seeded_state_memo
 
@@ -272,18 +273,21 @@ class RunTrainer:
         self.model.head.set_run_length(epochs * len(train_dl))
         return learn, local
 
-    def train_case(self, case: Case) -> tuple[dict, list[dict]]:
-        """Train one case; returns its arrays for embeddings.npz and its train_log rows."""
-        local, rows = self.fit(case)
+    def train_case(self, case: Case, progress=None, position: int = 0) -> tuple[dict, list[dict]]:
+        """Train one case; returns its arrays for embeddings.npz and its train_log rows.
+        ``progress`` (a RunProgress) and ``position`` (the case's place among the run's cases):
+        the per-epoch log line with the time left."""
+        local, rows = self.fit(case, progress, position)
         return self.case_arrays(case, local), rows
 
-    def fit(self, case: Case) -> tuple[torch.Tensor, list[dict]]:
+    def fit(self, case: Case, progress=None, position: int = 0) -> tuple[torch.Tensor, list[dict]]:
         """Train the model on one case (re-initialised with the case's seed); returns the train
         split's labels remapped to the case's normal classes and the case's train_log rows.
         The tune stage trains its folds with it, and embeds only training images (:meth:`embed_train`)."""
         learn, local = self.learner(case)
         rows: list[dict] = []
         lr, epochs = self.training["lr"], self.training["epochs"]
+        watch = {"progress": progress, "position": position}
         freeze, lr_mult = self.fine_tune_settings() if self.fine_tunes else (0, 1.0)
         # the switch select_best_epoch: the main fit ends on its epoch of lowest validation loss
         best = [BestEpoch(freeze)] if self.switches.get("select_best_epoch") else []
@@ -296,12 +300,12 @@ class RunTrainer:
                     lr,
                     freeze,
                     lr_mult,
-                    lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset),
+                    lambda offset: EpochLog(self.spec["method"], case.case, self.device, rows, offset, **watch),
                     cbs=best,
                 )
             else:
                 learn.fit_one_cycle(
-                    epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows), *best]
+                    epochs, lr, cbs=[EpochLog(self.spec["method"], case.case, self.device, rows, **watch), *best]
                 )
         self.kept_epoch = best[0].kept_epoch if best else None
         return local, rows
@@ -413,11 +417,13 @@ def train_run(
     arrays: dict[str, np.ndarray] = pack_job(ds.y_test, ds.classes)
     log_rows: list[dict] = []
     case_info = []
-    for case in cases:
+    # the per-epoch line in the job's log: epoch n/N, losses, the time left in this run
+    progress = RunProgress(spec["method"], len(cases), epochs + trainer.freeze_epochs)
+    for position, case in enumerate(cases):
         trainer = trainer_for(case)
         t0 = time.perf_counter()
         with clock.phase("training"):
-            case_arrays, rows = trainer.train_case(case)
+            case_arrays, rows = trainer.train_case(case, progress, position)
         arrays.update(case_arrays)
         log_rows.extend(rows)
         case_info.append(

@@ -239,3 +239,16 @@ def test_aggregate_and_closed_set_do_not_import_torch():
     code = "import sys, dmlbench.aggregate.tables, dmlbench.aggregate.closed_set; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_score_file_given_twice_is_refused(tmp_path, score_files):
+    """Issue 28: a repeated condition gave each score file twice, and the summary counted every
+    run twice (n 4 where the truth is 2, std shrunk); the aggregate step now refuses that, as the
+    config check's second line of defence - by the run's keys, also under another spelling."""
+    once = metrics_tables(score_files)[0]
+    assert set(once.groupby(["method", "seed", "case", "scorer", "metric"]).size()) == {1}
+    with pytest.raises(DmlbenchError, match=r"s0\.parquet is given twice.*counted twice"):
+        metrics_tables([*score_files, score_files[0]])
+    other = str(score_files[0]).replace("/scores/", "/scores/./")
+    with pytest.raises(DmlbenchError, match="given twice"):
+        metrics_tables([*score_files, other])

@@ -351,3 +351,23 @@ def test_a_spec_without_freeze_epochs_counts_the_frozen_epoch_it_trains(tmp_path
         torch.hub.set_dir(old)
     assert trainer.model.head.run_steps == (2 + 1) * len(learn.dls.train)
     assert trainer.fine_tune_settings() == (1, 100.0)
+
+
+def test_the_job_log_has_one_line_per_epoch_with_epoch_n_of_n_and_the_time_left(tmp_path, caplog):
+    """Issue 28: each epoch of each run and case is one line of the train job's log (its console
+    output), naming the method, the case, epoch n/N, the losses and the time left in the run."""
+    import logging
+    import re
+
+    ds = _tiny_digits()
+    with caplog.at_level(logging.INFO, logger="dmlbench"):
+        train_job(ds, _spec(epochs=2), tmp_path / "a", device="cpu", threads=1)
+    lines = [r.getMessage() for r in caplog.records if "epoch " in r.getMessage()]
+    pattern = (
+        r"conventional case (\d) \((\d)/2\): epoch (\d)/2, loss \d+\.\d{4}, val loss \d+\.\d{4}, "
+        r"val acc [01]\.\d{3}, \d+\.\ds; ~\S+ left in this run"
+    )
+    got = [re.fullmatch(pattern, line) for line in lines]
+    assert all(got) and len(got) == 4, lines
+    assert [(m[2], m[3]) for m in got] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    assert lines[-1].endswith("~0s left in this run")
