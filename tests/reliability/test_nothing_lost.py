@@ -47,8 +47,10 @@ def test_score_and_aggregate_killed_half_way_then_rerun(trained_copy, test_run):
 
     snakemake(workdir, "--configfile", str(config), "--unlock")
     mark = kill_when_stalled(workdir, config, "tables/class_distances.parquet", TABLES)
-    # the rerun scored again (the killed job's temporary file is not trusted); train was trusted
-    assert set(re.findall(r"^(?:local)?rule (\w+):", mark["output"], flags=re.M)) == {"score", "aggregate"}
+    # the rerun scored again (the killed job's temporary file is not trusted); train was trusted.
+    # The annex's score job ran beside the killed one: whether it finished before the kill is a race.
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", mark["output"], flags=re.M)) - {"score_annex"}
+    assert ran == {"score", "aggregate"}, ran
     assert scores.exists()
     assert mark["tmp"].exists()
     assert (tables / "metrics.parquet").exists()  # the first table was already renamed

@@ -20,10 +20,11 @@ from scipy import stats as sst
 
 from dmlbench import report as sections
 from dmlbench.errors import DmlbenchError
-from dmlbench.report.figures import ALL_FIGURES, planned_figures, planned_tables, read_config
+from dmlbench.report.figures import planned_figures, planned_tables, read_config
 from dmlbench.report.findings import findings, findings_tests, mixup_runs
 from dmlbench.stats import signflip_p
 from tests.helpers.qmd import cell_options, code_cells, expanded, includes, run_cells
+from tests.helpers.run_plan import TEST_RUN_FIGURES
 
 REPORT = Path(__file__).resolve().parents[2] / "report" / "report.qmd"
 SRC = REPORT.parents[1] / "src" / "dmlbench"
@@ -128,7 +129,7 @@ def test_quarto_config_renders_self_contained_html_and_a4_typst_pdf():
 def test_every_figure_is_printed_as_chart_and_png_in_order(namespace, results):
     config = read_config(results / "config.yaml")
     labels = planned_figures(config)
-    assert labels == list(ALL_FIGURES)  # config/test.yaml makes every figure
+    assert labels == TEST_RUN_FIGURES  # config/test.yaml makes every figure but the Tuning section's
     page = namespace["__stdout__"]
     assert [d for d in _divs(page) if d.startswith("fig-")] == labels
     # One interactive chart per figure (raw HTML) and one PNG per figure (for the PDF).
@@ -260,8 +261,8 @@ def test_cells_give_quarto_markdown_and_png_only_in_a_kernel(results, monkeypatc
     errors = [o for outs in outputs for o in outs if o["output_type"] == "error"]
     assert not errors, errors
     shown = [o for outs in outputs for o in outs if o["output_type"] in ("execute_result", "display_data")]
-    assert [list(o["data"]) for o in shown] == [["image/png"]] * len(ALL_FIGURES)
+    assert [list(o["data"]) for o in shown] == [["image/png"]] * len(TEST_RUN_FIGURES)
     printed = "".join(
         o["text"] for outs in outputs for o in outs if o["output_type"] == "stream" and o["name"] == "stdout"
     )
-    assert [d for d in _divs(printed) if d.startswith("fig-")] == list(ALL_FIGURES)
+    assert [d for d in _divs(printed) if d.startswith("fig-")] == TEST_RUN_FIGURES

@@ -284,7 +284,7 @@ TABLES = (
         "cases whose anomaly classes are disjoint, the cases the findings' tests use under the overlap rule "
         "(all; the disjoint ones; or exploratory, when too few are disjoint for any test to hold its level), "
         "the smallest two-sided sign-flip p those cases allow, how often each class is an anomaly over the "
-        "cases, and the classes that never are (`cases: all` makes every class an anomaly equally often).",
+        "cases, and the classes that never are (the config's cases: all makes every class an anomaly equally often).",
         lambda v: case_design_table(v.t["class_distances"], scorer=v.scorer),
         columns=(
             Column("dataset", "dataset"),

@@ -200,7 +200,8 @@ def test_fine_tuning_keys_are_refused_from_scratch_and_taken_when_pretrained():
 
 def test_study_config_is_the_studys_setting(hub):
     """config/study.yaml: a pretrained ResNet18 under fastai's head, fine-tuned, on the study's grid
-    with the N = 100 annex; its jobs build that model (weights from the hub cache) and feed it
+    with the study's annex (A.1 and A.2 on CIFAR-10 at 8 anomaly classes, N = 50 to 500, mixup on
+    Conventional and L2-softmax only); its jobs build that model (weights from the hub cache) and feed it
     ImageNet-normalised 3-channel inputs at 64 px, MNIST's grey digits included."""
     from pathlib import Path
 
@@ -215,7 +216,10 @@ def test_study_config_is_the_studys_setting(hub):
     config = load_config(Path(__file__).resolve().parents[3] / "config" / "study.yaml")
     assert config["model"]["backbone"] == "resnet18" and config["model"]["pretrained"] is True
     assert config["model"]["embedding"] == "fastai" and config["training"]["freeze_epochs"] == 1
-    assert config["annex"]["sample_size"] == [100]
+    annex = config["annex"]
+    assert annex["sample_size"] == [50, 100, 200, 300, 400, 500] and annex["mixup"] == ["conventional", "l2softmax"]
+    assert [(c["dataset"], c["n_anomaly"]) for c in annex["conditions"]] == [("cifar10", [8])]
+    assert config["scoring"]["k"] == [1, 5, 10, 20, 30, "all"]  # A.1's K = 5, 10, 20, 30 and all
     assert [(c["dataset"], c["n_anomaly"]) for c in config["conditions"]] == [("cifar10", [1, 5, 8]), ("mnist", [7, 5])]
     (hub / "checkpoints").mkdir(parents=True)
     torch.save(resnet18().state_dict(), hub / "checkpoints" / "resnet18-f37072fd.pth")
