@@ -41,7 +41,9 @@ import numpy as np
 from dmlbench.config import annex_conditions, training_recipe
 from dmlbench.config import methods as method_entries
 from dmlbench.config.references import MEAN_OF_METHODS, REFERENCE_COLUMNS, reference_rows, study_metadata
+from dmlbench.config.specs import n_cases
 from dmlbench.config.switches import SWITCHES, switches_on
+from dmlbench.errors import ConfigError
 from dmlbench.report._declare import Column, Figure, Table
 from dmlbench.report._style import (
     METRICS_COLUMNS,
@@ -380,7 +382,7 @@ def settings_table(config: dict, meta: dict | None = None) -> pd.DataFrame:
         "input size (px)": (ref.get("input_size"), input_size if input_size is not None else "the dataset's own"),
         "epochs": (ref.get("epochs"), ", ".join(epochs)),
         "embedding layer": (ref["embedding"], model["embedding"]),
-        "cases": (ref["cases"], config["cases"]),
+        "cases": (ref["cases"], _cases_text(config)),
     }
     rows = []
     for setting, (theirs, mine) in ours.items():
@@ -393,6 +395,18 @@ def settings_table(config: dict, meta: dict | None = None) -> pd.DataFrame:
         differs = "no" if on and len(on) == len(labels) else ("partly" if on else "yes")
         rows.append({"setting": f"switch {name}", "reference": "on", "this_run": this_run, "differs": differs})
     return pd.DataFrame(rows, columns=["setting", "reference", "this_run", "differs"])
+
+
+def _cases_text(config: dict):
+    """The run's cases per condition: the number, or with `cases: all` the rotations it resolved
+    to ("all (10)"; per dataset where they differ; "all" where a folder cannot be listed here)."""
+    if config["cases"] != "all":
+        return config["cases"]
+    try:
+        counts = sorted({n_cases(config, c["dataset"]) for c in config["conditions"]})
+    except ConfigError:
+        return "all"
+    return int(counts[0]) if len(counts) == 1 else f"all ({', '.join(map(str, counts))})"
 
 
 # --------------------------------------------------------------------------- what the fixes changed

@@ -244,6 +244,10 @@ def test_the_settings_table_names_each_difference():
     assert table.loc["epochs", "this_run"] == "1 frozen + 5"
     assert table.loc["cases"].tolist() == ["10", "10", "no"]
     assert table.loc["switch untrained_weights"].tolist() == ["on", "off", "yes"]
+    # `cases: all` is the rotations it resolves to: 10 on a 10-class dataset, as the study's 10
+    cfg["cases"] = "all"
+    assert repro.settings_table(cfg).set_index("setting").loc["cases"].tolist() == ["10", "10", "no"]
+    cfg["cases"] = 10
     cfg["methods"]["arcface_orig"] = dict(cfg["methods"]["arcface"], untrained_weights=True)
     table = repro.settings_table(cfg).set_index("setting")
     assert table.loc["switch untrained_weights"].tolist() == ["on", "on for arcface_orig", "partly"]
