@@ -35,7 +35,8 @@ def test_sigkill_during_training_then_rerun(tmp_path, test_run):
     def second_run_training() -> bool:
         text = log.read_text() if log.exists() else ""
         done = f"run 1/{len(methods)} {first}: trained"
-        return done in text and "case 0 epoch 0" in text.split(done, 1)[1]
+        # the second run's first epoch line: "<method> case 0 (1/<cases>): epoch 1/<epochs>, loss ..."
+        return done in text and f"{second} case 0 (1/" in text.split(done, 1)[1]
 
     deadline = time.monotonic() + 300
     try:
