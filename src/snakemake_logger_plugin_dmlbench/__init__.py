@@ -29,6 +29,8 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
+from dmlbench.config.progress import duration
+
 #: A printed shell command longer than this has its path lists cut.
 MAX_COMMAND = 240
 #: Lines of a job: at most this many characters of wildcards.
@@ -92,15 +94,6 @@ def job_line(msg: dict) -> str:
     if reason:
         line += f" [{reason}]"
     return line
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class Formatter(DefaultFormatter):

@@ -24,6 +24,8 @@ LOGS = "logs"
 
 
 def duration(seconds: float) -> str:
+    """Seconds as 45s, 2m05s, 1h03m: the train log's progress line, `dmlbench progress` and the
+    console's logger plugin all print times this way."""
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"

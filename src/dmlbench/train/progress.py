@@ -11,15 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from dmlbench.config.progress import duration
 
-def duration(seconds: float) -> str:
-    """Seconds as 45s, 2m05s, 1h03m."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+__all__ = ["RunProgress", "duration"]
 
 
 class RunProgress:
